@@ -1,0 +1,220 @@
+"""Configuration from QUAKESTACK_* environment variables, declared once in a table.
+
+The table is the single source of truth: processes validate it at start, the README's table and
+the deployment checks (compose, Kubernetes) are generated from / tested against it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A QUAKESTACK_* variable holds a value the process cannot run with."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (as text), parser and meaning."""
+
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "QUAKESTACK_" + self.name.upper()
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a TCP port 0-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected an integer >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("expected a number > 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number in [0, 1]")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        lowered = text.strip().lower()
+        if lowered not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return lowered
+
+    return parse
+
+
+def _device(text: str) -> str:
+    value = text.strip().lower()
+    if value in {"auto", "cpu"} or (value.startswith("cuda") and value[5:].isdigit() or value == "cuda"):
+        return value
+    raise ValueError("expected auto, cpu, cuda or cuda:N")
+
+
+def _address(text: str) -> str:
+    value = text.strip()
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("expected host:port or a gRPC target such as dns:///name:port")
+    return value
+
+
+def _path_list(text: str) -> tuple[Path, ...]:
+    return tuple(Path(p).resolve() for p in text.split(os.pathsep) if p.strip())
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _bucket(text: str) -> str:
+    value = text.strip()
+    if not 3 <= len(value) <= 63 or not all(c.islower() or c.isdigit() or c in "-." for c in value):
+        raise ValueError("expected an S3 bucket name: 3-63 lowercase letters, digits, '-' or '.'")
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("s3_endpoint", "", _text,
+            "S3 endpoint host:port. Empty: `quakestack up` starts an embedded SeaweedFS and sets it."),
+    Setting("s3_access_key", "", _text, "S3 access key (required with an endpoint).", secret=True),
+    Setting("s3_secret_key", "", _text, "S3 secret key (required with an endpoint).", secret=True),
+    Setting("s3_bucket", "quakestack", _bucket, "Bucket holding raw files, datasets, jobs and models."),
+    Setting("s3_secure", "false", _bool, "Use HTTPS to reach S3."),
+    Setting("s3_region", "us-east-1", _text, "S3 region name."),
+    Setting("s3_timeout_s", "5", _positive_float, "Connect/read timeout of one S3 request, seconds."),
+    Setting("bind_host", "127.0.0.1", _text, "Address every server binds (0.0.0.0 in containers)."),
+    Setting("data_grpc_port", "50051", _port, "DataService gRPC port."),
+    Setting("trainer_grpc_port", "50052", _port, "TrainerService and ModelRegistry gRPC port."),
+    Setting("inference_grpc_port", "50053", _port, "InferenceService gRPC port."),
+    Setting("data_metrics_port", "9101", _port, "Prometheus /metrics port of the data service."),
+    Setting("trainer_metrics_port", "9102", _port, "Prometheus /metrics port of the trainer service."),
+    Setting("inference_metrics_port", "9103", _port, "Prometheus /metrics port of the inference service."),
+    Setting("gateway_port", "8080", _port, "REST gateway port (also serves /metrics, /healthz)."),
+    Setting("data_addr", "127.0.0.1:50051", _address, "gRPC target of the data service (gateway, CLI)."),
+    Setting("trainer_addr", "127.0.0.1:50052", _address, "gRPC target of the trainer service (gateway, CLI)."),
+    Setting("inference_addr", "127.0.0.1:50053", _address,
+            "gRPC target of the inference service (gateway, CLI)."),
+    Setting("max_message_mb", "64", _positive_int,
+            "Largest gRPC message in MiB; larger requests get RESOURCE_EXHAUSTED."),
+    Setting("grace_s", "10", _positive_float, "Seconds in-flight RPCs may take to drain on SIGTERM."),
+    Setting("health_interval_s", "2", _positive_float, "Seconds between storage health probes."),
+    Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level."),
+    Setting("log_format", "json", _choice("json", "console"), "json lines (default) or console."),
+    Setting("device", "auto", _device, "Default torch device: auto, cpu, cuda or cuda:N."),
+    Setting("data_allowed_dirs", "", _path_list,
+            "Local directories (':'-separated) that requests may read sources from."),
+    Setting("data_workers", str(max(1, os.cpu_count() or 1)), _positive_int,
+            "Worker processes of an ingestion job."),
+    Setting("cache_dir", str(Path.home() / ".cache" / "quakestack"), _text,
+            "Local cache of downloaded shards and sources."),
+    Setting("trainer_cpu_slots", "1", _positive_int, "Concurrent training jobs when no GPU is present."),
+    Setting("inference_memory_budget_mb", "4096", _positive_int,
+            "Memory budget per device for resident models; idle models are evicted LRU."),
+    Setting("inference_autoload_alias", "production", _text,
+            "Models carrying this alias are loaded at start (empty: none)."),
+    Setting("inference_log_sample_rate", "0.1", _fraction,
+            "Fraction of predictions logged to object storage for feedback."),
+    Setting("storage_dir", str(Path.home() / ".local" / "share" / "quakestack" / "s3"), _text,
+            "Data directory of the embedded SeaweedFS (`quakestack up`); persists across restarts."),
+    Setting("api_tokens", "", _text,
+            "Gateway bearer tokens, comma-separated, each `token` or `token:ro` (read-only).", secret=True),
+    Setting("api_tokens_file", "", _text, "File with gateway tokens, one `token[:ro]` per line."),
+    Setting("max_body_mb", "64", _positive_int, "Largest REST request body in MiB (413 beyond)."),
+)
+
+SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+
+
+class Settings:
+    """Validated configuration; attribute names are the settings' lower-case names."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        unknown = set(changes) - set(self._values)
+        if unknown:
+            raise KeyError(f"unknown settings: {sorted(unknown)}")
+        return Settings({**self._values, **changes})
+
+    def __repr__(self) -> str:
+        shown = {s.name: ("***" if s.secret and self._values[s.name] else self._values[s.name]) for s in SETTINGS}
+        return f"Settings({shown})"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse every QUAKESTACK_* variable; the first bad one raises ConfigError naming it."""
+    environ = os.environ if environ is None else environ
+    unknown = sorted(k for k in environ if k.startswith("QUAKESTACK_") and k not in SETTINGS_BY_ENV)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (known: see README, Configuration)")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env, setting.default)
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            shown = "***" if setting.secret else repr(raw)
+            raise ConfigError(f"{setting.env}={shown}: {exc}") from None
+    if values["s3_endpoint"] and not (values["s3_access_key"] and values["s3_secret_key"]):
+        raise ConfigError("QUAKESTACK_S3_ACCESS_KEY and QUAKESTACK_S3_SECRET_KEY are required with an endpoint")
+    return Settings(values)
+
+
+def settings_table_markdown() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        default = s.default if s.name not in {"data_workers", "cache_dir", "storage_dir"} else {
+            "data_workers": "CPU count", "cache_dir": "~/.cache/quakestack",
+            "storage_dir": "~/.local/share/quakestack/s3"}[s.name]
+        rows.append(f"| `{s.env}` | `{default}` | {s.doc} |")
+    return "\n".join(rows)

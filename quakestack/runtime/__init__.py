@@ -1,0 +1,1 @@
+"""The service runtime every quakestack process shares: server bootstrap, interceptors, health."""

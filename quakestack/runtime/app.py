@@ -1,0 +1,49 @@
+"""Process entry point shared by the services: configuration, logging, storage, server, signals."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from quakestack.config import ConfigError, Settings, load_settings
+from quakestack.logging import configure
+from quakestack.runtime.server import GrpcServer
+from quakestack.storage import ObjectStore
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What makes one service: its name, its ports' settings, its health names and its servicers."""
+
+    name: str
+    grpc_port_setting: str
+    metrics_port_setting: str
+    health_names: tuple[str, ...]
+    register: Callable[[GrpcServer, Settings, ObjectStore], None]
+
+
+def build_server(definition: ServiceDefinition, settings: Settings) -> GrpcServer:
+    store = ObjectStore.from_settings(settings)
+    server = GrpcServer(definition.name, settings, port=getattr(settings, definition.grpc_port_setting),
+                        metrics_port=getattr(settings, definition.metrics_port_setting),
+                        health_names=list(definition.health_names), store=store)
+    definition.register(server, settings, store)
+    return server
+
+
+def run_service(definition: ServiceDefinition) -> None:
+    """Validate configuration (one clear line and exit 2 when wrong), then serve until SIGTERM."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"quakestack {definition.name}: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure(definition.name, settings.log_level, settings.log_format)
+    try:
+        server = build_server(definition, settings)
+    except Exception as exc:  # noqa: BLE001 - report start-up failures as one line, not a traceback
+        print(f"quakestack {definition.name}: cannot start: {exc}", file=sys.stderr)
+        sys.exit(1)
+    server.start()
+    server.serve_forever()

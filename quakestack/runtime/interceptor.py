@@ -1,0 +1,168 @@
+"""One server interceptor for every RPC kind: Prometheus metrics, request ids, error mapping.
+
+go-grpc-prometheus names and labels; `x-request-id` taken from metadata (or generated), echoed in
+the initial metadata and bound to every log line of the call; library errors (QuakestackError)
+become their gRPC status here, so servicers only raise.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import structlog
+
+from quakestack import metrics
+from quakestack.errors import QuakestackError
+
+REQUEST_ID_KEY = "x-request-id"
+log = structlog.get_logger()
+
+
+def code_label(code: grpc.StatusCode) -> str:
+    """go-grpc-prometheus spells codes as Go does: OK, InvalidArgument, DeadlineExceeded, ..."""
+    return "OK" if code == grpc.StatusCode.OK else "".join(p.capitalize() for p in code.name.split("_"))
+
+
+def request_id_from(metadata: Any) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and value and len(value) <= 128 and value.isprintable():
+            return value
+    return uuid.uuid4().hex
+
+
+class _Call:
+    """Bookkeeping of one RPC: labels, start time, the code it ended with."""
+
+    def __init__(self, grpc_type: str, service: str, method: str, request_id: str):
+        self.labels = (grpc_type, service, method)
+        self.request_id = request_id
+        self.start = time.perf_counter()
+        metrics.GRPC_STARTED.labels(*self.labels).inc()
+
+    def received(self) -> None:
+        metrics.GRPC_MSG_RECEIVED.labels(*self.labels).inc()
+
+    def sent(self) -> None:
+        metrics.GRPC_MSG_SENT.labels(*self.labels).inc()
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        metrics.GRPC_HANDLED.labels(*self.labels, code_label(code)).inc()
+        metrics.GRPC_HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - self.start)
+        if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            level = log.debug if self.labels[1].startswith("grpc.") else log.info
+        else:
+            level = log.warning
+        level("rpc finished", grpc_code=code.name, duration_ms=round((time.perf_counter() - self.start) * 1e3, 3))
+
+
+def _ended_code(context: grpc.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if exc is None:
+        return grpc.StatusCode.OK
+    return grpc.StatusCode.CANCELLED if not context.is_active() else grpc.StatusCode.UNKNOWN
+
+
+def _raise_mapped(context: grpc.ServicerContext, exc: QuakestackError) -> None:
+    context.abort(exc.code, str(exc))
+
+
+class ObservabilityInterceptor(grpc.ServerInterceptor):
+    """Wraps each handler; the wrapping differs by kind only in how messages are counted."""
+
+    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        _, service, method = handler_call_details.method.split("/")
+        request_id = request_id_from(handler_call_details.invocation_metadata)
+        if handler.request_streaming and handler.response_streaming:
+            kind, attr = "bidi_stream", "stream_stream"
+        elif handler.request_streaming:
+            kind, attr = "client_stream", "stream_unary"
+        elif handler.response_streaming:
+            kind, attr = "server_stream", "unary_stream"
+        else:
+            kind, attr = "unary", "unary_unary"
+        behavior = getattr(handler, attr)
+        wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
+        wrapped = wrap(behavior, kind, service, method, request_id, handler.request_streaming)
+        return handler._replace(**{attr: wrapped})
+
+
+def _counted(requests: Iterator[Any], call: _Call) -> Iterator[Any]:
+    for request in requests:
+        call.received()
+        yield request
+
+
+def _wrap_unary(behavior, kind, service, method, request_id, request_streaming):
+    def wrapper(request, context: grpc.ServicerContext):
+        call = _Call(kind, service, method, request_id)
+        context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        with structlog.contextvars.bound_contextvars(request_id=request_id, rpc=f"{service}/{method}"):
+            if request_streaming:
+                request = _counted(request, call)
+            else:
+                call.received()
+            error: BaseException | None = None
+            try:
+                response = behavior(request, context)
+                call.sent()
+                return response
+            except QuakestackError as exc:
+                error = exc
+                _raise_mapped(context, exc)
+            except Exception as exc:
+                error = exc
+                if context.code() is None:
+                    log.exception("rpc failed")
+                raise
+            finally:
+                code = error.code if isinstance(error, QuakestackError) else _ended_code(context, error)
+                call.finish(code)
+
+    return wrapper
+
+
+def _wrap_streaming(behavior, kind, service, method, request_id, request_streaming):
+    def wrapper(request, context: grpc.ServicerContext):
+        call = _Call(kind, service, method, request_id)
+        context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id, rpc=f"{service}/{method}")
+        error: BaseException | None = None
+        try:
+            if request_streaming:
+                request = _counted(request, call)
+            else:
+                call.received()
+            for response in behavior(request, context):
+                call.sent()
+                yield response
+        except QuakestackError as exc:
+            error = exc
+            _raise_mapped(context, exc)
+        except GeneratorExit:
+            error = GeneratorExit()
+            raise
+        except Exception as exc:
+            error = exc
+            if context.code() is None:
+                log.exception("rpc failed")
+            raise
+        finally:
+            if isinstance(error, QuakestackError):
+                code = error.code
+            elif isinstance(error, GeneratorExit):
+                code = grpc.StatusCode.CANCELLED
+            else:
+                code = _ended_code(context, error)
+            call.finish(code)
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    return wrapper

@@ -1,0 +1,179 @@
+"""gRPC server bootstrap shared by every service.
+
+Health (grpc.health.v1, one name per service, NOT_SERVING while a dependency is down), reflection,
+Prometheus on its own port, message-size and keepalive options, and a graceful SIGTERM: every name
+goes NOT_SERVING, in-flight calls drain within the grace period, shutdown hooks run, exit 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from quakestack import metrics
+from quakestack.config import Settings
+from quakestack.runtime.interceptor import ObservabilityInterceptor
+from quakestack.storage import ObjectStore
+
+log = structlog.get_logger()
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def grpc_options(settings: Settings) -> list[tuple[str, Any]]:
+    """Message limits from the configuration; keepalive so idle connections through proxies survive."""
+    limit = settings.max_message_mb * 1024 * 1024
+    return [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+class DependencyWatcher(threading.Thread):
+    """Probes dependencies (object storage) and flips health; logs each transition once."""
+
+    def __init__(self, checks: dict[str, Callable[[], None]], on_change: Callable[[bool], None],
+                 interval_s: float):
+        super().__init__(name="dependency-watcher", daemon=True)
+        self.checks = checks
+        self.on_change = on_change
+        self.interval_s = interval_s
+        self.healthy: bool | None = None
+        self._stop = threading.Event()
+
+    def probe(self) -> bool:
+        problems = []
+        for name, check in self.checks.items():
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - any failure makes the dependency unhealthy
+                problems.append(f"{name}: {exc}")
+        healthy = not problems
+        if healthy != self.healthy:
+            if healthy:
+                log.info("dependencies reachable", dependencies=sorted(self.checks))
+            else:
+                log.error("dependency unreachable; serving NOT_SERVING until it returns", problems=problems)
+            self.healthy = healthy
+            self.on_change(healthy)
+        return healthy
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.probe()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class GrpcServer:
+    """A gRPC server with quakestack's runtime around it."""
+
+    def __init__(self, service: str, settings: Settings, *, port: int, metrics_port: int,
+                 health_names: list[str], store: ObjectStore | None = None, max_workers: int = 64):
+        self.service = service
+        self.settings = settings
+        self.health_names = health_names
+        self.store = store
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service),
+                                  interceptors=[ObservabilityInterceptor()], options=grpc_options(settings),
+                                  maximum_concurrent_rpcs=None)
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port(f"{settings.bind_host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {settings.bind_host}:{port}")
+        self.metrics_port = metrics_port
+        self._metrics_server = None
+        self._stopped = threading.Event()
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self._dependency_hooks: list[Callable[[bool], None]] = []
+        checks: dict[str, Callable[[], None]] = {}
+        if store is not None:
+            checks["object storage"] = self._check_storage
+        self.watcher = DependencyWatcher(checks, self._set_serving, settings.health_interval_s)
+        self._bucket_ready = False
+
+    def add(self, add_to_server: Callable[[Any, grpc.Server], None], servicer: Any) -> None:
+        add_to_server(servicer, self.server)
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        """Run hook after the RPCs drained (stop worker pools, flush state)."""
+        self._shutdown_hooks.append(hook)
+
+    def on_dependencies(self, hook: Callable[[bool], None]) -> None:
+        """Called with True/False whenever dependencies become reachable/unreachable."""
+        self._dependency_hooks.append(hook)
+
+    def _check_storage(self) -> None:
+        assert self.store is not None
+        if not self._bucket_ready:
+            self.store.ensure_bucket()
+            self._bucket_ready = True
+        self.store.ping()
+
+    def _set_serving(self, healthy: bool) -> None:
+        if self._stopped.is_set():
+            return
+        status = SERVING if healthy else NOT_SERVING
+        for name in ["", *self.health_names]:
+            self.health.set(name, status)
+        metrics.STORAGE_UP.set(1 if healthy else 0)
+        for hook in self._dependency_hooks:
+            hook(healthy)
+
+    def start(self) -> GrpcServer:
+        names = [*self.health_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server)
+        for name in ["", *self.health_names]:
+            self.health.set(name, NOT_SERVING)
+        server, _thread = start_http_server(self.metrics_port, addr=self.settings.bind_host)
+        self._metrics_server = server
+        self.metrics_port = server.server_port
+        self.server.start()
+        self.watcher.probe()
+        self.watcher.start()
+        log.info("serving", grpc_port=self.port, metrics_port=self.metrics_port, health_names=self.health_names)
+        return self
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """NOT_SERVING everywhere, drain in-flight RPCs within the grace period, run hooks."""
+        if self._stopped.is_set():
+            return
+        grace_s = self.settings.grace_s if grace_s is None else grace_s
+        log.info("shutting down", grace_s=grace_s)
+        self.health.enter_graceful_shutdown()
+        self._stopped.set()
+        self.watcher.stop()
+        self.server.stop(grace_s).wait()
+        for hook in self._shutdown_hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - one failing hook must not keep the others from running
+                log.exception("shutdown hook failed")
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        log.info("stopped")
+
+    def serve_forever(self) -> None:
+        """Block until SIGTERM or SIGINT, then stop gracefully."""
+        requested = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: requested.set())
+        while not requested.wait(0.5):
+            pass
+        self.stop()

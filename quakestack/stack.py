@@ -1,0 +1,172 @@
+"""The one-machine stack: embedded S3 (when none is configured), the three services and the gateway.
+
+Each piece is its own process. `quakestack up` and the tests' fixture both use this class, so the
+tests exercise exactly what users run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quakestack.client import channel, health_status
+from quakestack.config import SETTINGS, Settings
+from quakestack.embedded.seaweed import SeaweedServer, free_ports
+from quakestack.errors import Unavailable
+
+SERVICES = ("data", "trainer", "inference")
+MODULES = {"data": "services.data", "trainer": "services.trainer", "inference": "services.inference",
+           "gateway": "gateway"}
+
+
+@dataclass
+class Endpoints:
+    """Where each process listens."""
+
+    s3: str
+    grpc: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    gateway: str = ""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Settings back to QUAKESTACK_* variables, for child processes."""
+    env = {}
+    for s in SETTINGS:
+        value = getattr(settings, s.name)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, tuple):
+            text = os.pathsep.join(str(v) for v in value)
+        else:
+            text = str(value)
+        env[s.env] = text
+    return env
+
+
+def with_free_ports(settings: Settings) -> Settings:
+    """Settings whose every port is free now: tests never collide with a running stack."""
+    names = [f"{s}_grpc_port" for s in SERVICES] + [f"{s}_metrics_port" for s in SERVICES] + ["gateway_port"]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    addrs = {f"{s}_addr": f"127.0.0.1:{ports[f'{s}_grpc_port']}" for s in SERVICES}
+    return settings.replace(**ports, **addrs)
+
+
+class Stack:
+    """Starts the processes in dependency order, waits until all are healthy, stops them all."""
+
+    def __init__(self, settings: Settings, *, state_dir: str | Path | None = None, python: str = sys.executable):
+        self.settings = settings
+        self.state_dir = Path(state_dir or Path(settings.storage_dir).parent).resolve()
+        self.log_dir = self.state_dir / "logs"
+        self.python = python
+        self.seaweed: SeaweedServer | None = None
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    # -- start --------------------------------------------------------------------------------
+    def start(self, timeout_s: float = 90.0) -> Endpoints:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if not self.settings.s3_endpoint:
+                self.seaweed = SeaweedServer(Path(self.settings.storage_dir), log_path=self.log_dir / "s3.log")
+                self.seaweed.start(timeout_s)
+                self.settings = self.settings.replace(
+                    s3_endpoint=self.seaweed.endpoint, s3_access_key=self.seaweed.credentials.access_key,
+                    s3_secret_key=self.seaweed.credentials.secret_key, s3_secure=False)
+            for name in (*SERVICES, "gateway"):
+                self.start_process(name)
+            self.wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints()
+
+    def start_process(self, name: str) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
+        env.update(settings_env(self.settings))
+        env["PYTHONUNBUFFERED"] = "1"
+        log = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen([self.python, "-m", MODULES[name]], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=str(Path(__file__).resolve().parent.parent))
+        log.close()
+        self.processes[name] = proc
+        return proc
+
+    def endpoints(self) -> Endpoints:
+        s = self.settings
+        return Endpoints(
+            s3=s.s3_endpoint,
+            grpc={n: getattr(s, f"{n}_addr") for n in SERVICES},
+            metrics={n: f"http://127.0.0.1:{getattr(s, f'{n}_metrics_port')}/metrics" for n in SERVICES},
+            gateway=f"http://127.0.0.1:{s.gateway_port}",
+        )
+
+    def wait_healthy(self, timeout_s: float, names: tuple[str, ...] = (*SERVICES, "gateway")) -> None:
+        """Wait until every gRPC service answers SERVING and the gateway's /healthz answers 200."""
+        deadline = time.monotonic() + timeout_s
+        pending = list(names)
+        while pending:
+            name = pending[0]
+            proc = self.processes.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise Unavailable(f"{name} exited with code {proc.returncode}:\n{self.log_tail(name)}")
+            if self._healthy(name):
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise Unavailable(f"{name} not healthy within {timeout_s:.0f}s:\n{self.log_tail(name)}")
+            time.sleep(0.2)
+
+    def _healthy(self, name: str) -> bool:
+        if name == "gateway":
+            try:
+                with urllib.request.urlopen(self.endpoints().gateway + "/healthz", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+        with channel(getattr(self.settings, f"{name}_addr")) as ch:
+            return health_status(ch) == "SERVING"
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # -- stop ---------------------------------------------------------------------------------
+    def stop_process(self, name: str, timeout_s: float | None = None) -> int | None:
+        """SIGTERM and wait for the graceful exit; SIGKILL only past the grace period."""
+        proc = self.processes.pop(name, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s if timeout_s is not None else self.settings.grace_s + 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop(self) -> dict[str, int | None]:
+        """Gateway first (no new work), then services, then storage; returns the exit codes."""
+        codes = {}
+        for name in ("gateway", *reversed(SERVICES)):
+            if name in self.processes:
+                codes[name] = self.stop_process(name)
+        if self.seaweed is not None:
+            self.seaweed.stop()
+        return codes
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""The quakestack services: thin servicers translating protobuf to library calls."""
