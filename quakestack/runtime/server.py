@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from quakestack import metrics
+from quakestack.client import transport_options
 from quakestack.config import Settings
 from quakestack.runtime.interceptor import ObservabilityInterceptor
 from quakestack.storage import ObjectStore
@@ -31,10 +32,8 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def grpc_options(settings: Settings) -> list[tuple[str, Any]]:
     """Message limits from the configuration; keepalive so idle connections through proxies survive."""
-    limit = settings.max_message_mb * 1024 * 1024
     return [
-        ("grpc.max_send_message_length", limit),
-        ("grpc.max_receive_message_length", limit),
+        *transport_options(settings.max_message_mb * 1024 * 1024),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
