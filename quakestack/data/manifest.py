@@ -1,0 +1,51 @@
+"""The dataset manifest: everything a trainer or auditor needs, as deterministic JSON.
+
+Written last (a dataset without its manifest does not exist). Keys are sorted and floats are plain,
+so two runs of the same request give the same text except ``created_at``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+MANIFEST_VERSION = 1
+MAGNITUDE_BIN_WIDTH = 0.5
+MAGNITUDE_BIN_MIN = -2.0
+MAGNITUDE_BIN_COUNT = 24  # -2.0 .. 10.0
+
+
+def magnitude_bin(m: float) -> int:
+    """Index of the histogram bin holding magnitude ``m`` (clipped to the outer bins)."""
+    i = int((m - MAGNITUDE_BIN_MIN) // MAGNITUDE_BIN_WIDTH)
+    return min(max(i, 0), MAGNITUDE_BIN_COUNT - 1)
+
+
+def magnitude_bin_edges() -> list[float]:
+    return [MAGNITUDE_BIN_MIN + i * MAGNITUDE_BIN_WIDTH for i in range(MAGNITUDE_BIN_COUNT + 1)]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def manifest_json(manifest: dict[str, Any]) -> str:
+    """Deterministic JSON text (sorted keys, 2-space indent, trailing newline)."""
+    return json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+
+
+def write_manifest(path: str, manifest: dict[str, Any]) -> str:
+    """Write the manifest atomically (temporary name + rename) and return its path."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".part"
+    with open(tmp, "w") as fh:
+        fh.write(manifest_json(manifest))
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(path: str) -> dict[str, Any]:
+    with open(path) as fh:
+        return json.load(fh)

@@ -1,0 +1,444 @@
+"""Continuous waveform files (anything ``obspy.read`` reads: miniSEED, SAC, SEISAN...) + a pick catalog.
+
+Catalogs: QuakeML or Nordic S-files (``obspy.read_events``) or a CSV with one row per pick
+(required ``seed_id, phase, time``; optional ``event_id, origin_time, magnitude, magnitude_type,
+latitude, longitude, depth_km, distance_km``).
+
+A pick selects the stream NET.STA.LOC + band/instrument code (a P pick on HHZ selects HHZ/HHN/HHE);
+missing network/location in the pick (old Nordic files) match any, and a two-letter Nordic channel
+("HZ") matches on the band code. Items are cut around the P pick (``pre_s`` before, ``post_s``
+after) so that later preprocessing has margin for filter edges; noise items are pick-free stretches
+at least ``noise_margin_s`` away from every pick and origin time of the catalog (any station).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import obspy
+from obspy import Stream, UTCDateTime
+
+from ..records import (
+    NOISE_CATEGORY,
+    DataSourceError,
+    ItemRef,
+    Skipped,
+    TraceRecord,
+    clean_float,
+    clean_str,
+    parse_time,
+)
+
+NAME = "waveform_catalog"
+CSV_REQUIRED = ("seed_id", "phase", "time")
+KM_PER_DEG = 111.19492664455873
+
+
+@dataclass
+class CatalogPick:
+    """One phase pick; ``seed_id`` is NET.STA.LOC.CHA, any part possibly empty."""
+
+    seed_id: str
+    phase: str
+    time: UTCDateTime
+    distance_km: float | None = None
+
+
+@dataclass
+class CatalogEvent:
+    """An event with its picks; absent values are None."""
+
+    event_id: str
+    origin_time: UTCDateTime | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    depth_km: float | None = None
+    magnitude: float | None = None
+    magnitude_type: str | None = None
+    category: str = "earthquake"
+    picks: list[CatalogPick] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------- catalogs
+def read_catalog(path: str, fmt: str) -> list[CatalogEvent]:
+    """Read a pick catalog ('quakeml' | 'nordic' | 'csv') into :class:`CatalogEvent` objects."""
+    fmt = fmt.lower()
+    if not os.path.isfile(path):
+        raise DataSourceError(path, "catalog file not found")
+    if fmt == "csv":
+        return _read_csv_catalog(path)
+    if fmt not in ("quakeml", "nordic"):
+        raise ValueError(f"unknown catalog format {fmt!r}; expected quakeml, nordic or csv")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cat = obspy.read_events(path, format="QUAKEML" if fmt == "quakeml" else "NORDIC")
+    except Exception as exc:  # ObsPy raises many types for malformed files
+        raise DataSourceError(path, f"cannot read {fmt} catalog: {type(exc).__name__}: {exc}") from None
+    return [_from_obspy_event(ev) for ev in cat]
+
+
+def _from_obspy_event(ev: obspy.core.event.Event) -> CatalogEvent:
+    origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
+    mag = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
+    rid = str(ev.resource_id.id) if ev.resource_id else ""
+    otime = origin.time if origin is not None else None
+    if not rid or rid.startswith("smi:local/"):  # random ids (Nordic reader): use the origin time
+        rid = otime.strftime("%Y%m%dT%H%M%S.%f") if otime is not None else rid
+    dist_by_pick: dict[str, float] = {}
+    if origin is not None:
+        for arr in origin.arrivals:
+            if arr.distance is not None and arr.pick_id is not None:
+                dist_by_pick[str(arr.pick_id.id)] = float(arr.distance) * KM_PER_DEG
+    picks = []
+    for p in ev.picks:
+        phase = p.phase_hint or ""
+        if not phase and origin is not None:
+            phase = next((a.phase for a in origin.arrivals if a.pick_id == p.resource_id and a.phase), "")
+        wid = p.waveform_id
+        seed = ".".join(x or "" for x in (wid.network_code, wid.station_code, wid.location_code, wid.channel_code))
+        picks.append(CatalogPick(seed, phase, p.time, dist_by_pick.get(str(p.resource_id.id))))
+    etype = str(ev.event_type or "earthquake")
+    return CatalogEvent(
+        event_id=rid,
+        origin_time=otime,
+        latitude=None if origin is None else origin.latitude,
+        longitude=None if origin is None else origin.longitude,
+        depth_km=None if origin is None or origin.depth is None else origin.depth / 1000.0,
+        magnitude=None if mag is None else mag.mag,
+        magnitude_type=None if mag is None or not mag.magnitude_type else mag.magnitude_type.lower(),
+        category="explosion" if "explosion" in etype or "blast" in etype else "earthquake",
+        picks=picks,
+    )
+
+
+def _read_csv_catalog(path: str) -> list[CatalogEvent]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in CSV_REQUIRED if c not in cols]
+        if missing:
+            raise DataSourceError(path, f"pick CSV is missing required columns: {', '.join(missing)}")
+        events: dict[str, CatalogEvent] = {}
+        for i, raw in enumerate(reader):
+            row = {k.strip(): v for k, v in raw.items() if k is not None}
+            t = parse_time(row.get("time"))
+            if t is None:
+                raise DataSourceError(path, f"row {i + 2}: unparseable pick time {row.get('time')!r}")
+            otime = parse_time(row.get("origin_time"))
+            eid = clean_str(row.get("event_id")) or (str(otime) if otime is not None else f"row{i + 2}")
+            ev = events.get(eid)
+            if ev is None:
+                mtype = clean_str(row.get("magnitude_type"))
+                ev = events[eid] = CatalogEvent(
+                    event_id=eid,
+                    origin_time=otime,
+                    latitude=clean_float(row.get("latitude")),
+                    longitude=clean_float(row.get("longitude")),
+                    depth_km=clean_float(row.get("depth_km")),
+                    magnitude=clean_float(row.get("magnitude")),
+                    magnitude_type=mtype.lower() if mtype else None,
+                )
+            ev.picks.append(
+                CatalogPick(
+                    clean_str(row.get("seed_id")) or "",
+                    clean_str(row.get("phase")) or "",
+                    t,
+                    clean_float(row.get("distance_km")),
+                )
+            )
+    return list(events.values())
+
+
+# ---------------------------------------------------------------------------------------- waveforms
+@dataclass(frozen=True)
+class Segment:
+    """One trace of one file (headers only)."""
+
+    path: str
+    seed_id: str
+    start: UTCDateTime
+    end: UTCDateTime
+    sampling_rate: float
+
+
+def _check_mseed(path: str) -> None:
+    """ObsPy silently drops a truncated last record; catch truncation from the record length instead."""
+    from obspy.io.mseed.core import _is_mseed
+    from obspy.io.mseed.util import get_record_information
+
+    if not _is_mseed(path):
+        return
+    try:
+        reclen = int(get_record_information(path)["record_length"])
+    except Exception as exc:
+        raise DataSourceError(path, f"corrupt miniSEED header: {type(exc).__name__}: {exc}") from None
+    size = os.path.getsize(path)
+    if reclen > 0 and size % reclen:
+        raise DataSourceError(
+            path, f"truncated miniSEED: file size {size} bytes is not a multiple of the record length {reclen}"
+        )
+
+
+def scan_waveforms(paths: Sequence[str]) -> dict[str, list[Segment]]:
+    """Read headers only; group segments by stream key NET.STA.LOC.BI (band + instrument code)."""
+    groups: dict[str, list[Segment]] = {}
+    for path in paths:
+        if not os.path.isfile(path):
+            raise DataSourceError(path, "waveform file not found")
+        _check_mseed(path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                st = obspy.read(path, headonly=True)
+        except Exception as exc:  # obspy raises TypeError/ValueError/InternalMSEEDError...
+            raise DataSourceError(path, f"cannot read waveform file: {type(exc).__name__}: {exc}") from None
+        if len(st) == 0:
+            raise DataSourceError(path, "waveform file holds no traces")
+        for tr in st:
+            s = tr.stats
+            key = f"{s.network}.{s.station}.{s.location}.{s.channel[:2]}"
+            groups.setdefault(key, []).append(Segment(path, tr.id, s.starttime, s.endtime, float(s.sampling_rate)))
+    return groups
+
+
+def _matches(pick_seed: str, key: str) -> bool:
+    parts = (pick_seed.split(".") + ["", "", "", ""])[:4]
+    net, sta, loc, cha = parts
+    knet, ksta, kloc, kbi = key.split(".")
+    if sta != ksta or (net and net != knet) or (loc and loc != kloc):
+        return False
+    if len(cha) >= 3:
+        return cha[:2] == kbi
+    if len(cha) >= 1:
+        return cha[0] == kbi[0]
+    return True
+
+
+def _covers(segs: Sequence[Segment], t: UTCDateTime) -> bool:
+    return any(s.start <= t <= s.end for s in segs)
+
+
+def list_items(
+    waveform_paths: Sequence[str],
+    catalog_path: str,
+    catalog_format: str,
+    *,
+    pre_s: float = 30.0,
+    post_s: float = 60.0,
+    noise_length_s: float | None = 60.0,
+    noise_margin_s: float = 60.0,
+    max_noise_per_stream: int | None = None,
+) -> list[ItemRef | Skipped]:
+    """Event items (event x stream with a P pick) and noise items, from headers and the catalog only."""
+    groups = scan_waveforms(waveform_paths)
+    events = read_catalog(catalog_path, catalog_format)
+    cat_name = os.path.basename(catalog_path)
+    out: list[ItemRef | Skipped] = []
+    forbidden: list[float] = []
+    for ev in events:
+        forbidden.extend(float(p.time.timestamp) for p in ev.picks)
+        if ev.origin_time is not None:
+            forbidden.append(float(ev.origin_time.timestamp))
+        per_key: dict[str, dict[str, CatalogPick]] = {}
+        for pick in ev.picks:
+            keys = [k for k in sorted(groups) if _matches(pick.seed_id, k) and _covers(groups[k], pick.time)]
+            if not keys:
+                out.append(
+                    Skipped(
+                        cat_name,
+                        f"{ev.event_id} {pick.seed_id} {pick.phase} {pick.time}",
+                        "pick matches no waveform",
+                    )
+                )
+                continue
+            kind = pick.phase[:1].upper()
+            if kind not in ("P", "S"):
+                continue
+            slot = per_key.setdefault(keys[0], {})
+            if kind not in slot or pick.time < slot[kind].time:
+                slot[kind] = pick
+        for key, slot in sorted(per_key.items()):
+            if "P" not in slot:
+                out.append(Skipped(cat_name, f"{ev.event_id} {key}", "S pick without a P pick"))
+                continue
+            out.append(_event_item(ev, key, groups[key], slot["P"], slot.get("S"), pre_s, post_s))
+    if noise_length_s:
+        forb = np.sort(np.asarray(forbidden, dtype=float))
+        for key in sorted(groups):
+            out.extend(_noise_items(key, groups[key], forb, noise_length_s, noise_margin_s, max_noise_per_stream))
+    return out
+
+
+def _event_item(
+    ev: CatalogEvent,
+    key: str,
+    segs: list[Segment],
+    p: CatalogPick,
+    s: CatalogPick | None,
+    pre_s: float,
+    post_s: float,
+) -> ItemRef:
+    rate = segs[0].sampling_rate
+    start = p.time - pre_s
+    end = p.time + post_s
+    net, sta, loc, bi = key.split(".")
+    dist = p.distance_km
+    return ItemRef(
+        reader=NAME,
+        source=segs[0].path,
+        locator=_locator(key, segs, start, end),
+        trace_name=f"{ev.event_id}|{key}",
+        station=f"{net}.{sta}.{loc}",
+        category=ev.category,
+        sampling_rate=rate,
+        start_time=start,
+        event_id=ev.event_id,
+        p_arrival_sample=(p.time - start) * rate,
+        s_arrival_sample=None if s is None else (s.time - start) * rate,
+        p_travel_s=None if ev.origin_time is None else p.time - ev.origin_time,
+        magnitude=ev.magnitude,
+        magnitude_type=ev.magnitude_type,
+        distance_km=dist,
+        depth_km=ev.depth_km,
+        source_latitude=ev.latitude,
+        source_longitude=ev.longitude,
+        origin_time=ev.origin_time,
+        extra={"p_time": str(p.time), "s_time": None if s is None else str(s.time)},
+    )
+
+
+def _locator(key: str, segs: Sequence[Segment], start: UTCDateTime, end: UTCDateTime) -> dict:
+    files = sorted({s.path for s in segs if s.end >= start and s.start <= end}) or [segs[0].path]
+    return {"stream": key, "files": files, "start": str(start), "end": str(end)}
+
+
+def _noise_items(
+    key: str,
+    segs: list[Segment],
+    forbidden: np.ndarray,
+    length: float,
+    margin: float,
+    max_items: int | None,
+) -> list[ItemRef]:
+    out: list[ItemRef] = []
+    net, sta, loc, bi = key.split(".")
+    rate = segs[0].sampling_rate
+    spans = sorted({(s.start.ns, s.end.ns) for s in segs})
+    for ns0, ns1 in spans:
+        t0, t1 = UTCDateTime(ns=ns0), UTCDateTime(ns=ns1)
+        n = int(math.floor((t1 - t0) / length))
+        for k in range(n):
+            start = t0 + k * length
+            lo, hi = float(start.timestamp) - margin, float(start.timestamp) + length + margin
+            i = int(np.searchsorted(forbidden, lo))
+            if i < len(forbidden) and forbidden[i] <= hi:
+                continue
+            end = start + length
+            out.append(
+                ItemRef(
+                    reader=NAME,
+                    source=segs[0].path,
+                    locator=_locator(key, segs, start, end),
+                    trace_name=f"noise|{key}|{start.strftime('%Y%m%dT%H%M%S.%f')}",
+                    station=f"{net}.{sta}.{loc}",
+                    category=NOISE_CATEGORY,
+                    sampling_rate=rate,
+                    start_time=start,
+                )
+            )
+    if max_items is not None and len(out) > max_items:
+        idx = np.linspace(0, len(out) - 1, max_items).round().astype(int)
+        out = [out[i] for i in sorted(set(idx.tolist()))]
+    return out
+
+
+# -------------------------------------------------------------------------------------------- loading
+def _read_span(path: str, start: UTCDateTime, end: UTCDateTime) -> Stream:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return obspy.read(path, starttime=start, endtime=end)
+        except TypeError:  # formats without time-window support at read
+            return obspy.read(path).trim(start, end)
+
+
+def load_many(items: Sequence[ItemRef]) -> list[TraceRecord | Skipped]:
+    """Load items in order; each file is read once for the time span all its items need."""
+    spans: dict[str, tuple[UTCDateTime, UTCDateTime]] = {}
+    for it in items:
+        s, e = UTCDateTime(it.locator["start"]), UTCDateTime(it.locator["end"])
+        for f in it.locator["files"]:
+            a, b = spans.get(f, (s, e))
+            spans[f] = (min(a, s), max(b, e))
+    streams: dict[str, Stream | str] = {}
+    for f, (a, b) in spans.items():
+        try:
+            streams[f] = _read_span(f, a - 1.0, b + 1.0)
+        except Exception as exc:  # a file that went bad after planning: its items are skipped
+            streams[f] = f"{type(exc).__name__}: {exc}"
+    return [_load_one(it, streams) for it in items]
+
+
+def load(item: ItemRef) -> TraceRecord | Skipped:
+    """Load one item (prefer :func:`load_many` for many)."""
+    return load_many([item])[0]
+
+
+def _load_one(item: ItemRef, streams: dict[str, Stream | str]) -> TraceRecord | Skipped:
+    src = os.path.basename(item.source)
+    key = item.locator["stream"]
+    net, sta, loc, bi = key.split(".")
+    st = Stream()
+    for f in item.locator["files"]:
+        got = streams[f]
+        if isinstance(got, str):
+            return Skipped(os.path.basename(f), item.trace_name, "cannot read waveform file", got)
+        st += got.select(network=net, station=sta, location=loc, channel=f"{bi}?")
+    if len(st) == 0:
+        return Skipped(src, item.trace_name, "no data in the item's time span", key)
+    rates = sorted({float(tr.stats.sampling_rate) for tr in st})
+    if len(rates) > 1:
+        return Skipped(src, item.trace_name, "channels have different sampling rates", f"{key}: {rates} Hz")
+    rate = rates[0]
+    start, end = UTCDateTime(item.locator["start"]), UTCDateTime(item.locator["end"])
+    st = st.copy()
+    try:
+        st.merge(method=1, fill_value=None)
+    except Exception as exc:
+        return Skipped(src, item.trace_name, "cannot merge segments", str(exc))
+    st.trim(start, end, pad=True, fill_value=None, nearest_sample=True)
+    npts = int(round((end - start) * rate))
+    chans = sorted(st, key=lambda tr: "ZNE123".find(tr.stats.channel[-1]) % 7)
+    comp = "".join(tr.stats.channel[-1] for tr in chans)
+    if len(set(comp)) != len(comp):
+        return Skipped(src, item.trace_name, "duplicate channels after merge", comp)
+    t0 = chans[0].stats.starttime
+    data = np.full((len(chans), npts), np.nan, dtype=np.float32)
+    for c, tr in enumerate(chans):
+        off = int(round((tr.stats.starttime - t0) * rate))
+        x = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(tr.data, dtype=np.float64)), np.nan)
+        x = x[max(0, -off) : max(0, -off) + npts - max(off, 0)]
+        data[c, max(off, 0) : max(off, 0) + len(x)] = x
+    n_gap = int(np.isnan(data).sum())
+    if n_gap == data.size:
+        return Skipped(src, item.trace_name, "no data in the item's time span", key)
+    if np.isinf(data).any():
+        return Skipped(src, item.trace_name, "non-finite samples (NaN/inf)", f"{int(np.isinf(data).sum())} inf")
+    if not np.any(np.nan_to_num(data)):
+        return Skipped(src, item.trace_name, "all-zero trace")
+    meta = item.label_fields()
+    shift = (t0 - start) * rate  # labels were computed relative to the requested start
+    for lab in ("p_arrival_sample", "s_arrival_sample"):
+        if meta[lab] is not None:
+            meta[lab] = meta[lab] - shift
+    meta["start_time"] = t0
+    meta["sampling_rate"] = rate
+    meta["extra"] = {**meta["extra"], "gap_samples": n_gap}
+    return TraceRecord(data=data, component_order=comp, **meta)

@@ -1,0 +1,163 @@
+"""The model registry on object storage: versions, aliases and model cards.
+
+Layout (DESIGN.md): `models/<name>/<version>/model.pt` (a plain state_dict) and `model.json` (the
+card: architecture, hyper-parameters, input spec, dataset lineage, metrics), plus
+`models/<name>/aliases.json`. The card is written last, so a version without its card does not
+exist; weights are verified by sha256 and loaded with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
+from quakestack.storage import ObjectStore, validate_name
+
+PREFIX = "models/"
+
+
+def version_prefix(name: str, version: int) -> str:
+    return f"{PREFIX}{validate_name(name, 'model name')}/{int(version)}/"
+
+
+class ModelRegistry:
+    """Registry operations; one lock serialises version numbering and alias edits in this process."""
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+        self._lock = threading.Lock()
+
+    # -- reads --------------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        return [n for n in self.store.list_dirs(PREFIX)]
+
+    def version_numbers(self, name: str) -> list[int]:
+        validate_name(name, "model name")
+        dirs = self.store.list_dirs(f"{PREFIX}{name}/")
+        numbers = sorted(int(d) for d in dirs if d.isdigit())
+        return [n for n in numbers if self.store.exists(version_prefix(name, n) + "model.json")]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        key = f"{PREFIX}{validate_name(name, 'model name')}/aliases.json"
+        try:
+            return {k: int(v) for k, v in self.store.get_json(key).items()}
+        except NotFound:
+            return {}
+
+    def card(self, name: str, version: int) -> dict[str, Any]:
+        try:
+            card = self.store.get_json(version_prefix(name, version) + "model.json")
+        except NotFound:
+            raise NotFound(f"model {name!r} has no version {version}") from None
+        aliases = self.aliases(name)
+        card["aliases"] = sorted(a for a, v in aliases.items() if v == int(version))
+        return card
+
+    def resolve(self, name: str, version: str | int = "") -> int:
+        """A version number from '', a number, or an alias ('' is the latest version)."""
+        text = str(version).strip()
+        numbers = self.version_numbers(name)
+        if not numbers:
+            raise NotFound(f"model {name!r} is not registered")
+        if not text:
+            return numbers[-1]
+        if text.isdigit():
+            if int(text) not in numbers:
+                raise NotFound(f"model {name!r} has no version {text}; versions: {numbers}")
+            return int(text)
+        aliases = self.aliases(name)
+        if text not in aliases:
+            raise NotFound(f"model {name!r} has no alias {text!r}; aliases: {sorted(aliases)}")
+        return aliases[text]
+
+    def get(self, name: str, version: str | int = "") -> dict[str, Any]:
+        return self.card(name, self.resolve(name, version))
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return [self.card(name, n) for n in self.version_numbers(name)]
+
+    def weights(self, card: dict[str, Any]) -> bytes:
+        data = self.store.get_bytes(card["weights_key"])
+        if hashlib.sha256(data).hexdigest() != card["weights_sha256"]:
+            raise FailedPrecondition(f"weights of {card['name']} v{card['version']} fail their sha256 check")
+        return data
+
+    # -- writes -------------------------------------------------------------------------------
+    def register(self, name: str, weights: bytes, card: dict[str, Any], aliases: Iterable[str] = ()) -> dict:
+        """Store weights, then the card (last), then move the aliases; returns the card."""
+        validate_name(name, "model name")
+        aliases = [validate_name(a, "alias") for a in aliases]
+        for alias in aliases:
+            if alias.isdigit():
+                raise InvalidArgument(f"alias {alias!r} must not be a number (it would shadow a version)")
+        with self._lock:
+            existing = self.store.list_dirs(f"{PREFIX}{name}/")
+            version = max((int(d) for d in existing if d.isdigit()), default=0) + 1
+            prefix = version_prefix(name, version)
+            digest = self.store.put_bytes(prefix + "model.pt", weights)
+            card = {**card, "name": name, "version": version, "weights_key": prefix + "model.pt",
+                    "weights_sha256": digest, "create_time": _now()}
+            card.pop("aliases", None)
+            self.store.put_json(prefix + "model.json", card)
+            if aliases:
+                self._edit_aliases(name, {a: version for a in aliases})
+        return self.card(name, version)
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, int]:
+        validate_name(alias, "alias")
+        if alias.isdigit():
+            raise InvalidArgument(f"alias {alias!r} must not be a number")
+        if int(version) not in self.version_numbers(name):
+            raise NotFound(f"model {name!r} has no version {version}")
+        with self._lock:
+            return self._edit_aliases(name, {alias: int(version)})
+
+    def delete_alias(self, name: str, alias: str) -> dict[str, int]:
+        with self._lock:
+            if alias not in self.aliases(name):
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            return self._edit_aliases(name, {alias: None})
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Card first (the version stops existing), then weights; aliases pointing at it go too."""
+        if int(version) not in self.version_numbers(name):
+            raise NotFound(f"model {name!r} has no version {version}")
+        with self._lock:
+            prefix = version_prefix(name, version)
+            self.store.delete(prefix + "model.json")
+            self.store.delete_prefix(prefix)
+            stale = {a: None for a, v in self.aliases(name).items() if v == int(version)}
+            if stale:
+                self._edit_aliases(name, stale)
+
+    def _edit_aliases(self, name: str, changes: dict[str, int | None]) -> dict[str, int]:
+        aliases = self.aliases(name)
+        for alias, version in changes.items():
+            if version is None:
+                aliases.pop(alias, None)
+            else:
+                aliases[alias] = version
+        self.store.put_json(f"{PREFIX}{name}/aliases.json", aliases)
+        return aliases
+
+
+def instantiate(card: dict[str, Any], weights: bytes, device: str | torch.device = "cpu") -> nn.Module:
+    """Build the card's architecture and load its weights; a checkpoint never executes code."""
+    from quakestack.models.registry import build_model
+
+    model, _, _ = build_model(card["architecture"], card.get("hyper_parameters") or {})
+    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
