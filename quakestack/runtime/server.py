@@ -128,12 +128,21 @@ class GrpcServer:
     def _set_serving(self, healthy: bool) -> None:
         if self._stopped.is_set():
             return
+        metrics.STORAGE_UP.set(1 if healthy else 0)
+        if healthy:  # state is recovered before the service says SERVING
+            self._run_dependency_hooks(healthy)
         status = SERVING if healthy else NOT_SERVING
         for name in ["", *self.health_names]:
             self.health.set(name, status)
-        metrics.STORAGE_UP.set(1 if healthy else 0)
+        if not healthy:
+            self._run_dependency_hooks(healthy)
+
+    def _run_dependency_hooks(self, healthy: bool) -> None:
         for hook in self._dependency_hooks:
-            hook(healthy)
+            try:
+                hook(healthy)
+            except Exception:  # noqa: BLE001 - a failing hook must not stop health reporting
+                log.exception("dependency hook failed")
 
     def start(self) -> GrpcServer:
         names = [*self.health_names, health.SERVICE_NAME, reflection.SERVICE_NAME]

@@ -1,17 +1,288 @@
-"""TrainerService and ModelRegistry servicers."""
+"""TrainerService and ModelRegistry servicers: protobuf in, job manager / registry calls, protobuf out."""
 
 from __future__ import annotations
 
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
 from quakestack.config import Settings
+from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
+from quakestack.models.checkpoint import load_state, state_to_bytes
+from quakestack.models.registry import (
+    TRAINING_HYPER_PARAMETERS,
+    get_architecture,
+    list_architectures,
+    resolve_training_hparams,
+)
+from quakestack.models.spec import resolve_params
+from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
-from quakestack.storage import ObjectStore
-from quakestack.v1 import trainer_pb2_grpc
+from quakestack.storage import ObjectStore, validate_name
+from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
+from quakestack.training.data import check_compatible, load_manifest
+from quakestack.training.evaluate import evaluate_weights
+from quakestack.training.worker import checkpoint_key, job_key
+from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
+from services.trainer import convert
+from services.trainer.jobs import JobManager
+
+CHUNK = 1 << 20
+JOB_HYPER_PARAMETERS = TRAINING_HYPER_PARAMETERS + AUGMENTATION_HYPER_PARAMETERS
+
+
+def validate_device(device: str, gpu_count: int) -> str:
+    device = (device or "auto").strip().lower()
+    if device in ("auto", "cpu"):
+        return device
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        index = int(device[5:]) if ":" in device else 0
+        if index >= gpu_count:
+            raise FailedPrecondition(f"device {device} requested but this trainer has {gpu_count} GPU(s)")
+        return device
+    raise InvalidArgument(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
+class Jobs:
+    """Reads shared by both servicers: a job's checkpoints and the weights of one epoch."""
+
+    def __init__(self, store: ObjectStore, manager: JobManager):
+        self.store = store
+        self.manager = manager
+
+    def epoch_of(self, job_id: str, epoch: int) -> tuple[dict[str, Any], int]:
+        job = self.manager.get(job_id)
+        if not job.record.get("epochs_done"):
+            raise FailedPrecondition(f"job {job_id} has not finished an epoch yet: there are no trained weights")
+        chosen = epoch or int(job.record.get("best_epoch") or job.record["epochs_done"])
+        if not 1 <= chosen <= int(job.record["epochs_done"]):
+            raise NotFound(f"job {job_id} has no checkpoint for epoch {chosen} "
+                           f"(epochs 1-{job.record['epochs_done']})")
+        return job.record, chosen
+
+    def weights(self, job_id: str, epoch: int) -> dict[str, torch.Tensor]:
+        state = load_state(self.store.get_bytes(checkpoint_key(job_id, f"epoch-{epoch:04d}")))
+        return state["model"]
+
+    def epoch_event(self, job_id: str, epoch: int) -> dict[str, Any]:
+        for event in self.manager.get(job_id).events:
+            if event["type"] == "epoch" and int(event["epoch"]) == epoch:
+                return event
+        return {}
+
+
+class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
+    def __init__(self, settings: Settings, store: ObjectStore, manager: JobManager, jobs: Jobs,
+                 registry: ModelRegistry):
+        self.settings = settings
+        self.store = store
+        self.manager = manager
+        self.jobs = jobs
+        self.registry = registry
+
+    def _job(self, job) -> trainer_pb2.TrainingJob:
+        return convert.training_job(job.record, job.record.get("class_names"))
+
+    def ListArchitectures(self, request, context):
+        return trainer_pb2.ListArchitecturesResponse(
+            architectures=[convert.architecture(a) for a in list_architectures()],
+            training_hyper_parameters=[convert.hyper_parameter(h) for h in JOB_HYPER_PARAMETERS])
+
+    def CreateTrainingJob(self, request, context):
+        record = self._validated(request)
+        return trainer_pb2.CreateTrainingJobResponse(job=self._job(self.manager.create(record)))
+
+    def _validated(self, request: trainer_pb2.CreateTrainingJobRequest) -> dict[str, Any]:
+        if not request.dataset:
+            raise InvalidArgument("dataset is required")
+        validate_name(request.dataset, "dataset name")
+        try:
+            spec = get_architecture(request.architecture)
+        except KeyError as exc:
+            raise InvalidArgument(str(exc.args[0])) from None
+        values = convert.struct_to_dict(request.hyper_parameters)
+        arch_names = {h.name for h in spec.hyper_parameters}
+        job_names = {h.name for h in JOB_HYPER_PARAMETERS}
+        unknown = sorted(set(values) - arch_names - job_names)
+        if unknown:
+            raise InvalidArgument(f"unknown hyper-parameter(s) {', '.join(unknown)} for {spec.name}; valid: "
+                                  f"{', '.join(sorted(arch_names | job_names))}")
+        try:
+            arch_hp = spec.resolve_hparams({k: v for k, v in values.items() if k in arch_names})
+            train_hp = resolve_params(JOB_HYPER_PARAMETERS, {k: v for k, v in values.items() if k in job_names},
+                                      what="training hyper-parameter")
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        resolve_training_hparams({k: v for k, v in train_hp.items() if k in {h.name for h in
+                                                                              TRAINING_HYPER_PARAMETERS}})
+        device = validate_device(request.device, self.manager.gpu_count)
+        if train_hp["num_gpus"] > max(self.manager.gpu_count, 0) and device != "cpu" and train_hp["num_gpus"] > 0:
+            raise FailedPrecondition(f"num_gpus={train_hp['num_gpus']} but this trainer has "
+                                     f"{self.manager.gpu_count} GPU(s)")
+        manifest, manifest_sha = load_manifest(self.store, request.dataset)
+        input_spec = spec.input_spec_for(arch_hp)
+        check_compatible(spec, input_spec, manifest)
+        return {"dataset": request.dataset, "dataset_manifest_sha256": manifest_sha,
+                "architecture": spec.name, "task": spec.task.value, "hyper_parameters": arch_hp,
+                "training_hyper_parameters": train_hp, "device": device, "epochs": int(train_hp["epochs"]),
+                "display_name": request.display_name, "normalization": manifest.get("normalization", "none"),
+                "input_spec": input_spec.to_dict(), "class_names": list(spec.class_names)}
+
+    def GetTrainingJob(self, request, context):
+        return trainer_pb2.GetTrainingJobResponse(job=self._job(self.manager.get(request.job_id)))
+
+    def ListTrainingJobs(self, request, context):
+        jobs = self.manager.list()
+        if request.state:
+            wanted = convert.common_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_")
+            jobs = [j for j in jobs if j.state == wanted]
+        limit = request.page_size or 100
+        return trainer_pb2.ListTrainingJobsResponse(jobs=[self._job(j) for j in jobs[:limit]])
+
+    def UpdateTrainingJob(self, request, context):
+        return trainer_pb2.UpdateTrainingJobResponse(job=self._job(self.manager.update_epochs(request.job_id,
+                                                                                               request.epochs)))
+
+    def StopTrainingJob(self, request, context):
+        return trainer_pb2.StopTrainingJobResponse(job=self._job(self.manager.stop(request.job_id)))
+
+    def CancelTrainingJob(self, request, context):
+        return trainer_pb2.CancelTrainingJobResponse(job=self._job(self.manager.cancel(request.job_id)))
+
+    def ResumeTrainingJob(self, request, context):
+        return trainer_pb2.ResumeTrainingJobResponse(job=self._job(self.manager.resume(request.job_id,
+                                                                                       request.epochs)))
+
+    def StreamTrainingProgress(self, request, context):
+        class_names = self.manager.get(request.job_id).record.get("class_names")
+        for event in self.manager.subscribe(request.job_id, context.is_active):
+            yield convert.progress_event(event, class_names)
+
+    def ListCheckpoints(self, request, context):
+        job = self.manager.get(request.job_id)
+        losses = {int(e["epoch"]): e for e in job.events if e["type"] == "epoch"}
+        out = []
+        for info in self.store.list(job_key(request.job_id, "checkpoints/")):
+            name = info.key.rsplit("/", 1)[-1]
+            if not (name.startswith("epoch-") and name.endswith(".pt")):
+                continue
+            epoch = int(name[6:-3])
+            event = losses.get(epoch, {})
+            out.append(trainer_pb2.Checkpoint(epoch=epoch, object_key=info.key, size_bytes=info.size,
+                                              val_loss=float(event.get("val_loss", 0.0)),
+                                              create_time=convert.timestamp(event.get("time"))))
+        return trainer_pb2.ListCheckpointsResponse(checkpoints=sorted(out, key=lambda c: c.epoch))
+
+    def DownloadCheckpoint(self, request, context):
+        _, epoch = self.jobs.epoch_of(request.job_id, request.epoch)
+        data = state_to_bytes(self.jobs.weights(request.job_id, epoch))
+        for start in range(0, len(data), CHUNK):
+            yield trainer_pb2.DownloadCheckpointResponse(chunk=data[start:start + CHUNK])
+
+    def EvaluateModel(self, request, context):
+        which = request.WhichOneof("model")
+        if which == "checkpoint":
+            record, epoch = self.jobs.epoch_of(request.checkpoint.job_id, request.checkpoint.epoch)
+            architecture, hp, dataset = record["architecture"], record["hyper_parameters"], record["dataset"]
+            weights, job_id = self.jobs.weights(record["job_id"], epoch), record["job_id"]
+        elif which == "registered_model":
+            card = self.registry.get(request.registered_model.name, request.registered_model.version)
+            architecture, hp, dataset = card["architecture"], card["hyper_parameters"], card["dataset"]
+            weights = load_state(self.registry.weights(card))
+            job_id = card["source"]["job_id"]
+        else:
+            raise InvalidArgument("give a checkpoint (job_id, epoch) or a registered model (name, version)")
+        dataset = request.dataset or dataset
+        split = request.split or "test"
+        if split not in ("train", "val", "test"):
+            raise InvalidArgument(f"split must be train, val or test, got {split!r}")
+        result = evaluate_weights(self.store, Path(self.settings.cache_dir), architecture=architecture,
+                                  hyper_parameters=hp, weights=weights, dataset=dataset, split=split)
+        evaluation_id = uuid.uuid4().hex[:12]
+        prefix = job_key(job_id, f"eval/{evaluation_id}/")
+        keys = []
+        for name, png in sorted(result.plots.items()):
+            self.store.put_bytes(prefix + name, png, content_type="image/png")
+            keys.append(prefix + name)
+        summary = {"dataset": dataset, "split": split, "windows": result.windows, "metrics": result.metrics,
+                   "dataset_manifest_sha256": result.manifest_sha256}
+        self.store.put_bytes(prefix + "metrics.json", json.dumps(summary, indent=1).encode(),
+                             content_type="application/json")
+        return trainer_pb2.EvaluateModelResponse(
+            metrics=convert.metric_list(result.metrics, list(get_architecture(architecture).class_names)),
+            windows=result.windows, artifact_keys=keys, evaluation_id=evaluation_id)
+
+
+class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
+    def __init__(self, registry: ModelRegistry, jobs: Jobs):
+        self.registry = registry
+        self.jobs = jobs
+
+    def RegisterModel(self, request, context):
+        validate_name(request.name, "model name")
+        record, epoch = self.jobs.epoch_of(request.source.job_id, request.source.epoch)
+        weights = state_to_bytes(self.jobs.weights(record["job_id"], epoch))
+        event = self.jobs.epoch_event(record["job_id"], epoch)
+        metrics = {**event.get("metrics", {}), "train_loss": event.get("train_loss"), "val_loss": event.get("val_loss")}
+        card = {"architecture": record["architecture"], "task": record["task"],
+                "hyper_parameters": record["hyper_parameters"],
+                "training_hyper_parameters": record["training_hyper_parameters"],
+                "input_spec": record["input_spec"], "class_names": record.get("class_names", []),
+                "normalization": record.get("normalization", "none"), "dataset": record["dataset"],
+                "dataset_manifest_sha256": record.get("dataset_manifest_sha256", ""),
+                "source": {"job_id": record["job_id"], "epoch": epoch},
+                "metrics": {k: v for k, v in metrics.items() if v is not None}}
+        saved = self.registry.register(request.name, weights, card, request.aliases)
+        return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
+
+    def ListModels(self, request, context):
+        models = [convert.model(n, self.registry.versions(n), self.registry.aliases(n))
+                  for n in self.registry.model_names()]
+        return trainer_pb2.ListModelsResponse(models=[m for m in models if m.versions])
+
+    def _model(self, name: str) -> trainer_pb2.Model:
+        cards = self.registry.versions(name)
+        if not cards:
+            raise NotFound(f"model {name!r} is not registered")
+        return convert.model(name, cards, self.registry.aliases(name))
+
+    def GetModel(self, request, context):
+        return trainer_pb2.GetModelResponse(model=self._model(request.name))
+
+    def GetModelVersion(self, request, context):
+        return trainer_pb2.GetModelVersionResponse(
+            model_version=convert.model_version(self.registry.get(request.name, request.version)))
+
+    def DeleteModelVersion(self, request, context):
+        if not request.version.isdigit():
+            raise InvalidArgument(f"version must be a number, got {request.version!r}")
+        self.registry.delete_version(request.name, int(request.version))
+        return trainer_pb2.DeleteModelVersionResponse()
+
+    def SetModelAlias(self, request, context):
+        self.registry.set_alias(request.name, request.alias, request.version)
+        return trainer_pb2.SetModelAliasResponse(model=self._model(request.name))
+
+    def DeleteModelAlias(self, request, context):
+        self.registry.delete_alias(request.name, request.alias)
+        return trainer_pb2.DeleteModelAliasResponse(model=self._model(request.name))
 
 
 def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
-    server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server, trainer_pb2_grpc.TrainerServiceServicer())
-    server.add(trainer_pb2_grpc.add_ModelRegistryServicer_to_server, trainer_pb2_grpc.ModelRegistryServicer())
+    gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    manager = JobManager(store, settings, gpu_count=gpu_count)
+    registry = ModelRegistry(store)
+    jobs = Jobs(store, manager)
+    server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
+               TrainerServicer(settings, store, manager, jobs, registry))
+    server.add(trainer_pb2_grpc.add_ModelRegistryServicer_to_server, RegistryServicer(registry, jobs))
+    server.on_dependencies(lambda healthy: manager.recover() if healthy else None)
+    server.on_shutdown(manager.shutdown)
+    manager.start()
 
 
 DEFINITION = ServiceDefinition(

@@ -1,0 +1,1 @@
+"""Training: the input pipeline, the epoch loop, the worker process and evaluation."""

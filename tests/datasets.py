@@ -1,0 +1,43 @@
+"""Small real datasets for service tests: synthetic STEAD files through the real data pipeline.
+
+The shards and manifest are published in the storage layout the data service writes (manifest last),
+so trainer and inference tests do not depend on ingestion timing.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from quakestack.data.pipeline import DatasetSpec, SourceSpec, run_dataset
+from quakestack.data.split import SplitSpec
+from quakestack.data.synthetic import write_stead
+from quakestack.data.windows import WindowSpec
+from quakestack.storage import ObjectStore
+
+
+@cache
+def _built(root: str, n_events: int, n_noise: int, seed: int, length_s: float) -> str:
+    out = Path(root) / f"stead-{n_events}-{n_noise}-{seed}-{length_s}"
+    if (out / "dataset" / "manifest.json").exists():
+        return str(out / "dataset")
+    pairs = write_stead(str(out / "raw"), n_events=n_events, n_noise=n_noise, seed=seed)
+    spec = DatasetSpec(name="synthetic", sources=[SourceSpec("stead", [h for h, _ in pairs], [c for _, c in pairs])],
+                       window=WindowSpec(length_s=length_s), split=SplitSpec(0.7, 0.15, 0.15), shard_size=256,
+                       seed=seed)
+    run_dataset(spec, str(out / "dataset"))
+    return str(out / "dataset")
+
+
+def publish_synthetic_dataset(store: ObjectStore, name: str, root: Path, *, n_events: int = 300, n_noise: int = 30,
+                              seed: int = 1, length_s: float = 60.0) -> dict:
+    """Build (cached per session) and publish under datasets/<name>/; returns the manifest."""
+    directory = Path(_built(str(root), n_events, n_noise, seed, length_s))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for shard in manifest["shards"]:
+        for info in shard["files"].values():
+            store.put_file(f"datasets/{name}/{info['key']}", directory / info["key"], sha256=info["sha256"])
+    manifest["name"] = name
+    store.put_json(f"datasets/{name}/manifest.json", manifest)
+    return manifest
