@@ -1,59 +1,198 @@
-"""The gateway process: liveness, readiness over every backend's gRPC health, Prometheus metrics."""
+"""The gateway process: REST/JSON transcoded onto the gRPC services, plus health, readiness and metrics.
+
+One catch-all aiohttp handler dispatches through gateway.routes (built from the descriptors); the
+middleware gives every request an x-request-id, one JSON access-log line, HTTP metrics and the
+JSON error shape. Auth is checked after routing, so unknown paths are 404 with or without a token.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
+import structlog
 from aiohttp import web
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import metrics
+from gateway.auth import Authenticator, load_tokens
+from gateway.backends import SERVICE_BACKENDS, Backends
+from gateway.docs import render_docs
+from gateway.errors import ApiError, from_rpc_error
+from gateway.openapi import build_openapi
+from gateway.routes import Kind, Route, Router, build_routes
+from gateway.streams import negotiate, read_limited, upload, write_stream
+from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.config import ConfigError, Settings, load_settings
-from quakestack.logging import configure, get_logger
+from quakestack.logging import configure
 
-log = get_logger()
+log = structlog.get_logger()  # lazy: configure() runs in main, after import
+REQUEST_ID = "x-request-id"
+_VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Paths served by the gateway itself, without a token.
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 
-def backends(settings: Settings) -> dict[str, str]:
-    return {"data": settings.data_addr, "trainer": settings.trainer_addr, "inference": settings.inference_addr}
+def request_id(request: web.Request) -> str:
+    """The client's x-request-id when it is a sane token, else a fresh one (as the services do)."""
+    given = request.headers.get(REQUEST_ID, "")
+    return given if _VALID_ID.match(given) else uuid.uuid4().hex
 
 
-async def _check(channel: grpc.aio.Channel) -> str:
+def error_response(exc: ApiError, request_id_value: str) -> web.Response:
+    return web.json_response(exc.body(), status=exc.http, headers={**exc.headers, REQUEST_ID: request_id_value})
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, error shape, access log and metrics around every request."""
+    rid = request_id(request)
+    request[REQUEST_ID] = rid
+    request["route"] = "unmatched"
+    start = time.perf_counter()
+    status = 500
+    metrics.IN_FLIGHT.inc()
     try:
-        response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-    except grpc.aio.AioRpcError as exc:
-        return exc.code().name
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc, rid)
+        except web.HTTPException as exc:  # aiohttp's own (e.g. a malformed request)
+            code = grpc.StatusCode.INVALID_ARGUMENT if exc.status < 500 else grpc.StatusCode.INTERNAL
+            response = error_response(ApiError(code, exc.reason, http=exc.status), rid)
+        except (ConnectionResetError, asyncio.CancelledError):
+            status = 499
+            raise
+        except Exception:
+            log.exception("unhandled error", request_id=rid, route=request["route"])
+            response = error_response(ApiError(grpc.StatusCode.INTERNAL, "internal error"), rid)
+        if not response.prepared:
+            response.headers[REQUEST_ID] = rid
+        status = response.status
+        return response
+    finally:
+        metrics.IN_FLIGHT.dec()
+        elapsed = time.perf_counter() - start
+        metrics.REQUESTS.labels(request["route"], request.method, str(status)).inc()
+        metrics.LATENCY.labels(request["route"], request.method).observe(elapsed)
+        log.info("http request", method=request.method, route=request["route"], path=request.path,
+                 status=status, duration_ms=round(elapsed * 1e3, 3), request_id=rid)
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_mb * 1024 * 1024)
-    channels: dict[str, grpc.aio.Channel] = {}
+class Gateway:
+    """Routes, backends and auth for one application; `dispatch` is the single aiohttp handler."""
 
-    async def open_channels(_app: web.Application) -> None:
-        for name, target in backends(settings).items():
-            channels[name] = grpc.aio.insecure_channel(target)
+    def __init__(self, settings: Settings, routes: list[Route] | None = None):
+        self.settings = settings
+        self.routes = build_routes() if routes is None else routes
+        unknown = {r.service.full_name for r in self.routes} - set(SERVICE_BACKENDS)
+        if unknown:
+            raise ConfigError(f"no backend for services {sorted(unknown)}: add them to gateway.backends")
+        self.router = Router(self.routes)
+        self.backends = Backends(settings, self.routes)
+        self.auth = Authenticator(load_tokens(settings))
+        self.body_limit = settings.max_body_mb * 1024 * 1024
+        self.openapi = build_openapi(self.routes, auth=self.auth.enabled)
+        self.docs = render_docs(self.openapi)
+        self.builtin: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz,
+                                            "/metrics": self.metrics, "/openapi.json": self.openapi_json,
+                                            "/docs": self.docs_page}
+        self._callables: dict[tuple[str, str], Any] = {}
 
-    async def close_channels(_app: web.Application) -> None:
-        await asyncio.gather(*(ch.close() for ch in channels.values()))
-
-    async def healthz(_request: web.Request) -> web.Response:
+    # -- built-in endpoints --------------------------------------------------------------------
+    async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def readyz(_request: web.Request) -> web.Response:
-        names = list(channels)
-        statuses = dict(zip(names, await asyncio.gather(*(_check(channels[n]) for n in names)), strict=True))
+    async def readyz(self, _request: web.Request) -> web.Response:
+        statuses = await self.backends.health()
         ready = all(s == "SERVING" for s in statuses.values())
         return web.json_response({"ready": ready, "backends": statuses}, status=200 if ready else 503)
 
-    async def metrics(_request: web.Request) -> web.Response:
+    async def metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    async def openapi_json(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.openapi, dumps=lambda d: json.dumps(d, indent=1))
+
+    async def docs_page(self, _request: web.Request) -> web.Response:
+        return web.Response(text=self.docs, content_type="text/html")
+
+    # -- transcoding ---------------------------------------------------------------------------
+    def _callable(self, route: Route, style: str) -> Any:
+        """The channel's multi-callable for one RPC, built once (serializers from the descriptors)."""
+        key = (route.grpc_path, style)
+        if key not in self._callables:
+            request_cls = message_class(route.method.input_type)
+            response_cls = message_class(route.method.output_type)
+            channel = self.backends.sync_channel(route) if route.kind is Kind.UPLOAD else self.backends.channel(route)
+            factory = getattr(channel, style)
+            self._callables[key] = factory(route.grpc_path, request_serializer=request_cls.SerializeToString,
+                                           response_deserializer=response_cls.FromString)
+        return self._callables[key]
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.raw_path.split("?", 1)[0]
+        builtin = self.builtin.get(path)
+        if builtin is not None:
+            request["route"] = path
+            if request.method not in ("GET", "HEAD"):
+                raise ApiError(grpc.StatusCode.UNIMPLEMENTED, f"{request.method} not allowed on {path}",
+                               http=405, headers={"Allow": "GET"})
+            return await builtin(request)
+        match = self.router.match(request.method, path)
+        if isinstance(match, list):
+            if match:
+                raise ApiError(grpc.StatusCode.UNIMPLEMENTED, f"{request.method} not allowed on {request.path}",
+                               http=405, headers={"Allow": ", ".join(match)})
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"no route for {request.method} {request.path}")
+        route = match.route
+        request["route"] = route.template
+        self.auth.check(request.method, request.headers.get("Authorization"))
+        metadata = ((REQUEST_ID, request[REQUEST_ID]),)
+        timeout = self.backends.deadline(route)
+        if route.kind is Kind.UPLOAD:
+            reply = await upload(request, route, self._callable(route, "stream_unary"), self.body_limit, timeout,
+                                 metadata)
+            return web.json_response(to_json(reply))
+        body = await read_limited(request, self.body_limit)
+        message = build_request(route, match.params, query_lists(request.query), body)
+        if route.kind is Kind.SERVER_STREAM:
+            call = self._callable(route, "unary_stream")(message, timeout=timeout, metadata=metadata)
+            try:
+                return await write_stream(request, call, negotiate(request.headers.get("Accept")),
+                                          route.response_body, headers={REQUEST_ID: request[REQUEST_ID]})
+            finally:
+                call.cancel()  # no-op when finished; stops the backend when the client went away
+        try:
+            reply = await self._callable(route, "unary_unary")(message, timeout=timeout, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+        return web.json_response(to_json(reply, route.response_body))
+
+
+def create_app(settings: Settings) -> web.Application:
+    gateway = Gateway(settings)
+    if not gateway.auth.enabled:
+        log.warning("no API tokens configured: authentication is off (set QUAKESTACK_API_TOKENS for any "
+                    "address other than loopback)")
+    app = web.Application(middlewares=[observe], client_max_size=gateway.body_limit)
+    app["gateway"] = gateway
+
+    async def open_channels(_app: web.Application) -> None:
+        gateway.backends.open()
+
+    async def close_channels(_app: web.Application) -> None:
+        await gateway.backends.close()
+
+    app.router.add_route("*", "/{tail:.*}", gateway.dispatch)
     app.on_startup.append(open_channels)
     app.on_cleanup.append(close_channels)
     return app
@@ -62,10 +201,11 @@ def create_app(settings: Settings) -> web.Application:
 def main() -> None:
     try:
         settings = load_settings()
-    except ConfigError as exc:
+        configure("gateway", settings.log_level, settings.log_format)
+        app = create_app(settings)
+    except (ConfigError, OSError) as exc:
         print(f"quakestack gateway: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    configure("gateway", settings.log_level, settings.log_format)
-    log.info("serving", port=settings.gateway_port)
-    web.run_app(create_app(settings), host=settings.bind_host, port=settings.gateway_port, print=None,
+    log.info("serving", port=settings.gateway_port, routes=len(app["gateway"].routes))
+    web.run_app(app, host=settings.bind_host, port=settings.gateway_port, print=None, access_log=None,
                 handle_signals=True, shutdown_timeout=settings.grace_s)

@@ -88,7 +88,8 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 def _device(text: str) -> str:
     value = text.strip().lower()
-    if value in {"auto", "cpu"} or (value.startswith("cuda") and value[5:].isdigit() or value == "cuda"):
+    index = value[5:]
+    if value in {"auto", "cpu", "cuda"} or (value.startswith("cuda:") and index.isascii() and index.isdigit()):
         return value
     raise ValueError("expected auto, cpu, cuda or cuda:N")
 

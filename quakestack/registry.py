@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,11 @@ from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
 from quakestack.storage import ObjectStore, validate_name
 
 PREFIX = "models/"
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '¹' and other characters int() refuses."""
+    return re.fullmatch(r"[0-9]+", text) is not None
 
 
 def version_prefix(name: str, version: int) -> str:
@@ -42,7 +48,7 @@ class ModelRegistry:
     def version_numbers(self, name: str) -> list[int]:
         validate_name(name, "model name")
         dirs = self.store.list_dirs(f"{PREFIX}{name}/")
-        numbers = sorted(int(d) for d in dirs if d.isdigit())
+        numbers = sorted(int(d) for d in dirs if is_number(d))
         return [n for n in numbers if self.store.exists(version_prefix(name, n) + "model.json")]
 
     def aliases(self, name: str) -> dict[str, int]:
@@ -69,7 +75,7 @@ class ModelRegistry:
             raise NotFound(f"model {name!r} is not registered")
         if not text:
             return numbers[-1]
-        if text.isdigit():
+        if is_number(text):
             if int(text) not in numbers:
                 raise NotFound(f"model {name!r} has no version {text}; versions: {numbers}")
             return int(text)
@@ -96,11 +102,11 @@ class ModelRegistry:
         validate_name(name, "model name")
         aliases = [validate_name(a, "alias") for a in aliases]
         for alias in aliases:
-            if alias.isdigit():
+            if is_number(alias):
                 raise InvalidArgument(f"alias {alias!r} must not be a number (it would shadow a version)")
         with self._lock:
             existing = self.store.list_dirs(f"{PREFIX}{name}/")
-            version = max((int(d) for d in existing if d.isdigit()), default=0) + 1
+            version = max((int(d) for d in existing if is_number(d)), default=0) + 1
             prefix = version_prefix(name, version)
             digest = self.store.put_bytes(prefix + "model.pt", weights)
             card = {**card, "name": name, "version": version, "weights_key": prefix + "model.pt",
@@ -113,7 +119,7 @@ class ModelRegistry:
 
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, int]:
         validate_name(alias, "alias")
-        if alias.isdigit():
+        if is_number(alias):
             raise InvalidArgument(f"alias {alias!r} must not be a number")
         if int(version) not in self.version_numbers(name):
             raise NotFound(f"model {name!r} has no version {version}")

@@ -9,6 +9,7 @@ cursor, so a slow subscriber never slows the worker or the other subscribers.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -385,7 +386,5 @@ class JobManager:
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
     """Signal the worker and its DDP ranks (the worker leads its own process group)."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass

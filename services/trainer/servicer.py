@@ -19,7 +19,7 @@ from quakestack.models.registry import (
     resolve_training_hparams,
 )
 from quakestack.models.spec import resolve_params
-from quakestack.registry import ModelRegistry
+from quakestack.registry import ModelRegistry, is_number
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_name
@@ -39,7 +39,7 @@ def validate_device(device: str, gpu_count: int) -> str:
     device = (device or "auto").strip().lower()
     if device in ("auto", "cpu"):
         return device
-    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+    if device == "cuda" or (device.startswith("cuda:") and is_number(device[5:])):
         index = int(device[5:]) if ":" in device else 0
         if index >= gpu_count:
             raise FailedPrecondition(f"device {device} requested but this trainer has {gpu_count} GPU(s)")
@@ -258,7 +258,7 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
             model_version=convert.model_version(self.registry.get(request.name, request.version)))
 
     def DeleteModelVersion(self, request, context):
-        if not request.version.isdigit():
+        if not is_number(request.version):
             raise InvalidArgument(f"version must be a number, got {request.version!r}")
         self.registry.delete_version(request.name, int(request.version))
         return trainer_pb2.DeleteModelVersionResponse()

@@ -1,0 +1,100 @@
+"""Job control through the service: subscribers, epochs up and down, stop, cancel, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from quakestack.v1 import trainer_pb2
+from tests.trainer.conftest import (
+    create_job,
+    epochs_of,
+    finished,
+    metric,
+    progress,
+    rpc_error,
+    state_name,
+    wait_for_job,
+)
+
+
+def test_two_subscribers_one_late_get_every_epoch_once_in_order(trainer, store, magnitude_dataset) -> None:
+    job = create_job(trainer, magnitude_dataset, epochs=4)
+    early: list = []
+    reader = threading.Thread(target=lambda: early.extend(progress(trainer, job.job_id)))
+    reader.start()
+    wait_for_job(trainer, job.job_id, lambda j: j.epochs_done >= 2)
+    late = progress(trainer, job.job_id)
+    reader.join(300)
+    assert epochs_of(early) == epochs_of(late) == [1, 2, 3, 4]
+    assert [e.SerializeToString() for e in early] == [e.SerializeToString() for e in late]
+    stored = [json.loads(x) for x in store.get_bytes(f"jobs/{job.job_id}/metrics.jsonl").decode().splitlines()]
+    assert [e["sequence"] for e in stored] == [e.sequence for e in late]
+    assert [e["train_loss"] for e in stored if e["type"] == "epoch"] == [e.epoch.train_loss for e in late
+                                                                        if e.WhichOneof("event") == "epoch"]
+
+
+def test_epochs_down_then_resume_with_more(trainer, magnitude_dataset) -> None:
+    job = create_job(trainer, magnitude_dataset, epochs=40)
+    wait_for_job(trainer, job.job_id, lambda j: j.epochs_done >= 1)
+    trainer.UpdateTrainingJob(trainer_pb2.UpdateTrainingJobRequest(job_id=job.job_id, epochs=1))
+    done = wait_for_job(trainer, job.job_id, finished)
+    assert state_name(done.state) == "SUCCEEDED" and done.epochs_done <= 3  # stops after the current epoch
+    resumed = trainer.ResumeTrainingJob(trainer_pb2.ResumeTrainingJobRequest(job_id=job.job_id,
+                                                                            epochs=done.epochs_done + 2)).job
+    assert state_name(resumed.state) == "QUEUED"
+    final = wait_for_job(trainer, job.job_id, finished)
+    assert state_name(final.state) == "SUCCEEDED" and final.epochs_done == done.epochs_done + 2
+    assert epochs_of(progress(trainer, job.job_id)) == list(range(1, final.epochs_done + 1))
+
+
+def test_epochs_up_while_running(trainer, magnitude_dataset) -> None:
+    job = create_job(trainer, magnitude_dataset, epochs=2)
+    trainer.UpdateTrainingJob(trainer_pb2.UpdateTrainingJobRequest(job_id=job.job_id, epochs=3))
+    final = wait_for_job(trainer, job.job_id, finished)
+    assert state_name(final.state) == "SUCCEEDED" and final.epochs_done == 3 and final.epochs == 3
+
+
+def test_stop_checkpoints_and_resume_continues_the_curve(trainer, store, magnitude_dataset) -> None:
+    job = create_job(trainer, magnitude_dataset, epochs=40)
+    wait_for_job(trainer, job.job_id, lambda j: j.epochs_done >= 1)
+    stopping = trainer.StopTrainingJob(trainer_pb2.StopTrainingJobRequest(job_id=job.job_id)).job
+    assert state_name(stopping.state) in {"STOPPING", "STOPPED"}
+    stopped = wait_for_job(trainer, job.job_id, finished)
+    assert state_name(stopped.state) == "STOPPED"
+    assert store.exists(f"jobs/{job.job_id}/checkpoints/stopped.pt")
+    trainer.ResumeTrainingJob(trainer_pb2.ResumeTrainingJobRequest(job_id=job.job_id,
+                                                                   epochs=stopped.epochs_done + 1))
+    final = wait_for_job(trainer, job.job_id, finished)
+    assert state_name(final.state) == "SUCCEEDED" and final.epochs_done == stopped.epochs_done + 1
+    events = progress(trainer, job.job_id)
+    assert epochs_of(events) == list(range(1, final.epochs_done + 1))
+    states = [state_name(e.state_change.state) for e in events if e.WhichOneof("event") == "state_change"]
+    assert states.index("STOPPED") < len(states) - 1 and states[-1] == "SUCCEEDED"
+
+
+def test_cancel_is_final(trainer, magnitude_dataset) -> None:
+    job = create_job(trainer, magnitude_dataset, epochs=40)
+    wait_for_job(trainer, job.job_id, lambda j: state_name(j.state) == "RUNNING")
+    trainer.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=job.job_id))
+    final = wait_for_job(trainer, job.job_id, finished, timeout_s=30)
+    assert state_name(final.state) == "CANCELLED"
+    error = rpc_error(lambda: trainer.ResumeTrainingJob(trainer_pb2.ResumeTrainingJobRequest(job_id=job.job_id)))
+    assert error.code().name == "FAILED_PRECONDITION"
+    error = rpc_error(lambda: trainer.UpdateTrainingJob(trainer_pb2.UpdateTrainingJobRequest(job_id=job.job_id,
+                                                                                            epochs=5)))
+    assert error.code().name == "FAILED_PRECONDITION"
+
+
+def test_ddp_with_two_cpu_processes_gives_a_usable_model(trainer, registry, magnitude_dataset) -> None:
+    job = create_job(trainer, magnitude_dataset, epochs=2, ddp_processes=2)
+    events = progress(trainer, job.job_id)
+    messages = [e.state_change.message for e in events if e.WhichOneof("event") == "state_change"]
+    assert any("2 process(es)" in m for m in messages), messages
+    assert epochs_of(events) == [1, 2]
+    final = trainer.GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=job.job_id)).job
+    assert state_name(final.state) == "SUCCEEDED", final.error
+    evaluation = trainer.EvaluateModel(trainer_pb2.EvaluateModelRequest(
+        checkpoint=trainer_pb2.CheckpointRef(job_id=job.job_id)), timeout=120)
+    rmse = metric(evaluation.metrics, "rmse")
+    assert 0 < rmse < 3.0
