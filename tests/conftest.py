@@ -26,7 +26,8 @@ def fresh_settings(state_dir: Path, **changes) -> Settings:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("stack")
-    running = Stack(fresh_settings(state_dir, health_interval_s=0.5), state_dir=state_dir)
+    running = Stack(fresh_settings(state_dir, health_interval_s=0.5, data_allowed_dirs=(state_dir / "allowed",)),
+                    state_dir=state_dir)
     running.start()
     yield running
     running.stop()

@@ -98,6 +98,7 @@ class DatasetSpec:
     edge_pad_s: float = 5.0  # extra data read around continuous-data windows (filter edges)
     noise_margin_s: float = 60.0  # continuous data: noise windows keep this far from any pick
     max_noise_per_stream: int | None = None
+    noise_windows_per_event: int | None = None  # continuous data: cap noise per stream at k x its events
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -125,6 +126,7 @@ class DatasetSpec:
             "edge_pad_s": self.edge_pad_s,
             "noise_margin_s": self.noise_margin_s,
             "max_noise_per_stream": self.max_noise_per_stream,
+            "noise_windows_per_event": self.noise_windows_per_event,
         }
 
     def render_parameters(self) -> dict[str, Any]:
@@ -185,6 +187,7 @@ class ShardResult:
     files: dict[str, str]
     sha256: dict[str, str]
     reused: bool = False
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes per file (manifest and dataset size)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,6 +216,7 @@ def _list_source(src: SourceSpec, spec: DatasetSpec) -> list[ItemRef | Skipped]:
         noise_length_s=(w.length_s + 2 * spec.edge_pad_s) if w.include_noise else None,
         noise_margin_s=spec.noise_margin_s,
         max_noise_per_stream=spec.max_noise_per_stream,
+        noise_per_event=spec.noise_windows_per_event,
     )
 
 
@@ -332,7 +336,8 @@ def _reuse(plan: ShardPlan, directory: str) -> ShardResult | None:
         return None
     from .shards import sha256_file
 
-    return ShardResult(**stored, files=files, sha256={k: sha256_file(p) for k, p in files.items()}, reused=True)
+    return ShardResult(**stored, files=files, sha256={k: sha256_file(p) for k, p in files.items()}, reused=True,
+                       sizes={k: os.path.getsize(p) for k, p in files.items()})
 
 
 def render_shard(plan: ShardPlan, spec: DatasetSpec, out_dir: str, resume: bool = True) -> ShardResult:
@@ -389,7 +394,8 @@ def render_shard(plan: ShardPlan, spec: DatasetSpec, out_dir: str, resume: bool 
         plan_sha256=plan.plan_sha256,
         extra_attrs={RESULT_ATTR: json.dumps(summary, sort_keys=True)},
     )
-    return ShardResult(**summary, files=written["files"], sha256=written["sha256"])
+    sizes = {k: os.path.getsize(p) for k, p in written["files"].items()}
+    return ShardResult(**summary, files=written["files"], sha256=written["sha256"], sizes=sizes)
 
 
 # ------------------------------------------------------------------------------------------ manifest
@@ -420,7 +426,10 @@ def build_manifest(spec: DatasetSpec, plan: DatasetPlan, results: Sequence[Shard
                 "index": r.index,
                 "count": r.count,
                 "plan_sha256": r.plan_sha256,
-                "files": {name: {"key": f"{r.key}/{name}", "sha256": r.sha256[name]} for name in sorted(r.sha256)},
+                "files": {
+                    name: {"key": f"{r.key}/{name}", "sha256": r.sha256[name], "size": r.sizes.get(name)}
+                    for name in sorted(r.sha256)
+                },
             }
         )
     for s in splits.values():
@@ -441,6 +450,7 @@ def build_manifest(spec: DatasetSpec, plan: DatasetPlan, results: Sequence[Shard
         "dimension_order": "NCW",
         "dtype": spec.dtype,
         "normalization": spec.normalization,
+        "size_bytes": sum(sum(r.sizes.values()) for r in results),
         "splits": splits,
         "categories": dict(sorted(categories.items())),
         "magnitude_histogram": {"bin_edges": mf.magnitude_bin_edges(), "counts": hist},

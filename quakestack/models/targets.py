@@ -80,7 +80,7 @@ def targets_from_metadata(spec: ArchitectureSpec, metadata: pd.DataFrame) -> dic
     out = {"label": _labels(metadata[CATEGORY_COLUMN], spec)}
     if spec.task is Task.DETECTION:
         cluster = _float_column(metadata, CLUSTER_COLUMN)
-        cluster = np.where(np.isfinite(cluster) & (out["label"] == 1), cluster, IGNORE_INDEX)
+        cluster = np.where(np.isfinite(cluster) & (cluster >= 0) & (out["label"] == 1), cluster, IGNORE_INDEX)
         out["cluster"] = cluster.astype(np.int64)
     return out
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 from quakestack.config import Settings
+from quakestack.errors import FailedPrecondition
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore
-from quakestack.v1 import data_pb2_grpc
+from quakestack.v1 import data_pb2, data_pb2_grpc
+from services.data import datasets
+from services.data.jobs import JobManager
+from services.data.runner import warm_up
 from services.data.uploads import store_upload
 
 MAX_UPLOAD_BYTES = 64 * 1024**3
@@ -16,13 +22,57 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore):
         self.settings = settings
         self.store = store
+        self.jobs = JobManager(store, settings)
 
     def UploadFile(self, request_iterator, context):
         return store_upload(self.store, request_iterator, MAX_UPLOAD_BYTES)
 
+    # -- jobs ---------------------------------------------------------------------------------
+    def CreateDataset(self, request, context):
+        return data_pb2.CreateDatasetResponse(job=self.jobs.create(request).to_proto())
+
+    def GetDatasetJob(self, request, context):
+        return data_pb2.GetDatasetJobResponse(job=self.jobs.get(request.job_id).to_proto())
+
+    def ListDatasetJobs(self, request, context):
+        jobs = self.jobs.list(request.page_size if request.page_size > 0 else 100)
+        return data_pb2.ListDatasetJobsResponse(jobs=[j.to_proto() for j in jobs])
+
+    def WatchDatasetJob(self, request, context):
+        for job in self.jobs.watch(request.job_id, context.is_active):
+            yield data_pb2.WatchDatasetJobResponse(job=job)
+
+    def CancelDatasetJob(self, request, context):
+        return data_pb2.CancelDatasetJobResponse(job=self.jobs.cancel(request.job_id).to_proto())
+
+    # -- datasets -----------------------------------------------------------------------------
+    def GetDataset(self, request, context):
+        return data_pb2.GetDatasetResponse(dataset=datasets.get(self.store, request.name))
+
+    def ListDatasets(self, request, context):
+        limit = request.page_size if request.page_size > 0 else 1000
+        return data_pb2.ListDatasetsResponse(datasets=datasets.list_datasets(self.store, limit))
+
+    def DescribeDataset(self, request, context):
+        return datasets.describe(self.store, request.name)
+
+    def DeleteDataset(self, request, context):
+        if any(j.dataset == request.name and not j.terminal for j in list(self.jobs.jobs.values())):
+            raise FailedPrecondition(f"dataset {request.name!r} is being written by a running job")
+        return data_pb2.DeleteDatasetResponse(objects_deleted=datasets.delete(self.store, request.name))
+
 
 def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
-    server.add(data_pb2_grpc.add_DataServiceServicer_to_server, DataServicer(settings, store))
+    servicer = DataServicer(settings, store)
+    server.add(data_pb2_grpc.add_DataServiceServicer_to_server, servicer)
+    server.on_shutdown(servicer.jobs.shutdown)
+
+    def on_dependencies(healthy: bool) -> None:
+        if healthy:  # first time storage answers: rerun the jobs a dead process left unfinished
+            threading.Thread(target=servicer.jobs.recover, name="dataset-recover", daemon=True).start()
+
+    server.on_dependencies(on_dependencies)
+    threading.Thread(target=warm_up, name="dataset-warm-up", daemon=True).start()
 
 
 DEFINITION = ServiceDefinition(

@@ -17,6 +17,7 @@ import csv
 import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -235,8 +236,13 @@ def list_items(
     noise_length_s: float | None = 60.0,
     noise_margin_s: float = 60.0,
     max_noise_per_stream: int | None = None,
+    noise_per_event: int | None = None,
 ) -> list[ItemRef | Skipped]:
-    """Event items (event x stream with a P pick) and noise items, from headers and the catalog only."""
+    """Event items (event x stream with a P pick) and noise items, from headers and the catalog only.
+
+    ``noise_per_event`` caps each stream's noise items at that many per event item on the stream
+    (at least one), keeping detection datasets balanced; ``max_noise_per_stream`` is an absolute cap.
+    """
     groups = scan_waveforms(waveform_paths)
     events = read_catalog(catalog_path, catalog_format)
     cat_name = os.path.basename(catalog_path)
@@ -271,8 +277,13 @@ def list_items(
             out.append(_event_item(ev, key, groups[key], slot["P"], slot.get("S"), pre_s, post_s))
     if noise_length_s:
         forb = np.sort(np.asarray(forbidden, dtype=float))
+        events_on: Counter[str] = Counter(x.locator["stream"] for x in out if isinstance(x, ItemRef))
         for key in sorted(groups):
-            out.extend(_noise_items(key, groups[key], forb, noise_length_s, noise_margin_s, max_noise_per_stream))
+            cap = max_noise_per_stream
+            if noise_per_event is not None:
+                per_event = noise_per_event * max(1, events_on[key])
+                cap = per_event if cap is None else min(cap, per_event)
+            out.extend(_noise_items(key, groups[key], forb, noise_length_s, noise_margin_s, cap))
     return out
 
 

@@ -1,0 +1,172 @@
+"""CreateDatasetRequest -> library dataclasses: defaults of the contract, checks before a job exists.
+
+Everything that can be refused without reading a source file is refused here, in the RPC, with
+INVALID_ARGUMENT; the library dataclasses' own checks (ValueError) are turned into the same status.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec
+from quakestack.errors import InvalidArgument
+from quakestack.storage import validate_name
+from quakestack.v1 import data_pb2
+
+DEFAULT_SHARD_SIZE = 1024
+FORMATS = {
+    data_pb2.SOURCE_FORMAT_STEAD: "stead",
+    data_pb2.SOURCE_FORMAT_SEISBENCH: "seisbench",
+    data_pb2.SOURCE_FORMAT_WAVEFORM_CATALOG: "waveform_catalog",
+}
+CATALOG_FORMATS = {
+    data_pb2.CATALOG_FORMAT_QUAKEML: "quakeml",
+    data_pb2.CATALOG_FORMAT_NORDIC: "nordic",
+    data_pb2.CATALOG_FORMAT_CSV: "csv",
+}
+GAP_POLICIES = {
+    data_pb2.GAP_POLICY_UNSPECIFIED: "zeros",
+    data_pb2.GAP_POLICY_DROP: "drop",
+    data_pb2.GAP_POLICY_FILL_ZERO: "zeros",
+    data_pb2.GAP_POLICY_INTERPOLATE: "interpolate",
+}
+NORMALIZATIONS = {
+    data_pb2.NORMALIZATION_UNSPECIFIED: "none",
+    data_pb2.NORMALIZATION_NONE: "none",
+    data_pb2.NORMALIZATION_STD: "std",
+    data_pb2.NORMALIZATION_PEAK: "peak",
+}
+DTYPES = {data_pb2.SAMPLE_DTYPE_UNSPECIFIED: "float32", data_pb2.SAMPLE_DTYPE_FLOAT32: "float32",
+          data_pb2.SAMPLE_DTYPE_FLOAT16: "float16"}
+
+
+@dataclass
+class Parameters:
+    """Everything of a request except its sources, as the library wants it."""
+
+    window: WindowSpec
+    preprocess: PreprocessSpec
+    filters: FilterSpec
+    split: SplitSpec
+    shard_size: int
+    dtype: str
+    seed: int
+    normalization: str
+    location_clusters: int
+    noise_windows_per_event: int | None
+    description: str
+
+    def spec_kwargs(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{what} must be a finite number, got {value}")
+    return value
+
+
+def _window(w: data_pb2.WindowSpec) -> WindowSpec:
+    length = _finite(w.length_s, "window.length_s")
+    rate = _finite(w.sampling_rate_hz, "window.sampling_rate_hz")
+    if length < 0:
+        raise InvalidArgument(f"window.length_s must be > 0, got {length:g}")
+    if rate < 0:
+        raise InvalidArgument(f"window.sampling_rate_hz must be > 0, got {rate:g}")
+    lo, hi = _finite(w.p_offset_min_s, "window.p_offset_min_s"), _finite(w.p_offset_max_s, "window.p_offset_max_s")
+    fixed = _finite(w.p_offset_s, "window.p_offset_s")
+    if fixed < 0:
+        raise InvalidArgument(f"window.p_offset_s must be >= 0, got {fixed:g}")
+    # p_offset_s 0 = unset: STEAD/SeisBench keep their traces' alignment, catalog windows put P at 5 s.
+    return WindowSpec(
+        length_s=length or 60.0,
+        sampling_rate=rate or 100.0,
+        p_offset_s=None if (hi > lo or fixed == 0) else fixed,
+        p_offset_range_s=(lo, hi) if hi > lo else None,
+        include_noise=w.include_noise,
+    )
+
+
+def _preprocess(p: data_pb2.Preprocessing) -> PreprocessSpec:
+    return PreprocessSpec(
+        detrend="linear" if p.detrend else None,
+        taper_fraction=_finite(p.taper_fraction, "preprocessing.taper_fraction"),
+        freqmin=_finite(p.freqmin_hz, "preprocessing.freqmin_hz") or None,
+        freqmax=_finite(p.freqmax_hz, "preprocessing.freqmax_hz") or None,
+        resample=True,  # the contract: traces are resampled to the window's rate
+        component_order=p.component_order or "ZNE",
+        gap_policy=GAP_POLICIES.get(p.gap_policy, "zeros"),
+    )
+
+
+def _filters(f: data_pb2.Filters) -> FilterSpec:
+    def opt(name: str) -> float | None:
+        return _finite(getattr(f, name), f"filters.{name}") if f.HasField(name) else None
+
+    if f.max_count < 0:
+        raise InvalidArgument(f"filters.max_count must be >= 0, got {f.max_count}")
+    return FilterSpec(
+        magnitude_types=[t.strip().lower() for t in f.magnitude_types if t.strip()] or None,
+        min_magnitude=opt("min_magnitude"),
+        max_magnitude=opt("max_magnitude"),
+        min_snr_db=opt("min_snr_db"),
+        min_distance_km=opt("min_distance_km"),
+        max_distance_km=opt("max_distance_km"),
+        max_items=f.max_count or None,
+    )
+
+
+def _split(s: data_pb2.SplitSpec) -> SplitSpec:
+    ratios = (s.train, s.val, s.test)
+    by = "time" if s.strategy == data_pb2.SPLIT_STRATEGY_BY_TIME else "event"
+    if ratios == (0.0, 0.0, 0.0):
+        return SplitSpec(by=by)
+    return SplitSpec(*(_finite(r, "split ratio") for r in ratios), by=by)
+
+
+def parameters(request: data_pb2.CreateDatasetRequest) -> Parameters:
+    """Validate and translate everything but the sources; InvalidArgument with the precise reason."""
+    validate_name(request.name, "dataset name")
+    if request.shard_size < 0:
+        raise InvalidArgument(f"shard_size must be > 0, got {request.shard_size}")
+    if request.dtype not in DTYPES:
+        raise InvalidArgument(f"unknown sample dtype {request.dtype}")
+    if request.preprocessing.normalization not in NORMALIZATIONS:
+        raise InvalidArgument(f"unknown normalization {request.preprocessing.normalization}")
+    if request.window.location_clusters < 0 or request.window.noise_windows_per_event < 0:
+        raise InvalidArgument("window.location_clusters and window.noise_windows_per_event must be >= 0")
+    try:
+        return Parameters(
+            window=_window(request.window),
+            preprocess=_preprocess(request.preprocessing),
+            filters=_filters(request.filters),
+            split=_split(request.split),
+            shard_size=request.shard_size or DEFAULT_SHARD_SIZE,
+            dtype=DTYPES[request.dtype],
+            seed=request.seed,
+            normalization=NORMALIZATIONS[request.preprocessing.normalization],
+            location_clusters=request.window.location_clusters,
+            noise_windows_per_event=request.window.noise_windows_per_event or 1,
+            description=request.description,
+        )
+    except InvalidArgument:
+        raise
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def source_format(source: data_pb2.DataSource, index: int) -> str:
+    """The library's name of a source format; INVALID_ARGUMENT for unknown or missing parts."""
+    fmt = FORMATS.get(source.format)
+    if fmt is None:
+        raise InvalidArgument(f"sources[{index}]: unknown or unspecified source format {source.format}")
+    if source.waveforms.WhichOneof("location") is None:
+        raise InvalidArgument(f"sources[{index}]: waveforms location (object_key or local_path) is required")
+    if fmt == "waveform_catalog":
+        if source.catalog.WhichOneof("location") is None:
+            raise InvalidArgument(f"sources[{index}]: a waveform_catalog source needs a catalog location")
+        if source.catalog_format not in CATALOG_FORMATS:
+            raise InvalidArgument(f"sources[{index}]: unknown or unspecified catalog format {source.catalog_format}")
+    return fmt
