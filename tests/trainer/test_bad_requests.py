@@ -78,3 +78,10 @@ def test_registry_lookups(registry) -> None:
     error = rpc_error(lambda: registry.RegisterModel(trainer_pb2.RegisterModelRequest(
         name="m", source=trainer_pb2.CheckpointRef(job_id="no-such-job"))))
     assert error.code().name == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("version", ["¹", "x", "-1", ""])
+def test_version_must_be_an_ascii_number(registry, version: str) -> None:
+    error = rpc_error(lambda: registry.DeleteModelVersion(trainer_pb2.DeleteModelVersionRequest(
+        name="magnitude-test", version=version)))
+    assert error.code().name == "INVALID_ARGUMENT" and "version must be a number" in error.details()
