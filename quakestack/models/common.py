@@ -50,3 +50,12 @@ def check_input(x: Tensor, in_channels: int, n_samples: int, model: str) -> None
     """Fail with the expected shape instead of an opaque matmul error deep inside the network."""
     if x.dim() != 3 or x.shape[1] != in_channels or x.shape[2] != n_samples:
         raise ValueError(f"{model} expects input [B, {in_channels}, {n_samples}], got {list(x.shape)}")
+
+
+def stride2_conv_stack(in_channels: int, n_layers: int, channels: int, kernel_size: int) -> list[nn.Module]:
+    """ConvNetQuake's feature extractor: Conv1d(stride 2) + ReLU, `n_layers` times, halving the length each time."""
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        layers += [nn.Conv1d(in_channels if i == 0 else channels, channels, kernel_size, stride=2,
+                             padding=(kernel_size - 1) // 2), nn.ReLU()]
+    return layers

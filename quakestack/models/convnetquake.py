@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from quakestack.models.common import check_input, demean, output_shape, peak_normalize
+from quakestack.models.common import check_input, demean, output_shape, peak_normalize, stride2_conv_stack
 from quakestack.models.spec import (
     DETECTION_CLASSES,
     DETECTION_METRICS,
@@ -39,19 +39,7 @@ class ConvNetQuake(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples, self.normalize = in_channels, n_samples, normalize
-        layers: list[nn.Module] = []
-        for i in range(n_layers):
-            layers += [
-                nn.Conv1d(
-                    in_channels if i == 0 else channels,
-                    channels,
-                    kernel_size,
-                    stride=2,
-                    padding=(kernel_size - 1) // 2,
-                ),
-                nn.ReLU(),
-            ]
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(*stride2_conv_stack(in_channels, n_layers, channels, kernel_size), nn.Flatten())
         n_flat = output_shape(self.features, in_channels, n_samples).numel()
         self.detection_head = nn.Linear(n_flat, len(DETECTION_CLASSES))
         self.cluster_head = nn.Linear(n_flat, n_clusters)

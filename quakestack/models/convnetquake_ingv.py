@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from quakestack.models.common import check_input, output_shape, peak_normalize
+from quakestack.models.common import check_input, output_shape, peak_normalize, stride2_conv_stack
 from quakestack.models.spec import (
     MAGNITUDE_METRICS,
     ArchitectureSpec,
@@ -41,19 +41,7 @@ class ConvNetQuakeINGV(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples, self.amplitude_input = in_channels, n_samples, amplitude_input
-        layers: list[nn.Module] = []
-        for i in range(n_layers):
-            layers += [
-                nn.Conv1d(
-                    in_channels if i == 0 else channels,
-                    channels,
-                    kernel_size,
-                    stride=2,
-                    padding=(kernel_size - 1) // 2,
-                ),
-                nn.ReLU(),
-            ]
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(*stride2_conv_stack(in_channels, n_layers, channels, kernel_size), nn.Flatten())
         n_flat = output_shape(self.features, in_channels, n_samples).numel() + int(amplitude_input)
         head: list[nn.Module] = [nn.Dropout(dropout)]
         if hidden_units:
