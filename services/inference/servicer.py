@@ -1,20 +1,269 @@
-"""InferenceService servicer."""
+"""InferenceService servicer: protobuf in, quakestack.inference calls, protobuf out."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from quakestack.config import Settings
+from quakestack.errors import InvalidArgument
+from quakestack.inference.annotate import AnnotateOptions, Annotator, DetectionResult, PickResult
+from quakestack.inference.feedback import InferenceLog
+from quakestack.inference.files import allowed_local_path, fetch_object, read_stream, temporary_directory
+from quakestack.inference.inputs import extras_arrays, windows_array
+from quakestack.inference.manager import LoadOptions, ModelManager, Resident, wait_result
+from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
-from quakestack.runtime.server import GrpcServer
+from quakestack.runtime.interceptor import REQUEST_ID_KEY
+from quakestack.runtime.server import NOT_SERVING, SERVING, GrpcServer
 from quakestack.storage import ObjectStore
-from quakestack.v1 import inference_pb2_grpc
+from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2
+
+SERVICE = "quakestack.v1.InferenceService"
+TASKS = {"magnitude": common_pb2.TASK_MAGNITUDE, "detection": common_pb2.TASK_DETECTION,
+         "classification": common_pb2.TASK_CLASSIFICATION, "picking": common_pb2.TASK_PICKING}
+log = structlog.get_logger()
+
+
+def health_name(model: str) -> str:
+    """Per-model readiness in grpc.health.v1."""
+    return f"{SERVICE}/{model}"
+
+
+def _timestamp(seconds: float | None) -> Timestamp:
+    ts = Timestamp()
+    if seconds:
+        ts.FromNanoseconds(int(round(seconds * 1e9)))
+    return ts
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    bound = structlog.contextvars.get_contextvars().get("request_id")
+    if bound:
+        return str(bound)
+    return next((v for k, v in context.invocation_metadata() if k == REQUEST_ID_KEY), "")
+
+
+def _timeout(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > 1e8 else max(0.0, remaining)
+
+
+def loaded_model_pb(resident: Resident) -> inference_pb2.LoadedModel:
+    spec = resident.servable.spec
+    return inference_pb2.LoadedModel(
+        name=resident.name, version=resident.version, device=resident.device, task=TASKS.get(spec.task, 0),
+        input_spec=trainer_pb2.InputSpec(n_samples=spec.n_samples, component_order=spec.components,
+                                         sampling_rate_hz=spec.sampling_rate, extra_inputs=list(spec.extra_inputs)),
+        memory_bytes=resident.memory_bytes, batches_served=resident.batcher.stats.batches,
+        windows_served=resident.batcher.stats.windows, max_batch_size=resident.options.max_batch_size,
+        max_queue_delay_us=resident.options.max_queue_delay_us, instances=resident.options.instances,
+        load_time=_timestamp(resident.load_time), last_used_time=_timestamp(resident.batcher.last_used),
+        class_names=list(spec.class_names))
+
+
+def predictions_pb(out: dict[str, np.ndarray], n: int) -> list[inference_pb2.WindowPrediction]:
+    rows = []
+    for i in range(n):
+        p = inference_pb2.WindowPrediction()
+        if "magnitude" in out:
+            p.magnitude = float(out["magnitude"][i])
+        if "magnitude_std" in out:
+            p.magnitude_std = float(out["magnitude_std"][i])
+        if "class_probabilities" in out:
+            p.class_probabilities.extend(out["class_probabilities"][i].tolist())
+        if "detection_probability" in out:
+            p.detection_probability = float(out["detection_probability"][i])
+        if "location_cluster" in out:
+            p.location_cluster = int(out["location_cluster"][i])
+        rows.append(p)
+    return rows
+
+
+def detection_pb(d: DetectionResult) -> inference_pb2.Detection:
+    pb = inference_pb2.Detection(station=d.station, start_time=_timestamp(d.start), end_time=_timestamp(d.end),
+                                 peak_time=_timestamp(d.peak_time), probability=d.probability,
+                                 class_label=d.class_label)
+    if d.magnitude is not None:
+        pb.magnitude = d.magnitude
+    return pb
+
+
+def pick_pb(p: PickResult) -> inference_pb2.Pick:
+    return inference_pb2.Pick(station=p.station, phase=p.phase, time=_timestamp(p.time), probability=p.probability)
+
+
+class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
+    def __init__(self, settings: Settings, store: ObjectStore, manager: ModelManager, inference_log: InferenceLog):
+        self.settings = settings
+        self.store = store
+        self.manager = manager
+        self.log = inference_log
+        self.max_bytes = settings.max_message_mb * 1024 * 1024
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def LoadModel(self, request, context):
+        if not request.name:
+            raise InvalidArgument("name is required")
+        options = LoadOptions(request.device, request.max_batch_size, request.max_queue_delay_us,
+                              request.instances, request.max_queue_size)
+        resident = self.manager.load(request.name, request.version, options)
+        return inference_pb2.LoadModelResponse(model=loaded_model_pb(resident))
+
+    def UnloadModel(self, request, context):
+        self.manager.unload(request.name)
+        return inference_pb2.UnloadModelResponse()
+
+    def ListLoadedModels(self, request, context):
+        return inference_pb2.ListLoadedModelsResponse(models=[loaded_model_pb(r) for r in self.manager.list()])
+
+    # -- predict ------------------------------------------------------------------------------
+    def Predict(self, request, context):
+        resident = self.manager.get(request.model)
+        spec = resident.servable.spec
+        w = request.windows
+        x = windows_array(w.data, w.shape, w.sampling_rate_hz, w.component_order, spec, self.max_bytes)
+        extras = extras_arrays({e.name: e.values for e in request.extra_inputs}, spec, x.shape[0])
+        timeout = _timeout(context)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        resident, future = self.manager.submit(request.model, x, extras, deadline)
+        out = wait_result(resident, future, timeout)
+        request_id = _request_id(context)
+        response = inference_pb2.PredictResponse(model=request.model, model_version=resident.version,
+                                                 request_id=request_id, class_names=list(spec.class_names),
+                                                 predictions=predictions_pb(out, x.shape[0]))
+        if self.log.sampled():
+            self.log.record("prediction", request_id=request_id, model=request.model, version=resident.version,
+                            predictions=[_jsonable(out, i) for i in range(x.shape[0])])
+        return response
+
+    # -- annotate -----------------------------------------------------------------------------
+    def _annotator(self, model: str, stride_s: float, threshold: float, magnitude_model: str,
+                   context: grpc.ServicerContext) -> Annotator:
+        resident = self.manager.get(model)
+
+        def predict(name: str):
+            return lambda x: self.manager.predict(name, x, timeout_s=_timeout(context))[1]
+
+        magnitude = None
+        if magnitude_model:
+            magnitude = (self.manager.get(magnitude_model).servable.spec, predict(magnitude_model))
+        return Annotator(resident.servable.spec, predict(model), AnnotateOptions(stride_s, threshold), magnitude)
+
+    def Annotate(self, request_iterator, context) -> Iterator[inference_pb2.AnnotateResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "config":
+            raise InvalidArgument("the first message of Annotate must carry the config")
+        c = first.config
+        annotator = self._annotator(c.model, c.stride_s, c.threshold, c.magnitude_model, context)
+        for message in request_iterator:
+            part = message.WhichOneof("part")
+            if part == "chunk":
+                ch = message.chunk
+                if len(ch.data) % 4:
+                    raise InvalidArgument(f"chunk of {ch.seed_id}: data is not whole float32 samples")
+                start = ch.start_time.seconds + ch.start_time.nanos / 1e9
+                annotator.add_samples(ch.seed_id, start, ch.sampling_rate_hz, np.frombuffer(ch.data, "<f4"))
+            elif part == "mseed":
+                annotator.add_stream(_read_mseed(message.mseed))
+            elif part == "config":
+                raise InvalidArgument("only the first message may carry the config")
+            response = _annotate_response(*annotator.step())
+            if response is not None:
+                yield response
+        response = _annotate_response(*annotator.finish())
+        if response is not None:
+            yield response
+
+    def AnnotateFile(self, request, context):
+        annotator = self._annotator(request.model, request.stride_s, request.threshold, request.magnitude_model,
+                                    context)
+        which = request.file.WhichOneof("location")
+        with temporary_directory() as tmp:
+            if which == "local_path":
+                path = allowed_local_path(request.file.local_path, self.settings.data_allowed_dirs)
+            elif which == "object_key":
+                path = fetch_object(self.store, request.file.object_key, tmp)
+            else:
+                raise InvalidArgument("file must give object_key or local_path")
+            annotator.add_stream(read_stream(path, annotator.spec.sampling_rate))
+        detections, picks = annotator.finish()
+        return inference_pb2.AnnotateFileResponse(detections=[detection_pb(d) for d in detections],
+                                                  picks=[pick_pb(p) for p in picks])
+
+    # -- feedback -----------------------------------------------------------------------------
+    def SubmitFeedback(self, request, context):
+        if not request.request_id:
+            raise InvalidArgument("request_id is required")
+        truth = request.WhichOneof("truth")
+        if truth is None:
+            raise InvalidArgument("give true_magnitude or true_label")
+        if request.window_index < 0:
+            raise InvalidArgument("window_index must be >= 0")
+        self.log.record("feedback", request_id=request.request_id, window_index=request.window_index,
+                        **{truth: getattr(request, truth)})
+        return inference_pb2.SubmitFeedbackResponse()
+
+
+def _jsonable(out: dict[str, np.ndarray], i: int) -> dict:
+    return {k: v[i].tolist() for k, v in out.items() if k != "sequence"}
+
+
+def _read_mseed(data: bytes):
+    import io
+
+    import obspy
+
+    try:
+        return obspy.read(io.BytesIO(data), format="MSEED")
+    except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad input
+        raise InvalidArgument(f"cannot read miniSEED bytes: {exc}") from None
+
+
+def _annotate_response(detections, picks) -> inference_pb2.AnnotateResponse | None:
+    if not detections and not picks:
+        return None
+    return inference_pb2.AnnotateResponse(detections=[detection_pb(d) for d in detections],
+                                          picks=[pick_pb(p) for p in picks])
 
 
 def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
+    def on_ready(model: str, ready: bool) -> None:
+        server.health.set(health_name(model), SERVING if ready else NOT_SERVING)
+
+    manager = ModelManager(ModelRegistry(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
+                           default_device=settings.device, on_ready=on_ready)
+    inference_log = InferenceLog(store, settings.inference_log_sample_rate)
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
-               inference_pb2_grpc.InferenceServiceServicer())
+               InferenceServicer(settings, store, manager, inference_log))
+    autoloading = threading.Lock()
+
+    def autoload(healthy: bool) -> None:
+        if not healthy or not settings.inference_autoload_alias or not autoloading.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                loaded = manager.autoload(settings.inference_autoload_alias)
+                if loaded:
+                    log.info("autoloaded models", alias=settings.inference_autoload_alias, models=loaded)
+            finally:
+                autoloading.release()
+
+        threading.Thread(target=run, name="autoload", daemon=True).start()
+
+    server.on_dependencies(autoload)
+    server.on_shutdown(manager.close)
+    server.on_shutdown(inference_log.close)
 
 
 DEFINITION = ServiceDefinition(
     name="inference", grpc_port_setting="inference_grpc_port", metrics_port_setting="inference_metrics_port",
-    health_names=("quakestack.v1.InferenceService",), register=register,
+    health_names=(SERVICE,), register=register,
 )

@@ -1,0 +1,34 @@
+"""A fresh local stack for a benchmark: embedded S3 and the inference service only (the other
+services and the gateway take no part and would only compete for the CPU), stopped on exit."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from quakestack.config import load_settings
+from quakestack.embedded.seaweed import SeaweedServer
+from quakestack.stack import Stack, with_free_ports
+
+
+@contextlib.contextmanager
+def running_stack(**changes) -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="quakestack-bench-") as tmp:
+        state = Path(tmp)
+        settings = with_free_ports(load_settings({})).replace(storage_dir=str(state / "s3"),
+                                                              cache_dir=str(state / "cache"), **changes)
+        stack = Stack(settings, state_dir=state)
+        stack.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            stack.seaweed = SeaweedServer(Path(settings.storage_dir), log_path=stack.log_dir / "s3.log")
+            stack.seaweed.start(90.0)
+            stack.settings = settings.replace(
+                s3_endpoint=stack.seaweed.endpoint, s3_access_key=stack.seaweed.credentials.access_key,
+                s3_secret_key=stack.seaweed.credentials.secret_key, s3_secure=False)
+            stack.start_process("inference")
+            stack.wait_healthy(90.0, names=("inference",))
+            yield stack
+        finally:
+            stack.stop()

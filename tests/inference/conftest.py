@@ -1,0 +1,18 @@
+"""Fixtures of the inference tests: the session stack's InferenceService and the model registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from quakestack.registry import ModelRegistry
+from quakestack.v1 import inference_pb2_grpc
+
+
+@pytest.fixture(scope="session")
+def registry(store) -> ModelRegistry:
+    return ModelRegistry(store)
+
+
+@pytest.fixture(scope="session")
+def inference(inference_channel) -> inference_pb2_grpc.InferenceServiceStub:
+    return inference_pb2_grpc.InferenceServiceStub(inference_channel)
