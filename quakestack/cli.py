@@ -1,4 +1,5 @@
-"""The `quakestack` command: run the stack, the demo, and inspect configuration."""
+"""The `quakestack` command: run the stack and the demo; talk to the services (data, train, models, predict,
+annotate) over gRPC at the addresses of QUAKESTACK_*_ADDR or --data/--trainer/--inference."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+from quakestack import cli_data, cli_infer, cli_models, cli_train
+from quakestack.cli_common import Ctx, errors_to_exit
 from quakestack.config import ConfigError, Settings, load_settings, settings_table_markdown
 
 
@@ -60,7 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from quakestack.demo import run_demo
 
     settings = _settings()
-    return run_demo(settings, Path(args.workdir).resolve())
+    return run_demo(settings, Path(args.workdir).resolve(), quick=args.quick)
 
 
 def cmd_config(_args: argparse.Namespace) -> int:
@@ -76,14 +79,28 @@ def cmd_protos(_args: argparse.Namespace) -> int:
     return 0
 
 
+def common_options() -> argparse.ArgumentParser:
+    """Options every service command takes (after its name): output format and service addresses."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output (JSON, or JSON lines)")
+    common.add_argument("--data", help="DataService address (default QUAKESTACK_DATA_ADDR)")
+    common.add_argument("--trainer", help="TrainerService address (default QUAKESTACK_TRAINER_ADDR)")
+    common.add_argument("--inference", help="InferenceService address (default QUAKESTACK_INFERENCE_ADDR)")
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quakestack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    common = common_options()
+    for module in (cli_data, cli_train, cli_models, cli_infer):
+        module.add_parser(sub, common)
     up = sub.add_parser("up", help="start the embedded stack until Ctrl-C")
     up.add_argument("--storage-dir", help="embedded S3 data directory (default QUAKESTACK_STORAGE_DIR)")
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser("demo", help="run the end-to-end demo on a fresh embedded stack")
     demo.add_argument("--workdir", default="out/demo", help="where the demo writes its files and plots")
+    demo.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (tests)")
     demo.set_defaults(func=cmd_demo)
     sub.add_parser("config", help="print the QUAKESTACK_* settings as a markdown table").set_defaults(
         func=cmd_config)
@@ -91,8 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_service_command(args: argparse.Namespace) -> int:
+    """Commands that talk to the services: a Ctx from settings and flags; gRPC errors exit 1 with one line."""
+    settings = _settings()
+    addrs = {f"{name}_addr": getattr(args, name) for name in ("data", "trainer", "inference") if getattr(args, name)}
+    ctx = Ctx(settings.replace(**addrs), as_json=args.json)
+    with errors_to_exit(ctx) as result:
+        try:
+            rc = args.func(ctx, args)
+            result[0] = rc if isinstance(rc, int) else 0
+        finally:
+            ctx.close()
+    return result[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "json"):
+        return run_service_command(args)
     return args.func(args)
 
 

@@ -1,63 +1,208 @@
 """The end-to-end demo behind the README's main-job command, on a fresh embedded stack.
 
-It grows with the platform: today it brings the stack up, checks every service's health and
-reflection through a real gRPC client, round-trips a file through the data service, and stops.
+It is the CLI's commands in sequence (the same functions `quakestack data|train|models|annotate` run):
+synthetic STEAD data and a continuous multi-station recording with known events are ingested through
+the data service; a magnitude model and a ConvNetQuake detector are trained with live epoch tables;
+the magnitude model is evaluated (plots downloaded), both are registered (alias `production`) and
+loaded, and the continuous data is annotated: detections with magnitudes, next to the known truth.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from quakestack import cli_data, cli_infer, cli_models, cli_train
+from quakestack.cli_common import Ctx, errors_to_exit, metrics_dict, table
 from quakestack.client import channel, health_status, reflected_services
 from quakestack.config import Settings
 from quakestack.stack import SERVICES, Stack, with_free_ports
-from quakestack.v1 import data_pb2, data_pb2_grpc
 
 EXPECTED_SERVICES = {
     "data": ["quakestack.v1.DataService"],
     "trainer": ["quakestack.v1.ModelRegistry", "quakestack.v1.TrainerService"],
     "inference": ["quakestack.v1.InferenceService"],
 }
+MATCH_TOLERANCE_S = 3.0
 
 
-def _upload_roundtrip(addr: str) -> str:
-    payload = b"quakestack demo upload\n" * 1000
-    requests = [data_pb2.UploadFileRequest(header=data_pb2.UploadFileHeader(
-        filename="demo.txt", size_bytes=len(payload), sha256=hashlib.sha256(payload).hexdigest()))]
-    requests += [data_pb2.UploadFileRequest(chunk=payload[i:i + 4096]) for i in range(0, len(payload), 4096)]
-    with channel(addr) as ch:
-        response = data_pb2_grpc.DataServiceStub(ch).UploadFile(iter(requests), timeout=30)
-    return response.object_key
+@dataclass(frozen=True)
+class Sizes:
+    """How much data and training: the full demo, or a quick run of the same steps (tests)."""
+
+    stead_events: int
+    stead_noise: int
+    magnitude_epochs: int
+    train_hours: float
+    train_events: int
+    detector_epochs: int
+    test_hours: float
+    test_events: int
 
 
-def run_demo(settings: Settings, workdir: Path) -> int:
+FULL = Sizes(stead_events=600, stead_noise=60, magnitude_epochs=25, train_hours=6.0, train_events=60,
+             detector_epochs=15, test_hours=2.0, test_events=12)
+QUICK = Sizes(stead_events=240, stead_noise=24, magnitude_epochs=2, train_hours=1.0, train_events=10,
+              detector_epochs=2, test_hours=0.5, test_events=3)
+
+
+def _step(title: str, started: float) -> None:
+    print(f"\n[demo {time.monotonic() - started:6.1f}s] == {title}", flush=True)
+
+
+def check_services(endpoints) -> int:
+    """Health and reflection of every service through a real gRPC client; returns the failures."""
+    failures = 0
+    for name in SERVICES:
+        addr = endpoints.grpc[name]
+        with channel(addr) as ch:
+            status, listed = health_status(ch), reflected_services(ch)
+        ok = status == "SERVING" and all(s in listed for s in EXPECTED_SERVICES[name])
+        failures += not ok
+        print(f"  {name:<10} {addr:<22} {status:<10} {', '.join(s for s in listed if s.startswith('quakestack'))}")
+    return failures
+
+
+def magnitude_training(gpu: bool, epochs: int) -> tuple[str, dict]:
+    """MagNet on a GPU; on CPU ConvNetQuake-INGV on 30 s, the fastest that learns within minutes."""
+    if gpu:
+        return "magnet", {"n_samples": 3000, "learning_rate": 0.001, "batch_size": 64, "epochs": max(epochs, 20)}
+    return "convnetquake_ingv", {"n_samples": 3000, "learning_rate": 0.01, "batch_size": 32, "epochs": epochs}
+
+
+def generate(workdir: Path, sizes: Sizes) -> dict:
+    """Synthetic inputs: STEAD chunk, continuous data to train the detector on, and a day to annotate."""
+    from quakestack.data.synthetic import write_continuous, write_stead
+
+    pairs = write_stead(str(workdir / "inputs" / "stead"), sizes.stead_events, sizes.stead_noise, seed=1)
+    train_paths, train_catalog, _ = write_continuous(str(workdir / "inputs" / "train-continuous"), seed=11,
+                                                     duration_s=sizes.train_hours * 3600, n_events=sizes.train_events)
+    test_paths, test_catalog, truth = write_continuous(str(workdir / "inputs" / "continuous"), seed=7,
+                                                       duration_s=sizes.test_hours * 3600, n_events=sizes.test_events)
+    print(f"  STEAD: {sizes.stead_events} events + {sizes.stead_noise} noise traces -> {pairs[0][0]}")
+    print(f"  detector training data: {len(train_paths)} stations x {sizes.train_hours:g} h, {sizes.train_events} "
+          f"events + QuakeML {train_catalog}")
+    print(f"  to annotate: {len(test_paths)} stations x {sizes.test_hours:g} h, {sizes.test_events} events "
+          f"(truth in {test_catalog})")
+    return {"stead_dir": str(workdir / "inputs" / "stead"), "train_paths": train_paths,
+            "train_catalog": train_catalog, "test_paths": test_paths, "truth": truth}
+
+
+def compare_with_truth(found: list[dict], truth: list[dict]) -> tuple[int, int]:
+    """Print each known event beside what was detected; returns (events detected, false detections)."""
+    rows, used, detected = [], set(), 0
+    for ev in truth:
+        p_times = {p["seed_id"].rsplit(".", 1)[0]: float(p["time"].timestamp) for p in ev["picks"] if p["phase"] == "P"}
+        hits = [i for i, d in enumerate(found) if d["station"] in p_times
+                and d["start"] - MATCH_TOLERANCE_S <= p_times[d["station"]] <= d["end"] + MATCH_TOLERANCE_S]
+        used.update(hits)
+        mags = [found[i]["magnitude"] for i in hits if found[i]["magnitude"] is not None]
+        detected += bool(hits)
+        onset_err = [abs(found[i]["peak"] - p_times[found[i]["station"]]) for i in hits]
+        rows.append((cli_infer.iso(float(ev["origin_time"].timestamp)), f"{ev['magnitude']:.1f}",
+                     f"{len({found[i]['station'] for i in hits})}/{len(p_times)}",
+                     f"{sum(mags) / len(mags):.2f}" if mags else "-",
+                     " ".join(f"{m:.1f}" for m in mags) or "-",
+                     f"{max(onset_err):.1f}" if onset_err else "-"))
+    print(table(rows, ("origin time (truth)", "ML true", "stations", "ML predicted (mean)", "per station",
+                       "max |peak - P| s")))
+    return detected, len(found) - len(used)
+
+
+def run_pipeline(ctx: Ctx, workdir: Path, sizes: Sizes, started: float) -> dict:
+    """Every step of the demo against running services, through the CLI's functions."""
+    import torch
+
+    results: dict = {}
+    _step("generating synthetic data", started)
+    inputs = generate(workdir, sizes)
+
+    _step("ingesting STEAD through DataService (UploadFile, CreateDataset, WatchDatasetJob)", started)
+    sources = cli_data.build_sources(ctx, "stead", [inputs["stead_dir"]])
+    cli_data.ingest(ctx, "demo-stead", sources, cli_data.IngestOptions(
+        split=(0.7, 0.15, 0.15), shard_size=256, seed=1, description="demo: synthetic STEAD"))
+    cli_data.describe_dataset(ctx, "demo-stead")
+
+    _step("ingesting continuous miniSEED + QuakeML as 10 s detection windows", started)
+    sources = cli_data.build_sources(ctx, "mseed", inputs["train_paths"], catalog=inputs["train_catalog"])
+    cli_data.ingest(ctx, "demo-detection", sources, cli_data.IngestOptions(
+        length_s=10.0, p_offset_range=(0.5, 7.5), noise_per_event=2, split=(0.8, 0.1, 0.1), shard_size=512, seed=1,
+        description="demo: 10 s windows around P picks and noise"))
+    cli_data.describe_dataset(ctx, "demo-detection")
+
+    gpu = torch.cuda.is_available()
+    arch, hp = magnitude_training(gpu, sizes.magnitude_epochs)
+    _step(f"training a magnitude model: {arch} on {'GPU' if gpu else 'CPU'}", started)
+    mag_job = cli_train.start(ctx, "demo-stead", arch, hp, display_name="demo magnitude")
+
+    _step("evaluating it on the test split", started)
+    evaluation, plots = cli_train.evaluate(ctx, job_id=mag_job.job_id, split="test", out_dir=workdir / "plots")
+    results["metrics"] = metrics_dict(evaluation.metrics)
+    results["plots"] = [str(p) for p in plots]
+
+    _step("training a ConvNetQuake detector on the 10 s windows", started)
+    det_job = cli_train.start(ctx, "demo-detection", "convnetquake", {
+        "n_samples": 1000, "n_clusters": 2, "learning_rate": 0.003, "batch_size": 64,
+        "epochs": sizes.detector_epochs}, display_name="demo detector")
+
+    _step("registering both (alias production) and loading them into InferenceService", started)
+    cli_models.register(ctx, "demo-magnitude", mag_job.job_id, aliases=["production"])
+    cli_models.register(ctx, "demo-detector", det_job.job_id, aliases=["production"])
+    cli_models.load(ctx, "demo-magnitude", "production")
+    cli_models.load(ctx, "demo-detector", "production", max_batch_size=256)
+    cli_models.list_models(ctx)
+
+    _step("annotating the continuous data (InferenceService.Annotate stream)", started)
+    found = cli_infer.annotate(ctx, "demo-detector", inputs["test_paths"], magnitude_model="demo-magnitude",
+                               stride_s=1.0)
+    _step("detections next to the known events", started)
+    detected, false = compare_with_truth(found, inputs["truth"])
+    results.update(detected=detected, events=len(inputs["truth"]), false_detections=false, detections=len(found))
+    print(f"  {detected}/{len(inputs['truth'])} known events detected; {false} detections match no known event")
+    return results
+
+
+def run_demo(settings: Settings, workdir: Path, *, quick: bool = False, results: dict | None = None) -> int:
+    """Start a fresh stack in `workdir`, run the pipeline, stop; 0 when everything worked.
+
+    `quick` runs the same steps on less data with fewer epochs; `results` (if given) receives the
+    metrics, plots and detection counts.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = with_free_ports(settings).replace(storage_dir=str(workdir / "s3"))
+    settings = with_free_ports(settings).replace(storage_dir=str(workdir / "s3"), cache_dir=str(workdir / "cache"))
+    sizes = QUICK if quick else FULL
     started = time.monotonic()
-    print(f"[demo] starting the stack in {workdir} ...", flush=True)
+    print(f"[demo] starting a fresh stack in {workdir} ...", flush=True)
     stack = Stack(settings, state_dir=workdir)
     failures = 0
+    out = results if results is not None else {}
     try:
         endpoints = stack.start()
-        print(f"[demo] stack up in {time.monotonic() - started:.1f}s; object storage at {endpoints.s3}")
-        print(f"[demo] {'service':<10} {'address':<22} {'health':<12} services (reflection)")
-        for name in SERVICES:
-            addr = endpoints.grpc[name]
-            with channel(addr) as ch:
-                status = health_status(ch)
-                listed = reflected_services(ch)
-            ok = status == "SERVING" and all(s in listed for s in EXPECTED_SERVICES[name])
-            failures += not ok
-            shown = ", ".join(s for s in listed if s.startswith("quakestack"))
-            print(f"[demo] {name:<10} {addr:<22} {status:<12} {shown}")
-        key = _upload_roundtrip(endpoints.grpc["data"])
-        print(f"[demo] uploaded a file through DataService.UploadFile -> {key}")
-        print(f"[demo] gateway {endpoints.gateway}/healthz, logs in {stack.log_dir}")
+        print(f"[demo] stack up in {time.monotonic() - started:.1f}s; object storage at {endpoints.s3}, "
+              f"gateway {endpoints.gateway}, logs in {stack.log_dir}")
+        failures += check_services(endpoints)
+        ctx = Ctx(stack.settings)
+        try:
+            with errors_to_exit(ctx) as result:
+                out.update(run_pipeline(ctx, workdir, sizes, started))
+            failures += result[0]
+        finally:
+            ctx.close()
     finally:
         codes = stack.stop()
         print("[demo] stopped: " + ", ".join(f"{n} exit {c}" for n, c in codes.items()))
         failures += sum(1 for c in codes.values() if c != 0)
-    print(f"[demo] {'OK' if not failures else f'{failures} FAILURES'} in {time.monotonic() - started:.1f}s")
+    total = time.monotonic() - started
+    out["total_s"] = total
+    if out.get("metrics"):
+        m = out["metrics"]
+        print(f"[demo] magnitude model: RMSE {m.get('rmse', float('nan')):.3f}, R² {m.get('r2', float('nan')):.3f}")
+    for plot in out.get("plots", []):
+        print(f"[demo] plot: {plot}")
+    if "detected" in out:
+        print(f"[demo] annotation: {out['detected']}/{out['events']} known events detected, "
+              f"{out['false_detections']} unmatched detections")
+    print(f"[demo] {'OK' if not failures else f'{failures} FAILURES'} — total time {total:.1f}s")
     return 1 if failures else 0
+

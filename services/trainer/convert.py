@@ -44,8 +44,13 @@ def metric_list(values: Mapping[str, Any], labels: list[str] | None = None) -> l
     """Scalars as `value`; lists (per-class scores, confusion matrices) flattened into `values`."""
     out = []
     for name, value in sorted(values.items()):
+        if isinstance(value, str):
+            continue
         if isinstance(value, list | tuple):
-            flat = [float(v) for v in _flatten(value)]
+            flat = _flatten(value)
+            if any(isinstance(v, str) for v in flat):
+                continue  # names (class_names), not values
+            flat = [float(v) for v in flat]
             out.append(common_pb2.Metric(name=name, values=flat, labels=labels or []))
         elif value is not None:
             out.append(common_pb2.Metric(name=name, value=_finite(float(value))))

@@ -98,3 +98,17 @@ def test_ddp_with_two_cpu_processes_gives_a_usable_model(trainer, registry, magn
         checkpoint=trainer_pb2.CheckpointRef(job_id=job.job_id)), timeout=120)
     rmse = metric(evaluation.metrics, "rmse")
     assert 0 < rmse < 3.0
+
+
+def test_detector_reports_classification_metrics(trainer, magnitude_dataset) -> None:
+    """A ConvNetQuake detector (events against noise) streams F1 and a labelled confusion matrix."""
+    job = create_job(trainer, magnitude_dataset, architecture="convnetquake", epochs=1, n_samples=1000,
+                     learning_rate=0.001)
+    events = progress(trainer, job.job_id)
+    epoch = [e.epoch for e in events if e.WhichOneof("event") == "epoch"][-1]
+    names = {m.name for m in epoch.metrics}
+    assert {"f1", "precision", "recall", "confusion_matrix"} <= names
+    matrix = next(m for m in epoch.metrics if m.name == "confusion_matrix")
+    assert list(matrix.labels) == ["noise", "event"] and len(matrix.values) == 4
+    final = trainer.GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=job.job_id)).job
+    assert state_name(final.state) == "SUCCEEDED" and final.latest.epoch == 1

@@ -1,0 +1,136 @@
+"""What every CLI command shares: service addresses, output (tables or --json), gRPC error lines.
+
+Commands are plain functions taking a `Ctx`, so the demo runs the very same code as the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from quakestack.client import channel
+from quakestack.config import Settings
+from quakestack.v1 import common_pb2
+
+
+class CliError(Exception):
+    """A user error found by the CLI itself (bad flag value, missing file): one line, exit 1."""
+
+
+@dataclass
+class Ctx:
+    """Where the services are and how to print; channels are opened once and reused."""
+
+    settings: Settings
+    as_json: bool = False
+    out: TextIO | None = None
+    err: TextIO | None = None
+    quiet: bool = False
+    _channels: dict[str, grpc.Channel] = field(default_factory=dict)
+
+    @property
+    def stdout(self) -> TextIO:
+        return self.out or sys.stdout
+
+    @property
+    def stderr(self) -> TextIO:
+        return self.err or sys.stderr
+
+    def channel(self, service: str) -> grpc.Channel:
+        """The channel to `data`, `trainer` or `inference`, from settings (or --data/--trainer/--inference)."""
+        if service not in self._channels:
+            self._channels[service] = channel(getattr(self.settings, f"{service}_addr"),
+                                              self.settings.max_message_mb * 1024 * 1024)
+        return self._channels[service]
+
+    def close(self) -> None:
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    # -- output -------------------------------------------------------------------------------
+    def say(self, text: str = "") -> None:
+        """Human output (suppressed with --json so that stdout stays one JSON document)."""
+        if not self.as_json and not self.quiet:
+            print(text, file=self.stdout, flush=True)
+
+    def emit(self, value: Any) -> None:
+        """One JSON document or JSON line on stdout (only with --json)."""
+        if self.as_json:
+            print(json.dumps(value, default=str), file=self.stdout, flush=True)
+
+    def note(self, text: str) -> None:
+        """Side remarks (progress summaries) on stderr, never mixed into JSON on stdout."""
+        if not self.quiet:
+            print(text, file=self.stderr, flush=True)
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """Protobuf → JSON-ready dict with the proto field names, defaults included."""
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def state_name(value: int) -> str:
+    """JOB_STATE_RUNNING → RUNNING."""
+    return common_pb2.JobState.Name(value).removeprefix("JOB_STATE_")
+
+
+def metrics_dict(metrics: Sequence[common_pb2.Metric]) -> dict[str, float]:
+    """Scalar metrics by name (structured ones such as confusion matrices are left out)."""
+    return {m.name: m.value for m in metrics if not m.values}
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain left-aligned text table."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number for a table, or '-' when missing."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as 1h02m, 3m05s or 12s."""
+    if seconds is None or seconds < 0:
+        return "-"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def rpc_error_line(exc: grpc.RpcError) -> str:
+    """`error: NOT_FOUND: dataset 'x' does not exist`."""
+    code = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return f"error: {code.name if code else 'UNKNOWN'}: {details}"
+
+
+@contextmanager
+def errors_to_exit(ctx: Ctx) -> Iterator[list[int]]:
+    """gRPC and CLI errors become one line on stderr and exit code 1 (yielded list holds the code)."""
+    result = [0]
+    try:
+        yield result
+    except grpc.RpcError as exc:
+        print(rpc_error_line(exc), file=ctx.stderr, flush=True)
+        result[0] = 1
+    except CliError as exc:
+        print(f"error: {exc}", file=ctx.stderr, flush=True)
+        result[0] = 1

@@ -1,0 +1,368 @@
+"""`quakestack data ...`: upload sources, create datasets and watch their ingestion, list, describe, delete."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from quakestack.cli_common import CliError, Ctx, duration, state_name, table, to_dict
+from quakestack.cli_progress import ProgressBar, human_bytes
+from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
+
+CHUNK = 1 << 20
+FORMATS = {"stead": data_pb2.SOURCE_FORMAT_STEAD, "seisbench": data_pb2.SOURCE_FORMAT_SEISBENCH,
+           "mseed": data_pb2.SOURCE_FORMAT_WAVEFORM_CATALOG}
+CATALOG_FORMATS = {"quakeml": data_pb2.CATALOG_FORMAT_QUAKEML, "nordic": data_pb2.CATALOG_FORMAT_NORDIC,
+                   "csv": data_pb2.CATALOG_FORMAT_CSV}
+NORMALIZATIONS = {"none": data_pb2.NORMALIZATION_NONE, "std": data_pb2.NORMALIZATION_STD,
+                  "peak": data_pb2.NORMALIZATION_PEAK}
+GAPS = {"drop": data_pb2.GAP_POLICY_DROP, "zeros": data_pb2.GAP_POLICY_FILL_ZERO,
+        "interpolate": data_pb2.GAP_POLICY_INTERPOLATE}
+
+
+def stub(ctx: Ctx) -> data_pb2_grpc.DataServiceStub:
+    return data_pb2_grpc.DataServiceStub(ctx.channel("data"))
+
+
+# -- upload ------------------------------------------------------------------------------------
+def upload(ctx: Ctx, paths: Sequence[Path], filename: str | None = None) -> str:
+    """Stream local files (concatenated, in order) to DataService.UploadFile; returns the object key.
+
+    Several miniSEED files concatenate into one valid miniSEED file, so a multi-station day becomes one
+    object that a single source with its catalog can name.
+    """
+    paths = [Path(p) for p in paths]
+    size = sum(p.stat().st_size for p in paths)
+    digest = hashlib.sha256()
+    for p in paths:
+        with p.open("rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digest.update(block)
+    name = filename or paths[0].name
+    bar = ProgressBar(f"upload {name}", ctx.stderr, enabled=not ctx.quiet)
+    started = time.monotonic()
+
+    def requests() -> Iterator[data_pb2.UploadFileRequest]:
+        yield data_pb2.UploadFileRequest(header=data_pb2.UploadFileHeader(
+            filename=name, size_bytes=size, sha256=digest.hexdigest()))
+        sent = 0
+        for p in paths:
+            with p.open("rb") as f:
+                for block in iter(lambda: f.read(CHUNK), b""):
+                    sent += len(block)
+                    rate = sent / max(time.monotonic() - started, 1e-6)
+                    bar.update(sent, size, f"{human_bytes(sent)}/{human_bytes(size)} {human_bytes(rate)}/s")
+                    yield data_pb2.UploadFileRequest(chunk=block)
+
+    try:
+        response = stub(ctx).UploadFile(requests(), timeout=max(60.0, size / 2e6))
+    finally:
+        bar.close()
+    return response.object_key
+
+
+# -- sources -----------------------------------------------------------------------------------
+def catalog_format_of(path: str, given: str | None) -> int:
+    """--catalog-format, or guessed from the extension (.xml/.qml → QuakeML, .csv → CSV, else Nordic)."""
+    if given:
+        return CATALOG_FORMATS[given]
+    lowered = path.lower()
+    if lowered.endswith((".xml", ".qml", ".quakeml")):
+        return data_pb2.CATALOG_FORMAT_QUAKEML
+    if lowered.endswith(".csv"):
+        return data_pb2.CATALOG_FORMAT_CSV
+    return data_pb2.CATALOG_FORMAT_NORDIC
+
+
+def _files(inputs: Sequence[str], suffixes: tuple[str, ...]) -> list[Path]:
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(suffixes)))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise CliError(f"{item}: no such file or directory")
+    return out
+
+
+def _stead_pairs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
+    files = _files(inputs, (".hdf5", ".h5", ".csv"))
+    h5 = [f for f in files if f.suffix.lower() in (".hdf5", ".h5")]
+    csvs = {f.stem: f for f in files if f.suffix.lower() == ".csv"}
+    if not h5:
+        raise CliError("a STEAD source needs .hdf5 files with their metadata .csv")
+    pairs = []
+    for f in h5:
+        csv = csvs.get(f.stem) or (next(iter(csvs.values())) if len(h5) == 1 and len(csvs) == 1 else None)
+        if csv is None:
+            raise CliError(f"no metadata CSV {f.stem}.csv beside {f}")
+        pairs.append((f, csv))
+    return pairs
+
+
+def build_sources(ctx: Ctx, fmt: str, inputs: Sequence[str], *, catalog: str | None = None,
+                  catalog_format: str | None = None, local: bool = False,
+                  keys: bool = False) -> list[data_pb2.DataSource]:
+    """DataSources for the inputs: uploaded (default), allow-listed server paths (--local) or object keys."""
+    if fmt not in FORMATS:
+        raise CliError(f"unknown format {fmt!r} (stead, seisbench, mseed)")
+    if fmt == "mseed" and not catalog:
+        raise CliError("--catalog is required for mseed sources (QuakeML, Nordic or CSV picks)")
+    if not inputs:
+        raise CliError("give at least one input file or directory")
+
+    def where(text: str) -> common_pb2.Location:
+        if keys:
+            return common_pb2.Location(object_key=text)
+        return common_pb2.Location(local_path=str(Path(text).resolve()))
+
+    cat_fmt = catalog_format_of(catalog, catalog_format) if catalog else 0
+    if local or keys:
+        sources = []
+        for item in inputs:
+            source = data_pb2.DataSource(format=FORMATS[fmt], waveforms=where(item))
+            if catalog:
+                source.catalog.CopyFrom(where(catalog))
+                source.catalog_format = cat_fmt
+            sources.append(source)
+        return sources
+    if fmt == "seisbench":
+        raise CliError("a SeisBench dataset is a folder of files: give it with --local (allow-listed on the "
+                       "server) or --keys (an object prefix); UploadFile stores one file per upload")
+    if fmt == "stead":
+        return [data_pb2.DataSource(format=FORMATS[fmt], waveforms=common_pb2.Location(object_key=upload(ctx, [h])),
+                                    catalog=common_pb2.Location(object_key=upload(ctx, [c])))
+                for h, c in _stead_pairs(inputs)]
+    waves = [f for f in _files(inputs, (".mseed", ".miniseed", ".ms")) if str(f) != catalog]
+    if not waves:
+        raise CliError("no miniSEED files among the inputs")
+    name = waves[0].name if len(waves) == 1 else f"{waves[0].stem}-and-{len(waves) - 1}-more.mseed"
+    wave_key = upload(ctx, waves, name)
+    cat_key = upload(ctx, [Path(catalog)])
+    return [data_pb2.DataSource(format=FORMATS[fmt], waveforms=common_pb2.Location(object_key=wave_key),
+                                catalog=common_pb2.Location(object_key=cat_key), catalog_format=cat_fmt)]
+
+
+# -- request -----------------------------------------------------------------------------------
+@dataclass
+class IngestOptions:
+    """Window, preprocessing, filter and split options; defaults follow the contract's defaults."""
+
+    length_s: float = 60.0
+    sampling_rate_hz: float = 100.0
+    p_offset_s: float = 0.0
+    p_offset_range: tuple[float, float] | None = None
+    include_noise: bool = True
+    noise_per_event: int = 0
+    location_clusters: int = 0
+    detrend: bool = False
+    taper: float = 0.0
+    freqmin: float = 0.0
+    freqmax: float = 0.0
+    components: str = "ZNE"
+    gaps: str = "zeros"
+    normalization: str = "none"
+    magnitude_types: tuple[str, ...] = ()
+    min_magnitude: float | None = None
+    max_magnitude: float | None = None
+    min_snr_db: float | None = None
+    min_distance_km: float | None = None
+    max_distance_km: float | None = None
+    max_count: int = 0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_by: str = "event"
+    shard_size: int = 0
+    float16: bool = False
+    seed: int = 0
+    description: str = ""
+
+
+def dataset_request(name: str, sources: Sequence[data_pb2.DataSource],
+                    o: IngestOptions) -> data_pb2.CreateDatasetRequest:
+    lo, hi = o.p_offset_range or (0.0, 0.0)
+    filters = data_pb2.Filters(magnitude_types=list(o.magnitude_types), max_count=o.max_count)
+    for field_name, value in (("min_magnitude", o.min_magnitude), ("max_magnitude", o.max_magnitude),
+                              ("min_snr_db", o.min_snr_db), ("min_distance_km", o.min_distance_km),
+                              ("max_distance_km", o.max_distance_km)):
+        if value is not None:
+            setattr(filters, field_name, value)
+    return data_pb2.CreateDatasetRequest(
+        name=name, sources=list(sources),
+        window=data_pb2.WindowSpec(length_s=o.length_s, sampling_rate_hz=o.sampling_rate_hz, p_offset_s=o.p_offset_s,
+                                   p_offset_min_s=lo, p_offset_max_s=hi, include_noise=o.include_noise,
+                                   noise_windows_per_event=o.noise_per_event, location_clusters=o.location_clusters),
+        preprocessing=data_pb2.Preprocessing(detrend=o.detrend, taper_fraction=o.taper, freqmin_hz=o.freqmin,
+                                             freqmax_hz=o.freqmax, component_order=o.components,
+                                             gap_policy=GAPS[o.gaps], normalization=NORMALIZATIONS[o.normalization]),
+        filters=filters,
+        split=data_pb2.SplitSpec(train=o.split[0], val=o.split[1], test=o.split[2],
+                                 strategy=data_pb2.SPLIT_STRATEGY_BY_TIME if o.split_by == "time"
+                                 else data_pb2.SPLIT_STRATEGY_BY_EVENT),
+        shard_size=o.shard_size, dtype=data_pb2.SAMPLE_DTYPE_FLOAT16 if o.float16 else data_pb2.SAMPLE_DTYPE_FLOAT32,
+        seed=o.seed, description=o.description)
+
+
+# -- commands ----------------------------------------------------------------------------------
+def ingest(ctx: Ctx, name: str, sources: Sequence[data_pb2.DataSource], options: IngestOptions,
+           *, wait: bool = True) -> data_pb2.DatasetJob:
+    """CreateDataset, then (unless wait=False) watch the job to its end; returns the last job state."""
+    job = stub(ctx).CreateDataset(dataset_request(name, sources, options), timeout=60).job
+    ctx.say(f"dataset job {job.job_id} for {name!r}: {state_name(job.state)}")
+    if not wait:
+        ctx.emit(to_dict(job))
+        return job
+    return watch_job(ctx, job.job_id)
+
+
+def _progress_text(p: data_pb2.DatasetJobProgress) -> str:
+    items = f"{p.items_done}/{p.items_total}" if p.items_total else ""
+    rate = f"{p.windows_per_s:.0f} win/s" if p.windows_per_s else ""
+    eta = f"ETA {duration(p.eta_s)}" if p.eta_s else ""
+    return " ".join(x for x in (p.phase, items, f"{p.windows_written} windows", rate, eta) if x)
+
+
+def watch_job(ctx: Ctx, job_id: str) -> data_pb2.DatasetJob:
+    """Follow WatchDatasetJob with a progress bar (or JSON lines); raise CliError when the job fails."""
+    bar = ProgressBar("ingest", ctx.stderr, enabled=not ctx.quiet and not ctx.as_json)
+    job = None
+    try:
+        for event in stub(ctx).WatchDatasetJob(data_pb2.WatchDatasetJobRequest(job_id=job_id)):
+            job = event.job
+            ctx.emit(to_dict(job))
+            p = job.progress
+            bar.update(p.items_done, p.items_total, _progress_text(p))
+    finally:
+        bar.close()
+    if job is None:
+        job = stub(ctx).GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=job_id), timeout=30).job
+    state = state_name(job.state)
+    if state != "SUCCEEDED":
+        raise CliError(f"dataset job {job_id} {state}" + (f": {job.error}" if job.error else ""))
+    skipped = ", ".join(f"{k}: {v}" for k, v in sorted(job.skipped.items()))
+    ctx.say(f"dataset {job.dataset!r} published: {job.progress.windows_written} windows, "
+            f"{human_bytes(job.progress.bytes_written)}" + (f" (skipped {skipped})" if skipped else ""))
+    return job
+
+
+def list_datasets(ctx: Ctx) -> list[data_pb2.Dataset]:
+    datasets = list(stub(ctx).ListDatasets(data_pb2.ListDatasetsRequest(), timeout=30).datasets)
+    ctx.emit([to_dict(d) for d in datasets])
+    rows = [(d.name, sum(s.windows for s in d.splits), " ".join(f"{s.split}={s.windows}" for s in d.splits),
+             d.window_samples, f"{d.sampling_rate_hz:g}", d.component_order, human_bytes(d.size_bytes))
+            for d in datasets]
+    ctx.say(table(rows, ("name", "windows", "splits", "samples", "Hz", "comp", "size")))
+    return datasets
+
+
+def describe_dataset(ctx: Ctx, name: str) -> data_pb2.DescribeDatasetResponse:
+    response = stub(ctx).DescribeDataset(data_pb2.DescribeDatasetRequest(name=name), timeout=30)
+    ctx.emit(to_dict(response))
+    d = response.dataset
+    ctx.say(f"dataset {d.name}  (manifest sha256 {d.manifest_sha256[:16]}..., version {d.version})")
+    ctx.say(f"  windows of {d.window_samples} samples at {d.sampling_rate_hz:g} Hz, components {d.component_order},"
+            f" {human_bytes(d.size_bytes)}")
+    if d.description:
+        ctx.say(f"  {d.description}")
+    rows = [(s.split, s.windows, ", ".join(f"{k}={v}" for k, v in sorted(s.categories.items()))) for s in d.splits]
+    ctx.say(table(rows, ("split", "windows", "categories")))
+    return response
+
+
+def delete_dataset(ctx: Ctx, name: str) -> int:
+    deleted = stub(ctx).DeleteDataset(data_pb2.DeleteDatasetRequest(name=name), timeout=60).objects_deleted
+    ctx.emit({"name": name, "objects_deleted": deleted})
+    ctx.say(f"deleted dataset {name!r} ({deleted} objects)")
+    return deleted
+
+
+# -- argparse ----------------------------------------------------------------------------------
+def _floats(text: str, n: int) -> tuple[float, ...]:
+    values = tuple(float(v) for v in text.split(","))
+    if len(values) != n:
+        raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got {text!r}")
+    return values
+
+
+def options_from_args(args: argparse.Namespace) -> IngestOptions:
+    return IngestOptions(
+        length_s=args.window_s, sampling_rate_hz=args.rate, p_offset_s=args.p_offset,
+        p_offset_range=_floats(args.p_offset_range, 2) if args.p_offset_range else None,
+        include_noise=not args.no_noise, noise_per_event=args.noise_per_event, location_clusters=args.clusters,
+        detrend=args.detrend, taper=args.taper, freqmin=args.freqmin, freqmax=args.freqmax,
+        components=args.components, gaps=args.gaps, normalization=args.normalization,
+        magnitude_types=tuple(t for t in (args.magnitude_types or "").split(",") if t),
+        min_magnitude=args.min_magnitude, max_magnitude=args.max_magnitude, min_snr_db=args.min_snr,
+        min_distance_km=args.min_distance, max_distance_km=args.max_distance, max_count=args.max_count,
+        split=_floats(args.split, 3), split_by=args.split_by, shard_size=args.shard_size, float16=args.float16,
+        seed=args.seed, description=args.description)
+
+
+def cmd_ingest(ctx: Ctx, args: argparse.Namespace) -> int:
+    sources = build_sources(ctx, args.format, args.inputs, catalog=args.catalog, catalog_format=args.catalog_format,
+                            local=args.local, keys=args.keys)
+    ingest(ctx, args.name, sources, options_from_args(args), wait=not args.no_wait)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    data = sub.add_parser("data", help="datasets: ingest, list, describe, delete")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("ingest", parents=[common], help="create a dataset from source files and watch the job")
+    p.add_argument("name", help="dataset name")
+    p.add_argument("inputs", nargs="+", help="files or folders (or object keys with --keys)")
+    p.add_argument("--format", choices=sorted(FORMATS), default="stead", help="source format (default stead)")
+    p.add_argument("--catalog", help="pick catalog for mseed sources")
+    p.add_argument("--catalog-format", choices=sorted(CATALOG_FORMATS), help="default: from the extension")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--local", action="store_true", help="paths on the server, under QUAKESTACK_DATA_ALLOWED_DIRS")
+    how.add_argument("--keys", action="store_true", help="inputs are object keys / prefixes in the bucket")
+    g = p.add_argument_group("windows")
+    g.add_argument("--window-s", type=float, default=60.0, help="window length in s (default 60)")
+    g.add_argument("--rate", type=float, default=100.0, help="sampling rate in Hz (default 100)")
+    g.add_argument("--p-offset", type=float, default=0.0, help="P at this many s into the window (0: source's)")
+    g.add_argument("--p-offset-range", metavar="MIN,MAX", help="draw the P offset per window from this range")
+    g.add_argument("--no-noise", action="store_true", help="leave out noise windows")
+    g.add_argument("--noise-per-event", type=int, default=0, help="noise windows per event (continuous data)")
+    g.add_argument("--clusters", type=int, default=0, help="k-means location clusters (ConvNetQuake)")
+    g = p.add_argument_group("preprocessing")
+    g.add_argument("--detrend", action="store_true")
+    g.add_argument("--taper", type=float, default=0.0, help="cosine taper fraction")
+    g.add_argument("--freqmin", type=float, default=0.0, help="band-pass lower corner, Hz")
+    g.add_argument("--freqmax", type=float, default=0.0, help="band-pass upper corner, Hz")
+    g.add_argument("--components", default="ZNE")
+    g.add_argument("--gaps", choices=sorted(GAPS), default="zeros")
+    g.add_argument("--normalization", choices=sorted(NORMALIZATIONS), default="none")
+    g = p.add_argument_group("filters")
+    g.add_argument("--magnitude-types", help="comma-separated, e.g. ml,md")
+    g.add_argument("--min-magnitude", type=float)
+    g.add_argument("--max-magnitude", type=float)
+    g.add_argument("--min-snr", type=float, help="dB")
+    g.add_argument("--min-distance", type=float, help="km")
+    g.add_argument("--max-distance", type=float, help="km")
+    g.add_argument("--max-count", type=int, default=0)
+    g = p.add_argument_group("split and shards")
+    g.add_argument("--split", default="0.8,0.1,0.1", metavar="TRAIN,VAL,TEST")
+    g.add_argument("--split-by", choices=("event", "time"), default="event")
+    g.add_argument("--shard-size", type=int, default=0, help="windows per shard (default 1024)")
+    g.add_argument("--float16", action="store_true", help="store float16 samples")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--description", default="")
+    p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
+    p.set_defaults(func=cmd_ingest)
+    dsub.add_parser("ls", parents=[common], help="list datasets").set_defaults(
+        func=lambda ctx, a: list_datasets(ctx) and 0)
+    p = dsub.add_parser("describe", parents=[common], help="a dataset's splits, categories and manifest")
+    p.add_argument("name")
+    p.set_defaults(func=lambda ctx, a: describe_dataset(ctx, a.name) and 0)
+    p = dsub.add_parser("rm", parents=[common], help="delete a dataset")
+    p.add_argument("name")
+    p.set_defaults(func=lambda ctx, a: delete_dataset(ctx, a.name) and 0)
+    p = dsub.add_parser("watch", parents=[common], help="follow an ingestion job")
+    p.add_argument("job_id")
+    p.set_defaults(func=lambda ctx, a: watch_job(ctx, a.job_id) and 0)

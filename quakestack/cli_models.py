@@ -1,0 +1,123 @@
+"""`quakestack models ...`: the registry (list, register, aliases) and the inference service's resident models."""
+
+from __future__ import annotations
+
+import argparse
+
+from quakestack.cli_common import Ctx, metrics_dict, table, to_dict
+from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+
+
+def registry(ctx: Ctx) -> trainer_pb2_grpc.ModelRegistryStub:
+    return trainer_pb2_grpc.ModelRegistryStub(ctx.channel("trainer"))
+
+
+def inference(ctx: Ctx) -> inference_pb2_grpc.InferenceServiceStub:
+    return inference_pb2_grpc.InferenceServiceStub(ctx.channel("inference"))
+
+
+def task_name(value: int) -> str:
+    return common_pb2.Task.Name(value).removeprefix("TASK_").lower()
+
+
+def _version_row(v: trainer_pb2.ModelVersion) -> tuple:
+    m = metrics_dict(v.metrics)
+    shown = "  ".join(f"{k} {m[k]:.3f}" for k in ("rmse", "r2", "f1", "accuracy") if k in m)
+    return (v.name, v.version, v.architecture, task_name(v.task), v.dataset, f"{v.source.job_id[:12]}@{v.source.epoch}",
+            shown, ",".join(v.aliases))
+
+
+def list_models(ctx: Ctx, loaded: bool = False) -> list:
+    """Registered models with every version, or (loaded=True) the inference service's resident models."""
+    if loaded:
+        models = list(inference(ctx).ListLoadedModels(inference_pb2.ListLoadedModelsRequest(), timeout=30).models)
+        ctx.emit([to_dict(m) for m in models])
+        rows = [(m.name, m.version, task_name(m.task), m.device, m.input_spec.n_samples,
+                 f"{m.input_spec.sampling_rate_hz:g}", m.input_spec.component_order, m.windows_served,
+                 f"{m.memory_bytes / 2**20:.1f} MB") for m in models]
+        ctx.say(table(rows, ("name", "version", "task", "device", "samples", "Hz", "comp", "windows", "memory")))
+        return models
+    models = list(registry(ctx).ListModels(trainer_pb2.ListModelsRequest(), timeout=30).models)
+    ctx.emit([to_dict(m) for m in models])
+    rows = [_version_row(v) for m in models for v in m.versions]
+    ctx.say(table(rows, ("name", "version", "architecture", "task", "dataset", "source", "metrics", "aliases")))
+    return models
+
+
+def register(ctx: Ctx, name: str, job_id: str, epoch: int = 0, aliases: list[str] | None = None
+             ) -> trainer_pb2.ModelVersion:
+    """Register a job's checkpoint (its best epoch unless given) as a new version."""
+    version = registry(ctx).RegisterModel(trainer_pb2.RegisterModelRequest(
+        name=name, source=trainer_pb2.CheckpointRef(job_id=job_id, epoch=epoch), aliases=aliases or []),
+        timeout=60).model_version
+    ctx.emit(to_dict(version))
+    alias_text = f" (aliases: {', '.join(version.aliases)})" if version.aliases else ""
+    ctx.say(f"registered {version.name} version {version.version} from job {job_id} epoch "
+            f"{version.source.epoch}{alias_text}")
+    return version
+
+
+def set_alias(ctx: Ctx, name: str, alias: str, version: int = 0, delete: bool = False) -> trainer_pb2.Model:
+    if delete:
+        model = registry(ctx).DeleteModelAlias(trainer_pb2.DeleteModelAliasRequest(name=name, alias=alias),
+                                               timeout=30).model
+    else:
+        model = registry(ctx).SetModelAlias(trainer_pb2.SetModelAliasRequest(name=name, alias=alias,
+                                                                             version=version), timeout=30).model
+    ctx.emit(to_dict(model))
+    shown = ", ".join(f"{a} -> {v}" for a, v in sorted(model.aliases.items())) or "none"
+    ctx.say(f"{name} aliases: {shown}")
+    return model
+
+
+def load(ctx: Ctx, name: str, version: str = "", device: str = "", max_batch_size: int = 0
+         ) -> inference_pb2.LoadedModel:
+    model = inference(ctx).LoadModel(inference_pb2.LoadModelRequest(
+        name=name, version=version, device=device, max_batch_size=max_batch_size), timeout=300).model
+    ctx.emit(to_dict(model))
+    ctx.say(f"loaded {model.name} version {model.version} on {model.device} ({task_name(model.task)}, "
+            f"{model.input_spec.n_samples} samples at {model.input_spec.sampling_rate_hz:g} Hz, "
+            f"{model.input_spec.component_order})")
+    return model
+
+
+def unload(ctx: Ctx, name: str) -> None:
+    inference(ctx).UnloadModel(inference_pb2.UnloadModelRequest(name=name), timeout=60)
+    ctx.emit({"name": name, "unloaded": True})
+    ctx.say(f"unloaded {name}")
+
+
+def loaded_model(ctx: Ctx, name: str) -> inference_pb2.LoadedModel | None:
+    for m in inference(ctx).ListLoadedModels(inference_pb2.ListLoadedModelsRequest(), timeout=30).models:
+        if m.name == name:
+            return m
+    return None
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    models = sub.add_parser("models", help="model registry and loaded models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    p = msub.add_parser("ls", parents=[common], help="registered models (or --loaded: resident ones)")
+    p.add_argument("--loaded", action="store_true", help="models resident in the inference service")
+    p.set_defaults(func=lambda ctx, a: list_models(ctx, a.loaded))
+    p = msub.add_parser("register", parents=[common], help="register a job's checkpoint as a new version")
+    p.add_argument("name")
+    p.add_argument("--job", required=True)
+    p.add_argument("--epoch", type=int, default=0, help="default: the best epoch")
+    p.add_argument("--alias", action="append", default=[], help="alias for the new version (repeatable)")
+    p.set_defaults(func=lambda ctx, a: register(ctx, a.name, a.job, a.epoch, a.alias))
+    p = msub.add_parser("alias", parents=[common], help="point an alias at a version (or --delete it)")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", type=int, nargs="?", default=0)
+    p.add_argument("--delete", action="store_true")
+    p.set_defaults(func=lambda ctx, a: set_alias(ctx, a.name, a.alias, a.version, a.delete))
+    p = msub.add_parser("load", parents=[common], help="load a version into the inference service")
+    p.add_argument("name")
+    p.add_argument("--version", default="", help="number or alias (default: latest)")
+    p.add_argument("--device", default="")
+    p.add_argument("--max-batch-size", type=int, default=0)
+    p.set_defaults(func=lambda ctx, a: load(ctx, a.name, a.version, a.device, a.max_batch_size))
+    p = msub.add_parser("unload", parents=[common], help="unload a model")
+    p.add_argument("name")
+    p.set_defaults(func=lambda ctx, a: unload(ctx, a.name))

@@ -1,0 +1,249 @@
+"""`quakestack train ...`: start, follow (live epoch table), control and evaluate training jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from quakestack.cli_common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
+from quakestack.cli_progress import ProgressBar
+from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
+
+# the task's main metrics, in display order: magnitude (rmse, r2), detection (f1, accuracy), classification
+MAIN_METRICS = ("rmse", "r2", "f1", "f1_macro", "accuracy")
+EPOCH_HEADERS = ("epoch", "train loss", "val loss", "metrics", "lr", "samples/s", "ETA")
+
+
+def stub(ctx: Ctx) -> trainer_pb2_grpc.TrainerServiceStub:
+    return trainer_pb2_grpc.TrainerServiceStub(ctx.channel("trainer"))
+
+
+def parse_hp(items: list[str] | None) -> dict[str, Any]:
+    """`key=value` pairs; values parse as JSON (numbers, true/false) and fall back to text."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"hyper-parameter {item!r}: expected key=value")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def get_job(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
+    return stub(ctx).GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=job_id), timeout=30).job
+
+
+def start(ctx: Ctx, dataset: str, architecture: str, hyper_parameters: dict[str, Any], *, device: str = "",
+          display_name: str = "", wait: bool = True) -> trainer_pb2.TrainingJob:
+    """CreateTrainingJob; then, unless wait=False, watch it to its end (live epoch table)."""
+    hp = struct_pb2.Struct()
+    hp.update(hyper_parameters)
+    job = stub(ctx).CreateTrainingJob(trainer_pb2.CreateTrainingJobRequest(
+        dataset=dataset, architecture=architecture, hyper_parameters=hp, device=device,
+        display_name=display_name), timeout=60).job
+    ctx.say(f"training job {job.job_id}: {architecture} on {dataset!r}, {job.epochs} epochs, "
+            f"{state_name(job.state)}")
+    if not wait:
+        ctx.emit(to_dict(job))
+        return job
+    return watch(ctx, job.job_id)
+
+
+def epoch_row(e: trainer_pb2.EpochMetrics) -> tuple:
+    values = metrics_dict(e.metrics)
+    shown = "  ".join(f"{k} {values[k]:.3f}" for k in MAIN_METRICS if k in values)
+    return (e.epoch, fmt(e.train_loss, 4), fmt(e.val_loss, 4), shown, f"{e.learning_rate:.2g}",
+            f"{e.samples_per_s:.0f}", duration(e.eta_s))
+
+
+class EpochTable:
+    """Prints the epoch table one row at a time, columns sized once from the header."""
+
+    WIDTHS = (5, 10, 10, 30, 8, 9, 6)
+
+    def line(self, cells: tuple) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, self.WIDTHS, strict=True)).rstrip()
+
+    def header(self) -> str:
+        return self.line(EPOCH_HEADERS) + "\n" + "  ".join("-" * w for w in self.WIDTHS)
+
+
+def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
+    """Follow StreamTrainingProgress: a live bar over the epochs and one table row per epoch.
+
+    With --json every event is one JSON line. Raises CliError when the job ends FAILED or CANCELLED.
+    """
+    job = get_job(ctx, job_id)
+    total = job.epochs
+    bar = ProgressBar("train", ctx.stderr, enabled=not ctx.quiet and not ctx.as_json)
+    tbl = EpochTable()
+    ctx.say(tbl.header())
+    last_state = state_name(job.state)
+    try:
+        for event in stub(ctx).StreamTrainingProgress(trainer_pb2.StreamTrainingProgressRequest(job_id=job_id)):
+            ctx.emit(to_dict(event))
+            if event.WhichOneof("event") == "epoch":
+                e = event.epoch
+                if bar.tty:
+                    bar.clear()
+                ctx.say(tbl.line(epoch_row(e)))
+                total = max(total, e.epoch)
+                bar.update(e.epoch, total, f"epoch {e.epoch}/{total}  ETA {duration(e.eta_s)}", force=True)
+            else:
+                change = event.state_change
+                last_state = state_name(change.state)
+                bar.update(0 if last_state in {"QUEUED"} else bar.done, total, last_state.lower(), force=True)
+                if last_state in {"FAILED", "CANCELLED"} and change.message:
+                    ctx.note(f"{last_state}: {change.message}")
+    finally:
+        bar.close()
+    job = get_job(ctx, job_id)
+    state = state_name(job.state)
+    if state in {"FAILED", "CANCELLED"}:
+        raise CliError(f"training job {job_id} {state}" + (f": {job.error}" if job.error else ""))
+    ctx.say(f"job {job_id} {state}: {job.epochs_done}/{job.epochs} epochs, best epoch {job.best_epoch}")
+    return job
+
+
+def list_jobs(ctx: Ctx) -> list[trainer_pb2.TrainingJob]:
+    jobs = list(stub(ctx).ListTrainingJobs(trainer_pb2.ListTrainingJobsRequest(), timeout=30).jobs)
+    ctx.emit([to_dict(j) for j in jobs])
+    rows = [(j.job_id, j.dataset, j.architecture, state_name(j.state), f"{j.epochs_done}/{j.epochs}",
+             j.best_epoch or "-", fmt(j.latest.val_loss if j.epochs_done else None, 4),
+             j.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")) for j in jobs]
+    ctx.say(table(rows, ("job", "dataset", "architecture", "state", "epochs", "best", "val loss", "created")))
+    return jobs
+
+
+def _show(ctx: Ctx, verb: str, job: trainer_pb2.TrainingJob) -> trainer_pb2.TrainingJob:
+    ctx.emit(to_dict(job))
+    ctx.say(f"job {job.job_id} {verb}: {state_name(job.state)}, {job.epochs_done}/{job.epochs} epochs")
+    return job
+
+
+def update(ctx: Ctx, job_id: str, epochs: int) -> trainer_pb2.TrainingJob:
+    return _show(ctx, "updated", stub(ctx).UpdateTrainingJob(
+        trainer_pb2.UpdateTrainingJobRequest(job_id=job_id, epochs=epochs), timeout=30).job)
+
+
+def stop(ctx: Ctx, job_id: str, cancel: bool = False) -> trainer_pb2.TrainingJob:
+    if cancel:
+        return _show(ctx, "cancelled", stub(ctx).CancelTrainingJob(
+            trainer_pb2.CancelTrainingJobRequest(job_id=job_id), timeout=30).job)
+    return _show(ctx, "stopping", stub(ctx).StopTrainingJob(
+        trainer_pb2.StopTrainingJobRequest(job_id=job_id), timeout=30).job)
+
+
+def resume(ctx: Ctx, job_id: str, epochs: int = 0, *, wait: bool = False) -> trainer_pb2.TrainingJob:
+    job = _show(ctx, "resumed", stub(ctx).ResumeTrainingJob(
+        trainer_pb2.ResumeTrainingJobRequest(job_id=job_id, epochs=epochs), timeout=30).job)
+    return watch(ctx, job_id) if wait else job
+
+
+def download_artifacts(ctx: Ctx, keys: list[str], out_dir: Path) -> list[Path]:
+    """Fetch plot objects into out_dir. There is no artifact RPC yet, so this reads the bucket directly
+    with the configured QUAKESTACK_S3_* settings."""
+    from quakestack.storage import ObjectStore
+
+    if not ctx.settings.s3_endpoint:
+        raise CliError("--out reads the plots from object storage: set QUAKESTACK_S3_ENDPOINT and its keys")
+    store = ObjectStore.from_settings(ctx.settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key in keys:
+        path = out_dir / key.rsplit("/", 1)[-1]
+        store.get_file(key, path)
+        paths.append(path)
+    return paths
+
+
+def evaluate(ctx: Ctx, *, job_id: str = "", epoch: int = 0, model: str = "", version: str = "", dataset: str = "",
+             split: str = "test", out_dir: Path | None = None) -> tuple[trainer_pb2.EvaluateModelResponse, list[Path]]:
+    """EvaluateModel on a job's checkpoint or a registered model; prints metrics, optionally downloads plots."""
+    request = trainer_pb2.EvaluateModelRequest(dataset=dataset, split=split)
+    if model:
+        request.registered_model.CopyFrom(trainer_pb2.ModelRef(name=model, version=version))
+    elif job_id:
+        request.checkpoint.CopyFrom(trainer_pb2.CheckpointRef(job_id=job_id, epoch=epoch))
+    else:
+        raise CliError("give a job id or --model")
+    response = stub(ctx).EvaluateModel(request, timeout=600)
+    paths = download_artifacts(ctx, list(response.artifact_keys), out_dir) if out_dir else []
+    ctx.emit({**to_dict(response), "downloaded": [str(p) for p in paths]})
+    ctx.say(f"evaluation {response.evaluation_id} on {response.windows} {split} windows")
+    rows = [(m.name, fmt(m.value, 4)) for m in response.metrics if not m.values]
+    ctx.say(table(rows, ("metric", "value")))
+    for m in response.metrics:
+        if m.values and m.labels:
+            n = len(m.labels)
+            ctx.say(f"{m.name} (rows: true, columns: predicted)")
+            ctx.say(table([(m.labels[i], *[int(v) for v in m.values[i * n:(i + 1) * n]]) for i in range(n)],
+                          ("", *m.labels)))
+    for key in response.artifact_keys:
+        ctx.say(f"artifact {key}")
+    for path in paths:
+        ctx.say(f"plot {path}")
+    return response, paths
+
+
+# -- argparse ----------------------------------------------------------------------------------
+def cmd_start(ctx: Ctx, a: argparse.Namespace) -> int:
+    hp = parse_hp(a.hp)
+    if a.epochs:
+        hp["epochs"] = a.epochs
+    start(ctx, a.dataset, a.arch, hp, device=a.device, display_name=a.display_name, wait=not a.no_wait)
+    return 0
+
+
+def cmd_eval(ctx: Ctx, a: argparse.Namespace) -> int:
+    model, _, version = (a.model or "").partition(":")
+    evaluate(ctx, job_id=a.job_id or "", epoch=a.epoch, model=model, version=version, dataset=a.dataset,
+             split=a.split, out_dir=Path(a.out) if a.out else None)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    train = sub.add_parser("train", help="training jobs: start, list, watch, control, evaluate")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    p = tsub.add_parser("start", parents=[common], help="start a training job and watch it")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--arch", required=True, help="architecture (see ListArchitectures)")
+    p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="hyper-parameters, e.g. learning_rate=0.01")
+    p.add_argument("--epochs", type=int, default=0, help="shortcut for --hp epochs=N")
+    p.add_argument("--device", default="", help="auto (default), cpu or cuda:N")
+    p.add_argument("--display-name", default="")
+    p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
+    p.set_defaults(func=cmd_start)
+    tsub.add_parser("ls", parents=[common], help="list training jobs").set_defaults(
+        func=lambda ctx, a: list_jobs(ctx))
+    p = tsub.add_parser("watch", parents=[common], help="live progress and the per-epoch table")
+    p.add_argument("job_id")
+    p.set_defaults(func=lambda ctx, a: watch(ctx, a.job_id))
+    p = tsub.add_parser("update", parents=[common], help="change a running job's epoch count")
+    p.add_argument("job_id")
+    p.add_argument("--epochs", type=int, required=True)
+    p.set_defaults(func=lambda ctx, a: update(ctx, a.job_id, a.epochs))
+    p = tsub.add_parser("stop", parents=[common], help="stop gracefully (checkpoint; resumable)")
+    p.add_argument("job_id")
+    p.add_argument("--cancel", action="store_true", help="cancel at once instead (not resumable)")
+    p.set_defaults(func=lambda ctx, a: stop(ctx, a.job_id, a.cancel))
+    p = tsub.add_parser("resume", parents=[common], help="continue a stopped job from its last checkpoint")
+    p.add_argument("job_id")
+    p.add_argument("--epochs", type=int, default=0, help="new total epoch count")
+    p.add_argument("--watch", action="store_true", help="follow it afterwards")
+    p.set_defaults(func=lambda ctx, a: resume(ctx, a.job_id, a.epochs, wait=a.watch))
+    p = tsub.add_parser("eval", parents=[common], help="evaluate a checkpoint or registered model")
+    p.add_argument("job_id", nargs="?", help="job whose checkpoint to evaluate")
+    p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch (default: best)")
+    p.add_argument("--model", help="registered model NAME[:VERSION|ALIAS] instead of a job")
+    p.add_argument("--dataset", default="", help="default: the training dataset")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--out", help="download the PNG plots into this folder")
+    p.set_defaults(func=cmd_eval)
