@@ -166,7 +166,7 @@ def run(job_id: str) -> int:
         dirs = {split: [str(d) for d in fetch_split(store, job["dataset"], manifest, split, cache, manifest_sha)]
                 for split in ("train", "val")}
         world = world_size(job)
-        emit({"type": "running", "world_size": world})
+        emit({"type": "running", "world_size": world, "p_offset_s": p_offset_s(store, job, manifest, dirs)})
         log.info("training", world_size=world, dataset=job["dataset"], architecture=job["architecture"])
         if world == 1:
             _rank_main(0, 1, job, dirs, control, 0)
@@ -178,6 +178,20 @@ def run(job_id: str) -> int:
         emit({"type": "failed", "error": _reason(exc)})
         return 1
     return 0
+
+
+def p_offset_s(store: ObjectStore, job: dict[str, Any], manifest: dict[str, Any], dirs: dict[str, list[str]]
+               ) -> float | None:
+    """Where P sits in the training windows (median over the train split), for serving the model."""
+    import numpy as np
+    import pandas as pd
+
+    samples = [pd.read_csv(Path(d) / "metadata.csv", usecols=["trace_p_arrival_sample"]).trace_p_arrival_sample
+               for d in dirs["train"]]
+    values = pd.to_numeric(pd.concat(samples), errors="coerce").dropna() if samples else []
+    if not len(values):
+        return None
+    return round(float(np.median(values)) / float(manifest["sampling_rate"]), 3)
 
 
 def _reason(exc: BaseException) -> str:

@@ -208,15 +208,16 @@ class JobManager:
         cursor = 0
         while True:
             with job.cond:
-                while cursor >= len(job.events) and job.state not in TERMINAL and not self.shutting_down:
+                while cursor >= len(job.events) and not self.shutting_down:
+                    if _ends_history(job.events):
+                        return
                     job.cond.wait(timeout=0.5)
                     if not is_active():
                         return
                 batch = job.events[cursor:]
-                ended = job.state in TERMINAL or self.shutting_down
             yield from batch
             cursor += len(batch)
-            if ended and cursor >= len(job.events):
+            if self.shutting_down or _ends_history(batch):
                 return
 
     # -- scheduling ---------------------------------------------------------------------------
@@ -292,6 +293,8 @@ class JobManager:
         kind = event.get("type")
         with self.lock:
             if kind == "running":
+                if event.get("p_offset_s") is not None:
+                    job.record["p_offset_s"] = event["p_offset_s"]
                 if job.state != STOPPING:
                     self._set_state(job, RUNNING, f"worker started ({event.get('world_size', 1)} process(es))")
                 return False
@@ -348,12 +351,14 @@ class JobManager:
         log.info("job state", job_id=job.id, state=state, message=message)
 
     def _append(self, job: Job, event: dict[str, Any]) -> None:
-        with job.cond:
-            job.events.append({"sequence": len(job.events) + 1, "time": now(), **event})
-            job.cond.notify_all()
+        """Persist first, then show subscribers: what a watcher saw is always in metrics.jsonl."""
+        entry = {"sequence": len(job.events) + 1, "time": now(), **event}
         self.store.put_bytes(job_key(job.id, "metrics.jsonl"),
-                             "".join(json.dumps(e) + "\n" for e in job.events).encode(),
+                             "".join(json.dumps(e) + "\n" for e in [*job.events, entry]).encode(),
                              content_type="application/x-ndjson")
+        with job.cond:
+            job.events.append(entry)
+            job.cond.notify_all()
 
     def _persist(self, job: Job) -> None:
         self.store.put_json(job_key(job.id, "job.json"), job.record)
@@ -381,6 +386,11 @@ class JobManager:
                 counts[job.state] = counts.get(job.state, 0) + 1
         for state, count in counts.items():
             metrics.TRAINING_JOBS.labels(state).set(count)
+
+
+def _ends_history(events: list[dict[str, Any]]) -> bool:
+    """The history ends with a terminal state change (the event itself, not the record, decides)."""
+    return bool(events) and events[-1]["type"] == "state" and events[-1]["state"] in TERMINAL
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:

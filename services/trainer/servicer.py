@@ -233,6 +233,7 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
                 "training_hyper_parameters": record["training_hyper_parameters"],
                 "input_spec": record["input_spec"], "class_names": record.get("class_names", []),
                 "normalization": record.get("normalization", "none"), "dataset": record["dataset"],
+                "p_offset_s": record.get("p_offset_s"),
                 "dataset_manifest_sha256": record.get("dataset_manifest_sha256", ""),
                 "source": {"job_id": record["job_id"], "epoch": epoch},
                 "metrics": {k: v for k, v in metrics.items() if v is not None}}
