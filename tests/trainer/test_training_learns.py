@@ -50,6 +50,8 @@ def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magni
     assert version.architecture == "convnetquake_ingv" and version.source.epoch == best.epoch
     assert version.dataset == magnitude_dataset and len(version.dataset_manifest_sha256) == 64
     assert version.input_spec.n_samples == 3000 and version.aliases == ["staging"]
+    card = json.loads(store.get_bytes(version.weights_key.replace("model.pt", "model.json")))
+    assert card["normalization"] == "none" and 0 < card["p_offset_s"] < 30  # where P sits in training windows
     by_alias = registry.GetModelVersion(trainer_pb2.GetModelVersionRequest(name="magnitude-test", version="staging"))
     assert by_alias.model_version.version == version.version
     chunks = trainer.DownloadCheckpoint(trainer_pb2.DownloadCheckpointRequest(job_id=job.job_id, epoch=best.epoch))
