@@ -2,9 +2,9 @@
 
 Starts a fresh local stack (embedded S3, the services, the gateway) on free ports, then measures
 sequential latency (p50/p99 over N calls) and concurrent throughput (C clients for T seconds) of
-one RPC both ways. Until the inference service serves models, the RPC is ListLoadedModels
-(`GET /v1/loaded-models`); switch RPC/REST_* to Predict once a model can be loaded. Prints one
-JSON object as its last line.
+one RPC both ways: Predict of one 3 x 1000 window (ConvNetQuake-INGV registered in the registry and
+loaded in the inference service; the REST body carries the samples base64-encoded, as protobuf's
+JSON mapping of bytes says). Prints one JSON object as its last line.
 
     python bench/gateway.py [--quick]
 """
@@ -23,18 +23,37 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+import numpy as np
+from google.protobuf import json_format
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from quakestack.client import transport_options  # noqa: E402
+from quakestack.client import channel, transport_options  # noqa: E402
 from quakestack.config import load_settings  # noqa: E402
+from quakestack.models.checkpoint import state_to_bytes  # noqa: E402
+from quakestack.models.registry import build_model  # noqa: E402
+from quakestack.registry import ModelRegistry, model_card  # noqa: E402
 from quakestack.stack import Stack, with_free_ports  # noqa: E402
-from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
+from quakestack.storage import ObjectStore  # noqa: E402
+from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc  # noqa: E402
 
-RPC = "ListLoadedModels"
-REST_METHOD, REST_PATH = "GET", "/v1/loaded-models"
-REQUEST = inference_pb2.ListLoadedModelsRequest()
+MODEL, ARCH, HPARAMS = "bench-gateway", "convnetquake_ingv", {"n_samples": 1000}
+RPC = "Predict"
+REST_METHOD, REST_PATH = "POST", f"/v1/loaded-models/{MODEL}:predict"
+WINDOW = np.random.default_rng(0).standard_normal((1, 3, 1000)).astype("<f4")
+REQUEST = inference_pb2.PredictRequest(model=MODEL, windows=common_pb2.Waveforms(
+    data=WINDOW.tobytes(), shape=WINDOW.shape, sampling_rate_hz=100.0, component_order="ZNE"))
+REST_BODY = json_format.MessageToJson(REQUEST)
 CONCURRENCY = 8
+
+
+def load_model(settings) -> None:
+    """Register random weights of a small model and load it, as a trained one would be."""
+    model, _, _ = build_model(ARCH, HPARAMS)
+    card = model_card(ARCH, HPARAMS, dataset="bench", source={"job_id": "bench", "epoch": 1})
+    ModelRegistry(ObjectStore.from_settings(settings)).register(MODEL, state_to_bytes(model.state_dict()), card)
+    with channel(settings.inference_addr) as ch:
+        inference_pb2_grpc.InferenceServiceStub(ch).LoadModel(inference_pb2.LoadModelRequest(name=MODEL), timeout=60)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -75,7 +94,8 @@ async def measure(gateway: str, target: str, n: int, seconds: float) -> dict:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
 
         async def rest() -> None:
-            async with http.request(REST_METHOD, REST_PATH) as response:
+            async with http.request(REST_METHOD, REST_PATH, data=REST_BODY,
+                                    headers={"Content-Type": "application/json"}) as response:
                 await response.read()
                 statuses["rest"].add(response.status)
 
@@ -118,6 +138,7 @@ def main() -> None:
         try:
             print(f"stack up in {time.perf_counter() - started:.1f}s; {n} sequential calls each, "
                   f"{CONCURRENCY} clients x {seconds:.0f}s", file=sys.stderr)
+            load_model(stack.settings)
             result = asyncio.run(measure(endpoints.gateway, endpoints.grpc["inference"], n, seconds))
         finally:
             stack.stop()

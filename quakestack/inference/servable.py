@@ -27,6 +27,8 @@ from quakestack.errors import FailedPrecondition, InvalidArgument
 NOISE_CLASS = "noise"
 
 
+DEFAULT_P_OFFSET_S = 5.0  # a card without the training windows' P offset (older cards, SeisBench models)
+
 @dataclass(frozen=True)
 class ServingSpec:
     """What requests must look like and what comes back."""
@@ -39,7 +41,7 @@ class ServingSpec:
     class_names: tuple[str, ...] = ()
     sequence_labels: str = ""  # pickers: one letter/name per output channel, e.g. "PSN"
     normalization: str = "none"
-    p_offset_s: float = 5.0  # where training put the P onset in a window (magnitude on detections)
+    p_offset_s: float = DEFAULT_P_OFFSET_S  # where training put the P onset in a window (magnitude on detections)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,7 +107,7 @@ class ZooServable:
             extra_inputs=tuple(card_spec.get("extra_inputs", input_spec.extra_inputs)),
             class_names=tuple(card.get("class_names") or arch.class_names),
             normalization=str(card.get("normalization") or "none"),
-            p_offset_s=float(card.get("p_offset_s", card_spec.get("p_offset_s", 5.0))),
+            p_offset_s=float(card.get("p_offset_s") or card_spec.get("p_offset_s") or DEFAULT_P_OFFSET_S),
         )
 
     def run(self, x: np.ndarray, extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from quakestack.models.registry import (
     resolve_training_hparams,
 )
 from quakestack.models.spec import resolve_params
-from quakestack.registry import ModelRegistry, is_number
+from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_name
@@ -228,15 +228,13 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
         weights = state_to_bytes(self.jobs.weights(record["job_id"], epoch))
         event = self.jobs.epoch_event(record["job_id"], epoch)
         metrics = {**event.get("metrics", {}), "train_loss": event.get("train_loss"), "val_loss": event.get("val_loss")}
-        card = {"architecture": record["architecture"], "task": record["task"],
-                "hyper_parameters": record["hyper_parameters"],
-                "training_hyper_parameters": record["training_hyper_parameters"],
-                "input_spec": record["input_spec"], "class_names": record.get("class_names", []),
-                "normalization": record.get("normalization", "none"), "dataset": record["dataset"],
-                "p_offset_s": record.get("p_offset_s"),
-                "dataset_manifest_sha256": record.get("dataset_manifest_sha256", ""),
-                "source": {"job_id": record["job_id"], "epoch": epoch},
-                "metrics": {k: v for k, v in metrics.items() if v is not None}}
+        card = model_card(record["architecture"], record["hyper_parameters"], dataset=record["dataset"],
+                          source={"job_id": record["job_id"], "epoch": epoch},
+                          training_hyper_parameters=record["training_hyper_parameters"],
+                          normalization=record.get("normalization", "none"),
+                          dataset_manifest_sha256=record.get("dataset_manifest_sha256", ""),
+                          metrics={k: v for k, v in metrics.items() if v is not None},
+                          p_offset_s=record.get("p_offset_s"))
         saved = self.registry.register(request.name, weights, card, request.aliases)
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
 

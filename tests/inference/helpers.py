@@ -9,8 +9,8 @@ import grpc
 import numpy as np
 import torch
 
-from quakestack.models.registry import build_model, get_architecture
-from quakestack.registry import ModelRegistry
+from quakestack.models.registry import build_model
+from quakestack.registry import ModelRegistry, model_card
 from quakestack.v1 import common_pb2, inference_pb2
 
 TINY_MAGNITUDE = {"n_samples": 1000, "n_layers": 5, "channels": 8}
@@ -39,12 +39,9 @@ def briefly_trained(architecture: str, hparams: dict[str, Any], steps: int = 3, 
 
 
 def card_for(architecture: str, hparams: dict[str, Any], normalization: str = "none", **extra: Any) -> dict:
-    arch = get_architecture(architecture)
-    resolved = arch.resolve_hparams(hparams)
-    return {"architecture": architecture, "task": arch.task.value, "hyper_parameters": resolved,
-            "training_hyper_parameters": {"epochs": 1}, "input_spec": arch.input_spec_for(resolved).to_dict(),
-            "class_names": list(arch.class_names), "normalization": normalization, "dataset": "synthetic",
-            "dataset_manifest_sha256": "", "source": {"job_id": "test", "epoch": 1}, "metrics": {}, **extra}
+    card = model_card(architecture, hparams, dataset="synthetic", source={"job_id": "test", "epoch": 1},
+                      training_hyper_parameters={"epochs": 1}, normalization=normalization)
+    return {**card, **extra}
 
 
 def register(registry: ModelRegistry, name: str, architecture: str, hparams: dict[str, Any], *,
