@@ -21,10 +21,10 @@ from services.data import sources as src
 from services.data.datasets import manifest_key
 from services.data.job import CANCELLED, KIND, QUEUED, RUNNING, Job, job_key
 from services.data.requests import parameters, source_format
-from services.data.runner import Runner
+from services.data.runner import RenderPool, Runner
 
 log = structlog.get_logger()
-MAX_RUNNING = 2  # jobs rendering at once; each has its own pool of data_workers processes
+MAX_RUNNING = 2  # jobs rendering at once; they share the service's pool of data_workers processes
 KEEP_FINISHED = 200
 
 
@@ -39,6 +39,7 @@ class JobManager:
         self.slots = threading.BoundedSemaphore(MAX_RUNNING)
         self.stopping = threading.Event()
         self.threads: dict[str, threading.Thread] = {}
+        self.pool = RenderPool(settings.data_workers)
         self._recovered = False
 
     # -- create -------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ class JobManager:
                 job.finish(lambda: self.store.put_json(job_key(job.job_id), job.to_record()), state=CANCELLED)
                 return
         try:
-            Runner(job, self.store, self.settings, self.stopping.is_set).run()
+            Runner(job, self.store, self.settings, self.stopping.is_set, self.pool).run()
         finally:
             self.slots.release()
             self._forget_old()
@@ -128,6 +129,7 @@ class JobManager:
         self.stopping.set()
         for thread in list(self.threads.values()):
             thread.join(timeout=10)
+        self.pool.discard()
 
     # -- queries ------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

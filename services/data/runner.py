@@ -14,12 +14,13 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -60,12 +61,41 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
-def warm_up() -> None:
-    """Start the fork server (it imports the data library once) so that the first job does not wait."""
-    _pool_context()
-    from multiprocessing import forkserver
+def _started() -> None:
+    """A no-op task: running one per worker makes the pool start every process."""
 
-    forkserver.ensure_running()
+
+class RenderPool:
+    """The service's shard renderers, started with the service and kept warm.
+
+    A forkserver worker imports the service's main module and the data library on its first task
+    (about 1 s on 2 cores); a pool per job paid that in every job. Jobs share this pool; a cancelled
+    job cancels only its own pending shards, and the processes are killed only at shutdown or when
+    one dies (the next job then starts a new pool).
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def get(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context(),
+                                                 initializer=_worker_init)
+                for future in [self._pool.submit(_started) for _ in range(self.workers)]:
+                    future.result()
+            return self._pool
+
+    def discard(self) -> None:
+        """Kill the workers now (shutdown, or a broken pool)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -76,7 +106,9 @@ class Runner:
     store: ObjectStore
     settings: Settings
     stopping: Callable[[], bool]  # the service is shutting down
+    pool: RenderPool
     _last_persist: float = 0.0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def work_dir(self) -> str:
@@ -207,16 +239,22 @@ class Runner:
         if not todo:
             return results
         started, fresh_windows, fresh_shards = time.monotonic(), 0, 0
-        workers = max(1, min(self.settings.data_workers, len(todo)))
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_init)
+        pending: set[Future] = set()
+        uploads: set[Future] = set()
+        # renders run in worker processes; uploads overlap them, one upload thread per worker
+        uploader = ThreadPoolExecutor(max_workers=self.pool.workers, thread_name_prefix="shard-upload")
         try:
-            pending: set[Future] = {pool.submit(render_shard, sp, spec, self.work_dir, True) for sp in todo}
-            while pending:
-                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            pool = self.pool.get()
+            pending = {pool.submit(render_shard, sp, spec, self.work_dir, True) for sp in todo}
+            while pending or uploads:
+                finished, _ = wait(pending | uploads, timeout=0.25, return_when=FIRST_COMPLETED)
                 self.check()
-                for fut in finished:
+                for fut in finished & pending:
+                    pending.discard(fut)
+                    uploads.add(uploader.submit(self._upload, fut.result()))
+                for fut in finished & uploads:
+                    uploads.discard(fut)
                     r = fut.result()
-                    self._upload(r)
                     results.append(r)
                     fresh_windows += r.count
                     fresh_shards += 1
@@ -231,15 +269,16 @@ class Runner:
                         for reason, n in r.skipped.items():
                             metrics.ITEMS_SKIPPED.labels(reason).inc(n)
                     self.persist(force=False)
-        except BaseException:
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BrokenProcessPool:
+            self.pool.discard()
             raise
-        pool.shutdown(wait=True)
+        finally:
+            for fut in pending:
+                fut.cancel()
+            uploader.shutdown(wait=True, cancel_futures=True)
         return results
 
-    def _upload(self, r: ShardResult) -> None:
+    def _upload(self, r: ShardResult) -> ShardResult:
         """Put a shard's files under datasets/<name>/<shard key>/ (skipped when already stored identical)."""
         for name, path in sorted(r.files.items()):
             key = f"{PREFIX}{self.job.dataset}/{r.key}/{name}"
@@ -251,7 +290,9 @@ class Runner:
             self.store.put_file(key, path, sha256=r.sha256[name])
             size = r.sizes.get(name) or os.path.getsize(path)
             metrics.BYTES_STORED.labels("shard").inc(size)
-            self.job.update(bytes_written=self.job.bytes_written + size)
+            with self._count_lock:  # upload threads add concurrently
+                self.job.update(bytes_written=self.job.bytes_written + size)
+        return r
 
     def _publish(self, spec: DatasetSpec, plan: DatasetPlan, results: list[ShardResult]) -> None:
         job = self.job

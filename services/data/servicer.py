@@ -12,7 +12,6 @@ from quakestack.storage import ObjectStore
 from quakestack.v1 import data_pb2, data_pb2_grpc
 from services.data import datasets
 from services.data.jobs import JobManager
-from services.data.runner import warm_up
 from services.data.uploads import store_upload
 
 MAX_UPLOAD_BYTES = 64 * 1024**3
@@ -68,11 +67,12 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     server.on_shutdown(servicer.jobs.shutdown)
 
     def on_dependencies(healthy: bool) -> None:
-        if healthy:  # first time storage answers: rerun the jobs a dead process left unfinished
+        if healthy:
+            servicer.jobs.pool.get()  # warm renderers before SERVING: ready means ready at full speed
+            # first time storage answers: rerun the jobs a dead process left unfinished
             threading.Thread(target=servicer.jobs.recover, name="dataset-recover", daemon=True).start()
 
     server.on_dependencies(on_dependencies)
-    threading.Thread(target=warm_up, name="dataset-warm-up", daemon=True).start()
 
 
 DEFINITION = ServiceDefinition(
