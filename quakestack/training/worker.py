@@ -129,7 +129,9 @@ def _rank_main(rank: int, world: int, job: dict[str, Any], dirs: dict[str, list[
     train = load_split([Path(d) for d in dirs["train"]], spec, input_spec, manifest, normalization)
     val = load_split([Path(d) for d in dirs["val"]], spec, input_spec, manifest, normalization)
     from quakestack.models.registry import build_model
+    from quakestack.training.loop import seed_everything
 
+    seed_everything(int(job["training_hyper_parameters"]["seed"]))  # weight init is part of the run's seed
     model, _, _ = build_model(job["architecture"], arch_hp)
     resume = None
     if job.get("resume_from"):

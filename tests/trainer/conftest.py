@@ -15,7 +15,7 @@ from quakestack.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
 from tests.datasets import _built, publish_synthetic_dataset
 
 MAGNITUDE_DATASET = dict(n_events=600, n_noise=40, seed=1, length_s=60.0)
-FAST_MAGNITUDE_HP = {"n_samples": 3000, "learning_rate": 0.01, "batch_size": 32}
+FAST_MAGNITUDE_HP = {"n_samples": 3000, "learning_rate": 0.005, "batch_size": 16}
 
 
 @pytest.fixture(scope="session")

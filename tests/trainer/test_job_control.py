@@ -112,3 +112,13 @@ def test_detector_reports_classification_metrics(trainer, magnitude_dataset) -> 
     assert list(matrix.labels) == ["noise", "event"] and len(matrix.values) == 4
     final = trainer.GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=job.job_id)).job
     assert state_name(final.state) == "SUCCEEDED" and final.latest.epoch == 1
+
+
+def test_same_seed_same_run(trainer, magnitude_dataset) -> None:
+    """The seed covers weight initialisation, batch order and augmentation: a rerun is identical."""
+    losses = []
+    for _ in range(2):
+        job = create_job(trainer, magnitude_dataset, epochs=1, seed=7, augment_noise_prob=0.5)
+        epoch = [e.epoch for e in progress(trainer, job.job_id) if e.WhichOneof("event") == "epoch"][0]
+        losses.append((epoch.train_loss, epoch.val_loss))
+    assert losses[0] == losses[1]

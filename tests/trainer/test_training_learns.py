@@ -14,11 +14,11 @@ from tests.trainer.conftest import create_job, epochs_of, metric, progress, stat
 
 def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magnitude_dataset,
                                                  mean_baseline_rmse) -> None:
-    job = create_job(trainer, magnitude_dataset, epochs=12)
+    job = create_job(trainer, magnitude_dataset, epochs=15)
     events = progress(trainer, job.job_id)
     states = [state_name(e.state_change.state) for e in events if e.WhichOneof("event") == "state_change"]
     assert states[0] == "QUEUED" and "RUNNING" in states and states[-1] == "SUCCEEDED", states
-    assert epochs_of(events) == list(range(1, 13))
+    assert epochs_of(events) == list(range(1, 16))
     epochs = [e.epoch for e in events if e.WhichOneof("event") == "epoch"]
     best = min(epochs, key=lambda e: e.val_loss)
     assert all(torch.isfinite(torch.tensor(e.train_loss)) for e in epochs)
@@ -29,12 +29,12 @@ def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magni
     # the history is persisted exactly as streamed
     stored = [json.loads(line) for line in store.get_bytes(f"jobs/{job.job_id}/metrics.jsonl").decode().splitlines()]
     assert [e["sequence"] for e in stored] == [e.sequence for e in events]
-    assert [e["epoch"] for e in stored if e["type"] == "epoch"] == list(range(1, 13))
+    assert [e["epoch"] for e in stored if e["type"] == "epoch"] == list(range(1, 16))
 
     final = trainer.GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=job.job_id)).job
-    assert final.best_epoch == best.epoch and final.epochs_done == 12
+    assert final.best_epoch == best.epoch and final.epochs_done == 15
     checkpoints = trainer.ListCheckpoints(trainer_pb2.ListCheckpointsRequest(job_id=job.job_id)).checkpoints
-    assert [c.epoch for c in checkpoints] == list(range(1, 13))
+    assert [c.epoch for c in checkpoints] == list(range(1, 16))
 
     # evaluation stores plots and reports the task's metrics
     evaluation = trainer.EvaluateModel(trainer_pb2.EvaluateModelRequest(
