@@ -21,7 +21,7 @@ from quakestack.data.shards import SHARD_COLUMNS, read_shard
 from quakestack.errors import FailedPrecondition, NotFound
 from quakestack.models.spec import ArchitectureSpec, InputSpec
 from quakestack.models.targets import check_dataset_fits, extras_from_metadata, targets_from_metadata
-from quakestack.storage import ObjectStore, file_sha256, validate_name
+from quakestack.storage import ObjectStore, validate_name
 
 
 def manifest_key(dataset: str) -> str:
@@ -113,8 +113,3 @@ def load_split(dirs: list[Path], spec: ArchitectureSpec, input_spec: InputSpec, 
     extras = extras_from_metadata(spec, meta) if len(meta) else {}
     return SplitData(x=x, meta=meta, targets=targets, extras=extras)
 
-
-def verify_cached(path: Path) -> bool:
-    """True when a cached file still matches its marker (used by cache checks in tests)."""
-    marker = path.with_name(path.name + ".sha256")
-    return path.exists() and marker.exists() and file_sha256(path) == marker.read_text()
