@@ -41,7 +41,7 @@ class Sizes:
     test_events: int
 
 
-FULL = Sizes(stead_events=600, stead_noise=60, magnitude_epochs=25, train_hours=6.0, train_events=60,
+FULL = Sizes(stead_events=600, stead_noise=60, magnitude_epochs=20, train_hours=6.0, train_events=60,
              detector_epochs=15, test_hours=2.0, test_events=12)
 QUICK = Sizes(stead_events=240, stead_noise=24, magnitude_epochs=2, train_hours=1.0, train_events=10,
               detector_epochs=2, test_hours=0.5, test_events=3)
@@ -68,7 +68,7 @@ def magnitude_training(gpu: bool, epochs: int) -> tuple[str, dict]:
     """MagNet on a GPU; on CPU ConvNetQuake-INGV on 30 s, the fastest that learns within minutes."""
     if gpu:
         return "magnet", {"n_samples": 3000, "learning_rate": 0.001, "batch_size": 64, "epochs": max(epochs, 20)}
-    return "convnetquake_ingv", {"n_samples": 3000, "learning_rate": 0.01, "batch_size": 32, "epochs": epochs}
+    return "convnetquake_ingv", {"n_samples": 3000, "learning_rate": 0.005, "batch_size": 16, "epochs": epochs}
 
 
 def generate(workdir: Path, sizes: Sizes) -> dict:
