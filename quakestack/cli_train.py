@@ -148,19 +148,15 @@ def resume(ctx: Ctx, job_id: str, epochs: int = 0, *, wait: bool = False) -> tra
 
 
 def download_artifacts(ctx: Ctx, keys: list[str], out_dir: Path) -> list[Path]:
-    """Fetch plot objects into out_dir. There is no artifact RPC yet, so this reads the bucket directly
-    with the configured QUAKESTACK_S3_* settings."""
-    from quakestack.storage import ObjectStore
-
-    if not ctx.settings.s3_endpoint:
-        raise CliError("--out reads the plots from object storage: set QUAKESTACK_S3_ENDPOINT and its keys")
-    store = ObjectStore.from_settings(ctx.settings)
+    """Fetch evaluation artifacts (`jobs/<job-id>/eval/...` keys) into out_dir through the trainer."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for key in keys:
-        path = out_dir / key.rsplit("/", 1)[-1]
-        store.get_file(key, path)
-        paths.append(path)
+        _, job_id, path = key.split("/", 2)
+        target = out_dir / key.rsplit("/", 1)[-1]
+        chunks = stub(ctx).DownloadArtifact(trainer_pb2.DownloadArtifactRequest(job_id=job_id, path=path), timeout=120)
+        target.write_bytes(b"".join(c.chunk for c in chunks))
+        paths.append(target)
     return paths
 
 

@@ -310,6 +310,20 @@ class DownloadCheckpointResponse(_message.Message):
     chunk: bytes
     def __init__(self, chunk: _Optional[bytes] = ...) -> None: ...
 
+class DownloadArtifactRequest(_message.Message):
+    __slots__ = ("job_id", "path")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    path: str
+    def __init__(self, job_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class DownloadArtifactResponse(_message.Message):
+    __slots__ = ("chunk",)
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    def __init__(self, chunk: _Optional[bytes] = ...) -> None: ...
+
 class EvaluateModelRequest(_message.Message):
     __slots__ = ("checkpoint", "registered_model", "dataset", "split")
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]

@@ -91,6 +91,11 @@ class TrainerServiceStub:
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.DownloadCheckpointRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.DownloadCheckpointResponse.FromString,
                 _registered_method=True)
+        self.DownloadArtifact = channel.unary_stream(
+                '/quakestack.v1.TrainerService/DownloadArtifact',
+                request_serializer=quakestack_dot_v1_dot_trainer__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=quakestack_dot_v1_dot_trainer__pb2.DownloadArtifactResponse.FromString,
+                _registered_method=True)
         self.EvaluateModel = channel.unary_unary(
                 '/quakestack.v1.TrainerService/EvaluateModel',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.EvaluateModelRequest.SerializeToString,
@@ -180,6 +185,13 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DownloadArtifact(self, request, context):
+        """Streams one stored evaluation artifact of a job (a PNG plot, metrics.json) in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EvaluateModel(self, request, context):
         """Evaluates a checkpoint or a registered model on a dataset split; stores plots as artifacts.
         """
@@ -244,6 +256,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.DownloadCheckpoint,
                     request_deserializer=quakestack_dot_v1_dot_trainer__pb2.DownloadCheckpointRequest.FromString,
                     response_serializer=quakestack_dot_v1_dot_trainer__pb2.DownloadCheckpointResponse.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=quakestack_dot_v1_dot_trainer__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=quakestack_dot_v1_dot_trainer__pb2.DownloadArtifactResponse.SerializeToString,
             ),
             'EvaluateModel': grpc.unary_unary_rpc_method_handler(
                     servicer.EvaluateModel,
@@ -550,6 +567,33 @@ class TrainerService:
             '/quakestack.v1.TrainerService/DownloadCheckpoint',
             quakestack_dot_v1_dot_trainer__pb2.DownloadCheckpointRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.DownloadCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/quakestack.v1.TrainerService/DownloadArtifact',
+            quakestack_dot_v1_dot_trainer__pb2.DownloadArtifactRequest.SerializeToString,
+            quakestack_dot_v1_dot_trainer__pb2.DownloadArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,7 +22,7 @@ from quakestack.models.spec import resolve_params
 from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
-from quakestack.storage import ObjectStore, validate_name
+from quakestack.storage import ObjectStore, validate_key, validate_name
 from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
 from quakestack.training.data import check_compatible, load_manifest
 from quakestack.training.evaluate import evaluate_weights
@@ -182,6 +182,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         data = state_to_bytes(self.jobs.weights(request.job_id, epoch))
         for start in range(0, len(data), CHUNK):
             yield trainer_pb2.DownloadCheckpointResponse(chunk=data[start:start + CHUNK])
+
+    def DownloadArtifact(self, request, context):
+        self.manager.get(request.job_id)
+        path = validate_key(request.path)
+        if not path.startswith("eval/"):
+            raise InvalidArgument(f"path must lie under eval/ (evaluation artifacts), got {path!r}")
+        for chunk in self.store.iter_chunks(job_key(request.job_id, path), CHUNK):
+            yield trainer_pb2.DownloadArtifactResponse(chunk=chunk)
 
     def EvaluateModel(self, request, context):
         which = request.WhichOneof("model")

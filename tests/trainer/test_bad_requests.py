@@ -85,3 +85,20 @@ def test_version_must_be_an_ascii_number(registry, version: str) -> None:
     error = rpc_error(lambda: registry.DeleteModelVersion(trainer_pb2.DeleteModelVersionRequest(
         name="magnitude-test", version=version)))
     assert error.code().name == "INVALID_ARGUMENT" and "version must be a number" in error.details()
+
+
+def test_artifacts_download_only_from_eval(trainer, magnitude_dataset) -> None:
+    job = create_job(trainer, magnitude_dataset, epochs=1)
+    wait_for_job(trainer, job.job_id, finished)
+    evaluation = trainer.EvaluateModel(trainer_pb2.EvaluateModelRequest(
+        checkpoint=trainer_pb2.CheckpointRef(job_id=job.job_id)), timeout=120)
+    key = evaluation.artifact_keys[0]
+    path = key.split("/", 2)[2]
+    data = b"".join(c.chunk for c in trainer.DownloadArtifact(
+        trainer_pb2.DownloadArtifactRequest(job_id=job.job_id, path=path), timeout=60))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    for bad, code in [("checkpoints/epoch-0001.pt", "INVALID_ARGUMENT"), ("eval/../checkpoints/x", "INVALID_ARGUMENT"),
+                      ("/etc/passwd", "INVALID_ARGUMENT"), ("eval/none/missing.png", "NOT_FOUND")]:
+        error = rpc_error(lambda bad=bad: list(trainer.DownloadArtifact(
+            trainer_pb2.DownloadArtifactRequest(job_id=job.job_id, path=bad), timeout=30)))
+        assert error.code().name == code, (bad, error.details())
