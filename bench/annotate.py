@@ -33,7 +33,7 @@ from quakestack.registry import ModelRegistry  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 
-RATE, CHUNK_S, BATCH, THRESHOLD = 100.0, 600.0, 256, 0.5
+RATE, CHUNK_S, BATCH, THRESHOLD = 100.0, 600.0, 256, 0.3
 
 
 def make_stream(hours: float, stations: int) -> obspy.Stream:

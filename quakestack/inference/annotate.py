@@ -59,6 +59,9 @@ class AnnotateOptions:
     threshold: float = 0.0  # 0: 0.5 for detections, 0.3 for picks (SeisBench's default)
 
 
+OFF_RATIO = 0.5  # a trigger switches off below this fraction of its threshold
+
+
 @dataclass
 class _Trigger:
     """On/off trigger state of one output channel, carried across final segments."""
@@ -322,23 +325,33 @@ class Annotator:
             self._close_open(station, upto)
 
     def _scan(self, station: _Station, k: int, name: str, probs: np.ndarray, base: int) -> None:
+        """Trigger on at the threshold, off below half of it (ObsPy's trigger_onset, as SeisBench picks).
+
+        Hysteresis keeps a probability that hovers around the threshold one event, not thousands.
+        The state carries across final segments, so the chunking of the input never matters.
+        """
         p = probs[k]
-        above = p >= self.threshold
         state = station.triggers.setdefault(k, _Trigger())
-        prev = state.open_start is not None
-        changes = np.flatnonzero(above != np.r_[prev, above[:-1]]) if p.size else np.array([], int)
-        pos, on = 0, prev
-        for edge in [*changes.tolist(), p.size]:
-            if on and edge > pos:
-                if state.open_start is None:
-                    state.open_start = base + pos
-                j = pos + int(np.argmax(p[pos:edge]))
-                if p[j] > state.peak_value:
-                    state.peak_index, state.peak_value = base + j, float(p[j])
-            if on and edge < p.size:
-                self._emit(station, k, name, state, base + edge, probs, base)
-            on = not on if edge < p.size else on
-            pos = edge
+        rises = np.flatnonzero(p >= self.threshold)
+        falls = np.flatnonzero(p < self.threshold * OFF_RATIO)
+        pos = 0
+        while pos < p.size:
+            if state.open_start is None:
+                i = int(np.searchsorted(rises, pos))
+                if i == len(rises):
+                    return
+                pos = int(rises[i])
+                state.open_start = base + pos
+            j = int(np.searchsorted(falls, pos))
+            end = int(falls[j]) if j < len(falls) else p.size
+            if end > pos:
+                m = pos + int(np.argmax(p[pos:end]))
+                if p[m] > state.peak_value:
+                    state.peak_index, state.peak_value = base + m, float(p[m])
+            if end == p.size:
+                return
+            self._emit(station, k, name, state, base + end, probs, base)
+            pos = end
 
     def _close_open(self, station: _Station, end: int) -> None:
         for k, state in station.triggers.items():

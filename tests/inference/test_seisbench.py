@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import obspy
 import seisbench.models as sbm
 import torch
@@ -35,18 +34,10 @@ def test_phasenet_picks_match_seisbench(registry, inference, tmp_path) -> None:
                                          inference_pb2.AnnotateRequest(mseed=out.getvalue())]), timeout=120)
     picks = sorted((p.phase, round(p.time.seconds + p.time.nanos / 1e9, 2)) for r in responses for p in r.picks)
 
-    # SeisBench's own annotate of the same weights: stacked P/S probabilities, then the same trigger
-    reference = model.annotate(stream, overlap=1500, batch_size=64)
-    expected = []
-    for tr in reference:
-        phase = tr.stats.channel.split("_")[-1]
-        if phase not in ("P", "S"):
-            continue
-        above = np.r_[False, tr.data >= 0.34, False]
-        starts, ends = np.flatnonzero(np.diff(above.astype(int)) == 1), np.flatnonzero(np.diff(above.astype(int)) == -1)
-        for a, b in zip(starts, ends, strict=True):
-            peak = a + int(np.argmax(tr.data[a:b]))
-            expected.append((phase, round(tr.stats.starttime.timestamp + peak / tr.stats.sampling_rate, 2)))
+    # SeisBench's own picks of the same weights: stacked P/S probabilities, trigger on at the threshold,
+    # off at half of it (picks_from_annotations)
+    reference = model.classify(stream, overlap=1500, batch_size=64, P_threshold=0.34, S_threshold=0.34)
+    expected = [(p.phase, round(p.peak_time.timestamp, 2)) for p in reference.picks]
     assert picks and {p for p, _ in picks} <= {"P", "S"}
     matched = sum(any(p == q and abs(t - u) <= 0.05 for q, u in expected) for p, t in picks)
     assert matched >= 0.9 * max(len(picks), len(expected)), (picks, sorted(expected))
