@@ -26,7 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._stack import running_stack  # noqa: E402
+from bench.support.stack import running_stack  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.data.synthetic import coloured_noise  # noqa: E402
 from quakestack.registry import ModelRegistry  # noqa: E402

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._stack import running_stack  # noqa: E402
+from bench.support.stack import running_stack  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.models.registry import build_model  # noqa: E402
 from quakestack.registry import ModelRegistry  # noqa: E402
