@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
+
+import h5py
 import numpy as np
 
-from ..records import Skipped
+from ..records import ItemRef, Skipped
 
 
 def check_array(data: np.ndarray, source: str, trace: str) -> Skipped | None:
@@ -35,3 +39,23 @@ def normalise_category(raw: str | None) -> str:
     if "earthquake" in text or text in ("eq", "le", "re", "ke", "local", "regional"):
         return "earthquake"
     return text
+
+
+def hdf5_files(items: Sequence[ItemRef], out: list) -> Iterator[tuple[h5py.File, str, list[int]]]:
+    """Group items by their HDF5 file and open each file once (readers load a shard file by file).
+
+    A file that does not open turns each of its items into a Skipped entry of ``out``.
+    """
+    by_file: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        by_file.setdefault(item.source, []).append(i)
+    for path, idx in by_file.items():
+        src = os.path.basename(path)
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            for i in idx:
+                out[i] = Skipped(src, items[i].trace_name, "cannot open HDF5 file", str(exc))
+            continue
+        with f:
+            yield f, src, idx

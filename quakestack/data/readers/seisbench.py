@@ -26,7 +26,7 @@ from ..records import (
     parse_float_list,
     parse_time,
 )
-from ._common import check_array, normalise_category
+from ._common import check_array, hdf5_files, normalise_category
 
 NAME = "seisbench"
 
@@ -193,27 +193,16 @@ def _as_cw(arr: np.ndarray, dim_order: str) -> np.ndarray:
 def load_many(items: Sequence[ItemRef]) -> list[TraceRecord | Skipped]:
     """Load traces in order; each file opened once, a block read whole when several traces share it."""
     out: list[TraceRecord | Skipped | None] = [None] * len(items)
-    by_file: dict[str, list[int]] = {}
-    for i, item in enumerate(items):
-        by_file.setdefault(item.source, []).append(i)
-    for path, idx in by_file.items():
-        src = os.path.basename(path)
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            for i in idx:
-                out[i] = Skipped(src, items[i].trace_name, "cannot open HDF5 file", str(exc))
-            continue
-        with f:
-            blocks: dict[str, int] = {}
-            for i in idx:
-                name = items[i].locator["trace_name"]
-                if "$" in name:
-                    b = name.split("$", 1)[0]
-                    blocks[b] = blocks.get(b, 0) + 1
-            cache: dict[str, np.ndarray] = {}
-            for i in idx:
-                out[i] = _load_one(f, items[i], src, blocks, cache)
+    for f, src, idx in hdf5_files(items, out):
+        blocks: dict[str, int] = {}
+        for i in idx:
+            name = items[i].locator["trace_name"]
+            if "$" in name:
+                b = name.split("$", 1)[0]
+                blocks[b] = blocks.get(b, 0) + 1
+        cache: dict[str, np.ndarray] = {}
+        for i in idx:
+            out[i] = _load_one(f, items[i], src, blocks, cache)
     return out  # type: ignore[return-value]
 
 

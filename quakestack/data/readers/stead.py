@@ -23,7 +23,7 @@ from ..records import (
     parse_float_list,
     parse_time,
 )
-from ._common import check_array, normalise_category
+from ._common import check_array, hdf5_files, normalise_category
 
 NAME = "stead"
 SAMPLING_RATE = 100.0
@@ -182,20 +182,9 @@ def _read_one(f: h5py.File, item: ItemRef, src: str) -> TraceRecord | Skipped:
 def load_many(items: Sequence[ItemRef]) -> list[TraceRecord | Skipped]:
     """Load traces in order, opening each HDF5 file once (reads go file by file, in HDF5 name order)."""
     out: list[TraceRecord | Skipped | None] = [None] * len(items)
-    by_file: dict[str, list[int]] = {}
-    for i, item in enumerate(items):
-        by_file.setdefault(item.source, []).append(i)
-    for path, idx in by_file.items():
-        src = os.path.basename(path)
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            for i in idx:
-                out[i] = Skipped(src, items[i].trace_name, "cannot open HDF5 file", str(exc))
-            continue
-        with f:
-            for i in sorted(idx, key=lambda k: items[k].trace_name):
-                out[i] = _read_one(f, items[i], src)
+    for f, src, idx in hdf5_files(items, out):
+        for i in sorted(idx, key=lambda k: items[k].trace_name):
+            out[i] = _read_one(f, items[i], src)
     return out  # type: ignore[return-value]
 
 
