@@ -22,7 +22,10 @@ PREFIX = "seisbench:"
 
 def seisbench_class(architecture: str) -> type:
     """The seisbench.models class named after the prefix; only WaveformModel subclasses qualify."""
-    import seisbench.models as sbm
+    try:
+        import seisbench.models as sbm
+    except ImportError:
+        raise FailedPrecondition(f"{architecture!r} needs SeisBench: pip install 'quakestack[seisbench]'") from None
 
     name = architecture.removeprefix(PREFIX)
     cls = getattr(sbm, name, None)
