@@ -176,6 +176,18 @@ class ObjectStore:
         tmp.replace(path)
         return digest.hexdigest()
 
+    def cached_file(self, key: str, path: str | Path, sha256: str | None) -> Path:
+        """A local copy of key: reused while its `<file>.sha256` marker names the expected digest,
+        otherwise downloaded (verified when the digest is known) and marked."""
+        path = Path(path)
+        marker = path.with_name(path.name + ".sha256")
+        if sha256 and path.is_file() and marker.is_file() and marker.read_text() == sha256:
+            return path
+        marker.unlink(missing_ok=True)
+        digest = self.get_file(key, path, sha256=sha256)
+        marker.write_text(digest)
+        return path
+
     def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
         with self._errors(key):

@@ -47,12 +47,7 @@ def fetch_split(store: ObjectStore, dataset: str, manifest: dict[str, Any], spli
             continue
         directory = root / shard["key"]
         for name, info in shard["files"].items():
-            local = directory / name
-            marker = local.with_name(local.name + ".sha256")
-            if local.exists() and marker.exists() and marker.read_text() == info["sha256"]:
-                continue
-            store.get_file(f"datasets/{dataset}/{info['key']}", local, sha256=info["sha256"])
-            marker.write_text(info["sha256"])
+            store.cached_file(f"datasets/{dataset}/{info['key']}", directory / name, info["sha256"])
         dirs.append(directory)
     return dirs
 

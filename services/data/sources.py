@@ -16,7 +16,7 @@ from pathlib import Path
 
 from quakestack.data import SourceSpec
 from quakestack.errors import InvalidArgument, NotFound, PermissionDenied
-from quakestack.storage import ObjectStore, file_sha256, validate_key
+from quakestack.storage import ObjectStore, validate_key
 from quakestack.v1 import common_pb2, data_pb2
 from services.data.requests import CATALOG_FORMATS, source_format
 
@@ -110,9 +110,7 @@ def fetch(store: ObjectStore, files: Files, cache_dir: str, on_file: Callable[[s
     for key in files.keys:
         path = os.path.join(cache_root, key)
         with _key_lock(key):
-            sha = expected_sha256(store, key)
-            if not (sha and os.path.isfile(path) and file_sha256(path) == sha):
-                store.get_file(key, path, sha256=sha)
+            store.cached_file(key, path, expected_sha256(store, key))
         files.local.append(path)
         on_file(key, os.path.getsize(path))
 
