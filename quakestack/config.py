@@ -86,7 +86,8 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def _device(text: str) -> str:
+def parse_device(text: str) -> str:
+    """auto, cpu, cuda or cuda:N (ValueError otherwise); shared by settings and requests."""
     value = text.strip().lower()
     index = value[5:]
     if value in {"auto", "cpu", "cuda"} or (value.startswith("cuda:") and index.isascii() and index.isdigit()):
@@ -143,7 +144,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("health_interval_s", "2", _positive_float, "Seconds between storage health probes."),
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level."),
     Setting("log_format", "json", _choice("json", "console"), "json lines (default) or console."),
-    Setting("device", "auto", _device, "Default torch device: auto, cpu, cuda or cuda:N."),
+    Setting("device", "auto", parse_device, "Default torch device: auto, cpu, cuda or cuda:N."),
     Setting("data_allowed_dirs", "", _path_list,
             "Local directories (':'-separated) that requests may read sources from."),
     Setting("data_workers", str(max(1, os.cpu_count() or 1)), _positive_int,

@@ -316,7 +316,7 @@ class JobManager:
 
     def _on_epoch(self, job: Job, event: dict[str, Any]) -> None:
         epoch = int(event["epoch"])
-        if job.events and any(e["type"] == "epoch" and e["epoch"] >= epoch for e in job.events):
+        if epoch <= int(job.record.get("epochs_done", 0)):
             return  # a resumed worker re-reporting an epoch the history already holds
         job.record.update(epochs_done=epoch, best_epoch=int(event.get("best_epoch", epoch)),
                           elapsed_s=float(event.get("elapsed_s", 0.0)), update_time=now())

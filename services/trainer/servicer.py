@@ -9,14 +9,13 @@ from typing import Any
 
 import torch
 
-from quakestack.config import Settings
+from quakestack.config import Settings, parse_device
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.registry import (
     TRAINING_HYPER_PARAMETERS,
     get_architecture,
     list_architectures,
-    resolve_training_hparams,
 )
 from quakestack.models.spec import resolve_params
 from quakestack.registry import ModelRegistry, is_number, model_card
@@ -36,15 +35,14 @@ JOB_HYPER_PARAMETERS = TRAINING_HYPER_PARAMETERS + AUGMENTATION_HYPER_PARAMETERS
 
 
 def validate_device(device: str, gpu_count: int) -> str:
-    device = (device or "auto").strip().lower()
-    if device in ("auto", "cpu"):
-        return device
-    if device == "cuda" or (device.startswith("cuda:") and is_number(device[5:])):
-        index = int(device[5:]) if ":" in device else 0
-        if index >= gpu_count:
-            raise FailedPrecondition(f"device {device} requested but this trainer has {gpu_count} GPU(s)")
-        return device
-    raise InvalidArgument(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    try:
+        device = parse_device(device or "auto")
+    except ValueError as exc:
+        raise InvalidArgument(f"device {device!r}: {exc}") from None
+    index = int(device[5:]) if device.startswith("cuda:") else 0
+    if device.startswith("cuda") and index >= gpu_count:
+        raise FailedPrecondition(f"device {device} requested but this trainer has {gpu_count} GPU(s)")
+    return device
 
 
 class Jobs:
@@ -117,10 +115,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                                       what="training hyper-parameter")
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
-        resolve_training_hparams({k: v for k, v in train_hp.items() if k in {h.name for h in
-                                                                              TRAINING_HYPER_PARAMETERS}})
         device = validate_device(request.device, self.manager.gpu_count)
-        if train_hp["num_gpus"] > max(self.manager.gpu_count, 0) and device != "cpu" and train_hp["num_gpus"] > 0:
+        if device != "cpu" and train_hp["num_gpus"] > self.manager.gpu_count:
             raise FailedPrecondition(f"num_gpus={train_hp['num_gpus']} but this trainer has "
                                      f"{self.manager.gpu_count} GPU(s)")
         manifest, manifest_sha = load_manifest(self.store, request.dataset)
