@@ -7,6 +7,7 @@ become their gRPC status here, so servicers only raise.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,19 +36,49 @@ def request_id_from(metadata: Any) -> str:
 
 
 class _Call:
-    """Bookkeeping of one RPC: labels, start time, the code it ended with."""
+    """Bookkeeping of one RPC: labels, start time, request id, and the code it ended with."""
 
     def __init__(self, grpc_type: str, service: str, method: str, request_id: str):
         self.labels = (grpc_type, service, method)
+        self.rpc = f"{service}/{method}"
         self.request_id = request_id
         self.start = time.perf_counter()
         metrics.GRPC_STARTED.labels(*self.labels).inc()
+
+    def begin(self, request: Any, context: grpc.ServicerContext, request_streaming: bool) -> Any:
+        """Echo the request id and count what arrives; returns the request (or counted iterator)."""
+        context.send_initial_metadata(((REQUEST_ID_KEY, self.request_id),))
+        if request_streaming:
+            return _counted(request, self)
+        self.received()
+        return request
 
     def received(self) -> None:
         metrics.GRPC_MSG_RECEIVED.labels(*self.labels).inc()
 
     def sent(self) -> None:
         metrics.GRPC_MSG_SENT.labels(*self.labels).inc()
+
+    @contextlib.contextmanager
+    def outcome(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """Bind the request id to the call's log lines, map library errors, record the final code."""
+        error: BaseException | None = None
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=self.request_id, rpc=self.rpc):
+                yield
+        except QuakestackError as exc:
+            error = exc
+            context.abort(exc.code, str(exc))
+        except GeneratorExit as exc:  # the client went away mid-stream
+            error = exc
+            raise
+        except Exception as exc:
+            error = exc
+            if context.code() is None:
+                log.exception("rpc failed")
+            raise
+        finally:
+            self.finish(_ended_code(context, error))
 
     def finish(self, code: grpc.StatusCode) -> None:
         metrics.GRPC_HANDLED.labels(*self.labels, code_label(code)).inc()
@@ -56,20 +87,22 @@ class _Call:
             level = log.debug if self.labels[1].startswith("grpc.") else log.info
         else:
             level = log.warning
-        level("rpc finished", grpc_code=code.name, duration_ms=round((time.perf_counter() - self.start) * 1e3, 3))
+        with structlog.contextvars.bound_contextvars(request_id=self.request_id, rpc=self.rpc):
+            level("rpc finished", grpc_code=code.name,
+                  duration_ms=round((time.perf_counter() - self.start) * 1e3, 3))
 
 
 def _ended_code(context: grpc.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+    if isinstance(exc, QuakestackError):
+        return exc.code
+    if isinstance(exc, GeneratorExit):
+        return grpc.StatusCode.CANCELLED
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return code
     if exc is None:
         return grpc.StatusCode.OK
     return grpc.StatusCode.CANCELLED if not context.is_active() else grpc.StatusCode.UNKNOWN
-
-
-def _raise_mapped(context: grpc.ServicerContext, exc: QuakestackError) -> None:
-    context.abort(exc.code, str(exc))
 
 
 class ObservabilityInterceptor(grpc.ServerInterceptor):
@@ -104,28 +137,10 @@ def _counted(requests: Iterator[Any], call: _Call) -> Iterator[Any]:
 def _wrap_unary(behavior, kind, service, method, request_id, request_streaming):
     def wrapper(request, context: grpc.ServicerContext):
         call = _Call(kind, service, method, request_id)
-        context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-        with structlog.contextvars.bound_contextvars(request_id=request_id, rpc=f"{service}/{method}"):
-            if request_streaming:
-                request = _counted(request, call)
-            else:
-                call.received()
-            error: BaseException | None = None
-            try:
-                response = behavior(request, context)
-                call.sent()
-                return response
-            except QuakestackError as exc:
-                error = exc
-                _raise_mapped(context, exc)
-            except Exception as exc:
-                error = exc
-                if context.code() is None:
-                    log.exception("rpc failed")
-                raise
-            finally:
-                code = error.code if isinstance(error, QuakestackError) else _ended_code(context, error)
-                call.finish(code)
+        with call.outcome(context):
+            response = behavior(call.begin(request, context, request_streaming), context)
+            call.sent()
+            return response
 
     return wrapper
 
@@ -133,36 +148,9 @@ def _wrap_unary(behavior, kind, service, method, request_id, request_streaming):
 def _wrap_streaming(behavior, kind, service, method, request_id, request_streaming):
     def wrapper(request, context: grpc.ServicerContext):
         call = _Call(kind, service, method, request_id)
-        context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-        tokens = structlog.contextvars.bind_contextvars(request_id=request_id, rpc=f"{service}/{method}")
-        error: BaseException | None = None
-        try:
-            if request_streaming:
-                request = _counted(request, call)
-            else:
-                call.received()
-            for response in behavior(request, context):
+        with call.outcome(context):
+            for response in behavior(call.begin(request, context, request_streaming), context):
                 call.sent()
                 yield response
-        except QuakestackError as exc:
-            error = exc
-            _raise_mapped(context, exc)
-        except GeneratorExit:
-            error = GeneratorExit()
-            raise
-        except Exception as exc:
-            error = exc
-            if context.code() is None:
-                log.exception("rpc failed")
-            raise
-        finally:
-            if isinstance(error, QuakestackError):
-                code = error.code
-            elif isinstance(error, GeneratorExit):
-                code = grpc.StatusCode.CANCELLED
-            else:
-                code = _ended_code(context, error)
-            call.finish(code)
-            structlog.contextvars.reset_contextvars(**tokens)
 
     return wrapper
