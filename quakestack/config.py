@@ -26,6 +26,7 @@ class Setting:
     parse: Callable[[str], Any]
     doc: str
     secret: bool = False
+    shown_default: str = ""  # the README's wording where the default depends on the machine
 
     @property
     def env(self) -> str:
@@ -148,9 +149,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_allowed_dirs", "", _path_list,
             "Local directories (':'-separated) that requests may read sources from."),
     Setting("data_workers", str(max(1, os.cpu_count() or 1)), _positive_int,
-            "Worker processes of an ingestion job."),
+            "Worker processes of an ingestion job.", shown_default="CPU count"),
     Setting("cache_dir", str(Path.home() / ".cache" / "quakestack"), _text,
-            "Local cache of downloaded shards and sources."),
+            "Local cache of downloaded shards and sources.", shown_default="~/.cache/quakestack"),
     Setting("trainer_cpu_slots", "1", _positive_int, "Concurrent training jobs when no GPU is present."),
     Setting("inference_memory_budget_mb", "4096", _positive_int,
             "Memory budget per device for resident models; idle models are evicted LRU."),
@@ -159,7 +160,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("inference_log_sample_rate", "0.1", _fraction,
             "Fraction of predictions logged to object storage for feedback."),
     Setting("storage_dir", str(Path.home() / ".local" / "share" / "quakestack" / "s3"), _text,
-            "Data directory of the embedded SeaweedFS (`quakestack up`); persists across restarts."),
+            "Data directory of the embedded SeaweedFS (`quakestack up`); persists across restarts.",
+            shown_default="~/.local/share/quakestack/s3"),
     Setting("api_tokens", "", _text,
             "Gateway bearer tokens, comma-separated, each `token` or `token:ro` (read-only).", secret=True),
     Setting("api_tokens_file", "", _text, "File with gateway tokens, one `token[:ro]` per line."),
@@ -215,8 +217,5 @@ def settings_table_markdown() -> str:
     """The README's configuration table."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for s in SETTINGS:
-        default = s.default if s.name not in {"data_workers", "cache_dir", "storage_dir"} else {
-            "data_workers": "CPU count", "cache_dir": "~/.cache/quakestack",
-            "storage_dir": "~/.local/share/quakestack/s3"}[s.name]
-        rows.append(f"| `{s.env}` | `{default}` | {s.doc} |")
+        rows.append(f"| `{s.env}` | `{s.shown_default or s.default}` | {s.doc} |")
     return "\n".join(rows)
