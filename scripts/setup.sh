@@ -1,22 +1,50 @@
 #!/usr/bin/env bash
 # Installs everything quakestack needs on a fresh machine. `--dev` adds what the tests use.
+#
+# Where it installs (then `scripts/python` runs that interpreter):
+#   - an active virtualenv or conda env: there;
+#   - otherwise, a Python that lets pip install (pyenv, a container's Python): that Python;
+#   - otherwise (a Debian/Ubuntu system Python, externally managed per PEP 668): a project
+#     virtualenv `.venv/` made here, so the system's packages are never touched.
 # torch==2.13.0 comes first and pinned: an unpinned torch pulls several GB of CUDA packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
 [ "${1:-}" = "--dev" ] && dev=1
-python3 -m pip install -q torch==2.13.0
+SUDO=""; [ "$(id -u)" != 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+
+apt_install() {  # Debian packages, only those whose command is missing; quiet
+  command -v apt-get >/dev/null || { echo "setup: please install: $*" >&2; return 0; }
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+externally_managed() {  # PEP 668: the marker file beside the interpreter's standard library
+  "$1" - <<'PY'
+import sys, sysconfig, pathlib
+in_env = sys.prefix != sys.base_prefix
+sys.exit(0 if not in_env and (pathlib.Path(sysconfig.get_path("stdlib")) / "EXTERNALLY-MANAGED").exists() else 1)
+PY
+}
+
+py=python3
+if [ -z "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && { [ -x .venv/bin/python ] || externally_managed python3; }; then
+  if [ ! -x .venv/bin/python ]; then
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+    python3 -m venv .venv
+  fi
+  py=.venv/bin/python
+fi
+echo "setup: installing into $("$py" -c 'import sys; print(sys.prefix)')"
+"$py" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+"$py" -m pip install -q torch==2.13.0
 if [ $dev = 1 ]; then
-  python3 -m pip install -q -e ".[dev]"
+  "$py" -m pip install -q -e ".[dev]"
   # promtool (Debian's prometheus), docker-compose and kubectl validate metrics and deployment files.
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
-  if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
-    SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 else
-  python3 -m pip install -q -e .
+  "$py" -m pip install -q -e .
 fi

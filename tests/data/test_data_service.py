@@ -24,9 +24,10 @@ from quakestack.data.synthetic import write_catalog, write_continuous, write_ste
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
+from tests.conftest import SHARED_DATA
 from tests.helpers import sample_value, scrape, wait_for
 
-REAL_CSV = "/work/shared/data/stead_100samples.csv"
+REAL_CSV = str(SHARED_DATA / "stead_100samples.csv")
 D = data_pb2
 STEAD, SEISBENCH, CATALOG = D.SOURCE_FORMAT_STEAD, D.SOURCE_FORMAT_SEISBENCH, D.SOURCE_FORMAT_WAVEFORM_CATALOG
 SUCCEEDED, FAILED = common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED

@@ -27,8 +27,9 @@ from quakestack.data import (
 from quakestack.data.readers import stead
 from quakestack.data.records import ItemRef, Skipped, TraceRecord, parse_float_list
 from quakestack.data.synthetic import write_stead, write_stead_from_metadata
+from tests.conftest import SHARED_DATA
 
-REAL_CSV = "/work/shared/data/stead_100samples.csv"
+REAL_CSV = str(SHARED_DATA / "stead_100samples.csv")
 
 
 @pytest.fixture(scope="module")
