@@ -20,6 +20,7 @@ from quakestack.models.spec import (
     HyperParameter,
     InputSpec,
     Task,
+    construct,
     n_samples_hp,
 )
 
@@ -29,13 +30,14 @@ class ConvNetQuake(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        n_samples: int = 1000,
-        n_layers: int = 8,
-        channels: int = 32,
-        kernel_size: int = 3,
-        n_clusters: int = 6,
-        normalize: bool = True,
+        *,
+        in_channels: int,
+        n_samples: int,
+        n_layers: int,
+        channels: int,
+        kernel_size: int,
+        n_clusters: int,
+        normalize: bool,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples, self.normalize = in_channels, n_samples, normalize
@@ -63,15 +65,7 @@ HYPER_PARAMETERS = (
 
 
 def build(hp: dict[str, Any]) -> nn.Module:
-    return ConvNetQuake(
-        in_channels=3,
-        n_samples=hp["n_samples"],
-        n_layers=hp["n_layers"],
-        channels=hp["channels"],
-        kernel_size=hp["kernel_size"],
-        n_clusters=hp["n_clusters"],
-        normalize=hp["normalize"],
-    )
+    return construct(ConvNetQuake, hp, in_channels=3)
 
 
 ARCHITECTURE = ArchitectureSpec(

@@ -21,6 +21,7 @@ from quakestack.models.spec import (
     HyperParameter,
     InputSpec,
     Task,
+    construct,
     n_samples_hp,
 )
 
@@ -30,14 +31,15 @@ class ConvNetQuakeINGV(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        n_samples: int = 6000,
-        n_layers: int = 9,
-        channels: int = 32,
-        kernel_size: int = 3,
-        hidden_units: int = 0,
-        dropout: float = 0.0,
-        amplitude_input: bool = True,
+        *,
+        in_channels: int,
+        n_samples: int,
+        n_layers: int,
+        channels: int,
+        kernel_size: int,
+        hidden_units: int,
+        dropout: float,
+        amplitude_input: bool,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples, self.amplitude_input = in_channels, n_samples, amplitude_input
@@ -82,16 +84,7 @@ HYPER_PARAMETERS = (
 
 
 def build(hp: dict[str, Any]) -> nn.Module:
-    return ConvNetQuakeINGV(
-        in_channels=3,
-        n_samples=hp["n_samples"],
-        n_layers=hp["n_layers"],
-        channels=hp["channels"],
-        kernel_size=hp["kernel_size"],
-        hidden_units=hp["hidden_units"],
-        dropout=hp["dropout"],
-        amplitude_input=hp["amplitude_input"],
-    )
+    return construct(ConvNetQuakeINGV, hp, in_channels=3)
 
 
 ARCHITECTURE = ArchitectureSpec(

@@ -21,6 +21,7 @@ from quakestack.models.spec import (
     HyperParameter,
     InputSpec,
     Task,
+    construct,
     n_samples_hp,
 )
 
@@ -30,22 +31,26 @@ class CREIME(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        n_samples: int = 512,
-        conv_channels: tuple[int, ...] = (32, 16, 8),
-        kernel_size: int = 15,
+        *,
+        in_channels: int,
+        n_samples: int,
+        conv1_channels: int,
+        conv2_channels: int,
+        conv3_channels: int,
+        kernel_size: int,
+        lstm1_units: int,
+        lstm2_units: int,
+        n_average: int,
+        detection_threshold: float,
         pool_size: int = 4,
-        lstm1_units: int = 128,
-        lstm2_units: int = 256,
-        n_average: int = 10,
-        detection_threshold: float = -0.5,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples = in_channels, n_samples
-        self.n_average, self.detection_threshold = n_average, detection_threshold
+        # the magnitude averages the trace's last n_average samples (at most the whole window)
+        self.n_average, self.detection_threshold = min(n_average, n_samples), detection_threshold
         layers: list[nn.Module] = []
         prev = in_channels
-        for ch in conv_channels:
+        for ch in (conv1_channels, conv2_channels, conv3_channels):
             layers += [
                 nn.Conv1d(prev, ch, kernel_size, padding=kernel_size // 2),
                 nn.ReLU(),
@@ -94,16 +99,7 @@ HYPER_PARAMETERS = (
 
 
 def build(hp: dict[str, Any]) -> nn.Module:
-    return CREIME(
-        in_channels=3,
-        n_samples=hp["n_samples"],
-        conv_channels=(hp["conv1_channels"], hp["conv2_channels"], hp["conv3_channels"]),
-        kernel_size=hp["kernel_size"],
-        lstm1_units=hp["lstm1_units"],
-        lstm2_units=hp["lstm2_units"],
-        n_average=min(hp["n_average"], hp["n_samples"]),
-        detection_threshold=hp["detection_threshold"],
-    )
+    return construct(CREIME, hp, in_channels=3)
 
 
 ARCHITECTURE = ArchitectureSpec(

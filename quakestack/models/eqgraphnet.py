@@ -21,6 +21,7 @@ from quakestack.models.spec import (
     HyperParameter,
     InputSpec,
     Task,
+    construct,
     n_samples_hp,
 )
 
@@ -30,15 +31,16 @@ class EQGraphNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        n_samples: int = 6000,
-        n_conv_layers: int = 11,
-        base_channels: int = 16,
-        max_channels: int = 128,
-        graph_layer: str = "gcn",
-        k_neighbours: int = 1,
-        learn_edge_weight: bool = True,
-        dropout: float = 0.0,
+        *,
+        in_channels: int,
+        n_samples: int,
+        n_conv_layers: int,
+        base_channels: int,
+        max_channels: int,
+        graph_layer: str,
+        k_neighbours: int,
+        learn_edge_weight: bool,
+        dropout: float,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples = in_channels, n_samples
@@ -91,17 +93,7 @@ HYPER_PARAMETERS = (
 
 
 def build(hp: dict[str, Any]) -> nn.Module:
-    return EQGraphNet(
-        in_channels=3,
-        n_samples=hp["n_samples"],
-        n_conv_layers=hp["n_conv_layers"],
-        base_channels=hp["base_channels"],
-        max_channels=hp["max_channels"],
-        graph_layer=hp["graph_layer"],
-        k_neighbours=hp["k_neighbours"],
-        learn_edge_weight=hp["learn_edge_weight"],
-        dropout=hp["dropout"],
-    )
+    return construct(EQGraphNet, hp, in_channels=3)
 
 
 ARCHITECTURE = ArchitectureSpec(

@@ -20,6 +20,7 @@ from quakestack.models.spec import (
     HyperParameter,
     InputSpec,
     Task,
+    construct,
     n_samples_hp,
 )
 
@@ -31,13 +32,14 @@ class EventClassifier(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        n_samples: int = 6000,
-        width: float = 1.0,
-        fc_units: int = 1024,
-        dropout: float = 0.5,
-        n_classes: int = 3,
-        normalize: bool = True,
+        *,
+        in_channels: int,
+        n_samples: int,
+        width: float,
+        fc_units: int,
+        dropout: float,
+        n_classes: int,
+        normalize: bool,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples, self.normalize = in_channels, n_samples, normalize
@@ -77,15 +79,7 @@ HYPER_PARAMETERS = (
 
 
 def build(hp: dict[str, Any]) -> nn.Module:
-    return EventClassifier(
-        in_channels=3,
-        n_samples=hp["n_samples"],
-        width=hp["width"],
-        fc_units=hp["fc_units"],
-        dropout=hp["dropout"],
-        n_classes=len(EVENT_CLASSES),
-        normalize=hp["normalize"],
-    )
+    return construct(EventClassifier, hp, in_channels=3, n_classes=len(EVENT_CLASSES))
 
 
 ARCHITECTURE = ArchitectureSpec(

@@ -24,6 +24,7 @@ from quakestack.models.spec import (
     HyperParameter,
     InputSpec,
     Task,
+    construct,
     n_samples_hp,
 )
 
@@ -54,17 +55,18 @@ class MagInfoNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        n_samples: int = 6000,
-        width: int = 32,
-        n_blocks: int = 4,
-        info_hidden: int = 1000,
-        pool_size: int = 10,
-        graph_layer: str = "transformer",
-        k_neighbours: int = 1,
-        learn_edge_weight: bool = True,
-        dropout: float = 0.5,
-        travel_time_scale_s: float = 100.0,
+        *,
+        in_channels: int,
+        n_samples: int,
+        width: int,
+        n_blocks: int,
+        info_hidden: int,
+        pool_size: int,
+        graph_layer: str,
+        k_neighbours: int,
+        learn_edge_weight: bool,
+        dropout: float,
+        travel_time_scale_s: float,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples, self.travel_time_scale_s = (
@@ -123,19 +125,7 @@ HYPER_PARAMETERS = (
 
 
 def build(hp: dict[str, Any]) -> nn.Module:
-    return MagInfoNet(
-        in_channels=3,
-        n_samples=hp["n_samples"],
-        width=hp["width"],
-        n_blocks=hp["n_blocks"],
-        info_hidden=hp["info_hidden"],
-        pool_size=hp["pool_size"],
-        graph_layer=hp["graph_layer"],
-        k_neighbours=hp["k_neighbours"],
-        learn_edge_weight=hp["learn_edge_weight"],
-        dropout=hp["dropout"],
-        travel_time_scale_s=hp["travel_time_scale_s"],
-    )
+    return construct(MagInfoNet, hp, in_channels=3)
 
 
 ARCHITECTURE = ArchitectureSpec(

@@ -19,6 +19,7 @@ from quakestack.models.spec import (
     HyperParameter,
     InputSpec,
     Task,
+    construct,
     n_samples_hp,
 )
 
@@ -28,16 +29,17 @@ class MagNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        n_samples: int = 3000,
-        conv1_channels: int = 64,
-        conv2_channels: int = 32,
-        kernel_size: int = 3,
-        pool_size: int = 4,
-        dropout: float = 0.2,
-        lstm_hidden: int = 100,
-        activation: str = "none",
-        predict_uncertainty: bool = True,
+        *,
+        in_channels: int,
+        n_samples: int,
+        conv1_channels: int,
+        conv2_channels: int,
+        kernel_size: int,
+        pool_size: int,
+        dropout: float,
+        lstm_hidden: int,
+        activation: str,
+        predict_uncertainty: bool,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_samples = in_channels, n_samples
@@ -94,18 +96,7 @@ HYPER_PARAMETERS = (
 
 
 def build(hp: dict[str, Any]) -> nn.Module:
-    return MagNet(
-        in_channels=3,
-        n_samples=hp["n_samples"],
-        conv1_channels=hp["conv1_channels"],
-        conv2_channels=hp["conv2_channels"],
-        kernel_size=hp["kernel_size"],
-        pool_size=hp["pool_size"],
-        dropout=hp["dropout"],
-        lstm_hidden=hp["lstm_hidden"],
-        activation=hp["activation"],
-        predict_uncertainty=hp["loss"] == "gaussian_nll",
-    )
+    return construct(MagNet, hp, in_channels=3, predict_uncertainty=hp["loss"] == "gaussian_nll")
 
 
 ARCHITECTURE = ArchitectureSpec(

@@ -8,6 +8,7 @@ description as data is what makes "adding an architecture = one module + one reg
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -214,6 +215,18 @@ class ArchitectureSpec:
             "reference": self.reference,
             "class_names": list(self.class_names),
         }
+
+
+def construct(model_class: type[nn.Module], hparams: Mapping[str, Any], **fixed: Any) -> nn.Module:
+    """``model_class`` built from the hyper-parameters its constructor names, plus ``fixed`` arguments.
+
+    Defaults live once, in the architecture's ``HyperParameter`` table: constructors take them as
+    required keyword arguments, so nothing copies a key by hand and nothing can drift.
+    Hyper-parameters the constructor does not name (training ones, ``loss``) are left out.
+    """
+    accepted = inspect.signature(model_class).parameters
+    arguments = {name: value for name, value in hparams.items() if name in accepted}
+    return model_class(**{**arguments, **fixed})
 
 
 def resolve_params(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from quakestack.models import (
@@ -12,6 +14,7 @@ from quakestack.models import (
     resolve_hparams,
     resolve_training_hparams,
 )
+from quakestack.models.registry import ARCHITECTURES
 
 
 def test_out_of_range_names_field_and_range() -> None:
@@ -80,3 +83,15 @@ def test_training_hyper_parameters() -> None:
 def test_invalid_default_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="x must be in"):
         HyperParameter("x", "int", 50, 0, 10)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_hyper_parameter_defaults_are_declared_once(name: str) -> None:
+    """A model-shaping hyper-parameter reaches the constructor by name; the constructor keeps no default of it."""
+    spec = get_architecture(name)
+    model = spec.build(spec.default_hparams())
+    constructor = inspect.signature(type(model)).parameters
+    shaping = [hp.name for hp in spec.hyper_parameters if hp.name in constructor]
+    assert shaping, f"{name}: no hyper-parameter reaches the constructor"
+    with_defaults = [p for p in shaping if constructor[p].default is not inspect.Parameter.empty]
+    assert not with_defaults, f"{name}: constructor repeats the defaults of {with_defaults}"
