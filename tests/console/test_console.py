@@ -1,0 +1,271 @@
+"""The web console in headless Chromium against the real stack, behind a gateway with tokens.
+
+Start a training job from the generated form (client-side range check, the server's INVALID_ARGUMENT
+next to its field), watch epochs arrive on the live curve, stop, reload, resume, finish; a read-only
+token sees no write button and the API refuses its write anyway; annotate an uploaded miniSEED file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import torch
+from playwright.sync_api import sync_playwright
+
+from quakestack.data.synthetic import write_continuous
+from quakestack.models.registry import build_model
+from quakestack.registry import ModelRegistry
+from quakestack.stack import Stack
+from tests.console.browser import console_page, launch, screenshot
+from tests.datasets import publish_synthetic_dataset
+from tests.gateway.helpers import GatewayProcess, http
+from tests.inference.detector import HPARAMS, p_arrivals, train_detector
+from tests.inference.helpers import register
+
+RW, RO = "console-rw-5ecret-1", "console-ro-5ecret-2"
+DATASET = "console-small"
+EPOCHS = 6
+FAST_HP = {"n_samples": "3000", "learning_rate": "0.01", "batch_size": "32", "epochs": str(EPOCHS)}
+DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "console.png"
+
+
+@pytest.fixture(scope="module")
+def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    state = tmp_path_factory.mktemp("console-gateway")
+    with GatewayProcess(stack.settings, state / "gateway.log", QUAKESTACK_API_TOKENS=f"{RW},{RO}:ro") as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def dataset(store, tmp_path_factory) -> str:
+    publish_synthetic_dataset(store, DATASET, tmp_path_factory.mktemp("console-data"), n_events=120, n_noise=12,
+                              seed=3, length_s=60.0)
+    return DATASET
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def sign_in(page, token: str, role: str) -> None:
+    page.goto("/console/")
+    page.wait_for_selector("#token-dialog[open]")
+    page.fill("#token-input", token)
+    page.click("#token-submit")
+    page.wait_for_function("r => document.body.dataset.role === r", arg=role)
+
+
+def points(page) -> int:
+    return int(page.get_attribute("[data-testid=loss-chart]", "data-points") or 0)
+
+
+def job_state(stack: Stack, job_id: str) -> dict:
+    reply = http("GET", f"{stack.endpoints().gateway}/v1/training-jobs/{job_id}")
+    assert reply.status == 200, reply.body
+    return reply.json()["job"]
+
+
+def test_train_from_the_form_watch_stop_resume_finish(stack: Stack, gateway: GatewayProcess, dataset: str,
+                                                      browser) -> None:
+    with console_page(browser, gateway.url) as (page, log):
+        log.expect("status of 401")  # whoami before the token is entered
+        sign_in(page, RW, "readwrite")
+        assert "readwrite" in page.inner_text("[data-testid=who]")
+        page.goto("/console/#/datasets")
+        page.click(f"a[href='#/datasets/{DATASET}']")
+        page.wait_for_selector("[data-testid=magnitude-histogram] canvas")
+        assert "train" in page.inner_text("[data-testid=split-table]")
+        screenshot(page, "dataset")
+
+        page.goto("/console/#/training")
+        form = page.wait_for_selector("[data-testid=training-form]")
+        page.select_option("#f-dataset", DATASET)
+        page.select_option("#f-architecture", "convnetquake_ingv")
+        page.wait_for_selector("#hp-n_layers")
+        # every hyper-parameter of ListArchitectures has its field, with its default
+        catalog = http("GET", gateway.url + "/v1/architectures", headers={"Authorization": f"Bearer {RW}"}).json()
+        arch = next(a for a in catalog["architectures"] if a["name"] == "convnetquake_ingv")
+        for hp in arch["hyperParameters"] + catalog["trainingHyperParameters"]:
+            assert page.is_visible(f"#hp-{hp['name']}"), hp["name"]
+        assert page.input_value("#hp-channels") == "32"
+
+        jobs_before = len(http("GET", f"{stack.endpoints().gateway}/v1/training-jobs").json().get("jobs", []))
+        page.fill("#hp-epochs", "0")  # out of range: refused in the page, nothing reaches the server
+        page.click("[data-testid=start-training]")
+        assert "epochs must be in [1, 10000]" in page.inner_text("[data-error-for=epochs]")
+        assert len(http("GET", f"{stack.endpoints().gateway}/v1/training-jobs").json().get("jobs", [])) == jobs_before
+
+        for name, value in FAST_HP.items():
+            if name == "n_samples":
+                page.select_option(f"#hp-{name}", value)
+            else:
+                page.fill(f"#hp-{name}", value)
+        assert page.inner_text("[data-error-for=epochs]") == ""
+        page.fill("#f-device", "tpu")  # only the server knows devices: its INVALID_ARGUMENT lands next to the field
+        log.expect("status of 400")
+        page.click("[data-testid=start-training]")
+        page.wait_for_function("() => document.querySelector('[data-error-for=device]').textContent.length > 0")
+        assert "INVALID_ARGUMENT" in page.inner_text("[data-error-for=device]")
+        assert "tpu" in page.inner_text("[data-error-for=device]")
+        screenshot(page, "training-form")
+
+        page.fill("#f-device", "cpu")
+        page.fill("#f-display_name", "console test")
+        page.click("[data-testid=start-training]")
+        page.wait_for_url("**/console/#/training/jobs/*")
+        job_id = page.url.rsplit("/", 1)[-1]
+        del form
+
+        # at least two epochs arrive on the live curve while the job still runs
+        page.wait_for_function("() => +document.querySelector('[data-testid=loss-chart]').dataset.points >= 2",
+                               timeout=120_000)
+        job = job_state(stack, job_id)
+        assert job["state"] == "JOB_STATE_RUNNING" and job.get("epochsDone", 0) < EPOCHS, job
+        assert page.locator("[data-testid=loss-chart] canvas").count() == 1
+        screenshot(page, "training-live")
+        page.click("[data-testid=stop-job]")
+        page.wait_for_function("() => document.querySelector('[data-testid=job-state]').textContent === 'STOPPED'",
+                               timeout=60_000)
+        stopped = job_state(stack, job_id)
+        assert stopped["state"] == "JOB_STATE_STOPPED" and stopped.get("epochsDone", 0) < EPOCHS, stopped
+        done = int(stopped.get("epochsDone", 0))
+        page.wait_for_function("n => +document.querySelector('[data-testid=loss-chart]').dataset.points === n",
+                               arg=done)
+
+        page.reload()  # the curve survives a reload: the stream replays the history first
+        page.wait_for_function("n => +document.querySelector('[data-testid=loss-chart]').dataset.points === n",
+                               arg=done)
+        assert page.inner_text("[data-testid=job-state]") == "STOPPED"
+        assert page.locator("[data-testid=epochs] tbody tr").count() == done
+
+        page.click("[data-testid=resume-job]")
+        page.wait_for_function("() => document.querySelector('[data-testid=job-state]').textContent === 'SUCCEEDED'",
+                               timeout=120_000)
+        page.wait_for_function("n => +document.querySelector('[data-testid=loss-chart]').dataset.points === n",
+                               arg=EPOCHS)
+        assert page.locator("[data-testid=epochs] tbody tr").count() == EPOCHS
+        assert job_state(stack, job_id)["state"] == "JOB_STATE_SUCCEEDED"
+        page.wait_for_selector("[data-testid=download-1]")
+        screenshot(page, "training-done")
+
+        page.fill("[data-testid=register-name]", "console-mag")
+        page.click("[data-testid=register-model]")
+        page.wait_for_selector("text=registered console-mag version 1")
+        page.goto("/console/#/models")
+        page.wait_for_selector("[data-testid=model-console-mag]")
+        page.fill("[data-testid=alias-name-console-mag]", "staging")
+        page.click("[data-testid=set-alias-console-mag]")
+        page.wait_for_selector("[data-testid=model-console-mag] >> text=staging → 1")
+        screenshot(page, "models")
+
+
+def test_read_only_token_sees_no_write_buttons_and_the_api_refuses(stack: Stack, gateway: GatewayProcess,
+                                                                   dataset: str, browser) -> None:
+    with console_page(browser, gateway.url) as (page, log):
+        log.expect("status of 401")
+        sign_in(page, RO, "readonly")
+        assert "readonly" in page.inner_text("[data-testid=who]")
+        jobs = http("GET", gateway.url + "/v1/training-jobs", headers={"Authorization": f"Bearer {RO}"}).json()
+        for view in ("#/training", "#/models", "#/annotate", "#/datasets"):
+            page.goto(f"/console/{view}")
+            page.wait_for_selector("main section")
+            assert page.locator("button.write").count() == 0, view
+            assert page.locator("[data-testid=training-form]").count() == 0
+        if jobs.get("jobs"):
+            page.goto(f"/console/#/training/jobs/{jobs['jobs'][0]['jobId']}")
+            page.wait_for_selector("[data-testid=job-state]")
+            assert page.locator("button.write").count() == 0
+            assert page.locator("[data-testid=job-controls]").count() == 0
+        screenshot(page, "read-only")
+        # the page shows no button, and the API refuses the write anyway, from the page's own origin
+        log.expect("status of 403")
+        refused = page.evaluate("""async ([token, dataset]) => {
+            const r = await fetch('/v1/training-jobs', {method: 'POST', headers: {
+                'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'},
+                body: JSON.stringify({dataset, architecture: 'convnetquake_ingv'})});
+            return {status: r.status, body: await r.json()};
+        }""", [RO, dataset])
+        assert refused["status"] == 403 and refused["body"]["code"] == "PERMISSION_DENIED", refused
+
+
+@pytest.fixture(scope="module")
+def detector_model(store, tmp_path_factory) -> str:
+    """A ConvNetQuake detector trained in-process on synthetic continuous data, registered as 'console-detector'."""
+    weights = train_detector(str(tmp_path_factory.mktemp("console-detector")))
+    model, _, _ = build_model("convnetquake", HPARAMS)
+    model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+    register(ModelRegistry(store), "console-detector", "convnetquake", HPARAMS, model=model)
+    return "console-detector"
+
+
+def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProcess, detector_model: str, browser,
+                                            tmp_path: Path) -> None:
+    paths, _, truth = write_continuous(str(tmp_path / "day"), seed=7, duration_s=900, n_events=3)
+    mseed = Path(paths[0])
+    with console_page(browser, gateway.url) as (page, log):
+        log.expect("status of 401")
+        sign_in(page, RW, "readwrite")
+        page.goto("/console/#/models")
+        page.click(f"[data-testid=load-{detector_model}-1]")  # load it into the inference service from the page
+        page.wait_for_selector(f"[data-testid=loaded-table] >> text={detector_model}", timeout=60_000)
+        page.goto("/console/#/annotate")
+        page.wait_for_selector("[data-testid=annotate-run]")
+        page.set_input_files("[data-testid=annotate-file]", str(mseed))
+        page.select_option("[data-testid=annotate-model]", detector_model)
+        page.click("[data-testid=annotate-run]")
+        page.wait_for_selector("[data-testid=detections] tbody tr", timeout=120_000)
+        listed = page.locator("[data-testid=detections] tbody tr").count()
+        status = page.inner_text("[data-testid=annotate-status]")
+        assert f"{listed} detections" in status
+        screenshot(page, "annotate")
+    # the same file through the API directly: the page listed exactly what the service found
+    headers = {"Authorization": f"Bearer {RW}"}
+    uploaded = http("POST", gateway.url + f"/v1/uploads?filename={mseed.name}", mseed.read_bytes(),
+                    {**headers, "Content-Type": "application/octet-stream"}).json()
+    answer = http("POST", gateway.url + f"/v1/loaded-models/{detector_model}:annotate-file",
+                  json.dumps({"file": {"objectKey": uploaded["objectKey"]}, "threshold": 0.5}).encode(),
+                  {**headers, "Content-Type": "application/json"}).json()
+    detections = answer.get("detections", [])
+    assert listed == len(detections) >= 1, answer
+    arrivals = p_arrivals(truth)  # and what it found are the file's real events
+    peaks = [(d["station"], datetime.fromisoformat(d["peakTime"].replace("Z", "+00:00")).timestamp())
+             for d in detections]
+    assert any(abs(peak - p) < 10 for station, peak in peaks for p in arrivals.get(station, [])), (peaks, arrivals)
+
+
+def test_whoami_without_tokens_is_anonymous(stack: Stack) -> None:
+    reply = http("GET", stack.endpoints().gateway + "/v1/whoami")
+    assert (reply.status, reply.json()) == (200, {"id": "anonymous", "role": "anonymous", "authEnabled": False})
+
+
+def test_whoami_with_tokens(gateway: GatewayProcess) -> None:
+    assert http("GET", gateway.url + "/v1/whoami").status == 401
+    assert http("GET", gateway.url + "/v1/whoami", headers={"Authorization": "Bearer nope"}).status == 401
+    ro = http("GET", gateway.url + "/v1/whoami", headers={"Authorization": f"Bearer {RO}"}).json()
+    rw = http("GET", gateway.url + "/v1/whoami", headers={"Authorization": f"Bearer {RW}"}).json()
+    assert ro["role"] == "readonly" and rw["role"] == "readwrite" and ro["authEnabled"] is True
+    assert ro["id"] != rw["id"] and RO not in json.dumps(ro) and RW not in json.dumps(rw)
+
+
+def test_console_files_are_served_safely(gateway: GatewayProcess) -> None:
+    index = http("GET", gateway.url + "/console/")
+    assert index.status == 200 and index.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in index.headers["content-security-policy"]
+    assert b"http://" not in index.body and b"https://" not in index.body  # nothing from elsewhere
+    assert http("GET", gateway.url + "/console/vendor/uPlot.iife.min.js").status == 200, \
+        "uPlot missing: run scripts/setup.sh (npm ci copies it into gateway/console/static/vendor/)"
+    assert http("GET", gateway.url + "/console").status in (200, 308)
+    for bad in ("/console/../app.py", "/console/%2e%2e/console.py", "/console/.hidden", "/console/js/nope.js"):
+        assert http("GET", gateway.url + bad).status == 404, bad
+    assert http("POST", gateway.url + "/console/index.html", b"x").status == 405
