@@ -50,15 +50,16 @@ async def serve(request: web.Request) -> web.StreamResponse:
 
 
 def whoami(auth: Authenticator, authorization: str | None) -> dict[str, object]:
-    """Who the presented token is and its role; 401 for a missing or unknown token when auth is on.
+    """Who the presented token is and its role: `anonymous` without a token, 401 for an unknown one.
 
     Kept small and self-contained on purpose: when tokens grow real ids and roles, only this changes.
-    The id is a fingerprint of the token, never the token.
+    The id is a fingerprint of the token, never the token. Without tokens configured, auth is off and
+    anyone may write; with auth on and no token presented, the caller is anonymous and may do nothing.
     """
-    if not auth.enabled:
-        return {"id": "anonymous", "role": "anonymous", "authEnabled": False}
+    if not auth.enabled or not authorization:
+        return {"id": "anonymous", "role": "anonymous", "authEnabled": auth.enabled}
     auth.check("GET", authorization)  # raises 401 unless the token is known
-    secret = (authorization or "").partition(" ")[2].strip().encode()
+    secret = authorization.partition(" ")[2].strip().encode()
     token = auth._lookup(secret)
     assert token is not None  # check() passed
     return {"id": "token-" + hashlib.sha256(secret).hexdigest()[:12],

@@ -108,11 +108,16 @@ export async function downloadBlob(path, type = "application/octet-stream") {
   return new Blob(parts, { type });
 }
 
-/** {id, role, authEnabled}; role "anonymous" (auth off) may write like "readwrite". */
+/** {id, role, authEnabled}: "anonymous" with auth off may write like "readwrite"; with auth on, nothing. */
 export async function whoami() {
   return get("/v1/whoami");
 }
 
+export function needsToken(identity) {
+  return identity.authEnabled && identity.role === "anonymous";
+}
+
 export function canWrite(identity) {
-  return ["anonymous", "readwrite", "admin"].includes(identity?.role);
+  if (identity?.role === "anonymous") return !identity.authEnabled;
+  return ["readwrite", "admin"].includes(identity?.role);
 }

@@ -23,6 +23,10 @@ async function identify() {
   for (;;) {
     try {
       session.identity = await api.whoami();
+      if (api.needsToken(session.identity)) {
+        await askToken("");
+        continue;
+      }
       session.canWrite = api.canWrite(session.identity);
       document.body.dataset.role = session.identity.role;
       const who = document.getElementById("who");

@@ -24,7 +24,8 @@ export async function datasetPage(page, name) {
   const categories = [...new Set(Object.values(splits).flatMap((s) => Object.keys(s.categories || {})))].sort();
   const splitRows = Object.entries(splits).map(([split, s]) => [split, Number(s.windows ?? s.count ?? 0),
     ...categories.map((c) => Number(s.categories?.[c] || 0))]);
-  const sources = (manifest.source || []).map((s) => (typeof s === "string" ? s : JSON.stringify(s)));
+  const sources = (manifest.source || []).map((s) => (typeof s === "string" ? s : Object.entries(s)
+    .filter(([, v]) => v !== null && v !== "").map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`).join(" · ")));
   const chart = el("div", { class: "chart", "data-testid": "magnitude-histogram" });
   page.replaceChildren(
     el("section", {},
@@ -41,7 +42,8 @@ export async function datasetPage(page, name) {
       table(["split", "windows", ...categories], splitRows, { "data-testid": "split-table" }),
       el("h3", {}, "Magnitude histogram"), chart,
       el("h3", {}, "Source"), el("pre", { class: "muted" }, sources.join("\n")),
-      el("h3", {}, "Parameters"), el("pre", { class: "muted" }, JSON.stringify(manifest.parameters || {}, null, 1))));
+      el("details", {}, el("summary", {}, "Parameters"),
+        el("pre", { class: "muted" }, JSON.stringify(manifest.parameters || {}, null, 1)))));
   const hist = manifest.magnitude_histogram;
   if (hist?.counts?.length) histogram(chart, "windows per magnitude bin", hist.bin_edges, hist.counts);
 }

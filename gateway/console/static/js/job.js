@@ -81,8 +81,9 @@ export async function jobPage(page, jobId) {
       el("dt", {}, "device"), el("dd", {}, job.device || ""),
       el("dt", {}, "epochs"), el("dd", { "data-testid": "epochs-done" }, `${job.epochsDone || 0} / ${job.epochs || 0}`),
       el("dt", {}, "best epoch"), el("dd", {}, String(job.bestEpoch || "")),
-      el("dt", {}, "hyper-parameters"), el("dd", {}, JSON.stringify(job.hyperParameters || {})),
-      job.error ? el("dt", {}, "error") : null, job.error ? el("dd", { class: "error" }, job.error) : null);
+      el("dt", {}, "hyper-parameters"), el("dd", { class: "wrap" }, Object.entries(job.hyperParameters || {})
+        .sort().map(([k, v]) => `${k}=${v}`).join("  ")),
+      ...(job.error ? [el("dt", {}, "error"), el("dd", { class: "error" }, job.error)] : []));
     if (buttons.stop) {
       buttons.stop.disabled = !["QUEUED", "RUNNING"].includes(state);
       buttons.cancel.disabled = !ACTIVE.has(state);
@@ -99,10 +100,11 @@ export async function jobPage(page, jobId) {
     lossBox.dataset.points = String(rows.length);
     if (!metricNames && rows.length) {
       metricNames = Object.keys(metricMap(rows[0].metrics));
-      if (metricNames.length) metricChart = lineChart(metricBox, "validation metrics", "epoch", metricNames);
+      const curves = metricNames.filter((n) => n !== "n"); // the window count is a column, not a curve
+      if (curves.length) metricChart = { names: curves, chart: lineChart(metricBox, "validation metrics", "epoch", curves) };
     }
     if (metricChart) {
-      metricChart.update(x, metricNames.map((n) => rows.map((r) => metricMap(r.metrics)[n] ?? null)));
+      metricChart.chart.update(x, metricChart.names.map((n) => rows.map((r) => metricMap(r.metrics)[n] ?? null)));
       metricBox.dataset.points = String(rows.length);
     }
     epochTable.replaceChildren(table(["epoch", "train loss", "val loss", ...(metricNames || []), "lr", "samples/s",
