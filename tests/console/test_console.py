@@ -7,12 +7,15 @@ token sees no write button and the API refuses its write anyway; annotate an upl
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import obspy
 import pytest
 import torch
 from playwright.sync_api import sync_playwright
@@ -237,6 +240,12 @@ def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProces
         listed = page.locator("[data-testid=detections] tbody tr").count()
         status = page.inner_text("[data-testid=annotate-status]")
         assert f"{listed} detections" in status
+        # the file's three components, read in the page, drawn with the detections on them
+        page.wait_for_selector("[data-testid=waveforms] .trace canvas")
+        drawn = {t.get_attribute("data-id"): int(t.get_attribute("data-samples"))
+                 for t in page.query_selector_all("[data-testid=waveforms] .trace")}
+        assert drawn == {tr.id: tr.stats.npts for tr in obspy.read(str(mseed))}, drawn
+        assert len(drawn) == 3
         screenshot(page, "annotate")
     # the same file through the API directly: the page listed exactly what the service found
     headers = {"Authorization": f"Bearer {RW}"}
@@ -279,3 +288,40 @@ def test_console_files_are_served_safely(gateway: GatewayProcess) -> None:
     for bad in ("/console/../app.py", "/console/%2e%2e/console.py", "/console/.hidden", "/console/js/nope.js"):
         assert http("GET", gateway.url + bad).status == 404, bad
     assert http("POST", gateway.url + "/console/index.html", b"x").status == 405
+
+
+READ_IN_PAGE = """async (b64) => {
+    const { readMiniSeed } = await import('/console/js/mseed.js');
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    return readMiniSeed(bytes.buffer).map((t) => {
+        const all = t.segments.flatMap((s) => Array.from(s.data));
+        return {id: t.id, rate: t.rate, start: t.segments[0].start, data: all};
+    });
+}"""
+
+
+@pytest.mark.parametrize("encoding", ["STEIM2", "STEIM1", "INT32", "INT16", "FLOAT32", "FLOAT64"])
+def test_page_reads_miniseed_as_obspy_does(gateway: GatewayProcess, browser, encoding: str) -> None:
+    """The console's own miniSEED reader (it draws the annotated file) against ObsPy, per encoding."""
+    rng = np.random.default_rng(1)
+    dtype = {"INT16": np.int16, "FLOAT32": np.float32, "FLOAT64": np.float64}.get(encoding, np.int32)
+    scale = 3000 if encoding == "INT16" else 2e6
+    stream = obspy.Stream()
+    for channel in ("HHZ", "HHN"):
+        data = np.cumsum(rng.normal(0, scale / 50, 5000)).clip(-scale, scale).astype(dtype)
+        data[100] = dtype(scale)  # a large jump: Steim's 32- and 30-bit differences
+        stream += obspy.Trace(data, {"network": "XX", "station": "ST01", "location": "00", "channel": channel,
+                                     "sampling_rate": 100.0, "starttime": obspy.UTCDateTime(2024, 3, 1, 12, 0, 0.25)})
+    buffer = io.BytesIO()
+    stream.write(buffer, format="MSEED", encoding=encoding, reclen=512)
+    with console_page(browser, gateway.url) as (page, _log):
+        page.goto("/console/")
+        page.wait_for_selector("#token-dialog[open]")
+        traces = page.evaluate(READ_IN_PAGE, base64.b64encode(buffer.getvalue()).decode())
+    expected = obspy.read(io.BytesIO(buffer.getvalue())).merge()
+    assert sorted(t["id"] for t in traces) == sorted(tr.id for tr in expected)
+    for trace in traces:
+        tr = expected.select(id=trace["id"])[0]
+        assert trace["rate"] == tr.stats.sampling_rate
+        assert abs(trace["start"] - tr.stats.starttime.timestamp) < 1e-4
+        np.testing.assert_allclose(trace["data"], tr.data.astype(np.float64), rtol=1e-6)

@@ -39,27 +39,43 @@ export function histogram(container, title, edges, counts) {
   return new uPlot(opts, [centers, counts], container);
 }
 
-/** Detection probability tracks per station over time (seconds since the first detection's day start). */
-export function detectionTracks(container, title, stations, detections) {
-  const events = [];
-  for (const d of detections) {
-    const start = Date.parse(d.startTime) / 1000, end = Date.parse(d.endTime) / 1000;
-    events.push([start, d.station, 0], [start, d.station, d.probability], [end, d.station, d.probability],
-      [end, d.station, 0]);
-  }
-  const times = [...new Set(events.map((e) => e[0]))].sort((a, b) => a - b);
-  const columns = stations.map((s) => times.map((t) => {
-    let value = 0;
-    for (const [et, es, ev] of events) if (es === s && et === t) value = Math.max(value, ev);
-    return value;
-  }));
-  const opts = {
-    title, width: width(container), height: 220,
-    scales: { x: { time: true }, y: { range: [0, 1] } },
-    axes: [{}, { label: "probability" }],
-    series: [{ label: "time" }, ...stations.map((s, i) => ({
-      label: s, stroke: COLORS[i % COLORS.length], width: 2, paths: uPlot.paths.stepped({ align: 1 }),
-    }))],
+/** One waveform trace with detection spans shaded and picks drawn as vertical lines (uPlot draw hook). */
+export function waveform(container, title, [xs, ys], { spans = [], lines = [] } = {}, syncKey = "waveforms") {
+  const mark = (u) => {
+    const { ctx, bbox } = u;
+    ctx.save();
+    for (const [start, end, label] of spans) {
+      const a = u.valToPos(start, "x", true), b = u.valToPos(end, "x", true);
+      ctx.fillStyle = "rgba(209,36,47,0.15)";
+      ctx.fillRect(a, bbox.top, Math.max(2, b - a), bbox.height);
+      if (label) {
+        ctx.fillStyle = "#9a1b24";
+        ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+        ctx.fillText(label, a + 3, bbox.top + 12 * devicePixelRatio);
+      }
+    }
+    for (const [t, color, label] of lines) {
+      const x = u.valToPos(t, "x", true);
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 2 * devicePixelRatio;
+      ctx.beginPath();
+      ctx.moveTo(x, bbox.top);
+      ctx.lineTo(x, bbox.top + bbox.height);
+      ctx.stroke();
+      ctx.fillStyle = color;
+      ctx.fillText(label, x + 3, bbox.top + bbox.height - 4 * devicePixelRatio);
+    }
+    ctx.restore();
   };
-  return new uPlot(opts, [times, ...columns], container);
+  const opts = {
+    title, width: width(container), height: 150,
+    scales: { x: { time: true } },
+    cursor: { sync: { key: syncKey } },
+    legend: { show: false },
+    axes: [{}, { size: 90 }],
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+    series: [{}, { label: title, stroke: "#24292f", width: 1, spanGaps: false, points: { show: false } }],
+    hooks: { draw: [mark] },
+  };
+  return new uPlot(opts, [xs, ys], container);
 }

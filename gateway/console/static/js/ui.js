@@ -49,8 +49,9 @@ export function stateBadge(state) {
   return el("span", { class: `state ${name}`, "data-testid": "job-state" }, name);
 }
 
+/** Times in UTC, as seismologists read them: 2024-01-01 00:02:15.120 */
 export function when(timestamp) {
-  return timestamp ? new Date(timestamp).toLocaleString() : "";
+  return timestamp ? new Date(timestamp).toISOString().replace("T", " ").replace("Z", "") : "";
 }
 
 /** An error paragraph placed where the action was taken; show(err) fills it, show(null) clears it. */
