@@ -27,6 +27,7 @@ from quakestack.stack import Stack
 from tests.console.browser import console_page, launch, screenshot
 from tests.datasets import publish_synthetic_dataset
 from tests.gateway.helpers import GatewayProcess, http
+from tests.helpers import wait_for
 from tests.inference.detector import HPARAMS, p_arrivals, train_detector
 from tests.inference.helpers import register
 
@@ -142,10 +143,14 @@ def test_train_from_the_form_watch_stop_resume_finish(stack: Stack, gateway: Gat
         assert job["state"] == "JOB_STATE_RUNNING" and job.get("epochsDone", 0) < EPOCHS, job
         assert page.locator("[data-testid=loss-chart] canvas").count() == 1
         screenshot(page, "training-live")
+        page.fill("[data-testid=epochs-input]", str(EPOCHS + 4))  # change the epoch count while it runs
+        page.click("[data-testid=update-epochs]")
+        assert wait_for(lambda: job_state(stack, job_id)["epochs"] == EPOCHS + 4, 10)
         page.click("[data-testid=stop-job]")
         wait_state(page, "STOPPED")
         stopped = job_state(stack, job_id)
         assert stopped["state"] == "JOB_STATE_STOPPED" and stopped.get("epochsDone", 0) < EPOCHS, stopped
+        assert page.inner_text("[data-testid=epochs-done]").endswith(f"/ {EPOCHS + 4}")
         done = int(stopped.get("epochsDone", 0))
         wait_points(page, done, exactly=True)
 
@@ -156,8 +161,8 @@ def test_train_from_the_form_watch_stop_resume_finish(stack: Stack, gateway: Gat
 
         page.click("[data-testid=resume-job]")
         wait_state(page, "SUCCEEDED", timeout_s=120)
-        wait_points(page, EPOCHS, exactly=True)
-        assert page.locator("[data-testid=epochs] tbody tr").count() == EPOCHS
+        wait_points(page, EPOCHS + 4, exactly=True)
+        assert page.locator("[data-testid=epochs] tbody tr").count() == EPOCHS + 4
         assert job_state(stack, job_id)["state"] == "JOB_STATE_SUCCEEDED"
         page.wait_for_selector("[data-testid=download-1]")
         page.screenshot(path=str(screenshot(page, "training-done").with_name("console.png")))  # the README's image
@@ -172,6 +177,15 @@ def test_train_from_the_form_watch_stop_resume_finish(stack: Stack, gateway: Gat
         page.wait_for_function("() => [...document.querySelectorAll('[data-testid=evaluation] img')]"
                                ".every(i => i.complete && i.naturalWidth > 0)")
         screenshot(page, "evaluation")
+
+        page.fill("[data-testid=epochs-input]", str(EPOCHS + 200))  # resume with more epochs, then cancel it
+        page.click("[data-testid=resume-job]")
+        wait_points(page, EPOCHS + 5, timeout_s=60)
+        page.click("[data-testid=cancel-job]")
+        wait_state(page, "CANCELLED")
+        cancelled = job_state(stack, job_id)
+        assert cancelled["state"] == "JOB_STATE_CANCELLED" and cancelled["epochs"] == EPOCHS + 200, cancelled
+        assert cancelled["epochsDone"] < EPOCHS + 200
 
         page.fill("[data-testid=register-name]", "console-mag")
         page.click("[data-testid=register-model]")
