@@ -62,7 +62,8 @@ def browser() -> Iterator[object]:
 
 
 def sign_in(page, token: str, role: str) -> None:
-    page.goto("/console/")
+    if not page.url.endswith("/console/"):
+        page.goto("/console/")
     page.wait_for_selector("#token-dialog[open]")
     page.fill("#token-input", token)
     page.click("#token-submit")
@@ -201,6 +202,13 @@ def test_train_from_the_form_watch_stop_resume_finish(stack: Stack, gateway: Gat
 def test_read_only_token_sees_no_write_buttons_and_the_api_refuses(stack: Stack, gateway: GatewayProcess,
                                                                    dataset: str, browser) -> None:
     with console_page(browser, gateway.url) as (page, log):
+        page.goto("/console/")
+        page.wait_for_selector("#token-dialog[open]")
+        log.expect(401, "/v1/whoami")
+        page.fill("#token-input", "not-a-token")  # a wrong token: the dialog says why and asks again
+        page.click("#token-submit")
+        page.wait_for_function("() => document.getElementById('token-error').textContent.includes('invalid')")
+        assert "UNAUTHENTICATED" in page.inner_text("#token-error")
         sign_in(page, RO, "readonly")
         assert "readonly" in page.inner_text("[data-testid=who]")
         jobs = http("GET", gateway.url + "/v1/training-jobs", headers={"Authorization": f"Bearer {RO}"}).json()
@@ -261,19 +269,24 @@ def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProces
         assert drawn == {tr.id: tr.stats.npts for tr in obspy.read(str(mseed))}, drawn
         assert len(drawn) == 3
         screenshot(page, "annotate")
-    # the same file through the API directly: the page listed exactly what the service found
-    headers = {"Authorization": f"Bearer {RW}"}
-    uploaded = http("POST", gateway.url + f"/v1/uploads?filename={mseed.name}", mseed.read_bytes(),
-                    {**headers, "Content-Type": "application/octet-stream"}).json()
-    answer = http("POST", gateway.url + f"/v1/loaded-models/{detector_model}:annotate-file",
-                  json.dumps({"file": {"objectKey": uploaded["objectKey"]}, "threshold": 0.5}).encode(),
-                  {**headers, "Content-Type": "application/json"}).json()
-    detections = answer.get("detections", [])
-    assert listed == len(detections) >= 1, answer
-    arrivals = p_arrivals(truth)  # and what it found are the file's real events
-    peaks = [(d["station"], datetime.fromisoformat(d["peakTime"].replace("Z", "+00:00")).timestamp())
-             for d in detections]
-    assert any(abs(peak - p) < 10 for station, peak in peaks for p in arrivals.get(station, [])), (peaks, arrivals)
+        # the same file through the API directly: the page listed exactly what the service found
+        headers = {"Authorization": f"Bearer {RW}"}
+        uploaded = http("POST", gateway.url + f"/v1/uploads?filename={mseed.name}", mseed.read_bytes(),
+                        {**headers, "Content-Type": "application/octet-stream"}).json()
+        answer = http("POST", gateway.url + f"/v1/loaded-models/{detector_model}:annotate-file",
+                      json.dumps({"file": {"objectKey": uploaded["objectKey"]}, "threshold": 0.5}).encode(),
+                      {**headers, "Content-Type": "application/json"}).json()
+        detections = answer.get("detections", [])
+        assert listed == len(detections) >= 1, answer
+        arrivals = p_arrivals(truth)  # and what it found are the file's real events
+        peaks = [(d["station"], datetime.fromisoformat(d["peakTime"].replace("Z", "+00:00")).timestamp())
+                 for d in detections]
+        assert any(abs(peak - p) < 10 for station, peak in peaks for p in arrivals.get(station, [])), (peaks, arrivals)
+        page.goto("/console/#/models")
+        page.click(f"[data-testid=unload-{detector_model}]")
+        page.wait_for_selector(f"[data-testid=unload-{detector_model}]", state="detached")
+        assert detector_model not in [m["name"] for m in http("GET", gateway.url + "/v1/loaded-models",
+                                                              headers=headers).json().get("models", [])]
 
 
 def test_whoami_without_tokens_is_anonymous(stack: Stack) -> None:
