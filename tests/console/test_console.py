@@ -222,6 +222,7 @@ def test_read_only_token_sees_no_write_buttons_and_the_api_refuses(stack: Stack,
             page.wait_for_selector("[data-testid=job-state]")
             assert page.locator("button.write").count() == 0
             assert page.locator("[data-testid=job-controls]").count() == 0
+            assert "null" not in page.inner_text("main")
         screenshot(page, "read-only")
         # the page shows no button, and the API refuses the write anyway, from the page's own origin
         log.expect(403, "/v1/training-jobs")

@@ -64,9 +64,9 @@ export async function jobPage(page, jobId) {
     el("section", {}, el("h2", {}, "Curves"), el("div", { class: "charts" }, lossBox, metricBox), streamError,
       el("h3", {}, "Epochs"), epochTable),
     el("section", {}, el("h2", {}, "Checkpoints"), checkpoints),
-    el("section", {}, el("h2", {}, "Evaluation and registry"),
-      el("div", { class: "actions" }, evalButton, registerButton ? registerName : null, registerButton),
-      evalError, registerError, evaluation));
+    ...(evalButton ? [el("section", {}, el("h2", {}, "Evaluation and registry"),
+      el("div", { class: "actions" }, evalButton, registerName, registerButton),
+      evalError, registerError, evaluation)] : []));
 
   const loss = lineChart(lossBox, "loss", "epoch", ["train loss", "validation loss"]);
   let metricChart = null;
