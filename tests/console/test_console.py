@@ -29,7 +29,7 @@ from tests.datasets import publish_synthetic_dataset
 from tests.gateway.helpers import GatewayProcess, http
 from tests.helpers import wait_for
 from tests.inference.detector import HPARAMS, p_arrivals, train_detector
-from tests.inference.helpers import register
+from tests.inference.helpers import TINY_MAGNITUDE, register
 
 RW, RO = "console-rw-5ecret-1", "console-ro-5ecret-2"
 DATASET = "console-small"
@@ -241,7 +241,9 @@ def detector_model(store, tmp_path_factory) -> str:
     weights = train_detector(str(tmp_path_factory.mktemp("console-detector")))
     model, _, _ = build_model("convnetquake", HPARAMS)
     model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
-    register(ModelRegistry(store), "console-detector", "convnetquake", HPARAMS, model=model)
+    registry = ModelRegistry(store)
+    register(registry, "console-detector", "convnetquake", HPARAMS, model=model)
+    register(registry, "console-onset-mag", "convnetquake_ingv", TINY_MAGNITUDE, p_offset_s=2.0)
     return "console-detector"
 
 
@@ -254,15 +256,20 @@ def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProces
         page.goto("/console/#/models")
         page.click(f"[data-testid=load-{detector_model}-1]")  # load it into the inference service from the page
         page.wait_for_selector(f"[data-testid=loaded-table] >> text={detector_model}", timeout=60_000)
+        page.click("[data-testid=load-console-onset-mag-1]")
+        page.wait_for_selector("[data-testid=unload-console-onset-mag]", timeout=60_000)
         page.goto("/console/#/annotate")
         page.wait_for_selector("[data-testid=annotate-run]")
         page.set_input_files("[data-testid=annotate-file]", str(mseed))
         page.select_option("[data-testid=annotate-model]", detector_model)
+        page.select_option("[data-testid=annotate-magnitude]", "console-onset-mag")
         page.click("[data-testid=annotate-run]")
         page.wait_for_selector("[data-testid=detections] tbody tr", timeout=120_000)
         listed = page.locator("[data-testid=detections] tbody tr").count()
         status = page.inner_text("[data-testid=annotate-status]")
         assert f"{listed} detections" in status
+        magnitudes = page.locator("[data-testid=detections] tbody tr td:nth-child(6)").all_inner_texts()
+        assert len(magnitudes) == listed and all(float(m) == float(m) for m in magnitudes), magnitudes
         # the file's three components, read in the page, drawn with the detections on them
         page.wait_for_selector("[data-testid=waveforms] .trace canvas")
         drawn = {t.get_attribute("data-id"): int(t.get_attribute("data-samples"))
@@ -275,17 +282,21 @@ def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProces
         uploaded = http("POST", gateway.url + f"/v1/uploads?filename={mseed.name}", mseed.read_bytes(),
                         {**headers, "Content-Type": "application/octet-stream"}).json()
         answer = http("POST", gateway.url + f"/v1/loaded-models/{detector_model}:annotate-file",
-                      json.dumps({"file": {"objectKey": uploaded["objectKey"]}, "threshold": 0.5}).encode(),
+                      json.dumps({"file": {"objectKey": uploaded["objectKey"]}, "threshold": 0.5,
+                                  "magnitudeModel": "console-onset-mag"}).encode(),
                       {**headers, "Content-Type": "application/json"}).json()
         detections = answer.get("detections", [])
         assert listed == len(detections) >= 1, answer
+        expected = [d["magnitude"] for d in sorted(detections, key=lambda d: d["startTime"])]
+        assert np.allclose([float(m) for m in magnitudes], expected, rtol=5e-3, atol=1e-3), (magnitudes, expected)
         arrivals = p_arrivals(truth)  # and what it found are the file's real events
         peaks = [(d["station"], datetime.fromisoformat(d["peakTime"].replace("Z", "+00:00")).timestamp())
                  for d in detections]
         assert any(abs(peak - p) < 10 for station, peak in peaks for p in arrivals.get(station, [])), (peaks, arrivals)
         page.goto("/console/#/models")
-        page.click(f"[data-testid=unload-{detector_model}]")
-        page.wait_for_selector(f"[data-testid=unload-{detector_model}]", state="detached")
+        for name in (detector_model, "console-onset-mag"):
+            page.click(f"[data-testid=unload-{name}]")
+            page.wait_for_selector(f"[data-testid=unload-{name}]", state="detached")
         assert detector_model not in [m["name"] for m in http("GET", gateway.url + "/v1/loaded-models",
                                                               headers=headers).json().get("models", [])]
 

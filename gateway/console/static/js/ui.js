@@ -35,7 +35,7 @@ export function fmt(value, digits = 4) {
   if (typeof value === "number") {
     if (Number.isInteger(value)) return String(value);
     return Math.abs(value) >= 1e4 || (value !== 0 && Math.abs(value) < 1e-3) ? value.toExponential(2)
-      : value.toPrecision(digits).replace(/\.?0+$/, "");
+      : value.toPrecision(digits).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
   }
   return value === undefined || value === null ? "" : String(value);
 }
