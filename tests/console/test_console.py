@@ -254,8 +254,11 @@ def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProces
     with console_page(browser, gateway.url) as (page, log):
         sign_in(page, RW, "readwrite")
         page.goto("/console/#/models")
+        page.fill(f"[data-testid=load-device-{detector_model}]", "cpu")
         page.click(f"[data-testid=load-{detector_model}-1]")  # load it into the inference service from the page
         page.wait_for_selector(f"[data-testid=loaded-table] >> text={detector_model}", timeout=60_000)
+        row = page.locator("[data-testid=loaded-table] tr", has_text=detector_model).inner_text()
+        assert "cpu" in row, row  # what is resident on which device
         page.click("[data-testid=load-console-onset-mag-1]")
         page.wait_for_selector("[data-testid=unload-console-onset-mag]", timeout=60_000)
         page.goto("/console/#/annotate")

@@ -29,11 +29,13 @@ function modelSection(model, reload) {
   const versions = [...(model.versions || [])].sort((a, b) => Number(b.version) - Number(a.version));
   const aliasError = errorSlot(`alias-error-${model.name}`);
   const loadError = errorSlot(`load-error-${model.name}`);
+  const device = el("input", { value: "auto", size: "8", "data-testid": `load-device-${model.name}`,
+    title: "device to load on: auto, cpu, cuda or cuda:N" });
   const rows = versions.map((v) => [Number(v.version), v.architecture, task(v.task), v.dataset,
     (v.metrics || []).filter((m) => m.value !== undefined).map((m) => `${m.name} ${fmt(m.value)}`).join(" · "),
     (v.aliases || []).join(", "), when(v.createTime),
     el("span", {}, writeButton("Load", (event) => act(event.target, loadError, async () => {
-      await api.post("/v1/loaded-models", { name: model.name, version: String(v.version) });
+      await api.post("/v1/loaded-models", { name: model.name, version: String(v.version), device: device.value });
       await reload();
     }), { "data-testid": `load-${model.name}-${v.version}` }))]);
   const aliasName = el("input", { placeholder: "alias (e.g. production)", "data-testid": `alias-name-${model.name}` });
@@ -52,5 +54,6 @@ function modelSection(model, reload) {
   return el("section", { "data-testid": `model-${model.name}` }, el("h2", {}, model.name),
     el("div", { class: "actions" }, "aliases:", aliases.length ? aliases : el("span", { class: "muted" }, "none")),
     table(["version", "architecture", "task", "dataset", "metrics", "aliases", "registered", ""], rows), loadError,
-    session.canWrite ? el("div", { class: "actions" }, aliasName, aliasVersion, setAlias) : null, aliasError);
+    session.canWrite ? el("div", { class: "actions" }, aliasName, aliasVersion, setAlias,
+      el("label", {}, "load on device ", device)) : null, aliasError);
 }
