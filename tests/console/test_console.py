@@ -373,3 +373,14 @@ def test_page_reads_miniseed_as_obspy_does(gateway: GatewayProcess, browser, enc
         assert trace["rate"] == tr.stats.sampling_rate
         assert abs(trace["start"] - tr.stats.starttime.timestamp) < 1e-4
         np.testing.assert_allclose(trace["data"], tr.data.astype(np.float64), rtol=1e-6)
+
+
+def test_without_tokens_the_console_asks_for_none(stack: Stack, dataset: str, browser) -> None:
+    """Auth off (the embedded stack on loopback): no token dialog, and the write controls are there."""
+    with console_page(browser, stack.endpoints().gateway) as (page, _log):
+        page.goto("/console/#/training")
+        page.wait_for_selector("[data-testid=training-form]")
+        assert page.inner_text("[data-testid=who]") == "no authentication (local)"
+        assert not page.is_visible("#token-dialog") and not page.is_visible("#change-token")
+        page.goto("/console/#/datasets")
+        page.wait_for_selector(f"a[href='#/datasets/{dataset}']")
