@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import metrics
+from gateway import console, metrics
 from gateway.auth import Authenticator, load_tokens
 from gateway.backends import SERVICE_BACKENDS, Backends
 from gateway.docs import render_docs
@@ -38,7 +38,7 @@ REQUEST_ID = "x-request-id"
 _VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Paths served by the gateway itself, without a token.
-PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/console/")
 
 
 def request_id(request: web.Request) -> str:
@@ -104,7 +104,7 @@ class Gateway:
         self.docs = render_docs(self.openapi)
         self.builtin: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz,
                                             "/metrics": self.metrics, "/openapi.json": self.openapi_json,
-                                            "/docs": self.docs_page}
+                                            "/docs": self.docs_page, "/v1/whoami": self.whoami}
         self._callables: dict[tuple[str, str], Any] = {}
 
     # -- built-in endpoints --------------------------------------------------------------------
@@ -125,6 +125,9 @@ class Gateway:
     async def docs_page(self, _request: web.Request) -> web.Response:
         return web.Response(text=self.docs, content_type="text/html")
 
+    async def whoami(self, request: web.Request) -> web.Response:
+        return web.json_response(console.whoami(self.auth, request.headers.get("Authorization")))
+
     # -- transcoding ---------------------------------------------------------------------------
     def _callable(self, route: Route, style: str) -> Any:
         """The channel's multi-callable for one RPC, built once (serializers from the descriptors)."""
@@ -140,9 +143,11 @@ class Gateway:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
-        builtin = self.builtin.get(path)
+        builtin, label = self.builtin.get(path), path
+        if builtin is None and (path == "/console" or path.startswith(console.PREFIX)):
+            builtin, label = console.serve, console.PREFIX  # the web console's static files
         if builtin is not None:
-            request["route"] = path
+            request["route"] = label
             if request.method not in ("GET", "HEAD"):
                 raise ApiError(grpc.StatusCode.UNIMPLEMENTED, f"{request.method} not allowed on {path}",
                                http=405, headers={"Allow": "GET"})

@@ -44,7 +44,21 @@ if [ $dev = 1 ]; then
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
+  # the console's browser test drives Debian's chromium with Playwright (never `playwright install`)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 else
   "$py" -m pip install -q -e .
+fi
+# The web console's chart library: uPlot, pinned by gateway/console/package-lock.json, installed with npm
+# and copied into the console's static folder (served by the gateway; nothing is fetched at run time).
+command -v npm >/dev/null || apt_install npm
+if command -v npm >/dev/null; then
+  npm ci --prefix gateway/console --no-audit --no-fund --silent
+  mkdir -p gateway/console/static/vendor
+  cp gateway/console/node_modules/uplot/dist/uPlot.iife.min.js gateway/console/node_modules/uplot/dist/uPlot.min.css \
+     gateway/console/node_modules/uplot/LICENSE gateway/console/static/vendor/
+else
+  echo "setup: npm not found; the web console (/console/) will lack its charts until npm is installed" >&2
 fi

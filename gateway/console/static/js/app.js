@@ -1,0 +1,94 @@
+// The console shell: who the token is, the hash router, and one page module per area.
+
+import * as api from "./api.js";
+import { datasetsPage, datasetPage } from "./datasets.js";
+import { jobPage } from "./job.js";
+import { trainingPage } from "./training.js";
+import { modelsPage } from "./models.js";
+import { annotatePage } from "./annotate.js";
+import { describe, el, session } from "./ui.js";
+
+const ROUTES = [
+  [/^#\/datasets\/(.+)$/, datasetPage, "datasets"],
+  [/^#\/datasets$/, datasetsPage, "datasets"],
+  [/^#\/training\/jobs\/(.+)$/, jobPage, "training"],
+  [/^#\/training$/, trainingPage, "training"],
+  [/^#\/models$/, modelsPage, "models"],
+  [/^#\/annotate$/, annotatePage, "annotate"],
+];
+
+let current = null; // the page's cleanup (stops its streams)
+
+async function identify() {
+  for (;;) {
+    try {
+      session.identity = await api.whoami();
+      if (api.needsToken(session.identity)) {
+        await askToken("");
+        continue;
+      }
+      session.canWrite = api.canWrite(session.identity);
+      document.body.dataset.role = session.identity.role;
+      const who = document.getElementById("who");
+      who.textContent = session.identity.authEnabled
+        ? `${session.identity.id} (${session.identity.role})` : "no authentication (local)";
+      document.getElementById("change-token").hidden = !session.identity.authEnabled;
+      return;
+    } catch (err) {
+      if (err.status !== 401) throw err;
+      const hadToken = api.token();
+      api.setToken("");
+      await askToken(hadToken ? describe(err) : "");
+    }
+  }
+}
+
+function askToken(message) {
+  const dialog = document.getElementById("token-dialog");
+  const form = document.getElementById("token-form");
+  document.getElementById("token-error").textContent = message;
+  return new Promise((resolve) => {
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      api.setToken(document.getElementById("token-input").value.trim());
+      dialog.close();
+      resolve();
+    };
+    if (!dialog.open) dialog.showModal();
+  });
+}
+
+async function render() {
+  if (current) current();
+  current = null;
+  const hash = location.hash || "#/datasets";
+  const page = document.getElementById("page");
+  for (const [pattern, handler, nav] of ROUTES) {
+    const match = hash.match(pattern);
+    if (!match) continue;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === nav);
+    page.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+    try {
+      current = await handler(page, ...match.slice(1).map(decodeURIComponent));
+    } catch (err) {
+      page.replaceChildren(el("section", {}, el("p", { class: "error", role: "alert" }, describe(err))));
+    }
+    return;
+  }
+  location.hash = "#/datasets";
+}
+
+async function start() {
+  document.getElementById("change-token").addEventListener("click", async () => {
+    api.setToken("");
+    await identify();
+    render();
+  });
+  await identify();
+  window.addEventListener("hashchange", render);
+  await render();
+}
+
+start().catch((err) => {
+  document.getElementById("page").replaceChildren(el("p", { class: "error", role: "alert" }, describe(err)));
+});

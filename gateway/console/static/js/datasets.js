@@ -1,0 +1,49 @@
+// Datasets: the list, and one dataset's manifest summary with its magnitude histogram.
+
+import * as api from "./api.js";
+import { histogram } from "./charts.js";
+import { el, fmt, table, when } from "./ui.js";
+
+export async function datasetsPage(page) {
+  const { datasets = [] } = await api.get("/v1/datasets");
+  const rows = datasets.map((d) => [
+    el("a", { href: `#/datasets/${encodeURIComponent(d.name)}` }, d.name),
+    (d.splits || []).map((s) => `${s.split} ${s.windows || 0}`).join(" · "),
+    Number(d.windowSamples || 0), Number(d.samplingRateHz || 0), d.componentOrder || "",
+    `${(Number(d.sizeBytes || 0) / 1e6).toFixed(1)} MB`, when(d.createTime)]);
+  page.replaceChildren(el("section", {},
+    el("h2", {}, "Datasets"),
+    datasets.length ? table(["name", "windows per split", "samples", "Hz", "components", "size", "created"], rows,
+      { "data-testid": "datasets-table" })
+      : el("p", { class: "muted" }, "No datasets yet: ingest one with `quakestack data ingest` or POST /v1/datasets.")));
+}
+
+export async function datasetPage(page, name) {
+  const { dataset, manifest = {} } = await api.get(`/v1/datasets/${encodeURIComponent(name)}:describe`);
+  const splits = manifest.splits || {};
+  const categories = [...new Set(Object.values(splits).flatMap((s) => Object.keys(s.categories || {})))].sort();
+  const splitRows = Object.entries(splits).map(([split, s]) => [split, Number(s.windows ?? s.count ?? 0),
+    ...categories.map((c) => Number(s.categories?.[c] || 0))]);
+  const sources = (manifest.source || []).map((s) => (typeof s === "string" ? s : Object.entries(s)
+    .filter(([, v]) => v !== null && v !== "").map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`).join(" · ")));
+  const chart = el("div", { class: "chart", "data-testid": "magnitude-histogram" });
+  page.replaceChildren(
+    el("section", {},
+      el("h2", {}, `Dataset ${dataset.name}`),
+      el("dl", { class: "kv" },
+        el("dt", {}, "description"), el("dd", {}, manifest.description || dataset.description || "—"),
+        el("dt", {}, "window"), el("dd", {}, `${fmt(manifest.window_length_s)} s · ${manifest.window_length_samples} samples `
+          + `@ ${fmt(manifest.sampling_rate)} Hz · ${manifest.component_order} · ${manifest.dtype}`),
+        el("dt", {}, "normalisation"), el("dd", {}, manifest.normalization || "none"),
+        el("dt", {}, "counts"), el("dd", {}, Object.entries(manifest.counts || {}).map(([k, v]) => `${k} ${v}`).join(" · ")),
+        el("dt", {}, "created"), el("dd", {}, manifest.created_at || ""),
+        el("dt", {}, "manifest sha256"), el("dd", {}, dataset.manifestSha256 || "")),
+      el("h3", {}, "Windows per split and class"),
+      table(["split", "windows", ...categories], splitRows, { "data-testid": "split-table" }),
+      el("h3", {}, "Magnitude histogram"), chart,
+      el("h3", {}, "Source"), el("pre", { class: "muted" }, sources.join("\n")),
+      el("details", {}, el("summary", {}, "Parameters"),
+        el("pre", { class: "muted" }, JSON.stringify(manifest.parameters || {}, null, 1)))));
+  const hist = manifest.magnitude_histogram;
+  if (hist?.counts?.length) histogram(chart, "windows per magnitude bin", hist.bin_edges, hist.counts);
+}
