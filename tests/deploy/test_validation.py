@@ -295,7 +295,7 @@ def test_image_healthcheck_fails_when_nothing_listens():
 def test_dockerfile_pins_bases_and_runs_non_root():
     text = (DEPLOY / "docker" / "Dockerfile").read_text()
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.M))
-    for key in ("PYTHON_IMAGE", "CUDA_IMAGE"):
+    for key in ("PYTHON_IMAGE", "CUDA_IMAGE", "NODE_IMAGE"):
         assert re.search(r":\d+\.\d+\.\d+", args[key]), f"{key} pinned to a full version: {args[key]}"
     assert args["CUDA_IMAGE"].startswith("nvidia/cuda:") and "runtime" in args["CUDA_IMAGE"]
     assert args["TORCH_VERSION"] == "2.13.0"
