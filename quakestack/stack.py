@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quakestack.client import channel, health_status
+from quakestack.client import health_status, settings_channel
 from quakestack.config import SETTINGS, Settings
 from quakestack.embedded.seaweed import SeaweedServer, free_ports
 from quakestack.errors import Unavailable
@@ -130,7 +130,7 @@ class Stack:
                     return response.status == 200
             except OSError:
                 return False
-        with channel(getattr(self.settings, f"{name}_addr")) as ch:
+        with settings_channel(self.settings, getattr(self.settings, f"{name}_addr")) as ch:
             return health_status(ch) == "SERVING"
 
     def log_tail(self, name: str, lines: int = 30) -> str:
