@@ -19,6 +19,7 @@ from quakestack.client import health_status, settings_channel
 from quakestack.config import SETTINGS, Settings
 from quakestack.embedded.seaweed import SeaweedServer, free_ports
 from quakestack.errors import Unavailable
+from quakestack.storage import ObjectStore
 
 SERVICES = ("data", "trainer", "inference")
 MODULES = {"data": "services.data", "trainer": "services.trainer", "inference": "services.inference",
@@ -74,11 +75,14 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             if not self.settings.s3_endpoint:
-                self.seaweed = SeaweedServer(Path(self.settings.storage_dir), log_path=self.log_dir / "s3.log")
+                self.seaweed = SeaweedServer(Path(self.settings.storage_dir), log_path=self.log_dir / "s3.log",
+                                             bucket=self.settings.s3_bucket)
                 self.seaweed.start(timeout_s)
                 self.settings = self.settings.replace(
                     s3_endpoint=self.seaweed.endpoint, s3_access_key=self.seaweed.credentials.access_key,
                     s3_secret_key=self.seaweed.credentials.secret_key, s3_secure=False)
+                # the services' identities cannot create buckets: the admin identity does it once here
+                ObjectStore.from_settings(self.settings).ensure_bucket()
             for name in (*SERVICES, "gateway"):
                 self.start_process(name)
             self.wait_healthy(timeout_s)
@@ -89,7 +93,7 @@ class Stack:
 
     def start_process(self, name: str) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
-        env.update(settings_env(self.settings))
+        env.update(settings_env(self.process_settings(name)))
         env["PYTHONUNBUFFERED"] = "1"
         log = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen([self.python, "-m", MODULES[name]], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -97,6 +101,15 @@ class Stack:
         log.close()
         self.processes[name] = proc
         return proc
+
+    def process_settings(self, name: str) -> Settings:
+        """Least privilege: each service gets its own S3 identity (embedded storage); the gateway none."""
+        if name == "gateway":
+            return self.settings.replace(s3_endpoint="", s3_access_key="", s3_secret_key="")
+        if self.seaweed is not None:
+            creds = self.seaweed.service_credentials[name]
+            return self.settings.replace(s3_access_key=creds.access_key, s3_secret_key=creds.secret_key)
+        return self.settings
 
     def endpoints(self) -> Endpoints:
         s = self.settings
