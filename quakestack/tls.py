@@ -34,6 +34,14 @@ def _stamp(paths: list[str]) -> tuple:
     return tuple(out)
 
 
+def check_pair(cert_file: str, key_file: str) -> None:
+    """ConfigError unless the key matches the certificate (a rotation caught between two file writes)."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"QUAKESTACK_TLS_CERT_FILE/KEY_FILE: {exc}") from None
+
+
 class ServerCertificates:
     """The server's key pair (and client CA for mTLS), re-read when a file's mtime or size changes."""
 
@@ -46,6 +54,7 @@ class ServerCertificates:
         self.config = self._load()
 
     def _load(self) -> grpc.ServerCertificateConfiguration:
+        check_pair(self.cert_file, self.key_file)
         pair = (_read(self.key_file, "QUAKESTACK_TLS_KEY_FILE"), _read(self.cert_file, "QUAKESTACK_TLS_CERT_FILE"))
         root = _read(self.client_ca_file, "QUAKESTACK_TLS_CLIENT_CA_FILE") if self.client_ca_file else None
         return grpc.ssl_server_certificate_configuration([pair], root_certificates=root)
@@ -107,8 +116,9 @@ class ReloadingSslContext:
         if stamp == self._stamp:
             return False
         try:
+            check_pair(self.cert_file, self.key_file)  # never leave the live context half-loaded
             self.context.load_cert_chain(self.cert_file, self.key_file)
-        except (OSError, ssl.SSLError) as exc:
+        except (ConfigError, OSError, ssl.SSLError) as exc:
             log.warning("TLS files changed but cannot be loaded; keeping the previous certificate", error=str(exc))
             return False
         self._stamp = stamp

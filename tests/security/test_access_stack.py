@@ -9,6 +9,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +27,16 @@ from quakestack.auth import OPEN_SERVICES, RPC_ROLES, Role, is_state_changing
 from quakestack.client import channel, reflected_services
 from quakestack.stack import SERVICES, Stack
 from quakestack.storage import ObjectStore
-from quakestack.v1 import data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
-from tests.conftest import fresh_settings
+from quakestack.v1 import common_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from tests.conftest import REPO_ROOT, fresh_settings
+from tests.datasets import publish_synthetic_dataset
 from tests.gateway.helpers import http
 from tests.helpers import json_log_lines, upload_requests, wait_for
+from tests.trainer.conftest import hyper
 
 ADMIN, RW, RO = "adm-5ecret-a1b2c3", "rw-5ecret-d4e5f6", "ro-5ecret-g7h8i9"
 QUOTA, RATE, ROTATED = "qt-5ecret-j1k2l3", "rt-5ecret-m4n5o6", "rot-5ecret-p7q8r9"
+JOBS = "jb-5ecret-s1t2u3"
 QUOTA_BYTES = 300_000
 TOKEN_OF = {Role.READONLY: RO, Role.READWRITE: RW, Role.ADMIN: ADMIN}
 ACCEPTED_ANYWAY = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
@@ -42,7 +47,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("secured")
     tokens_file = state_dir / "tokens"
     tokens_file.write_text(f"# rotated without restart\nquota={QUOTA} stored_bytes={QUOTA_BYTES}\n"
-                           f"rate={RATE}:ro rps=1\n")
+                           f"rate={RATE}:ro rps=1\njobs={JOBS}:rw queued_jobs=1\n")
     settings = fresh_settings(state_dir, health_interval_s=0.5, audit_flush_s=0.5,
                               api_tokens=f"admin1={ADMIN}:admin,writer={RW},reader={RO}:ro",
                               api_tokens_file=str(tokens_file))
@@ -234,6 +239,52 @@ def test_tokens_rotate_without_restart(secured: Stack) -> None:
     assert wait_for(lambda: grpc_code() == grpc.StatusCode.UNAUTHENTICATED, 10, 0.3)
 
 
+def test_queued_jobs_quota(secured: Stack, tmp_path_factory: pytest.TempPathFactory) -> None:
+    store = ObjectStore.from_settings(secured.settings)
+    publish_synthetic_dataset(store, "quota-jobs", tmp_path_factory.mktemp("ds"), n_events=60, n_noise=10)
+    request = trainer_pb2.CreateTrainingJobRequest(dataset="quota-jobs", architecture="convnetquake_ingv",
+                                                   hyper_parameters=hyper(n_samples=3000, epochs=50))
+    with channel(secured.settings.trainer_addr) as ch:
+        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        first = stub.CreateTrainingJob(request, metadata=_md(JOBS), timeout=30).job
+        try:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.CreateTrainingJob(request, metadata=_md(JOBS), timeout=30)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "queued" in err.value.details()
+            url = secured.endpoints().gateway + "/v1/training-jobs"
+            body = json.dumps({"dataset": "quota-jobs", "architecture": "convnetquake_ingv"}).encode()
+            reply = http("POST", url, body, {"Authorization": f"Bearer {JOBS}", "Content-Type": "application/json"})
+            assert reply.status == 429
+            other = stub.CreateTrainingJob(request, metadata=_md(RW), timeout=30).job  # another token's quota
+            stub.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=other.job_id), metadata=_md(RW),
+                                   timeout=30)
+        finally:
+            stub.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=first.job_id), metadata=_md(JOBS),
+                                   timeout=30)
+
+        def state() -> str:
+            job = stub.GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=first.job_id), metadata=_md(RO),
+                                      timeout=10).job
+            return common_pb2.JobState.Name(job.state)
+
+        assert wait_for(lambda: state() == "JOB_STATE_CANCELLED", 60, 0.3)
+        again = stub.CreateTrainingJob(request, metadata=_md(JOBS), timeout=30).job
+        stub.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=again.job_id), metadata=_md(JOBS),
+                               timeout=30)
+
+
+def test_cli_sends_the_client_token(secured: Stack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
+    env["QUAKESTACK_TRAINER_ADDR"] = secured.settings.trainer_addr
+    command = [sys.executable, "-m", "quakestack", "models", "ls", "--json"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr + refused.stdout
+    ok = subprocess.run(command, env={**env, "QUAKESTACK_CLIENT_TOKEN": RO}, capture_output=True, text=True,
+                        timeout=60, cwd=REPO_ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert RO not in ok.stderr + ok.stdout + refused.stderr + refused.stdout
+
+
 def _audit_events(secured: Stack) -> list[dict]:
     return [line for name in SERVICES for line in json_log_lines(secured.log_dir / f"{name}.log")
             if line.get("event") == "audit"]
@@ -290,7 +341,7 @@ def test_inference_identity_cannot_delete_datasets(secured: Stack) -> None:
 def test_no_secret_in_any_log(secured: Stack) -> None:
     """Every log of this stack (services, gateway, storage), grepped for every token and S3 key."""
     assert secured.seaweed is not None
-    secrets_ = [ADMIN, RW, RO, QUOTA, RATE, ROTATED, secured.seaweed.credentials.secret_key,
+    secrets_ = [ADMIN, RW, RO, QUOTA, RATE, ROTATED, JOBS, secured.seaweed.credentials.secret_key,
                 secured.seaweed.credentials.access_key]
     for creds in secured.seaweed.service_credentials.values():
         secrets_ += [creds.access_key, creds.secret_key]

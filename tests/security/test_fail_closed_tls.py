@@ -155,3 +155,34 @@ def _gateway_up(url: str, context: ssl.SSLContext) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def test_rotated_certificates_are_used_without_a_restart(tmp_path: Path) -> None:
+    """Replace the server's PEM files with ones from another CA: the next handshakes use them."""
+    old, new = make_dev_certs(tmp_path / "old"), make_dev_certs(tmp_path / "new")
+    live = {"cert": tmp_path / "server.pem", "key": tmp_path / "server-key.pem"}
+    live["cert"].write_bytes(old["server"].read_bytes())
+    live["key"].write_bytes(old["server_key"].read_bytes())
+    tls = {"QUAKESTACK_TLS_CERT_FILE": str(live["cert"]), "QUAKESTACK_TLS_KEY_FILE": str(live["key"])}
+    env = _env(**tls)
+    data = Proc("services.data", env, tmp_path / "data.log")
+    gateway = Proc("gateway", _env(**tls), tmp_path / "gateway.log")
+    port = env["QUAKESTACK_DATA_GRPC_PORT"]
+    url = f"https://localhost:{gateway.env['QUAKESTACK_GATEWAY_PORT']}"
+    old_ca, new_ca = old["ca"].read_bytes(), new["ca"].read_bytes()
+    old_ctx = ssl.create_default_context(cafile=str(old["ca"]))
+    new_ctx = ssl.create_default_context(cafile=str(new["ca"]))
+    try:
+        assert wait_for(lambda: _tls_health(port, root=old_ca) == "NOT_SERVING", 30, 0.3)
+        assert wait_for(lambda: _gateway_up(url, old_ctx), 30, 0.3)
+        assert _tls_health(port, root=new_ca) == "UNAVAILABLE" and not _gateway_up(url, new_ctx)
+        for name, source in (("key", new["server_key"]), ("cert", new["server"])):
+            tmp = live[name].with_suffix(".tmp")
+            tmp.write_bytes(source.read_bytes())
+            os.replace(tmp, live[name])
+        assert wait_for(lambda: _tls_health(port, root=new_ca) == "NOT_SERVING", 20, 0.5)
+        assert wait_for(lambda: _gateway_up(url, new_ctx), 20, 0.5)
+        assert _tls_health(port, root=old_ca) == "UNAVAILABLE"
+    finally:
+        assert data.stop() == 0
+        gateway.stop()
