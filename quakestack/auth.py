@@ -169,8 +169,8 @@ def parse_tokens(text: str, separator: str, where: str) -> list[Token]:
 class TokenSet:
     """The configured tokens; the file is re-read (at most once a second) when its mtime or size changes.
 
-    A file that cannot be read or parsed keeps the last good tokens and logs once: a half-written
-    rotation never locks everybody out nor lets anybody in.
+    A file that cannot be parsed keeps the last good tokens and logs: a half-written rotation never
+    locks everybody out nor lets anybody in. A removed file revokes its tokens (auth stays on).
     """
 
     def __init__(self, env_text: str = "", file_path: str = "", *, check_interval_s: float = 1.0):
@@ -193,6 +193,14 @@ class TokenSet:
         assert self.file_path is not None
         try:
             stat = self.file_path.stat()
+        except FileNotFoundError:
+            if initial:
+                raise ConfigError(f"QUAKESTACK_API_TOKENS_FILE: {self.file_path} does not exist") from None
+            if self._file_tokens:  # fail closed: a removed file revokes its tokens
+                log.warning("token file removed; its tokens are revoked", path=str(self.file_path))
+            self._file_tokens, self._stamp = [], None
+            return
+        try:
             stamp = (stat.st_mtime_ns, stat.st_size)
             if stamp == self._stamp:
                 return

@@ -186,3 +186,24 @@ def test_rotated_certificates_are_used_without_a_restart(tmp_path: Path) -> None
     finally:
         assert data.stop() == 0
         gateway.stop()
+
+
+def test_cli_trusts_the_configured_ca_bundle(tls_data, certs, tmp_path: Path) -> None:
+    """`quakestack data ls` over mTLS: with another CA the handshake fails; with the right one the service
+    answers (UNAVAILABLE from the service itself, whose storage is down)."""
+    other = make_dev_certs(tmp_path / "other")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
+    env.update({"QUAKESTACK_DATA_ADDR": tls_data["QUAKESTACK_DATA_ADDR"],
+                "QUAKESTACK_TLS_CLIENT_CERT_FILE": str(certs["client"]),
+                "QUAKESTACK_TLS_CLIENT_KEY_FILE": str(certs["client_key"])})
+    command = [sys.executable, "-m", "quakestack", "data", "ls", "--json"]
+
+    def run_with(ca: Path) -> str:
+        result = subprocess.run(command, env={**env, "QUAKESTACK_TLS_CA_FILE": str(ca)}, capture_output=True,
+                                text=True, timeout=60, cwd=str(REPO_ROOT))
+        assert result.returncode != 0
+        return (result.stderr + result.stdout).lower()
+
+    assert "handshake" in run_with(other["ca"])
+    output = run_with(certs["ca"])
+    assert "handshake" not in output and "storage" in output, output
