@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -117,7 +118,7 @@ class Stack:
             s3=s.s3_endpoint,
             grpc={n: getattr(s, f"{n}_addr") for n in SERVICES},
             metrics={n: f"http://127.0.0.1:{getattr(s, f'{n}_metrics_port')}/metrics" for n in SERVICES},
-            gateway=f"http://127.0.0.1:{s.gateway_port}",
+            gateway=f"{'https' if s.tls_cert_file else 'http'}://127.0.0.1:{s.gateway_port}",
         )
 
     def wait_healthy(self, timeout_s: float, names: tuple[str, ...] = (*SERVICES, "gateway")) -> None:
@@ -139,7 +140,10 @@ class Stack:
     def _healthy(self, name: str) -> bool:
         if name == "gateway":
             try:
-                with urllib.request.urlopen(self.endpoints().gateway + "/healthz", timeout=2) as response:
+                context = ssl.create_default_context(cafile=self.settings.tls_ca_file or None) \
+                    if self.settings.tls_cert_file else None
+                with urllib.request.urlopen(self.endpoints().gateway + "/healthz", timeout=2,
+                                            context=context) as response:
                     return response.status == 200
             except OSError:
                 return False

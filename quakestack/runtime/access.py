@@ -33,6 +33,8 @@ def _metadata_value(metadata: Any, key: str) -> str | None:
 
 
 def _code_of(exc: BaseException | None, context: grpc.ServicerContext) -> str:
+    if isinstance(exc, GeneratorExit):  # the client went away mid-stream
+        return "CANCELLED"
     if exc is None:
         code = context.code()
         return code.name if isinstance(code, grpc.StatusCode) else "OK"
@@ -108,8 +110,10 @@ class _AccessCall:
     def _audit(self, request: Any, response: Any, exc: BaseException | None, context: grpc.ServicerContext) -> None:
         if not self.audited:
             return
+        # the id ObservabilityInterceptor bound for this call (the one echoed to the client and logged)
+        request_id = structlog.contextvars.get_contextvars().get("request_id", self.request_id)
         try:
-            self.owner.audit.record(self.identity, self.rpc, _code_of(exc, context), self.request_id,
+            self.owner.audit.record(self.identity, self.rpc, _code_of(exc, context), request_id,
                                     resource_of(request, response))
         except Exception:  # noqa: BLE001 - the audit never changes a call's outcome; the failure is logged
             log.exception("audit event not recorded", rpc=self.rpc)

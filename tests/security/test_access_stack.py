@@ -27,7 +27,7 @@ from quakestack.auth import OPEN_SERVICES, RPC_ROLES, Role, is_state_changing
 from quakestack.client import channel, reflected_services
 from quakestack.stack import SERVICES, Stack
 from quakestack.storage import ObjectStore
-from quakestack.v1 import common_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 from tests.conftest import REPO_ROOT, fresh_settings
 from tests.datasets import publish_synthetic_dataset
 from tests.gateway.helpers import http
@@ -306,6 +306,22 @@ def test_audit_event_for_every_state_changing_rpc(secured: Stack) -> None:
     assert denied[0]["actor"] == "writer" and denied[0]["role"] == "readwrite" and denied[0]["request_id"]
     uploads = [e for e in events if e["rpc"] == "quakestack.v1.DataService/UploadFile" and e["outcome"] == "OK"]
     assert any(e["actor"] == "quota" and e["resource"]["object_key"].startswith("raw/") for e in uploads)
+    # the event carries the call's request id: the client's, or the one echoed back to it
+    with channel(secured.settings.data_addr) as ch:
+        stub = data_pb2_grpc.DataServiceStub(ch)
+        echoed = []
+        for metadata in ([("x-request-id", "audit-probe-1")], []):
+            with pytest.raises(grpc.RpcError) as err:
+                stub.DeleteDataset(data_pb2.DeleteDatasetRequest(name="no-such-set"),
+                                   metadata=[*_md(ADMIN), *metadata], timeout=10)
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            echoed.append(dict(err.value.initial_metadata())["x-request-id"])
+    assert echoed[0] == "audit-probe-1"
+    for request_id in echoed:
+        assert wait_for(lambda rid=request_id: [e for e in _audit_events(secured) if e["request_id"] == rid
+                                                and e["actor"] == "admin1" and e["outcome"] == "NOT_FOUND"
+                                                and e["resource"] == {"name": "no-such-set"}], 10, 0.2)
+    events = _audit_events(secured)
     # and the same events on object storage, as JSON lines under audit/<date>/
     store = ObjectStore.from_settings(secured.settings)
 

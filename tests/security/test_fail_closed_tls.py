@@ -20,6 +20,8 @@ import pytest
 from quakestack.certs import make_dev_certs
 from quakestack.client import channel, health_status
 from quakestack.embedded.seaweed import free_ports
+from quakestack.stack import Stack
+from tests.conftest import fresh_settings
 from tests.helpers import json_log_lines, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -207,3 +209,23 @@ def test_cli_trusts_the_configured_ca_bundle(tls_data, certs, tmp_path: Path) ->
     assert "handshake" in run_with(other["ca"])
     output = run_with(certs["ca"])
     assert "handshake" not in output and "storage" in output, output
+
+
+def test_embedded_stack_with_tls_everywhere(certs, tmp_path: Path) -> None:
+    """`quakestack up`'s Stack with the TLS settings: every gRPC port and the gateway refuse plaintext and
+    clients without the CA; with it they serve (the gateway reaches the services over TLS)."""
+    settings = fresh_settings(tmp_path, tls_cert_file=str(certs["server"]), tls_key_file=str(certs["server_key"]),
+                              tls_ca_file=str(certs["ca"]))
+    with Stack(settings, state_dir=tmp_path) as stack:
+        root = certs["ca"].read_bytes()
+        for name in ("data", "trainer", "inference"):
+            port = getattr(stack.settings, f"{name}_addr").rsplit(":", 1)[1]
+            assert _tls_health(port, root=root) == "SERVING", name
+            assert _tls_health(port, use_tls=False) == "UNAVAILABLE", name
+            assert _tls_health(port) == "UNAVAILABLE", name  # system roots only
+        url = stack.endpoints().gateway
+        assert url.startswith("https://")
+        ready = _readyz(url, ssl.create_default_context(cafile=str(certs["ca"])))
+        assert ready["ready"] is True, ready
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(url + "/healthz", timeout=10)
