@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import console, metrics
-from gateway.auth import Authenticator, load_tokens
+from gateway.auth import GatewayAuth
 from gateway.backends import SERVICE_BACKENDS, Backends
 from gateway.docs import render_docs
 from gateway.errors import ApiError, from_rpc_error
@@ -30,15 +30,20 @@ from gateway.openapi import build_openapi
 from gateway.routes import Kind, Route, Router, build_routes
 from gateway.streams import negotiate, read_limited, upload, write_stream
 from gateway.transcode import build_request, message_class, query_lists, to_json
+from quakestack.auth import Authorizer, check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.logging import configure
+from quakestack.tls import ReloadingSslContext
 
 log = structlog.get_logger()  # lazy: configure() runs in main, after import
 REQUEST_ID = "x-request-id"
+AUTHORIZATION = "authorization"
+WHOAMI_PATH = "/v1/whoami"
 _VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+CERT_CHECK_S = 2.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Paths served by the gateway itself, without a token.
-PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/console/")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", WHOAMI_PATH, "/console/")
 
 
 def request_id(request: web.Request) -> str:
@@ -98,13 +103,13 @@ class Gateway:
             raise ConfigError(f"no backend for services {sorted(unknown)}: add them to gateway.backends")
         self.router = Router(self.routes)
         self.backends = Backends(settings, self.routes)
-        self.auth = Authenticator(load_tokens(settings))
+        self.auth = GatewayAuth(Authorizer.from_settings(settings))
         self.body_limit = settings.max_body_mb * 1024 * 1024
         self.openapi = build_openapi(self.routes, auth=self.auth.enabled)
         self.docs = render_docs(self.openapi)
         self.builtin: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz,
                                             "/metrics": self.metrics, "/openapi.json": self.openapi_json,
-                                            "/docs": self.docs_page, "/v1/whoami": self.whoami}
+                                            "/docs": self.docs_page, WHOAMI_PATH: self.whoami}
         self._callables: dict[tuple[str, str], Any] = {}
 
     # -- built-in endpoints --------------------------------------------------------------------
@@ -116,6 +121,9 @@ class Gateway:
         ready = all(s == "SERVING" for s in statuses.values())
         return web.json_response({"ready": ready, "backends": statuses}, status=200 if ready else 503)
 
+    async def whoami(self, request: web.Request) -> web.Response:
+        return web.json_response(self.auth.whoami(request.headers.get("Authorization")))
+
     async def metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -124,9 +132,6 @@ class Gateway:
 
     async def docs_page(self, _request: web.Request) -> web.Response:
         return web.Response(text=self.docs, content_type="text/html")
-
-    async def whoami(self, request: web.Request) -> web.Response:
-        return web.json_response(console.whoami(self.auth, request.headers.get("Authorization")))
 
     # -- transcoding ---------------------------------------------------------------------------
     def _callable(self, route: Route, style: str) -> Any:
@@ -160,8 +165,11 @@ class Gateway:
             raise ApiError(grpc.StatusCode.NOT_FOUND, f"no route for {request.method} {request.path}")
         route = match.route
         request["route"] = route.template
-        self.auth.check(request.method, request.headers.get("Authorization"))
-        metadata = ((REQUEST_ID, request[REQUEST_ID]),)
+        authorization = request.headers.get("Authorization")
+        self.auth.check(route.grpc_path.lstrip("/"), authorization)
+        metadata: tuple[tuple[str, str], ...] = ((REQUEST_ID, request[REQUEST_ID]),)
+        if authorization:  # the services check and audit the caller, not the gateway
+            metadata += ((AUTHORIZATION, authorization),)
         timeout = self.backends.deadline(route)
         if route.kind is Kind.UPLOAD:
             reply = await upload(request, route, self._callable(route, "stream_unary"), self.body_limit, timeout,
@@ -185,9 +193,9 @@ class Gateway:
 
 def create_app(settings: Settings) -> web.Application:
     gateway = Gateway(settings)
-    if not gateway.auth.enabled:
-        log.warning("no API tokens configured: authentication is off (set QUAKESTACK_API_TOKENS for any "
-                    "address other than loopback)")
+    if not gateway.auth.enabled and not settings.auth_disabled:
+        log.warning("no API tokens configured: authentication is off (loopback only; set QUAKESTACK_API_TOKENS "
+                    "for any other address)")
     app = web.Application(middlewares=[observe], client_max_size=gateway.body_limit)
     app["gateway"] = gateway
 
@@ -206,11 +214,35 @@ def create_app(settings: Settings) -> web.Application:
 def main() -> None:
     try:
         settings = load_settings()
+        warning = check_bind_policy(settings, "gateway")
         configure("gateway", settings.log_level, settings.log_format)
         app = create_app(settings)
+        tls = ReloadingSslContext(settings) if settings.tls_cert_file else None
     except (ConfigError, OSError) as exc:
         print(f"quakestack gateway: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    log.info("serving", port=settings.gateway_port, routes=len(app["gateway"].routes))
+    if warning:
+        log.warning(warning)
+    if tls is not None:
+        app.on_startup.append(lambda _app: _watch_certificates(_app, tls))
+    log.info("serving", port=settings.gateway_port, routes=len(app["gateway"].routes),
+             auth="on" if app["gateway"].auth.enabled else "off", tls=tls is not None)
     web.run_app(app, host=settings.bind_host, port=settings.gateway_port, print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=settings.grace_s)
+                handle_signals=True, shutdown_timeout=settings.grace_s,
+                ssl_context=tls.context if tls is not None else None)
+
+
+async def _watch_certificates(app: web.Application, tls: ReloadingSslContext) -> None:
+    """Re-read the certificate files every few seconds (the next handshake uses a rotated one)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(CERT_CHECK_S)
+            tls.maybe_reload()
+
+    task = asyncio.get_running_loop().create_task(loop())
+
+    async def cancel(_app: web.Application) -> None:
+        task.cancel()
+
+    app.on_cleanup.append(cancel)

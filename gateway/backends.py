@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.routes import Route
 from quakestack.client import transport_options
 from quakestack.config import Settings
+from quakestack.tls import client_credentials
 
 # Which backend serves each gRPC service (a new service of an existing backend needs no change).
 SERVICE_BACKENDS: dict[str, str] = {
@@ -65,12 +66,16 @@ class Backends:
                         ("grpc.service_config", service_config(routes)),
                         ("grpc.enable_retries", 1),
                         ("grpc.keepalive_time_ms", 30_000)]
+        self.credentials = client_credentials(settings)  # TLS (and the mTLS client certificate) when configured
         self.channels: dict[str, grpc.aio.Channel] = {}
         self.sync_channels: dict[str, grpc.Channel] = {}  # client streams only (see streams.upload)
 
     def open(self) -> None:
         for name, target in self.targets.items():
-            self.channels[name] = grpc.aio.insecure_channel(target, options=self.options)
+            if self.credentials is None:
+                self.channels[name] = grpc.aio.insecure_channel(target, options=self.options)
+            else:
+                self.channels[name] = grpc.aio.secure_channel(target, self.credentials, options=self.options)
 
     async def close(self) -> None:
         await asyncio.gather(*(ch.close() for ch in self.channels.values()))
@@ -85,7 +90,9 @@ class Backends:
     def sync_channel(self, route: Route) -> grpc.Channel:
         name = SERVICE_BACKENDS[route.service.full_name]
         if name not in self.sync_channels:
-            self.sync_channels[name] = grpc.insecure_channel(self.targets[name], options=self.options)
+            target = self.targets[name]
+            self.sync_channels[name] = (grpc.insecure_channel(target, options=self.options) if self.credentials is None
+                                        else grpc.secure_channel(target, self.credentials, options=self.options))
         return self.sync_channels[name]
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""The web console's static files under /console/, and GET /v1/whoami that tells the page what its token may do.
+"""The web console's static files under /console/ (GET /v1/whoami, in gateway.auth, tells the page its role).
 
 The console is plain files (gateway/console/static/) that talk to the public REST API only, so it
 can never do more than the API allows. The files need no token: the page asks for one and sends it
@@ -8,14 +8,12 @@ not served here (no CDN, nothing fetched from elsewhere at run time).
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 from pathlib import Path
 
 import grpc
 from aiohttp import web
 
-from gateway.auth import Authenticator
 from gateway.errors import ApiError
 
 STATIC_DIR = Path(__file__).resolve().parent / "console" / "static"
@@ -47,20 +45,3 @@ async def serve(request: web.Request) -> web.StreamResponse:
     return web.Response(body=target.read_bytes(), headers={
         "Content-Type": content_type, "Cache-Control": "no-cache", "Content-Security-Policy": CSP,
         "X-Content-Type-Options": "nosniff"})
-
-
-def whoami(auth: Authenticator, authorization: str | None) -> dict[str, object]:
-    """Who the presented token is and its role: `anonymous` without a token, 401 for an unknown one.
-
-    Kept small and self-contained on purpose: when tokens grow real ids and roles, only this changes.
-    The id is a fingerprint of the token, never the token. Without tokens configured, auth is off and
-    anyone may write; with auth on and no token presented, the caller is anonymous and may do nothing.
-    """
-    if not auth.enabled or not authorization:
-        return {"id": "anonymous", "role": "anonymous", "authEnabled": auth.enabled}
-    auth.check("GET", authorization)  # raises 401 unless the token is known
-    secret = authorization.partition(" ")[2].strip().encode()
-    token = auth._lookup(secret)
-    assert token is not None  # check() passed
-    return {"id": "token-" + hashlib.sha256(secret).hexdigest()[:12],
-            "role": "readonly" if token.read_only else "readwrite", "authEnabled": True}

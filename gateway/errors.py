@@ -30,6 +30,7 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+RETRY_AFTER_KEY = "retry-after"  # a rate-limited backend's hint, passed on as the HTTP header
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -84,4 +85,7 @@ def from_rpc_error(exc: grpc.RpcError) -> ApiError:
     except Exception:
         trailing = None
     code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
-    return ApiError(code, exc.details() or code.name, details=_details(trailing))  # type: ignore[attr-defined]
+    hints = [str(v) for k, v in trailing or () if k == RETRY_AFTER_KEY and str(v).isdigit()]
+    headers = {"Retry-After": hints[0]} if hints else {}
+    return ApiError(code, exc.details() or code.name, details=_details(trailing),  # type: ignore[attr-defined]
+                    headers=headers)

@@ -79,6 +79,16 @@ def cmd_protos(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    from quakestack.certs import make_dev_certs, settings_hint
+
+    names = tuple(n.strip() for n in args.names.split(",") if n.strip())
+    paths = make_dev_certs(Path(args.out), names)
+    print(f"development CA and certificates written to {Path(args.out).resolve()}; settings:")
+    print(settings_hint(paths))
+    return 0
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options every service command takes (after its name): output format and service addresses."""
     common = argparse.ArgumentParser(add_help=False)
@@ -105,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the QUAKESTACK_* settings as a markdown table").set_defaults(
         func=cmd_config)
     sub.add_parser("protos", help="regenerate the gRPC stubs from protos/").set_defaults(func=cmd_protos)
+    certs = sub.add_parser("certs", help="make a local development CA with server and client certificates")
+    certs.add_argument("--out", default="certs", help="directory for the PEM files")
+    certs.add_argument("--names", default="localhost,127.0.0.1,::1",
+                       help="comma-separated DNS names / IPs of the server certificate")
+    certs.set_defaults(func=cmd_certs)
     return parser
 
 

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from quakestack.client import channel
+from quakestack.client import settings_channel
 from quakestack.config import Settings
 from quakestack.v1 import common_pb2
 
@@ -47,8 +47,7 @@ class Ctx:
     def channel(self, service: str) -> grpc.Channel:
         """The channel to `data`, `trainer` or `inference`, from settings (or --data/--trainer/--inference)."""
         if service not in self._channels:
-            self._channels[service] = channel(getattr(self.settings, f"{service}_addr"),
-                                              self.settings.max_message_mb * 1024 * 1024)
+            self._channels[service] = settings_channel(self.settings, getattr(self.settings, f"{service}_addr"))
         return self._channels[service]
 
     def close(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -25,11 +28,60 @@ def transport_options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
-def channel(target: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE) -> grpc.Channel:
-    """An insecure channel; round-robin over every resolved address (Kubernetes headless services)."""
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+              grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call's metadata."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def __repr__(self) -> str:  # never show the token
+        return "_Bearer()"
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = [*(details.metadata or ()), self._header]
+        return details._replace(metadata=metadata) if hasattr(details, "_replace") else _CallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready,
+            details.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, request_iterator):
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):
+        return continuation(self._details(details), request_iterator)
+
+
+class _CallDetails(
+        namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    pass
+
+
+def channel(target: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE, *,
+            credentials: grpc.ChannelCredentials | None = None, token: str = "") -> grpc.Channel:
+    """Round-robin over every resolved address (Kubernetes headless services); TLS with `credentials`,
+    and `authorization: Bearer <token>` on every call when a token is given."""
     options = [*transport_options(max_message_bytes), ("grpc.lb_policy_name", "round_robin"),
                ("grpc.keepalive_time_ms", 30_000)]
-    return grpc.insecure_channel(target, options=options)
+    if credentials is not None:
+        ch = grpc.secure_channel(target, credentials, options=options)
+    else:
+        ch = grpc.insecure_channel(target, options=options)
+    return grpc.intercept_channel(ch, _Bearer(token)) if token else ch
+
+
+def settings_channel(settings: Any, target: str) -> grpc.Channel:
+    """A channel as the settings say: CA bundle / client certificate (QUAKESTACK_TLS_*) and client token."""
+    from quakestack.tls import client_credentials
+
+    return channel(target, settings.max_message_mb * 1024 * 1024, credentials=client_credentials(settings),
+                   token=settings.client_token)
 
 
 def health_status(ch: grpc.Channel, service: str = "", timeout_s: float = 2.0) -> str:

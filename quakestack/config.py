@@ -163,8 +163,26 @@ SETTINGS: tuple[Setting, ...] = (
             "Data directory of the embedded SeaweedFS (`quakestack up`); persists across restarts.",
             shown_default="~/.local/share/quakestack/s3"),
     Setting("api_tokens", "", _text,
-            "Gateway bearer tokens, comma-separated, each `token` or `token:ro` (read-only).", secret=True),
-    Setting("api_tokens_file", "", _text, "File with gateway tokens, one `token[:ro]` per line."),
+            "Bearer tokens of every gRPC service and the gateway, comma-separated, each "
+            "`[id=]token[:ro|:rw|:admin]` (bare: read-write) plus optional limits `rps=N stored_mb=N queued_jobs=N`.",
+            secret=True),
+    Setting("api_tokens_file", "", _text,
+            "File with more tokens, one entry per line as above; re-read when it changes (rotation without restart)."),
+    Setting("auth_disabled", "false", _bool,
+            "Turn authentication off explicitly (warns). Without it a non-loopback bind needs tokens."),
+    Setting("client_token", "", _text, "Bearer token the CLI and clients send.", secret=True),
+    Setting("grpc_reflection", "true", _bool, "Serve gRPC server reflection (open, like health)."),
+    Setting("tls_cert_file", "", _text,
+            "PEM server certificate (chain) for every gRPC port and the gateway; re-read when it changes."),
+    Setting("tls_key_file", "", _text, "PEM private key of QUAKESTACK_TLS_CERT_FILE."),
+    Setting("tls_client_ca_file", "", _text,
+            "CA bundle the gRPC services verify client certificates against: set, clients need one (mTLS)."),
+    Setting("tls_ca_file", "", _text,
+            "CA bundle clients (gateway, CLI, stack health checks) verify servers with; set, they use TLS."),
+    Setting("tls_client_cert_file", "", _text, "PEM client certificate the gateway and CLI present (mTLS)."),
+    Setting("tls_client_key_file", "", _text, "PEM private key of QUAKESTACK_TLS_CLIENT_CERT_FILE."),
+    Setting("audit_flush_s", "2", _positive_float,
+            "Seconds between writes of buffered audit events to `audit/<date>/...jsonl`."),
     Setting("max_body_mb", "64", _positive_int, "Largest REST request body in MiB (413 beyond)."),
 )
 
@@ -210,6 +228,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{setting.env}={shown}: {exc}") from None
     if values["s3_endpoint"] and not (values["s3_access_key"] and values["s3_secret_key"]):
         raise ConfigError("QUAKESTACK_S3_ACCESS_KEY and QUAKESTACK_S3_SECRET_KEY are required with an endpoint")
+    if bool(values["tls_cert_file"]) != bool(values["tls_key_file"]):
+        raise ConfigError("QUAKESTACK_TLS_CERT_FILE and QUAKESTACK_TLS_KEY_FILE go together")
+    if bool(values["tls_client_cert_file"]) != bool(values["tls_client_key_file"]):
+        raise ConfigError("QUAKESTACK_TLS_CLIENT_CERT_FILE and QUAKESTACK_TLS_CLIENT_KEY_FILE go together")
     return Settings(values)
 
 

@@ -45,3 +45,7 @@ class Unavailable(QuakestackError):
 
 class DeadlineExceeded(QuakestackError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Unauthenticated(QuakestackError):
+    code = grpc.StatusCode.UNAUTHENTICATED

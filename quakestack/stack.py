@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,10 +16,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quakestack.client import channel, health_status
+from quakestack.client import health_status, settings_channel
 from quakestack.config import SETTINGS, Settings
 from quakestack.embedded.seaweed import SeaweedServer, free_ports
 from quakestack.errors import Unavailable
+from quakestack.storage import ObjectStore
 
 SERVICES = ("data", "trainer", "inference")
 MODULES = {"data": "services.data", "trainer": "services.trainer", "inference": "services.inference",
@@ -74,11 +76,14 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             if not self.settings.s3_endpoint:
-                self.seaweed = SeaweedServer(Path(self.settings.storage_dir), log_path=self.log_dir / "s3.log")
+                self.seaweed = SeaweedServer(Path(self.settings.storage_dir), log_path=self.log_dir / "s3.log",
+                                             bucket=self.settings.s3_bucket)
                 self.seaweed.start(timeout_s)
                 self.settings = self.settings.replace(
                     s3_endpoint=self.seaweed.endpoint, s3_access_key=self.seaweed.credentials.access_key,
                     s3_secret_key=self.seaweed.credentials.secret_key, s3_secure=False)
+                # the services' identities cannot create buckets: the admin identity does it once here
+                ObjectStore.from_settings(self.settings).ensure_bucket()
             for name in (*SERVICES, "gateway"):
                 self.start_process(name)
             self.wait_healthy(timeout_s)
@@ -89,7 +94,7 @@ class Stack:
 
     def start_process(self, name: str) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
-        env.update(settings_env(self.settings))
+        env.update(settings_env(self.process_settings(name)))
         env["PYTHONUNBUFFERED"] = "1"
         log = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen([self.python, "-m", MODULES[name]], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -98,13 +103,22 @@ class Stack:
         self.processes[name] = proc
         return proc
 
+    def process_settings(self, name: str) -> Settings:
+        """Least privilege: each service gets its own S3 identity (embedded storage); the gateway none."""
+        if name == "gateway":
+            return self.settings.replace(s3_endpoint="", s3_access_key="", s3_secret_key="")
+        if self.seaweed is not None:
+            creds = self.seaweed.service_credentials[name]
+            return self.settings.replace(s3_access_key=creds.access_key, s3_secret_key=creds.secret_key)
+        return self.settings
+
     def endpoints(self) -> Endpoints:
         s = self.settings
         return Endpoints(
             s3=s.s3_endpoint,
             grpc={n: getattr(s, f"{n}_addr") for n in SERVICES},
             metrics={n: f"http://127.0.0.1:{getattr(s, f'{n}_metrics_port')}/metrics" for n in SERVICES},
-            gateway=f"http://127.0.0.1:{s.gateway_port}",
+            gateway=f"{'https' if s.tls_cert_file else 'http'}://127.0.0.1:{s.gateway_port}",
         )
 
     def wait_healthy(self, timeout_s: float, names: tuple[str, ...] = (*SERVICES, "gateway")) -> None:
@@ -126,11 +140,14 @@ class Stack:
     def _healthy(self, name: str) -> bool:
         if name == "gateway":
             try:
-                with urllib.request.urlopen(self.endpoints().gateway + "/healthz", timeout=2) as response:
+                context = ssl.create_default_context(cafile=self.settings.tls_ca_file or None) \
+                    if self.settings.tls_cert_file else None
+                with urllib.request.urlopen(self.endpoints().gateway + "/healthz", timeout=2,
+                                            context=context) as response:
                     return response.status == 200
             except OSError:
                 return False
-        with channel(getattr(self.settings, f"{name}_addr")) as ch:
+        with settings_channel(self.settings, getattr(self.settings, f"{name}_addr")) as ch:
             return health_status(ch) == "SERVING"
 
     def log_tail(self, name: str, lines: int = 30) -> str:

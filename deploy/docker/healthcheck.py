@@ -9,6 +9,7 @@ Exit 0 = healthy, 1 = not.
 
 from __future__ import annotations
 
+import ssl
 import sys
 import urllib.request
 
@@ -30,8 +31,13 @@ def main(argv: list[str]) -> int:
     # The server binds QUAKESTACK_BIND_HOST (0.0.0.0 in containers); probe it over loopback.
     host = settings.bind_host if settings.bind_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     if name == "gateway":
+        scheme, context = "http", None
+        if settings.tls_cert_file:  # HTTPS: trust the configured CA (the certificate names localhost)
+            scheme, host = "https", "localhost" if host == "127.0.0.1" else host
+            context = ssl.create_default_context(cafile=settings.tls_ca_file or None)
         try:
-            with urllib.request.urlopen(f"http://{host}:{settings.gateway_port}/healthz", timeout=3) as response:
+            with urllib.request.urlopen(f"{scheme}://{host}:{settings.gateway_port}/healthz", timeout=3,
+                                        context=context) as response:
                 ok = response.status == 200
         except OSError as exc:
             print(f"gateway: {exc}", file=sys.stderr)
@@ -39,9 +45,11 @@ def main(argv: list[str]) -> int:
         print("gateway: ok" if ok else "gateway: unhealthy")
         return 0 if ok else 1
 
-    from quakestack.client import channel, health_status
+    from quakestack.client import health_status, settings_channel
 
-    with channel(f"{host}:{getattr(settings, f'{name}_grpc_port')}") as ch:
+    if settings.tls_ca_file and host == "127.0.0.1":
+        host = "localhost"  # TLS: a name the server certificate carries
+    with settings_channel(settings, f"{host}:{getattr(settings, f'{name}_grpc_port')}") as ch:
         status = health_status(ch, HEALTH_NAMES[name], timeout_s=3.0)
     print(f"{name}: {status}")
     return 0 if status == "SERVING" else 1

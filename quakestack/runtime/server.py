@@ -20,10 +20,14 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from quakestack import metrics
+from quakestack.audit import AuditTrail
+from quakestack.auth import Authorizer
 from quakestack.client import transport_options
 from quakestack.config import Settings
+from quakestack.runtime.access import AccessInterceptor
 from quakestack.runtime.interceptor import ObservabilityInterceptor
 from quakestack.storage import ObjectStore
+from quakestack.tls import server_credentials
 
 log = structlog.get_logger()
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -88,12 +92,20 @@ class GrpcServer:
         self.settings = settings
         self.health_names = health_names
         self.store = store
+        self.authorizer = Authorizer.from_settings(settings)
+        self.audit = AuditTrail(service, store, settings.audit_flush_s)
+        access = AccessInterceptor(self.authorizer, self.audit)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service),
-                                  interceptors=[ObservabilityInterceptor()], options=grpc_options(settings),
+                                  interceptors=[ObservabilityInterceptor(), access], options=grpc_options(settings),
                                   maximum_concurrent_rpcs=None)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(f"{settings.bind_host}:{port}")
+        credentials = server_credentials(settings)
+        address = f"{settings.bind_host}:{port}"
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot bind {settings.bind_host}:{port}")
         self.metrics_port = metrics_port
@@ -145,8 +157,9 @@ class GrpcServer:
                 log.exception("dependency hook failed")
 
     def start(self) -> GrpcServer:
-        names = [*self.health_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self.server)
+        if self.settings.grpc_reflection:
+            names = [*self.health_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+            reflection.enable_server_reflection(names, self.server)
         for name in ["", *self.health_names]:
             self.health.set(name, NOT_SERVING)
         server, _thread = start_http_server(self.metrics_port, addr=self.settings.bind_host)
@@ -155,7 +168,9 @@ class GrpcServer:
         self.server.start()
         self.watcher.probe()
         self.watcher.start()
-        log.info("serving", grpc_port=self.port, metrics_port=self.metrics_port, health_names=self.health_names)
+        log.info("serving", grpc_port=self.port, metrics_port=self.metrics_port, health_names=self.health_names,
+                 auth="on" if self.authorizer.enabled else "off", tls=bool(self.settings.tls_cert_file),
+                 mtls=bool(self.settings.tls_client_ca_file))
         return self
 
     def stop(self, grace_s: float | None = None) -> None:
@@ -173,6 +188,7 @@ class GrpcServer:
                 hook()
             except Exception:  # noqa: BLE001 - one failing hook must not keep the others from running
                 log.exception("shutdown hook failed")
+        self.audit.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")

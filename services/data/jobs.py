@@ -13,8 +13,10 @@ from collections.abc import Iterator
 
 import structlog
 
+from quakestack.auth import current_identity
 from quakestack.config import Settings
 from quakestack.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from quakestack.quotas import check_queued_jobs
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.v1 import data_pb2
 from services.data import sources as src
@@ -41,6 +43,7 @@ class JobManager:
         self.threads: dict[str, threading.Thread] = {}
         self.pool = RenderPool(settings.data_workers)
         self._recovered = False
+        self.owners: dict[str, str] = {}  # job id -> token id, for the queued-jobs quota of this process
 
     # -- create -------------------------------------------------------------------------------
     def create(self, request: data_pb2.CreateDatasetRequest) -> Job:
@@ -56,7 +59,10 @@ class JobManager:
             if source.catalog.WhichOneof("location"):
                 src.check_location(self.store, source.catalog, f"sources[{i}].catalog", s.data_allowed_dirs,
                                    s.cache_dir)
+        owner = current_identity()
         with self.lock:
+            check_queued_jobs(owner, sum(1 for job_id, who in self.owners.items()
+                                         if who == owner.id and job_id in self.jobs and not self.jobs[job_id].terminal))
             if self.store.exists(manifest_key(request.name)):
                 raise AlreadyExists(f"dataset {request.name!r} already exists")
             live = [j for j in self.jobs.values() if j.dataset == request.name and not j.terminal]
@@ -65,6 +71,7 @@ class JobManager:
             job = Job(f"ds-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}", request)
             self.store.put_json(job_key(job.job_id), job.to_record())
             self.jobs[job.job_id] = job
+            self.owners[job.job_id] = owner.id
         self._start(job)
         return job
 

@@ -6,14 +6,20 @@ import uuid
 from collections.abc import Iterator
 
 from quakestack import metrics
+from quakestack.auth import current_identity
 from quakestack.errors import InvalidArgument
+from quakestack.quotas import StorageLedger
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.v1 import data_pb2
 
 
 def store_upload(store: ObjectStore, requests: Iterator[data_pb2.UploadFileRequest],
                  max_bytes: int) -> data_pb2.UploadFileResponse:
-    """Stream the chunks to storage without holding the file in memory; check size and sha256."""
+    """Stream the chunks to storage without holding the file in memory; check size, sha256 and the
+    caller's storage quota (an upload that crosses it stops there and nothing of it is kept)."""
+    identity = current_identity()
+    ledger = StorageLedger(store)
+    within_quota = ledger.guard(identity)
     first = next(requests, None)
     if first is None or first.WhichOneof("part") != "header":
         raise InvalidArgument("the first UploadFile message must be a header with the file name")
@@ -30,6 +36,7 @@ def store_upload(store: ObjectStore, requests: Iterator[data_pb2.UploadFileReque
             total += len(request.chunk)
             if total > max_bytes:
                 raise InvalidArgument(f"upload exceeds {max_bytes} bytes")
+            within_quota(total)
             yield request.chunk
 
     try:
@@ -42,4 +49,6 @@ def store_upload(store: ObjectStore, requests: Iterator[data_pb2.UploadFileReque
         store.delete_prefix(f"raw/{upload_id}/")
         raise
     metrics.BYTES_STORED.labels("upload").inc(size)
+    if identity.limits.stored_bytes is not None:
+        ledger.add(identity.id, size)
     return data_pb2.UploadFileResponse(upload_id=upload_id, object_key=key, size_bytes=size, sha256=digest)

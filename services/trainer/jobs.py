@@ -26,8 +26,10 @@ from typing import Any
 import structlog
 
 from quakestack import metrics
+from quakestack.auth import current_identity
 from quakestack.config import Settings
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
+from quakestack.quotas import check_queued_jobs
 from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore
 from quakestack.training.worker import EVENT_PREFIX, job_key
@@ -122,12 +124,17 @@ class JobManager:
 
     # -- requests -----------------------------------------------------------------------------
     def create(self, record: dict[str, Any]) -> Job:
+        """Queue a job owned by the caller's token (its queued-jobs quota is checked here)."""
+        owner = current_identity()
         job_id = uuid.uuid4().hex[:16]
         record = {**record, "job_id": job_id, "kind": "training", "state": QUEUED, "epochs_done": 0,
                   "best_epoch": 0, "elapsed_s": 0.0, "error": "", "latest": None, "create_time": now(),
-                  "update_time": now(), "resume_from": None, "retries": 0}
+                  "update_time": now(), "resume_from": None, "retries": 0, "owner": owner.id}
         job = Job(record=record)
         with self.lock:
+            active = sum(1 for j in self.jobs.values()
+                         if j.record.get("owner") == owner.id and j.state in (QUEUED, RUNNING, STOPPING))
+            check_queued_jobs(owner, active)
             self.jobs[job_id] = job
             self._append(job, {"type": "state", "state": QUEUED, "message": "created"})
             self.queue.append(job_id)

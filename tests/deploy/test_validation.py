@@ -276,6 +276,7 @@ def test_image_healthcheck_script_against_live_stack(stack, service):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
     env.update(settings_env(stack.settings))
+    env["PYTHONPATH"] = str(REPO_ROOT)  # this checkout's quakestack, not whichever one is installed
     result = subprocess.run([sys.executable, str(DEPLOY / "docker" / "healthcheck.py"), service], env=env,
                             capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr

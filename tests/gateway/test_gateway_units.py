@@ -10,12 +10,13 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from gateway.auth import Authenticator, parse_tokens
+from gateway.auth import GatewayAuth
 from gateway.errors import ApiError, error_body, http_status
 from gateway.openapi import build_openapi
 from gateway.routes import Kind, Router, build_routes, compile_template
 from gateway.streams import NDJSON, SSE, negotiate, write_stream
 from gateway.transcode import build_request, to_json
+from quakestack.auth import Authorizer, TokenSet
 from quakestack.v1 import data_pb2, trainer_pb2
 from tests.gateway.helpers import aread_sse_events
 
@@ -122,18 +123,24 @@ def test_stream_format_negotiation(accept: str | None, expected: str) -> None:
 
 
 def test_tokens_parse_and_check() -> None:
-    auth = Authenticator(parse_tokens("rw, ro:ro ,", ","))
-    assert repr(auth.tokens[0]) == "Token(read_only=False)"
-    auth.check("POST", "Bearer rw")
-    auth.check("GET", "Bearer ro")
-    for method, header, status in [("GET", None, 401), ("GET", "Bearer nope", 401), ("GET", "Basic rw", 401),
-                                   ("POST", "Bearer ro", 403), ("DELETE", "Bearer ro", 403)]:
+    auth = GatewayAuth(Authorizer(TokenSet("rw, ro:ro ,adm:admin"), enabled=True))
+    assert "rw" not in repr(auth.authorizer.tokens.env_tokens)
+    auth.check("quakestack.v1.ModelRegistry/RegisterModel", "Bearer rw")
+    auth.check("quakestack.v1.ModelRegistry/ListModels", "Bearer ro")
+    auth.check("quakestack.v1.DataService/DeleteDataset", "Bearer adm")
+    for rpc, header, status in [("quakestack.v1.ModelRegistry/ListModels", None, 401),
+                                ("quakestack.v1.ModelRegistry/ListModels", "Bearer nope", 401),
+                                ("quakestack.v1.ModelRegistry/ListModels", "Basic rw", 401),
+                                ("quakestack.v1.ModelRegistry/RegisterModel", "Bearer ro", 403),
+                                ("quakestack.v1.DataService/DeleteDataset", "Bearer ro", 403),
+                                ("quakestack.v1.DataService/DeleteDataset", "Bearer rw", 403)]:
         with pytest.raises(ApiError) as err:
-            auth.check(method, header)
+            auth.check(rpc, header)
         assert err.value.http == status
         if status == 401:
             assert err.value.headers["WWW-Authenticate"].startswith("Bearer")
-    Authenticator([]).check("POST", None)  # no tokens configured: auth is off
+    # no tokens configured: auth is off
+    GatewayAuth(Authorizer(TokenSet(""), enabled=False)).check("quakestack.v1.DataService/DeleteDataset", None)
 
 
 async def _serve_stream(messages, accept: str) -> tuple[int, str, bytes]:
