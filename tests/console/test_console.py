@@ -31,7 +31,7 @@ from tests.helpers import wait_for
 from tests.inference.detector import HPARAMS, p_arrivals, train_detector
 from tests.inference.helpers import TINY_MAGNITUDE, register
 
-RW, RO = "console-rw-5ecret-1", "console-ro-5ecret-2"
+RW, RO, ADMIN = "console-rw-5ecret-1", "console-ro-5ecret-2", "console-admin-5ecret-3"
 DATASET = "console-small"
 EPOCHS = 40  # ~0.2 s each on 2 cores: the job still runs when the page has drawn two epochs and Stop is clicked
 FAST_HP = {"n_samples": "3000", "learning_rate": "0.01", "batch_size": "32", "epochs": str(EPOCHS)}
@@ -40,7 +40,8 @@ FAST_HP = {"n_samples": "3000", "learning_rate": "0.01", "batch_size": "32", "ep
 @pytest.fixture(scope="module")
 def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     state = tmp_path_factory.mktemp("console-gateway")
-    with GatewayProcess(stack.settings, state / "gateway.log", QUAKESTACK_API_TOKENS=f"{RW},{RO}:ro") as process:
+    tokens = f"{RW},{RO}:ro,{ADMIN}:admin"
+    with GatewayProcess(stack.settings, state / "gateway.log", QUAKESTACK_API_TOKENS=tokens) as process:
         yield process
 
 
@@ -257,8 +258,13 @@ def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProces
                                             tmp_path: Path) -> None:
     paths, _, truth = write_continuous(str(tmp_path / "day"), seed=7, duration_s=900, n_events=3)
     mseed = Path(paths[0])
-    with console_page(browser, gateway.url) as (page, log):
+    with console_page(browser, gateway.url) as (page, log):  # loading is the admin's (the API's roles)
         sign_in(page, RW, "readwrite")
+        page.goto("/console/#/models")
+        page.wait_for_selector(f"[data-testid=model-{detector_model}]")
+        assert page.locator(f"[data-testid=load-{detector_model}-1]").count() == 0
+    with console_page(browser, gateway.url) as (page, log):
+        sign_in(page, ADMIN, "admin")
         page.goto("/console/#/models")
         page.fill(f"[data-testid=load-device-{detector_model}]", "cpu")
         page.click(f"[data-testid=load-{detector_model}-1]")  # load it into the inference service from the page

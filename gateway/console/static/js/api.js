@@ -121,3 +121,9 @@ export function canWrite(identity) {
   if (identity?.role === "anonymous") return !identity.authEnabled;
   return ["readwrite", "admin"].includes(identity?.role);
 }
+
+/** Deletes and model load/unload need the admin role (or auth off). */
+export function canAdmin(identity) {
+  if (identity?.role === "anonymous") return !identity.authEnabled;
+  return identity?.role === "admin";
+}

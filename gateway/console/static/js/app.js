@@ -28,6 +28,7 @@ async function identify() {
         continue;
       }
       session.canWrite = api.canWrite(session.identity);
+      session.canAdmin = api.canAdmin(session.identity);
       document.body.dataset.role = session.identity.role;
       const who = document.getElementById("who");
       who.textContent = session.identity.authEnabled

@@ -1,7 +1,7 @@
 // Models: registered models with versions, metrics and aliases (set and move); what is resident where.
 
 import * as api from "./api.js";
-import { act, el, errorSlot, fmt, session, table, when, writeButton } from "./ui.js";
+import { act, adminButton, el, errorSlot, fmt, session, table, when, writeButton } from "./ui.js";
 
 const task = (t) => String(t || "").replace("TASK_", "").toLowerCase();
 
@@ -15,7 +15,7 @@ export async function modelsPage(page) {
         const slot = errorSlot(`unload-error-${m.name}`);
         return [m.name, Number(m.version), task(m.task), m.device, `${(Number(m.memoryBytes || 0) / 1e6).toFixed(1)} MB`,
           Number(m.batchesServed || 0), Number(m.windowsServed || 0), when(m.loadTime),
-          el("span", {}, writeButton("Unload", (event) => act(event.target, slot, async () => {
+          el("span", {}, adminButton("Unload", (event) => act(event.target, slot, async () => {
             await api.del(`/v1/loaded-models/${encodeURIComponent(m.name)}`);
             await reload();
           }), { "data-testid": `unload-${m.name}` }), slot)];
@@ -34,7 +34,7 @@ function modelSection(model, reload) {
   const rows = versions.map((v) => [Number(v.version), v.architecture, task(v.task), v.dataset,
     (v.metrics || []).filter((m) => m.value !== undefined).map((m) => `${m.name} ${fmt(m.value)}`).join(" · "),
     (v.aliases || []).join(", "), when(v.createTime),
-    el("span", {}, writeButton("Load", (event) => act(event.target, loadError, async () => {
+    el("span", {}, adminButton("Load", (event) => act(event.target, loadError, async () => {
       await api.post("/v1/loaded-models", { name: model.name, version: String(v.version), device: device.value });
       await reload();
     }), { "data-testid": `load-${model.name}-${v.version}` }))]);
@@ -47,7 +47,7 @@ function modelSection(model, reload) {
     await reload();
   }), { "data-testid": `set-alias-${model.name}` });
   const aliases = Object.entries(model.aliases || {}).map(([alias, version]) => el("span", { class: "state" },
-    `${alias} → ${version} `, writeButton("×", (event) => act(event.target, aliasError, async () => {
+    `${alias} → ${version} `, adminButton("×", (event) => act(event.target, aliasError, async () => {
       await api.del(`/v1/models/${encodeURIComponent(model.name)}/aliases/${encodeURIComponent(alias)}`);
       await reload();
     }), { title: `delete alias ${alias}`, class: "write secondary" })));
@@ -55,5 +55,5 @@ function modelSection(model, reload) {
     el("div", { class: "actions" }, "aliases:", aliases.length ? aliases : el("span", { class: "muted" }, "none")),
     table(["version", "architecture", "task", "dataset", "metrics", "aliases", "registered", ""], rows), loadError,
     session.canWrite ? el("div", { class: "actions" }, aliasName, aliasVersion, setAlias,
-      el("label", {}, "load on device ", device)) : null, aliasError);
+      session.canAdmin ? el("label", {}, "load on device ", device) : null) : null, aliasError);
 }

@@ -24,6 +24,12 @@ export function writeButton(label, onclick, attrs = {}) {
   return el("button", { type: "button", class: "write", onclick, ...attrs }, label);
 }
 
+/** A button only for admin tokens (deletes, model load/unload), as the API's roles allow. */
+export function adminButton(label, onclick, attrs = {}) {
+  if (!session.canAdmin) return null;
+  return el("button", { type: "button", class: "write", onclick, ...attrs }, label);
+}
+
 export function table(columns, rows, attrs = {}) {
   return el("table", attrs,
     el("thead", {}, el("tr", {}, columns.map((c) => el("th", {}, c)))),
