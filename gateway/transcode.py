@@ -19,6 +19,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from gateway.errors import ApiError
 from gateway.routes import Route
+from quakestack.jsonmap import message_json
 
 
 def invalid(message: str) -> ApiError:
@@ -152,7 +153,7 @@ def upload_chunk(route: Route, data: bytes) -> Message:
 
 def to_json(message: Message, response_body: str = "") -> Any:
     """A response message as JSON; `response_body` selects one field, as the annotation may say."""
-    document = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    document = message_json(message)  # the convention the CLI's --json shares
     if response_body:
         field = message.DESCRIPTOR.fields_by_name[response_body]
         return document.get(field.json_name)

@@ -122,11 +122,29 @@ def run_service_command(args: argparse.Namespace) -> int:
     return result[0]
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (`quakestack config | head`): end quietly, as coreutils do."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, the shell's code for a writer whose pipe closed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if hasattr(args, "json"):
-        return run_service_command(args)
-    return args.func(args)
+    try:
+        if hasattr(args, "json"):
+            return run_service_command(args)
+        return args.func(args)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:  # outside a service command (config, protos): nothing runs on
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -187,6 +187,7 @@ class Annotator:
                 raise InvalidArgument(f"magnitude model needs extra inputs {list(mspec.extra_inputs)}; "
                                       "Annotate cannot supply them")
         self.stations: dict[str, _Station] = {}
+        self.resampled: dict[str, float] = {}  # SEED id -> original rate of traces resampled to the model's
         self._detections: list[DetectionResult] = []
         self._picks: list[PickResult] = []
 
@@ -208,7 +209,8 @@ class Annotator:
             return  # a component the model does not use
         if abs(sampling_rate - self.spec.sampling_rate) > RATE_TOLERANCE * self.spec.sampling_rate:
             raise InvalidArgument(f"{seed_id}: sampling rate {sampling_rate:g} Hz; the model expects "
-                                  f"{self.spec.sampling_rate:g} Hz")
+                                  f"{self.spec.sampling_rate:g} Hz: resample raw chunks before sending them "
+                                  "(`quakestack annotate` does), or send miniSEED bytes, which are resampled")
         samples = np.asarray(samples, dtype=np.float32)
         if not np.isfinite(samples).all():
             samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
@@ -228,6 +230,14 @@ class Annotator:
         return None
 
     def add_stream(self, stream) -> None:  # obspy.Stream
+        """Whole traces (miniSEED bytes, files): at another rate they are resampled to the model's first
+        (ObsPy's Fourier resampling, as AnnotateFile and the CLI's predict do); `resampled` records which."""
+        rate = self.spec.sampling_rate
+        for tr in stream:
+            if abs(tr.stats.sampling_rate - rate) > RATE_TOLERANCE * rate:
+                self.resampled.setdefault(tr.id, float(tr.stats.sampling_rate))
+                tr.data = np.asarray(tr.data, dtype=np.float64)
+                tr.resample(rate)
         for tr in stream:
             self.add_samples(tr.id, tr.stats.starttime.timestamp, float(tr.stats.sampling_rate),
                              np.asarray(tr.data, dtype=np.float32))

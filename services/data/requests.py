@@ -79,9 +79,18 @@ def _window(w: data_pb2.WindowSpec) -> WindowSpec:
     fixed = _finite(w.p_offset_s, "window.p_offset_s")
     if fixed < 0:
         raise InvalidArgument(f"window.p_offset_s must be >= 0, got {fixed:g}")
+    window = length or 60.0
+    if (lo, hi) != (0.0, 0.0):  # a range was asked for: refuse it rather than silently dropping it
+        if lo < 0 or hi <= lo:
+            raise InvalidArgument(f"window.p_offset_min_s must be >= 0 and below window.p_offset_max_s, got "
+                                  f"{lo:g},{hi:g} (min,max)")
+        if hi > window:
+            raise InvalidArgument(f"window.p_offset_max_s {hi:g} lies beyond the {window:g} s window")
+    if fixed > window:
+        raise InvalidArgument(f"window.p_offset_s {fixed:g} lies beyond the {window:g} s window")
     # p_offset_s 0 = unset: STEAD/SeisBench keep their traces' alignment, catalog windows put P at 5 s.
     return WindowSpec(
-        length_s=length or 60.0,
+        length_s=window,
         sampling_rate=rate or 100.0,
         p_offset_s=None if (hi > lo or fixed == 0) else fixed,
         p_offset_range_s=(lo, hi) if hi > lo else None,

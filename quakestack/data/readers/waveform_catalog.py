@@ -222,6 +222,44 @@ def _matches(pick_seed: str, key: str) -> bool:
     return True
 
 
+AMPLITUDE_REASON = "amplitude pick, not a phase pick"
+MAX_IDS_SHOWN = 8
+
+
+def is_phase_pick(phase: str) -> bool:
+    """P and S phases (P, Pg, Pn, PKP, S, Sg, Sn, ...); amplitude readings (IAML, A, AML, END) are not."""
+    return phase[:1].upper() in ("P", "S") and not phase.upper().startswith(("PMAX", "SMAX"))
+
+
+def held_ids(groups: dict[str, list[Segment]]) -> str:
+    """The SEED ids the waveforms hold, with their time span: what an unmatched pick is compared with."""
+    ids = sorted({seg.seed_id for segs in groups.values() for seg in segs})
+    segs = [seg for g in groups.values() for seg in g]
+    start, end = min(s.start for s in segs), max(s.end for s in segs)
+    shown = ", ".join(ids[:MAX_IDS_SHOWN]) + (f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN
+                                              else "")
+    return f"the waveforms hold {shown} from {start} to {end}"
+
+
+def unmatched_detail(pick: CatalogPick, groups: dict[str, list[Segment]]) -> str:
+    """Why a phase pick matched no waveform: the first part of NET.STA.LOC.CHA (or the time) that differs."""
+    net, sta, loc, cha = (pick.seed_id.split(".") + ["", "", "", ""])[:4]
+    keys = [k.split(".") for k in groups]
+    if not any(k[1] == sta for k in keys):
+        why = f"no waveform of station {sta!r}"
+    elif net and not any(k[1] == sta and k[0] == net for k in keys):
+        nets = sorted({k[0] for k in keys if k[1] == sta})
+        why = f"network {net!r} differs from the waveforms' {', '.join(repr(n) for n in nets)}"
+    elif loc and not any(k[1] == sta and (not net or k[0] == net) and k[2] == loc for k in keys):
+        locs = sorted({k[2] for k in keys if k[1] == sta})
+        why = f"location {loc!r} differs from the waveforms' {', '.join(repr(x) for x in locs)}"
+    elif not any(_matches(pick.seed_id, ".".join(k)) for k in keys):
+        why = f"channel {cha!r} matches none of the station's channels"
+    else:
+        why = "no waveform of that channel covers the pick time"
+    return f"{why}; {held_ids(groups)}"
+
+
 def _covers(segs: Sequence[Segment], t: UTCDateTime) -> bool:
     return any(s.start <= t <= s.end for s in segs)
 
@@ -254,19 +292,16 @@ def list_items(
             forbidden.append(float(ev.origin_time.timestamp))
         per_key: dict[str, dict[str, CatalogPick]] = {}
         for pick in ev.picks:
+            what = f"{ev.event_id} {pick.seed_id} {pick.phase or '(no phase)'} {pick.time}"
+            if not is_phase_pick(pick.phase):
+                # amplitude readings (IAML, A, AML, ...) and unnamed picks: told apart from phase picks
+                out.append(Skipped(cat_name, what, AMPLITUDE_REASON if pick.phase else "pick without a phase name"))
+                continue
             keys = [k for k in sorted(groups) if _matches(pick.seed_id, k) and _covers(groups[k], pick.time)]
             if not keys:
-                out.append(
-                    Skipped(
-                        cat_name,
-                        f"{ev.event_id} {pick.seed_id} {pick.phase} {pick.time}",
-                        "pick matches no waveform",
-                    )
-                )
+                out.append(Skipped(cat_name, what, "pick matches no waveform", unmatched_detail(pick, groups)))
                 continue
             kind = pick.phase[:1].upper()
-            if kind not in ("P", "S"):
-                continue
             slot = per_key.setdefault(keys[0], {})
             if kind not in slot or pick.time < slot[kind].time:
                 slot[kind] = pick

@@ -1,0 +1,204 @@
+"""The first hour with real data (issue 16): every trap a new user met, through the real CLI (a subprocess)
+and the real REST API of the session stack, with ObsPy's own test files (tests/data_files/).
+
+Each test names the trap it reproduces; each was seen failing before its fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quakestack.stack import Stack
+from quakestack.storage import ObjectStore
+from tests.gateway.helpers import http
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FILES = REPO_ROOT / "tests" / "data_files"
+SEISAN_150HZ = FILES / "2005-07-23-1452-04S.CER___030"  # .CER..BH[ZNE], 150 Hz, 71 s, no network code
+NORDIC = FILES / "03-0345-23L.S202101"
+TEST_MSEED = FILES / "test.mseed"  # NL.HGN.00.BHZ, 40 Hz
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
+
+
+@pytest.fixture(scope="module")
+def qs(addresses):
+    """Run `python -m quakestack ARGS` as a user would; returns (exit code, stdout, stderr)."""
+
+    def run(*argv: str, timeout: float = 120) -> tuple[int, str, str]:
+        proc = subprocess.run([sys.executable, "-m", "quakestack", *argv, *addresses], cwd=REPO_ROOT, env=_env(),
+                              capture_output=True, text=True, timeout=timeout)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> str:
+    return stack.endpoints().gateway
+
+
+def _post(url: str, body: dict):
+    return http("POST", url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+def _raw_count(store: ObjectStore) -> int:
+    return sum(1 for _ in store.list("raw/"))
+
+
+def _one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 1, err
+    assert "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+# -- 1. check before working -----------------------------------------------------------------------
+def test_train_start_epochs_zero_is_refused_not_replaced(qs, api, small_dataset) -> None:
+    code, out, err = qs("train", "start", "--dataset", small_dataset, "--arch", "convnetquake_ingv", "--epochs", "0",
+                        "--no-wait")
+    _one_line_error(code, err, "INVALID_ARGUMENT", "epochs")
+    reply = _post(f"{api}/v1/training-jobs", {"dataset": small_dataset, "architecture": "convnetquake_ingv",
+                                              "hyperParameters": {"epochs": 0}})
+    assert reply.status == 400 and err.strip().endswith(reply.json()["message"])
+
+
+def test_annotate_threshold_zero_and_stride_zero_are_refused(qs) -> None:
+    code, _, err = qs("annotate", "any-model", str(SEISAN_150HZ), "--threshold", "0")
+    _one_line_error(code, err, "--threshold must be in (0, 1]", "omit it for the default")
+    code, _, err = qs("annotate", "any-model", str(SEISAN_150HZ), "--stride-s", "0")
+    _one_line_error(code, err, "--stride-s must be > 0")
+
+
+def test_swapped_p_offset_range_is_refused_before_upload_and_by_the_server(qs, api, store) -> None:
+    before = _raw_count(store)
+    code, _, err = qs("data", "ingest", "swapped", str(SEISAN_150HZ), "--catalog", str(NORDIC), "--window-s", "10",
+                      "--p-offset-range", "7.5,0.5")
+    _one_line_error(code, err, "INVALID_ARGUMENT", "p_offset_min_s must be >= 0 and below window.p_offset_max_s")
+    assert _raw_count(store) == before  # nothing was uploaded
+    reply = _post(f"{api}/v1/datasets", {
+        "name": "swapped",
+        "sources": [{"format": "SOURCE_FORMAT_WAVEFORM_CATALOG", "waveforms": {"objectKey": "raw/x/a.mseed"},
+                     "catalog": {"objectKey": "raw/x/c"}, "catalogFormat": "CATALOG_FORMAT_NORDIC"}],
+        "window": {"lengthS": 10, "pOffsetMinS": 7.5, "pOffsetMaxS": 0.5}})
+    assert reply.status == 400, reply.body
+    assert reply.json()["message"] in err
+
+
+def test_window_longer_than_the_record_is_refused(qs, store) -> None:
+    before = _raw_count(store)
+    code, _, err = qs("data", "ingest", "too-long", str(SEISAN_150HZ), "--catalog", str(NORDIC), "--window-s", "600")
+    _one_line_error(code, err, "--window-s 600 is longer than the longest record (71.0 s)")
+    assert _raw_count(store) == before
+
+
+def test_format_is_guessed_from_the_file_and_bad_files_get_a_hint(qs, tmp_path: Path) -> None:
+    code, _, err = qs("data", "ingest", "guess", str(TEST_MSEED))  # no --format: it is miniSEED, not STEAD
+    _one_line_error(code, err, "--catalog is required for mseed sources")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a waveform\n")
+    code, _, err = qs("data", "ingest", "guess", str(notes))
+    _one_line_error(code, err, "not a waveform file ObsPy can read", "--format")
+    code, _, err = qs("data", "ingest", "guess", str(notes), "--format", "mseed", "--catalog", str(NORDIC))
+    _one_line_error(code, err, "ObsPy cannot read this waveform file")
+
+
+def test_missing_catalog_file_is_one_clean_line(qs, tmp_path: Path) -> None:
+    code, _, err = qs("data", "ingest", "nocat", str(SEISAN_150HZ), "--catalog", str(tmp_path / "missing.xml"))
+    _one_line_error(code, err, "missing.xml: no such file")
+
+
+def test_bad_or_taken_dataset_name_is_refused_before_upload(qs, store, small_dataset) -> None:
+    before = _raw_count(store)
+    code, _, err = qs("data", "ingest", "bad name!", str(SEISAN_150HZ), "--catalog", str(NORDIC))
+    _one_line_error(code, err, "INVALID_ARGUMENT", "dataset name")
+    code, _, err = qs("data", "ingest", small_dataset, str(SEISAN_150HZ), "--catalog", str(NORDIC))
+    _one_line_error(code, err, "ALREADY_EXISTS", f"dataset {small_dataset!r} already exists")
+    assert _raw_count(store) == before
+
+
+def test_output_to_a_closed_pipe_ends_quietly() -> None:
+    proc = subprocess.run(f"{sys.executable} -m quakestack config | head -1", shell=True, cwd=REPO_ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.startswith("| variable |")
+    assert proc.stderr == "", proc.stderr
+
+
+# -- 2. real data paths ----------------------------------------------------------------------------
+def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, tmp_path: Path) -> None:
+    """`NO.CER..BHZ` against a file whose ids are `.CER..BHZ`; IAML/A amplitude readings beside phase picks."""
+    catalog = tmp_path / "picks.csv"
+    catalog.write_text("seed_id,phase,time,event_id,magnitude,magnitude_type\n"
+                       "NO.CER..BHZ,P,2005-07-23T14:52:20Z,ev1,2.1,ml\n"
+                       ".CER..BHZ,P,2005-07-23T14:52:30Z,ev2,2.3,ml\n"
+                       ".CER..BHZ,IAML,2005-07-23T14:52:32Z,ev2,2.3,ml\n")
+    code, out, err = qs("data", "ingest", "cer-picks", str(SEISAN_150HZ), "--catalog", str(catalog), "--window-s",
+                        "10", "--p-offset", "2", "--no-noise", "--split", "1,0,0", timeout=300)
+    assert code == 0, err
+    assert "published: 1 windows" in out
+    assert "pick matches no waveform: 1" in err and "amplitude pick, not a phase pick: 1" in err
+    assert "network 'NO' differs from the waveforms' ''" in err
+    assert "the waveforms hold .CER..BHE, .CER..BHN, .CER..BHZ" in err
+    jobs = http("GET", f"{api}/v1/dataset-jobs").json()["jobs"]
+    job = next(j for j in jobs if j["dataset"] == "cer-picks")
+    assert any("NO.CER..BHZ" in w and "network 'NO' differs" in w for w in job["warnings"])
+    assert job["skipped"] == {"pick matches no waveform": "1", "amplitude pick, not a phase pick": "1"} or \
+        job["skipped"] == {"pick matches no waveform": 1, "amplitude pick, not a phase pick": 1}
+
+
+@pytest.fixture(scope="module")
+def detector(store) -> str:
+    from quakestack.registry import ModelRegistry
+    from tests.inference.detector import HPARAMS
+    from tests.inference.helpers import register
+
+    register(ModelRegistry(store), "first-hour-detector", "convnetquake", HPARAMS)
+    return "first-hour-detector"
+
+
+def test_annotate_resamples_a_150_hz_seisan_file_and_says_so(qs, detector) -> None:
+    code, out, err = qs("models", "load", detector)
+    assert code == 0, err
+    code, out, err = qs("annotate", detector, str(SEISAN_150HZ), timeout=300)
+    assert code == 0, err
+    assert "resampled .CER..BHE, .CER..BHN, .CER..BHZ from 150 Hz to the model's 100 Hz" in err, err
+    assert out.strip().splitlines()[-1].endswith("detections")
+
+
+# -- 3. interrupts ---------------------------------------------------------------------------------
+def test_ctrl_c_in_train_watch_says_what_keeps_running(qs, api, addresses, small_dataset) -> None:
+    code, out, err = qs("train", "start", "--dataset", small_dataset, "--arch", "convnetquake_ingv", "--epochs", "50",
+                        "--hp", "n_samples=3000", "batch_size=32", "--no-wait", "--json")
+    assert code == 0, err
+    job_id = json.loads(out.strip().splitlines()[-1])["jobId"]
+    try:
+        watcher = subprocess.Popen([sys.executable, "-m", "quakestack", "train", "watch", job_id, *addresses],
+                                   cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the header is printed once the job was read
+            time.sleep(1.0)
+            if watcher.poll() is not None:
+                break
+            state = http("GET", f"{api}/v1/training-jobs/{job_id}").json()["job"]["state"]
+            if state in ("JOB_STATE_RUNNING", "JOB_STATE_QUEUED"):
+                time.sleep(2.0)
+                break
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=30)
+        assert watcher.returncode == 130, err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        assert f"training job {job_id} keeps running" in err and f"quakestack train watch {job_id}" in err
+        assert http("GET", f"{api}/v1/training-jobs/{job_id}").json()["job"]["state"] in (
+            "JOB_STATE_RUNNING", "JOB_STATE_QUEUED")
+    finally:
+        qs("train", "stop", job_id, "--cancel")
