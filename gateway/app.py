@@ -28,7 +28,7 @@ from gateway.docs import render_docs
 from gateway.errors import ApiError, from_rpc_error
 from gateway.openapi import build_openapi
 from gateway.routes import Kind, Route, Router, build_routes
-from gateway.streams import negotiate, read_limited, upload, write_stream
+from gateway.streams import is_file_stream, negotiate, read_limited, upload, wants_file, write_file, write_stream
 from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.logging import configure
@@ -166,6 +166,12 @@ class Gateway:
         message = build_request(route, match.params, query_lists(request.query), body)
         if route.kind is Kind.SERVER_STREAM:
             call = self._callable(route, "unary_stream")(message, timeout=timeout, metadata=metadata)
+            if is_file_stream(route) and wants_file(request.headers.get("Accept")):
+                try:
+                    return await write_file(request, call, download_name(route, match.params),
+                                            headers={REQUEST_ID: request[REQUEST_ID]})
+                finally:
+                    call.cancel()
             try:
                 return await write_stream(request, call, negotiate(request.headers.get("Accept")),
                                           route.response_body, headers={REQUEST_ID: request[REQUEST_ID]})
@@ -176,6 +182,14 @@ class Gateway:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
         return web.json_response(to_json(reply, route.response_body))
+
+
+def download_name(route: Route, params: dict[str, str]) -> str:
+    """The file name a download is saved as: the artifact's own, or `<job>-epoch-<n>.pt` for weights."""
+    if "path" in params:
+        return params["path"].rsplit("/", 1)[-1] or "artifact"
+    name = "-".join(f"{k.replace('_id', '')}-{v}" if k != "job_id" else v for k, v in params.items())
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".pt"
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.routes import Kind, Route
-from gateway.streams import NDJSON, SSE
+from gateway.streams import NDJSON, OCTET_STREAM, SSE, is_file_stream
 
 FD = FieldDescriptor
 INT32 = {FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32}
@@ -48,6 +48,17 @@ ERROR_SCHEMA = {
         "message": {"type": "string"},
         "details": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
     },
+}
+FILE_DESCRIPTION = (
+    "A file: `application/octet-stream` (the default, unless `Accept` names SSE or NDJSON) answers the "
+    "bytes with `Content-Length` and `Content-Disposition`; send `Want-Repr-Digest: sha-256=1` for a "
+    "`Repr-Digest` (RFC 9530) and `X-Checksum-Sha256` (hex) header.")
+FILE_HEADERS = {
+    "Content-Length": {"description": "Size of the file in bytes.", "schema": {"type": "integer"}},
+    "Repr-Digest": {"description": "sha-256 of the file (RFC 9530), when asked for with Want-Repr-Digest.",
+                    "schema": {"type": "string"}},
+    "X-Checksum-Sha256": {"description": "sha256 of the file, hex, when asked for with Want-Repr-Digest.",
+                          "schema": {"type": "string"}},
 }
 
 
@@ -204,6 +215,10 @@ def operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
         content = {SSE: {"schema": {"type": "string"}}, NDJSON: {"schema": {"type": "string"}}}
         op["x-stream-message"] = out_schema
         ok = {"description": f"stream of {output.name}", "content": content}
+        if is_file_stream(route):
+            op["description"] = FILE_DESCRIPTION + " " + op["description"]
+            ok["content"] = {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}, **content}
+            ok["headers"] = FILE_HEADERS
     else:
         ok = {"description": output.name, "content": {"application/json": {"schema": out_schema}}}
     op["responses"] = {"200": ok, "default": {"description": "error", "content": {

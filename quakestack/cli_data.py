@@ -392,8 +392,9 @@ def describe_dataset(ctx: Ctx, name: str) -> data_pb2.DescribeDatasetResponse:
     return response
 
 
-def delete_dataset(ctx: Ctx, name: str) -> int:
-    response = stub(ctx).DeleteDataset(data_pb2.DeleteDatasetRequest(name=name), timeout=60)
+def delete_dataset(ctx: Ctx, name: str, force: bool = False) -> int:
+    """DeleteDataset; refused by the service (with the list) while jobs or model versions use it, unless forced."""
+    response = stub(ctx).DeleteDataset(data_pb2.DeleteDatasetRequest(name=name, force=force), timeout=60)
     deleted = response.objects_deleted
     ctx.emit({"name": name, **to_dict(response)})
     ctx.say(f"deleted dataset {name!r} ({deleted} objects)")
@@ -498,9 +499,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = dsub.add_parser("describe", parents=[common], help="a dataset's splits, categories and manifest")
     p.add_argument("name")
     p.set_defaults(func=lambda ctx, a: describe_dataset(ctx, a.name) and 0)
-    p = dsub.add_parser("rm", parents=[common], help="delete a dataset")
+    p = dsub.add_parser("rm", parents=[common], help="delete a dataset (refused while jobs or models use it)")
     p.add_argument("name")
-    p.set_defaults(func=lambda ctx, a: delete_dataset(ctx, a.name) and 0)
+    p.add_argument("--force", action="store_true", help="delete even if training jobs or model versions use it")
+    p.set_defaults(func=lambda ctx, a: delete_dataset(ctx, a.name, a.force) and 0)
     p = dsub.add_parser("watch", parents=[common], help="follow an ingestion job")
     p.add_argument("job_id")
     p.set_defaults(func=lambda ctx, a: watch_job(ctx, a.job_id) and 0)

@@ -202,3 +202,75 @@ def test_ctrl_c_in_train_watch_says_what_keeps_running(qs, api, addresses, small
             "JOB_STATE_RUNNING", "JOB_STATE_QUEUED")
     finally:
         qs("train", "stop", job_id, "--cancel")
+
+
+# -- 4./5. files as files, safe deletes ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(qs, store, tmp_path_factory) -> tuple[str, str]:
+    """A dataset of its own (deleted by the tests below) and a 1-epoch job trained on it."""
+    from tests.cli.conftest import FAST_HP, SMALL_DATASET
+    from tests.datasets import publish_synthetic_dataset
+
+    publish_synthetic_dataset(store, "first-hour-ds", tmp_path_factory.mktemp("fh-ds"), **SMALL_DATASET)
+    code, out, err = qs("train", "start", "--dataset", "first-hour-ds", "--arch", "convnetquake_ingv", "--hp",
+                        *FAST_HP, "--epochs", "1", timeout=600)
+    assert code == 0, err
+    return "first-hour-ds", out.splitlines()[0].split()[2].rstrip(":")
+
+
+def test_checkpoint_and_artifact_download_as_files(qs, api, trained, tmp_path: Path) -> None:
+    import hashlib
+
+    import torch
+
+    _, job_id = trained
+    code, out, err = qs("train", "download", job_id, "--epoch", "1", "-o", str(tmp_path / "w.pt"), "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    data = (tmp_path / "w.pt").read_bytes()
+    assert shown["sizeBytes"] == len(data) and shown["sha256"] == hashlib.sha256(data).hexdigest()
+    assert isinstance(torch.load(tmp_path / "w.pt", weights_only=True), dict)
+
+    url = f"{api}/v1/training-jobs/{job_id}/checkpoints/1:download"
+    reply = http("GET", url, headers={"Accept": "application/octet-stream", "Want-Repr-Digest": "sha-256=1"})
+    assert reply.status == 200 and reply.headers["content-type"].startswith("application/octet-stream")
+    assert reply.body == data and int(reply.headers["content-length"]) == len(data)
+    assert reply.headers["x-checksum-sha256"] == shown["sha256"]
+    assert reply.headers["repr-digest"].startswith("sha-256=:")
+    assert f'filename="{job_id}-epoch-1.pt"' in reply.headers["content-disposition"]
+    assert "x-checksum-sha256" not in http("GET", url).headers  # only when asked for
+    assert http("GET", url, headers={"Accept": "text/event-stream"}).headers["content-type"].startswith(
+        "text/event-stream")  # streams stay available by name
+
+    code, out, err = qs("train", "eval", job_id, "--json", timeout=300)
+    assert code == 0, err
+    key = next(k for k in json.loads(out)["artifactKeys"] if k.endswith("residuals.png"))
+    artifact = key.split("/", 2)[2]
+    code, _, err = qs("train", "download", job_id, "--artifact", artifact, "-o", str(tmp_path))
+    assert code == 0, err
+    png = (tmp_path / "residuals.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    reply = http("GET", f"{api}/v1/training-jobs/{job_id}/artifacts/{artifact}")
+    assert reply.status == 200 and reply.body == png and reply.headers["content-type"].startswith(
+        "application/octet-stream")
+
+
+def test_deletes_with_dependants_are_refused_unless_forced(qs, api, trained) -> None:
+    dataset, job_id = trained
+    code, out, err = qs("models", "register", "fh-mag", "--job", job_id, "--alias", "production")
+    assert code == 0, err
+
+    code, _, err = qs("data", "rm", dataset)
+    _one_line_error(code, err, "FAILED_PRECONDITION", f"training job {job_id}", "model fh-mag version 1", "--force")
+    reply = http("DELETE", f"{api}/v1/datasets/{dataset}")
+    assert reply.status == 400 and reply.json()["code"] == "FAILED_PRECONDITION"
+    assert err.strip().endswith(reply.json()["message"])
+    code, _, err = qs("models", "rm", "fh-mag", "1")
+    _one_line_error(code, err, "FAILED_PRECONDITION", "alias 'production'")
+
+    code, out, err = qs("data", "rm", dataset, "--force")
+    assert code == 0 and "deleted dataset" in out, err
+    code, _, err = qs("train", "resume", job_id, "--epochs", "2")  # refused at once, not accepted to fail later
+    _one_line_error(code, err, "FAILED_PRECONDITION", f"its dataset {dataset!r} was deleted")
+    code, out, err = qs("models", "rm", "fh-mag", "1", "--force")
+    assert code == 0 and "deleted fh-mag version 1" in out, err
