@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import metrics
+from gateway.apidoc import HP_FIELD, hyper_parameter_schema
 from gateway.auth import Authenticator, load_tokens
 from gateway.backends import SERVICE_BACKENDS, Backends
 from gateway.docs import render_docs
@@ -32,6 +33,8 @@ from gateway.streams import is_file_stream, negotiate, read_limited, upload, wan
 from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.logging import configure
+from quakestack.protocomments import load_comments
+from quakestack.v1 import trainer_pb2
 
 log = structlog.get_logger()  # lazy: configure() runs in main, after import
 REQUEST_ID = "x-request-id"
@@ -100,8 +103,10 @@ class Gateway:
         self.backends = Backends(settings, self.routes)
         self.auth = Authenticator(load_tokens(settings))
         self.body_limit = settings.max_body_mb * 1024 * 1024
-        self.openapi = build_openapi(self.routes, auth=self.auth.enabled)
+        self.comments = load_comments()
+        self.openapi = build_openapi(self.routes, auth=self.auth.enabled, comments=self.comments)
         self.docs = render_docs(self.openapi)
+        self._zoo_described = False
         self.builtin: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz,
                                             "/metrics": self.metrics, "/openapi.json": self.openapi_json,
                                             "/docs": self.docs_page}
@@ -119,10 +124,32 @@ class Gateway:
     async def metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def _describe_zoo(self) -> None:
+        """Once: the architectures' hyper-parameters (ListArchitectures) into the document; retried while the
+        trainer cannot be reached (the document is served without them meanwhile)."""
+        if self._zoo_described:
+            return
+        route = next((r for r in self.routes if r.method.full_name == "quakestack.v1.TrainerService."
+                      "ListArchitectures"), None)
+        if route is None:
+            return
+        try:
+            zoo = await self._callable(route, "unary_unary")(trainer_pb2.ListArchitecturesRequest(), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("cannot describe hyper-parameters in /openapi.json yet", code=exc.code().name,
+                        message=exc.details())
+            return
+        self.openapi = build_openapi(self.routes, auth=self.auth.enabled, comments=self.comments,
+                                     field_extras={HP_FIELD: hyper_parameter_schema(zoo)})
+        self.docs = render_docs(self.openapi)
+        self._zoo_described = True
+
     async def openapi_json(self, _request: web.Request) -> web.Response:
+        await self._describe_zoo()
         return web.json_response(self.openapi, dumps=lambda d: json.dumps(d, indent=1))
 
     async def docs_page(self, _request: web.Request) -> web.Response:
+        await self._describe_zoo()
         return web.Response(text=self.docs, content_type="text/html")
 
     # -- transcoding ---------------------------------------------------------------------------

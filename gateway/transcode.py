@@ -9,11 +9,12 @@ in bodies and in query strings alike, are a 400: a typo never passes silently.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
@@ -87,8 +88,20 @@ def _merge(target: Message, values: dict[str, Any], what: str) -> None:
     try:
         json_format.ParseDict(values, scratch)
     except json_format.ParseError as exc:
-        raise invalid(f"{what}: {exc}") from None
+        raise invalid(f"{what}: {exc}{_enum_hint(str(exc))}") from None
     target.MergeFrom(scratch)
+
+
+def _enum_hint(error: str) -> str:
+    """`Invalid enum value X for enum type quakestack.v1.CatalogFormat` → the valid names, spelled out."""
+    found = re.search(r"for enum type ([\w.]+)", error)
+    if not found:
+        return ""
+    try:
+        enum = descriptor_pool.Default().FindEnumTypeByName(found.group(1))
+    except KeyError:
+        return ""
+    return "; valid: " + ", ".join(v.name for v in enum.values if v.number != 0)
 
 
 def query_values(message: Message, query: Mapping[str, list[str]], skip: Iterable[str] = ()) -> dict[str, Any]:

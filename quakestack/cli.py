@@ -55,8 +55,23 @@ def cmd_up(args: argparse.Namespace) -> int:
                     stop.set()
     finally:
         codes = stack.stop()
-        print("quakestack: stopped " + ", ".join(f"{n} ({c})" for n, c in codes.items()), flush=True)
-    return 0
+        print(shutdown_line(codes), flush=True)
+    return 0 if all(c == 0 for c in codes.values()) else 1
+
+
+def shutdown_line(codes: dict[str, int | None]) -> str:
+    """`stopped cleanly: ...` when every process exited 0; otherwise what each unclean one did."""
+    if all(c == 0 for c in codes.values()):
+        return "quakestack: stopped cleanly (" + ", ".join(codes) + ")"
+
+    def how(code: int | None) -> str:
+        if code is None or code == 0:
+            return "exited cleanly"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    return "quakestack: stopped; " + ", ".join(f"{n} {how(c)}" for n, c in codes.items())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

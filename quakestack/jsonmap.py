@@ -38,3 +38,12 @@ def iso_time(seconds: float) -> str:
     """POSIX seconds as an RFC 3339 UTC time, as protobuf's Timestamp mapping writes it (Z, no offset)."""
     text = datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")
     return text.replace("+00:00", "Z")
+
+
+def enum_value_text(enum_type: Any, number: int, what: str) -> str:
+    """`catalog format 0 (CATALOG_FORMAT_UNSPECIFIED) is not valid; valid: CATALOG_FORMAT_QUAKEML, ...`."""
+    values = enum_type.DESCRIPTOR.values if hasattr(enum_type, "DESCRIPTOR") else enum_type.values
+    by_number = {v.number: v.name for v in values}
+    valid = ", ".join(v.name for v in values if v.number != 0)
+    shown = f"{number} ({by_number[number]})" if number in by_number else str(number)
+    return f"{what} {shown} is not valid; valid: {valid}"

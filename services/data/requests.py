@@ -12,6 +12,7 @@ from typing import Any
 
 from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec
 from quakestack.errors import InvalidArgument
+from quakestack.jsonmap import enum_value_text
 from quakestack.storage import validate_name
 from quakestack.v1 import data_pb2
 
@@ -141,9 +142,10 @@ def parameters(request: data_pb2.CreateDatasetRequest) -> Parameters:
     if request.shard_size < 0:
         raise InvalidArgument(f"shard_size must be > 0, got {request.shard_size}")
     if request.dtype not in DTYPES:
-        raise InvalidArgument(f"unknown sample dtype {request.dtype}")
+        raise InvalidArgument(enum_value_text(data_pb2.SampleDtype, request.dtype, "dtype"))
     if request.preprocessing.normalization not in NORMALIZATIONS:
-        raise InvalidArgument(f"unknown normalization {request.preprocessing.normalization}")
+        raise InvalidArgument(enum_value_text(data_pb2.Normalization, request.preprocessing.normalization,
+                                              "preprocessing.normalization"))
     if request.window.location_clusters < 0 or request.window.noise_windows_per_event < 0:
         raise InvalidArgument("window.location_clusters and window.noise_windows_per_event must be >= 0")
     try:
@@ -170,12 +172,13 @@ def source_format(source: data_pb2.DataSource, index: int) -> str:
     """The library's name of a source format; INVALID_ARGUMENT for unknown or missing parts."""
     fmt = FORMATS.get(source.format)
     if fmt is None:
-        raise InvalidArgument(f"sources[{index}]: unknown or unspecified source format {source.format}")
+        raise InvalidArgument(enum_value_text(data_pb2.SourceFormat, source.format, f"sources[{index}].format"))
     if source.waveforms.WhichOneof("location") is None:
         raise InvalidArgument(f"sources[{index}]: waveforms location (object_key or local_path) is required")
     if fmt == "waveform_catalog":
         if source.catalog.WhichOneof("location") is None:
             raise InvalidArgument(f"sources[{index}]: a waveform_catalog source needs a catalog location")
         if source.catalog_format not in CATALOG_FORMATS:
-            raise InvalidArgument(f"sources[{index}]: unknown or unspecified catalog format {source.catalog_format}")
+            raise InvalidArgument(enum_value_text(data_pb2.CatalogFormat, source.catalog_format,
+                                                  f"sources[{index}].catalog_format"))
     return fmt
