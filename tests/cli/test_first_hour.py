@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -274,3 +275,85 @@ def test_deletes_with_dependants_are_refused_unless_forced(qs, api, trained) -> 
     _one_line_error(code, err, "FAILED_PRECONDITION", f"its dataset {dataset!r} was deleted")
     code, out, err = qs("models", "rm", "fh-mag", "1", "--force")
     assert code == 0 and "deleted fh-mag version 1" in out, err
+
+
+# -- 6. an API that documents itself ---------------------------------------------------------------
+def test_openapi_describes_every_property_operation_and_hyper_parameter(api) -> None:
+    doc = http("GET", f"{api}/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    props = [(name, field, prop) for name, schema in schemas.items()
+             for field, prop in schema.get("properties", {}).items()]
+    assert len(props) > 250
+    assert [(n, f) for n, f, p in props if not p.get("description")] == []
+    assert all(schema.get("description") for schema in schemas.values())
+    ops = [op for verbs in doc["paths"].values() for op in verbs.values()]
+    assert all("." not in op["summary"].split()[0] for op in ops)  # a sentence, not `Service.Method`
+    assert doc["paths"]["/v1/training-jobs"]["post"]["summary"] == "Validates and queues a training job"
+    hp = schemas["quakestack.v1.CreateTrainingJobRequest"]["properties"]["hyperParameters"]
+    assert hp["properties"]["epochs"]["type"] == "integer" and "convnetquake_ingv" in hp["x-architectures"]
+    assert "Architecture `magnet`" in hp["description"] and "`epochs` (int, default" in hp["description"]
+    assert "4 * ((w * C + c) * L + s)" in schemas["quakestack.v1.Waveforms"]["properties"]["data"]["description"]
+    fmt = schemas["quakestack.v1.DataSource"]["properties"]["catalogFormat"]
+    assert "`CATALOG_FORMAT_NORDIC`: Nordic S-files" in fmt["description"]
+    download = doc["paths"]["/v1/training-jobs/{job_id}/checkpoints/{epoch}:download"]["get"]
+    assert "application/octet-stream" in download["responses"]["200"]["content"]
+
+
+def test_docs_page_is_a_readable_local_reference(api) -> None:
+    reply = http("GET", f"{api}/docs")
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/html")
+    page = reply.body.decode()
+    assert "<script" not in page and "https://" not in page.split("</style>")[0]  # nothing from a CDN
+    assert "Validates and queues a training job" in page and "<th>field</th><th>type</th><th>description</th>" in page
+    assert "Little-endian float32 samples (4 bytes each)" in page
+    assert '<pre>{\n "type": "object"' not in page  # schemas are tables, not raw JSON
+
+
+def test_enum_errors_name_the_valid_values(api) -> None:
+    source = {"format": "SOURCE_FORMAT_WAVEFORM_CATALOG", "waveforms": {"objectKey": "raw/x/a.mseed"},
+              "catalog": {"objectKey": "raw/x/c"}}
+    reply = _post(f"{api}/v1/datasets", {"name": "enums", "sources": [{**source, "catalogFormat": "NORDIK"}]})
+    assert reply.status == 400 and "valid: CATALOG_FORMAT_QUAKEML, CATALOG_FORMAT_NORDIC, CATALOG_FORMAT_CSV" in \
+        reply.json()["message"]
+    reply = _post(f"{api}/v1/datasets", {"name": "enums", "sources": [source]})  # unset: number 0
+    assert reply.status == 400
+    assert reply.json()["message"] == ("sources[0].catalog_format 0 (CATALOG_FORMAT_UNSPECIFIED) is not valid; "
+                                       "valid: CATALOG_FORMAT_QUAKEML, CATALOG_FORMAT_NORDIC, CATALOG_FORMAT_CSV")
+
+
+# -- 7. one JSON convention ------------------------------------------------------------------------
+def test_cli_json_is_the_rest_json(qs, api, small_dataset) -> None:
+    code, out, err = qs("data", "describe", small_dataset, "--json")
+    assert code == 0, err
+    assert json.loads(out) == http("GET", f"{api}/v1/datasets/{small_dataset}:describe").json()
+    assert not re.search(r"[0-9]\.0[,}\]\s]", out)  # whole numbers print as integers ("count": 1, not 1.0)
+    code, out, err = qs("data", "ls", "--json")
+    shown = json.loads(out)
+    shown = shown if isinstance(shown, list) else [shown]
+    assert all("windowSamples" in d and "window_samples" not in d for d in shown)
+    code, out, err = qs("train", "ls", "--json")
+    jobs = json.loads(out)
+    for job in jobs if isinstance(jobs, list) else [jobs]:
+        assert job["createTime"].endswith("Z") and "T" in job["createTime"]  # ISO-8601, as REST
+        assert job["hyperParameters"]["epochs"] == job["epochs"]  # the current count, an integer
+
+
+# -- 8. operator hygiene ---------------------------------------------------------------------------
+def test_a_failed_call_logs_the_message_the_user_saw(qs, stack: Stack) -> None:
+    code, _, err = qs("data", "describe", "no-such-first-hour-dataset")
+    assert code == 1
+    message = err.strip().split(": ", 2)[2]
+    log = (Path(stack.log_dir) / "data.log").read_text()
+    lines = [json.loads(line) for line in log.splitlines() if "no-such-first-hour-dataset" in line]
+    assert any(line.get("grpc_code") == "NOT_FOUND" and line.get("message") == message for line in lines), lines
+
+
+def test_demo_judges_its_own_acceptance_figures() -> None:
+    from quakestack.demo import FULL, QUICK, acceptance_failures
+
+    assert acceptance_failures(FULL, {"detected": 0, "events": 12, "metrics": {"r2": 0.8}}) == [
+        "0/12 known events detected (needs >= 6)"]
+    assert acceptance_failures(FULL, {"detected": 9, "events": 12, "metrics": {"r2": -0.2}}) == [
+        "magnitude R² -0.200 (needs > 0)"]
+    assert acceptance_failures(FULL, {"detected": 9, "events": 12, "metrics": {"r2": 0.7}}) == []
+    assert acceptance_failures(QUICK, {"detected": 0, "events": 3, "metrics": {"r2": -1.0}}) == []  # not judged
