@@ -187,7 +187,8 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
                        "detections, 0.3 for picks)")
     if stride_s is not None and stride_s <= 0:
         raise CliError(f"--stride-s must be > 0, got {stride_s:g} (omit it for half the model's window)")
-    config = dict(model=model, stride_s=stride_s or 0.0, threshold=threshold or 0.0, magnitude_model=magnitude_model)
+    config = dict(model=model, stride_s=stride_s or 0.0, magnitude_model=magnitude_model,
+                  **({} if threshold is None else {"threshold": threshold}))
     found: list[dict] = []
     picks: list[dict] = []
     if object_key:

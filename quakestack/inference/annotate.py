@@ -56,7 +56,7 @@ class PickResult:
 @dataclass
 class AnnotateOptions:
     stride_s: float = 0.0  # 0: half the window
-    threshold: float = 0.0  # 0: 0.5 for detections, 0.3 for picks (SeisBench's default)
+    threshold: float | None = None  # None: 0.5 for detections, 0.3 for picks (SeisBench's default)
 
 
 OFF_RATIO = 0.5  # a trigger switches off below this fraction of its threshold
@@ -169,12 +169,15 @@ class Annotator:
         self.length = spec.n_samples
         stride = options.stride_s * spec.sampling_rate if options.stride_s > 0 else self.length // 2
         self.stride = max(1, min(self.length, int(round(stride))))
-        if options.stride_s < 0 or options.threshold < 0 or options.threshold > 1:
-            raise InvalidArgument("stride_s must be >= 0 and threshold in [0, 1]")
+        if options.stride_s < 0:
+            raise InvalidArgument(f"stride_s must be >= 0 (0: half the window), got {options.stride_s:g}")
+        if options.threshold is not None and not 0 < options.threshold <= 1:
+            raise InvalidArgument(f"threshold must be in (0, 1], got {options.threshold:g} (leave it unset for the "
+                                  "default: 0.5 for detections, 0.3 for picks)")
         self.sequence = spec.task == "picking"
         self.channels = self._channels()
         default = 0.3 if self.sequence else 0.5
-        self.threshold = options.threshold or default
+        self.threshold = default if options.threshold is None else options.threshold
         self.magnitude = magnitude
         if magnitude is not None:
             mspec = magnitude[0]

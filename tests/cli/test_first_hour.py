@@ -357,3 +357,40 @@ def test_demo_judges_its_own_acceptance_figures() -> None:
         "magnitude R² -0.200 (needs > 0)"]
     assert acceptance_failures(FULL, {"detected": 9, "events": 12, "metrics": {"r2": 0.7}}) == []
     assert acceptance_failures(QUICK, {"detected": 0, "events": 3, "metrics": {"r2": -1.0}}) == []  # not judged
+
+
+def test_the_real_nordic_file_against_the_real_seisan_file_is_explained(qs) -> None:
+    """The issue's own pair: no pick of the S-file matches the SEISAN record; the CLI says why, per pick."""
+    code, _, err = qs("data", "ingest", "cer-nordic", str(SEISAN_150HZ), "--catalog", str(NORDIC), "--window-s", "10",
+                      timeout=300)
+    assert code == 0, err  # the record's pick-free stretches still make noise windows
+    assert "skipped: amplitude pick, not a phase pick: 18, pick matches no waveform: 33, pick without a phase " \
+           "name: 2" in err and "Traceback" not in err
+    assert "NS.BAS17..HHZ P 2021-01-03T03:45:26.970000Z: pick matches no waveform (no waveform of station 'BAS17'; " \
+           "the waveforms hold .CER..BHE, .CER..BHN, .CER..BHZ from 2005-07-23T14:52:04.000000Z" in err
+
+
+def test_the_server_refuses_what_the_cli_refuses(api, detector, qs, store) -> None:
+    """REST (the authority) says the same as the CLI: an explicit zero threshold, a window longer than the data."""
+    assert qs("models", "load", detector)[0] == 0
+    reply = _post(f"{api}/v1/loaded-models/{detector}:annotate-file",
+                  {"file": {"objectKey": "raw/none/x.mseed"}, "threshold": 0})
+    assert reply.status == 400 and reply.json()["message"].startswith("threshold must be in (0, 1], got 0")
+    store.put_file("raw/first-hour/cer.seisan", SEISAN_150HZ)
+    csv = "seed_id,phase,time,event_id\n.CER..BHZ,P,2005-07-23T14:52:30Z,ev1\n"
+    store.put_bytes("raw/first-hour/picks.csv", csv.encode())
+    reply = _post(f"{api}/v1/datasets", {
+        "name": "rest-too-long", "window": {"lengthS": 600},
+        "sources": [{"format": "SOURCE_FORMAT_WAVEFORM_CATALOG",
+                     "waveforms": {"objectKey": "raw/first-hour/cer.seisan"},
+                     "catalog": {"objectKey": "raw/first-hour/picks.csv"}, "catalogFormat": "CATALOG_FORMAT_CSV"}]})
+    assert reply.status == 200, reply.body
+    job_id = reply.json()["job"]["jobId"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = http("GET", f"{api}/v1/dataset-jobs/{job_id}").json()["job"]
+        if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
+            break
+        time.sleep(1.0)
+    assert job["state"] == "JOB_STATE_FAILED" and "window longer than trace" in job["error"], job
+    assert any("600 s window, the longest record of .CER..BH holds 71.0 s" in w for w in job["warnings"])

@@ -260,6 +260,19 @@ def unmatched_detail(pick: CatalogPick, groups: dict[str, list[Segment]]) -> str
     return f"{why}; {held_ids(groups)}"
 
 
+def _longest_span(segs: Sequence[Segment]) -> float:
+    """Seconds of the longest gap-free stretch the stream covers (segments of several files joined)."""
+    longest, start, end = 0.0, None, None
+    for seg in sorted(segs, key=lambda s: s.start.ns):
+        step = 1.5 / seg.sampling_rate if seg.sampling_rate > 0 else 0.0
+        if start is None or seg.start - end > step:
+            start, end = seg.start, seg.end
+        else:
+            end = max(end, seg.end)
+        longest = max(longest, float(end - start))
+    return longest
+
+
 def _covers(segs: Sequence[Segment], t: UTCDateTime) -> bool:
     return any(s.start <= t <= s.end for s in segs)
 
@@ -275,6 +288,7 @@ def list_items(
     noise_margin_s: float = 60.0,
     max_noise_per_stream: int | None = None,
     noise_per_event: int | None = None,
+    window_s: float | None = None,
 ) -> list[ItemRef | Skipped]:
     """Event items (event x stream with a P pick) and noise items, from headers and the catalog only.
 
@@ -308,6 +322,12 @@ def list_items(
         for key, slot in sorted(per_key.items()):
             if "P" not in slot:
                 out.append(Skipped(cat_name, f"{ev.event_id} {key}", "S pick without a P pick"))
+                continue
+            span = _longest_span(groups[key])
+            if window_s is not None and window_s > span:
+                # the window cannot fit the data anywhere: an error (counted), never a zero-padded window
+                out.append(Skipped(cat_name, f"{ev.event_id} {key}", "window longer than trace",
+                                   f"{window_s:g} s window, the longest record of {key} holds {span:.1f} s"))
                 continue
             out.append(_event_item(ev, key, groups[key], slot["P"], slot.get("S"), pre_s, post_s))
     if noise_length_s:
