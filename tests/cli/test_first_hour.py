@@ -129,10 +129,16 @@ def test_bad_or_taken_dataset_name_is_refused_before_upload(qs, store, small_dat
 
 
 def test_output_to_a_closed_pipe_ends_quietly() -> None:
-    proc = subprocess.run(f"{sys.executable} -m quakestack config | head -1", shell=True, cwd=REPO_ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=60)
-    assert proc.stdout.startswith("| variable |")
-    assert proc.stderr == "", proc.stderr
+    """`quakestack config | head -1`, made deterministic: the reader is gone before the first write."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "quakestack", "config"], cwd=REPO_ROOT, env=_env(),
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.stderr == "", proc.stderr  # no BrokenPipeError traceback
+    assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left
 
 
 # -- 2. real data paths ----------------------------------------------------------------------------
