@@ -118,8 +118,9 @@ def predict(ctx: Ctx, model: str, path: str | Path, stride_s: float = 0.0) -> li
     if path.suffix == ".npy":
         windows = windows_from_npy(path, spec.n_samples)
     else:
-        windows = cut_windows(read_waveforms([path]), spec.n_samples, spec.sampling_rate_hz, spec.component_order,
-                              stride_s)
+        stream = read_waveforms([path])
+        resample_to(ctx, stream, spec.sampling_rate_hz)
+        windows = cut_windows(stream, spec.n_samples, spec.sampling_rate_hz, spec.component_order, stride_s)
     rows: list[dict] = []
     class_names: list[str] = []
     for a in range(0, len(windows.x), PREDICT_BATCH):
