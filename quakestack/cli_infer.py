@@ -195,6 +195,8 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
     if object_key:
         response = inference(ctx).AnnotateFile(inference_pb2.AnnotateFileRequest(
             file=common_pb2.Location(object_key=object_key), **config), timeout=1800)
+        for warning in response.warnings:
+            ctx.note(warning)
         responses = [response]
     else:
         if not paths:

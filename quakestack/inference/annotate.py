@@ -245,6 +245,14 @@ class Annotator:
             self.add_samples(tr.id, tr.stats.starttime.timestamp, float(tr.stats.sampling_rate),
                              np.asarray(tr.data, dtype=np.float32))
 
+    def resampled_notes(self) -> list[str]:
+        """One line per original rate: which traces were resampled to the model's rate."""
+        by_rate: dict[float, list[str]] = {}
+        for seed_id, rate in sorted(self.resampled.items()):
+            by_rate.setdefault(rate, []).append(seed_id)
+        return [f"resampled {', '.join(ids)} from {rate:g} Hz to the model's {self.spec.sampling_rate:g} Hz"
+                for rate, ids in sorted(by_rate.items())]
+
     # -- processing ---------------------------------------------------------------------------
     def step(self) -> tuple[list[DetectionResult], list[PickResult]]:
         """Run every complete window, trigger on what became final; return the new results."""

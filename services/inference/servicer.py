@@ -193,10 +193,11 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 path = fetch_object(self.store, request.file.object_key, tmp)
             else:
                 raise InvalidArgument("file must give object_key or local_path")
-            annotator.add_stream(read_stream(path, annotator.spec.sampling_rate))
+            annotator.add_stream(read_stream(path, None))  # resampled (and reported) by the annotator
         detections, picks = annotator.finish()
         return inference_pb2.AnnotateFileResponse(detections=[detection_pb(d) for d in detections],
-                                                  picks=[pick_pb(p) for p in picks])
+                                                  picks=[pick_pb(p) for p in picks],
+                                                  warnings=annotator.resampled_notes())
 
     # -- feedback -----------------------------------------------------------------------------
     def SubmitFeedback(self, request, context):

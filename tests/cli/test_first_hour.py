@@ -400,6 +400,10 @@ def test_the_server_refuses_what_the_cli_refuses(api, detector, qs, store) -> No
                   {"file": {"objectKey": "raw/none/x.mseed"}, "threshold": 0})
     assert reply.status == 400 and reply.json()["message"].startswith("threshold must be in (0, 1], got 0")
     store.put_file("raw/first-hour/cer.seisan", SEISAN_150HZ)
+    reply = _post(f"{api}/v1/loaded-models/{detector}:annotate-file",
+                  {"file": {"objectKey": "raw/first-hour/cer.seisan"}})
+    assert reply.status == 200, reply.body  # AnnotateFile resamples the 150 Hz record too, and says so
+    assert reply.json()["warnings"] == ["resampled .CER..BHE, .CER..BHN, .CER..BHZ from 150 Hz to the model's 100 Hz"]
     csv = "seed_id,phase,time,event_id\n.CER..BHZ,P,2005-07-23T14:52:30Z,ev1\n"
     store.put_bytes("raw/first-hour/picks.csv", csv.encode())
     reply = _post(f"{api}/v1/datasets", {
