@@ -22,18 +22,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import console, metrics
+from gateway.apidoc import HP_FIELD, hyper_parameter_schema
 from gateway.auth import GatewayAuth
 from gateway.backends import SERVICE_BACKENDS, Backends
 from gateway.docs import render_docs
 from gateway.errors import ApiError, from_rpc_error
 from gateway.openapi import build_openapi
 from gateway.routes import Kind, Route, Router, build_routes
-from gateway.streams import negotiate, read_limited, upload, write_stream
+from gateway.streams import is_file_stream, negotiate, read_limited, upload, wants_file, write_file, write_stream
 from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.auth import Authorizer, check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.logging import configure
+from quakestack.protocomments import load_comments
 from quakestack.tls import ReloadingSslContext
+from quakestack.v1 import trainer_pb2
 
 log = structlog.get_logger()  # lazy: configure() runs in main, after import
 REQUEST_ID = "x-request-id"
@@ -105,8 +108,10 @@ class Gateway:
         self.backends = Backends(settings, self.routes)
         self.auth = GatewayAuth(Authorizer.from_settings(settings))
         self.body_limit = settings.max_body_mb * 1024 * 1024
-        self.openapi = build_openapi(self.routes, auth=self.auth.enabled)
+        self.comments = load_comments()
+        self.openapi = build_openapi(self.routes, auth=self.auth.enabled, comments=self.comments)
         self.docs = render_docs(self.openapi)
+        self._zoo_described = False
         self.builtin: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz,
                                             "/metrics": self.metrics, "/openapi.json": self.openapi_json,
                                             "/docs": self.docs_page, WHOAMI_PATH: self.whoami}
@@ -127,10 +132,32 @@ class Gateway:
     async def metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def _describe_zoo(self) -> None:
+        """Once: the architectures' hyper-parameters (ListArchitectures) into the document; retried while the
+        trainer cannot be reached (the document is served without them meanwhile)."""
+        if self._zoo_described:
+            return
+        route = next((r for r in self.routes if r.method.full_name == "quakestack.v1.TrainerService."
+                      "ListArchitectures"), None)
+        if route is None:
+            return
+        try:
+            zoo = await self._callable(route, "unary_unary")(trainer_pb2.ListArchitecturesRequest(), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("cannot describe hyper-parameters in /openapi.json yet", code=exc.code().name,
+                        message=exc.details())
+            return
+        self.openapi = build_openapi(self.routes, auth=self.auth.enabled, comments=self.comments,
+                                     field_extras={HP_FIELD: hyper_parameter_schema(zoo)})
+        self.docs = render_docs(self.openapi)
+        self._zoo_described = True
+
     async def openapi_json(self, _request: web.Request) -> web.Response:
+        await self._describe_zoo()
         return web.json_response(self.openapi, dumps=lambda d: json.dumps(d, indent=1))
 
     async def docs_page(self, _request: web.Request) -> web.Response:
+        await self._describe_zoo()
         return web.Response(text=self.docs, content_type="text/html")
 
     # -- transcoding ---------------------------------------------------------------------------
@@ -179,6 +206,12 @@ class Gateway:
         message = build_request(route, match.params, query_lists(request.query), body)
         if route.kind is Kind.SERVER_STREAM:
             call = self._callable(route, "unary_stream")(message, timeout=timeout, metadata=metadata)
+            if is_file_stream(route) and wants_file(request.headers.get("Accept")):
+                try:
+                    return await write_file(request, call, download_name(route, match.params),
+                                            headers={REQUEST_ID: request[REQUEST_ID]})
+                finally:
+                    call.cancel()
             try:
                 return await write_stream(request, call, negotiate(request.headers.get("Accept")),
                                           route.response_body, headers={REQUEST_ID: request[REQUEST_ID]})
@@ -189,6 +222,14 @@ class Gateway:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
         return web.json_response(to_json(reply, route.response_body))
+
+
+def download_name(route: Route, params: dict[str, str]) -> str:
+    """The file name a download is saved as: the artifact's own, or `<job>-epoch-<n>.pt` for weights."""
+    if "path" in params:
+        return params["path"].rsplit("/", 1)[-1] or "artifact"
+    name = "-".join(f"{k.replace('_id', '')}-{v}" if k != "job_id" else v for k, v in params.items())
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".pt"
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.routes import Kind, Route
-from gateway.streams import NDJSON, SSE
+from gateway.streams import NDJSON, OCTET_STREAM, SSE, is_file_stream
 
 FD = FieldDescriptor
 INT32 = {FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32}
@@ -44,18 +44,40 @@ ERROR_SCHEMA = {
     "description": "Every error: the gRPC status code name, a message and google.rpc.Status details.",
     "required": ["code", "message", "details"],
     "properties": {
-        "code": {"type": "string", "example": "NOT_FOUND"},
-        "message": {"type": "string"},
-        "details": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+        "code": {"type": "string", "example": "NOT_FOUND",
+                 "description": "gRPC status code name (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ...)."},
+        "message": {"type": "string", "description": "What went wrong, as the service said it (the same text the "
+                                                     "CLI prints and the service logs)."},
+        "details": {"type": "array", "items": {"type": "object", "additionalProperties": True},
+                    "description": "google.rpc.Status details, e.g. BadRequest field violations."},
     },
+}
+FILE_DESCRIPTION = (
+    "A file: `application/octet-stream` (the default, unless `Accept` names SSE or NDJSON) answers the "
+    "bytes with `Content-Length` and `Content-Disposition`; send `Want-Repr-Digest: sha-256=1` for a "
+    "`Repr-Digest` (RFC 9530) and `X-Checksum-Sha256` (hex) header.")
+FILE_HEADERS = {
+    "Content-Length": {"description": "Size of the file in bytes.", "schema": {"type": "integer"}},
+    "Repr-Digest": {"description": "sha-256 of the file (RFC 9530), when asked for with Want-Repr-Digest.",
+                    "schema": {"type": "string"}},
+    "X-Checksum-Sha256": {"description": "sha256 of the file, hex, when asked for with Want-Repr-Digest.",
+                          "schema": {"type": "string"}},
 }
 
 
 class SchemaBuilder:
-    """Collects one component schema per message reachable from the routes."""
+    """Collects one component schema per message reachable from the routes.
 
-    def __init__(self) -> None:
+    `comments` (the protos' comments by full name) become descriptions of messages, fields and enum
+    values; `field_extras` (by field full name) are merged into a field's schema (e.g. the
+    hyper-parameters of every architecture, known only at run time).
+    """
+
+    def __init__(self, comments: dict[str, str] | None = None,
+                 field_extras: dict[str, dict[str, Any]] | None = None) -> None:
         self.components: dict[str, dict[str, Any]] = {}
+        self.comments = comments or {}
+        self.field_extras = field_extras or {}
 
     def ref(self, descriptor: Descriptor) -> dict[str, Any]:
         if descriptor.full_name in WELL_KNOWN:
@@ -66,8 +88,10 @@ class SchemaBuilder:
         return {"$ref": f"#/components/schemas/{descriptor.full_name}"}
 
     def message(self, descriptor: Descriptor) -> dict[str, Any]:
-        properties = {f.json_name: self.field(f) for f in descriptor.fields}
+        properties = {f.json_name: self.described_field(f) for f in descriptor.fields}
         schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+        if self.comments.get(descriptor.full_name):
+            schema["description"] = self.comments[descriptor.full_name]
         oneofs = {}
         for oneof in descriptor.oneofs:
             names = [f.json_name for f in oneof.fields]
@@ -78,8 +102,28 @@ class SchemaBuilder:
             # Described, not encoded as `not: {required: [...]}`: generators choke on `not`, and
             # the gateway answers 400 when two members of one oneof are set.
             schema["x-oneofs"] = oneofs
-            schema["description"] = "Oneofs (set at most one member of each): " + "; ".join(
+            oneof_text = "Oneofs (set at most one member of each): " + "; ".join(
                 f"`{name}`: {', '.join(members)}" for name, members in oneofs.items()) + "."
+            schema["description"] = "\n\n".join(x for x in (schema.get("description", ""), oneof_text) if x)
+        return schema
+
+    def described_field(self, field: FieldDescriptor) -> dict[str, Any]:
+        """A property's schema with its proto comment (a `$ref` wrapped in allOf: siblings of $ref are ignored)."""
+        schema = self.field(field)
+        text = self.comments.get(field.full_name, "")
+        if field.enum_type is not None:
+            values = [f"`{v.name}`: {self.comments[key]}" for v in field.enum_type.values
+                      if (key := f"{field.enum_type.full_name}.{v.name}") in self.comments]
+            if values:
+                text = "\n\n".join(x for x in (text, "Values: " + "; ".join(values)) if x)
+        extra = self.field_extras.get(field.full_name, {})
+        if "description" in extra:
+            text = "\n\n".join(x for x in (text, extra["description"]) if x)
+        if "$ref" in schema and (text or extra):
+            schema = {"allOf": [schema]}
+        schema = {**schema, **{k: v for k, v in extra.items() if k != "description"}}
+        if text:
+            schema["description"] = text
         return schema
 
     def field(self, field: FieldDescriptor) -> dict[str, Any]:
@@ -169,9 +213,10 @@ def _json_path(descriptor: Descriptor, path: str) -> str:
 
 def operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
     """One OpenAPI operation for one route."""
+    comment = schemas.comments.get(route.method.full_name, "")
     op: dict[str, Any] = {
         "operationId": f"{route.service.name}_{route.method.name}",
-        "summary": f"{route.service.name}.{route.method.name}",
+        "summary": first_sentence(comment) or f"{route.service.name}.{route.method.name}",
         "tags": [route.service.name],
         "parameters": _path_parameters(route, schemas),
     }
@@ -204,18 +249,33 @@ def operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
         content = {SSE: {"schema": {"type": "string"}}, NDJSON: {"schema": {"type": "string"}}}
         op["x-stream-message"] = out_schema
         ok = {"description": f"stream of {output.name}", "content": content}
+        if is_file_stream(route):
+            op["description"] = FILE_DESCRIPTION + " " + op["description"]
+            ok["content"] = {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}, **content}
+            ok["headers"] = FILE_HEADERS
     else:
         ok = {"description": output.name, "content": {"application/json": {"schema": out_schema}}}
     op["responses"] = {"200": ok, "default": {"description": "error", "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
-    op["description"] = f"gRPC `{route.grpc_path}`. " + op.get("description", "")
+    op["description"] = "\n\n".join(x for x in (comment, f"gRPC `{route.grpc_path}`.", op.get("description", ""))
+                                     if x)
     return op
 
 
+def first_sentence(text: str) -> str:
+    """The summary of an operation: its comment's first sentence, without the full stop."""
+    head = text.strip().split("\n\n", 1)[0].replace("\n", " ")
+    for i, ch in enumerate(head):
+        if ch in ".;" and (i + 1 == len(head) or head[i + 1] == " "):
+            return head[:i]
+    return head
+
+
 def build_openapi(routes: list[Route], *, auth: bool = True, title: str = "quakestack REST API",
-                  version: str = "v1") -> dict[str, Any]:
+                  version: str = "v1", comments: dict[str, str] | None = None,
+                  field_extras: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The document served at /openapi.json."""
-    schemas = SchemaBuilder()
+    schemas = SchemaBuilder(comments, field_extras)
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(routes, key=lambda r: (r.openapi_path, r.http_method)):
         paths.setdefault(route.openapi_path, {})[route.http_method.lower()] = operation(route, schemas)

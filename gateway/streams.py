@@ -128,6 +128,56 @@ async def write_stream(request: web.Request, messages: AsyncIterator[Message], f
             pending.cancel()
 
 
+OCTET_STREAM = "application/octet-stream"
+DIGEST_HEADERS = ("Want-Repr-Digest", "Want-Digest")
+
+
+def is_file_stream(route: Route) -> bool:
+    """A server stream of one `bytes chunk` field (checkpoints, artifacts): a file, served as one."""
+    fields = route.method.output_type.fields
+    return route.method.server_streaming and len(fields) == 1 and fields[0].name == "chunk" and \
+        fields[0].type == fields[0].TYPE_BYTES
+
+
+def wants_file(accept: str | None) -> bool:
+    """The file unless the client asks for SSE or NDJSON by name (ahead of application/octet-stream)."""
+    text = (accept or "").lower()
+    if OCTET_STREAM in text:
+        return text.find(OCTET_STREAM) < min((i for i in (text.find(SSE), text.find(NDJSON)) if i >= 0),
+                                             default=len(text))
+    return SSE not in text and NDJSON not in text
+
+
+def wants_sha256(request: web.Request) -> bool:
+    """RFC 9530 `Want-Repr-Digest: sha-256=1` (or the older `Want-Digest: sha-256`)."""
+    return any("sha-256" in request.headers.get(h, "").lower() for h in DIGEST_HEADERS)
+
+
+async def write_file(request: web.Request, messages: AsyncIterator[Message], filename: str,
+                     headers: dict[str, str] | None = None) -> web.Response:
+    """Collect a chunk stream and answer it as application/octet-stream with its length (and sha256 if asked).
+
+    Checkpoints and artifacts are bounded by the gRPC message limit per chunk and are megabytes in
+    all; holding one lets every error keep its HTTP status and lets Content-Length be exact.
+    """
+    import base64
+    import hashlib
+
+    parts = []
+    try:
+        async for message in messages:
+            parts.append(message.chunk)
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+    data = b"".join(parts)
+    extra = {"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})}
+    if wants_sha256(request):
+        digest = hashlib.sha256(data).digest()
+        extra["Repr-Digest"] = f"sha-256=:{base64.b64encode(digest).decode()}:"
+        extra["X-Checksum-Sha256"] = digest.hex()
+    return web.Response(body=data, content_type=OCTET_STREAM, headers=extra)
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, refused with 413 as soon as it passes `limit` bytes (declared or counted)."""
     if request.content_length is not None and request.content_length > limit:

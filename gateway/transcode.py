@@ -9,16 +9,18 @@ in bodies and in query strings alike, are a 400: a typo never passes silently.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from gateway.errors import ApiError
 from gateway.routes import Route
+from quakestack.jsonmap import message_json
 
 
 def invalid(message: str) -> ApiError:
@@ -86,8 +88,20 @@ def _merge(target: Message, values: dict[str, Any], what: str) -> None:
     try:
         json_format.ParseDict(values, scratch)
     except json_format.ParseError as exc:
-        raise invalid(f"{what}: {exc}") from None
+        raise invalid(f"{what}: {exc}{_enum_hint(str(exc))}") from None
     target.MergeFrom(scratch)
+
+
+def _enum_hint(error: str) -> str:
+    """`Invalid enum value X for enum type quakestack.v1.CatalogFormat` → the valid names, spelled out."""
+    found = re.search(r"for enum type ([\w.]+)", error)
+    if not found:
+        return ""
+    try:
+        enum = descriptor_pool.Default().FindEnumTypeByName(found.group(1))
+    except KeyError:
+        return ""
+    return "; valid: " + ", ".join(v.name for v in enum.values if v.number != 0)
 
 
 def query_values(message: Message, query: Mapping[str, list[str]], skip: Iterable[str] = ()) -> dict[str, Any]:
@@ -152,7 +166,7 @@ def upload_chunk(route: Route, data: bytes) -> Message:
 
 def to_json(message: Message, response_body: str = "") -> Any:
     """A response message as JSON; `response_body` selects one field, as the annotation may say."""
-    document = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    document = message_json(message)  # the convention the CLI's --json shares
     if response_body:
         field = message.DESCRIPTOR.fields_by_name[response_body]
         return document.get(field.json_name)

@@ -55,8 +55,23 @@ def cmd_up(args: argparse.Namespace) -> int:
                     stop.set()
     finally:
         codes = stack.stop()
-        print("quakestack: stopped " + ", ".join(f"{n} ({c})" for n, c in codes.items()), flush=True)
-    return 0
+        print(shutdown_line(codes), flush=True)
+    return 0 if all(c == 0 for c in codes.values()) else 1
+
+
+def shutdown_line(codes: dict[str, int | None]) -> str:
+    """`stopped cleanly: ...` when every process exited 0; otherwise what each unclean one did."""
+    if all(c == 0 for c in codes.values()):
+        return "quakestack: stopped cleanly (" + ", ".join(codes) + ")"
+
+    def how(code: int | None) -> str:
+        if code is None or code == 0:
+            return "exited cleanly"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    return "quakestack: stopped; " + ", ".join(f"{n} {how(c)}" for n, c in codes.items())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -137,11 +152,29 @@ def run_service_command(args: argparse.Namespace) -> int:
     return result[0]
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (`quakestack config | head`): end quietly, as coreutils do."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, the shell's code for a writer whose pipe closed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if hasattr(args, "json"):
-        return run_service_command(args)
-    return args.func(args)
+    try:
+        if hasattr(args, "json"):
+            return run_service_command(args)
+        return args.func(args)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:  # outside a service command (config, protos): nothing runs on
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

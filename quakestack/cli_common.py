@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from quakestack.client import settings_channel
 from quakestack.config import Settings
+from quakestack.jsonmap import message_json
 from quakestack.v1 import common_pb2
 
 
@@ -34,6 +34,8 @@ class Ctx:
     out: TextIO | None = None
     err: TextIO | None = None
     quiet: bool = False
+    # what keeps running on the server if this command is interrupted, and the command to follow it again
+    following: tuple[str, str] | None = None
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     @property
@@ -73,8 +75,8 @@ class Ctx:
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    """Protobuf → JSON-ready dict with the proto field names, defaults included."""
-    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    """Protobuf → the JSON document REST answers too (protobuf's JSON mapping: camelCase, ISO-8601 times)."""
+    return message_json(message)
 
 
 def state_name(value: int) -> str:
@@ -121,9 +123,23 @@ def rpc_error_line(exc: grpc.RpcError) -> str:
     return f"error: {code.name if code else 'UNKNOWN'}: {details}"
 
 
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+
+
+def interrupted_line(ctx: Ctx) -> str:
+    """What Ctrl-C leaves behind: the job that keeps running and how to follow it again, or nothing."""
+    if ctx.following is None:
+        return "interrupted; nothing was started on the server"
+    what, command = ctx.following
+    return f"interrupted; {what} keeps running on the server. Follow it again with: {command}"
+
+
 @contextmanager
 def errors_to_exit(ctx: Ctx) -> Iterator[list[int]]:
-    """gRPC and CLI errors become one line on stderr and exit code 1 (yielded list holds the code)."""
+    """gRPC and CLI errors become one line on stderr and exit code 1; Ctrl-C one line and 130.
+
+    The yielded list holds the exit code.
+    """
     result = [0]
     try:
         yield result
@@ -133,3 +149,6 @@ def errors_to_exit(ctx: Ctx) -> Iterator[list[int]]:
     except CliError as exc:
         print(f"error: {exc}", file=ctx.stderr, flush=True)
         result[0] = 1
+    except KeyboardInterrupt:
+        print(interrupted_line(ctx), file=ctx.stderr, flush=True)
+        result[0] = INTERRUPTED

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from quakestack.cli_common import CliError, Ctx, duration, state_name, table, to_dict
 from quakestack.cli_progress import ProgressBar, human_bytes
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
@@ -106,6 +108,76 @@ def _stead_pairs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
     return pairs
 
 
+WAVEFORM_SUFFIXES = (".mseed", ".miniseed", ".ms", ".sac", ".seed")
+FORMAT_HINT = "give --format stead (HDF5 + metadata CSV), seisbench (a folder) or mseed (any ObsPy waveform file)"
+
+
+def guess_format(inputs: Sequence[str]) -> str:
+    """--format from the first local input: .hdf5/.h5/.csv → stead, a SeisBench folder → seisbench, anything
+    ObsPy reads (by extension or content: miniSEED, SAC, SEISAN, ...) → mseed; otherwise a CliError with a hint."""
+    if not inputs:
+        raise CliError("give at least one input file or directory")
+    first = Path(inputs[0])
+    if not first.exists():
+        raise CliError(f"{first}: no such file or directory")
+    if first.is_dir():
+        names = {f.name.lower() for f in first.iterdir()}
+        if "metadata.csv" in names and any(n.startswith("waveforms") and n.endswith((".hdf5", ".h5")) for n in names):
+            return "seisbench"
+        if any(n.endswith((".hdf5", ".h5")) for n in names):
+            return "stead"
+        if any(n.endswith(WAVEFORM_SUFFIXES) for n in names):
+            return "mseed"
+        raise CliError(f"{first}: cannot tell the source format of this folder; {FORMAT_HINT}")
+    if first.suffix.lower() in (".hdf5", ".h5", ".csv"):
+        return "stead"
+    if first.suffix.lower() in WAVEFORM_SUFFIXES or waveform_span(first) is not None:
+        return "mseed"
+    raise CliError(f"{first}: not a STEAD HDF5/CSV file and not a waveform file ObsPy can read; {FORMAT_HINT}")
+
+
+def waveform_span(path: Path) -> tuple[float, list[str]] | None:
+    """(longest trace duration in s, SEED ids) from the headers of a waveform file; None if ObsPy cannot read it."""
+    import warnings
+
+    import obspy
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stream = obspy.read(str(path), headonly=True)
+    except Exception:  # noqa: BLE001 - ObsPy raises many types for files it does not read
+        return None
+    if not len(stream):
+        return None
+    return max(tr.stats.endtime - tr.stats.starttime for tr in stream), sorted({tr.id for tr in stream})
+
+
+def check_inputs(fmt: str, inputs: Sequence[str], catalog: str | None, window_s: float) -> None:
+    """Local files, before anything is uploaded: they exist, they are what --format says, a window fits them."""
+    if catalog and not Path(catalog).is_file():
+        raise CliError(f"--catalog {catalog}: no such file")
+    if fmt == "stead":
+        _stead_pairs(inputs)
+        return
+    if fmt != "mseed":
+        return
+    waves = [f for f in _files(inputs, WAVEFORM_SUFFIXES) if str(f) != catalog]
+    if not waves:
+        raise CliError("no waveform files among the inputs (.mseed, .sac, SEISAN ...)")
+    spans = []
+    for f in waves:
+        span = waveform_span(f)
+        if span is None:
+            if f.suffix.lower() in (".hdf5", ".h5", ".csv"):
+                raise CliError(f"{f}: looks like a STEAD file, not a waveform file; give --format stead")
+            raise CliError(f"{f}: ObsPy cannot read this waveform file; {FORMAT_HINT}")
+        spans.append(span[0])
+    if window_s > max(spans):
+        raise CliError(f"--window-s {window_s:g} is longer than the longest record ({max(spans):.1f} s); "
+                       "a window must fit inside the data")
+
+
 def build_sources(ctx: Ctx, fmt: str, inputs: Sequence[str], *, catalog: str | None = None,
                   catalog_format: str | None = None, local: bool = False,
                   keys: bool = False) -> list[data_pb2.DataSource]:
@@ -139,9 +211,11 @@ def build_sources(ctx: Ctx, fmt: str, inputs: Sequence[str], *, catalog: str | N
         return [data_pb2.DataSource(format=FORMATS[fmt], waveforms=common_pb2.Location(object_key=upload(ctx, [h])),
                                     catalog=common_pb2.Location(object_key=upload(ctx, [c])))
                 for h, c in _stead_pairs(inputs)]
-    waves = [f for f in _files(inputs, (".mseed", ".miniseed", ".ms")) if str(f) != catalog]
+    if catalog and not Path(catalog).is_file():
+        raise CliError(f"--catalog {catalog}: no such file")
+    waves = [f for f in _files(inputs, WAVEFORM_SUFFIXES) if str(f) != catalog]
     if not waves:
-        raise CliError("no miniSEED files among the inputs")
+        raise CliError("no waveform files among the inputs (.mseed, .sac, SEISAN ...)")
     name = waves[0].name if len(waves) == 1 else f"{waves[0].stem}-and-{len(waves) - 1}-more.mseed"
     wave_key = upload(ctx, waves, name)
     cat_key = upload(ctx, [Path(catalog)])
@@ -213,6 +287,7 @@ def ingest(ctx: Ctx, name: str, sources: Sequence[data_pb2.DataSource], options:
            *, wait: bool = True) -> data_pb2.DatasetJob:
     """CreateDataset, then (unless wait=False) watch the job to its end; returns the last job state."""
     job = stub(ctx).CreateDataset(dataset_request(name, sources, options), timeout=60).job
+    ctx.following = (f"dataset job {job.job_id}", f"quakestack data watch {job.job_id}")
     ctx.say(f"dataset job {job.job_id} for {name!r}: {state_name(job.state)}")
     if not wait:
         ctx.emit(to_dict(job))
@@ -229,6 +304,7 @@ def _progress_text(p: data_pb2.DatasetJobProgress) -> str:
 
 def watch_job(ctx: Ctx, job_id: str) -> data_pb2.DatasetJob:
     """Follow WatchDatasetJob with a progress bar (or JSON lines); raise CliError when the job fails."""
+    ctx.following = (f"dataset job {job_id}", f"quakestack data watch {job_id}")
     bar = ProgressBar("ingest", ctx.stderr, enabled=not ctx.quiet and not ctx.as_json)
     job = None
     try:
@@ -241,13 +317,55 @@ def watch_job(ctx: Ctx, job_id: str) -> data_pb2.DatasetJob:
         bar.close()
     if job is None:
         job = stub(ctx).GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=job_id), timeout=30).job
+    ctx.following = None
     state = state_name(job.state)
+    explain_warnings(ctx, job)
     if state != "SUCCEEDED":
         raise CliError(f"dataset job {job_id} {state}" + (f": {job.error}" if job.error else ""))
     skipped = ", ".join(f"{k}: {v}" for k, v in sorted(job.skipped.items()))
     ctx.say(f"dataset {job.dataset!r} published: {job.progress.windows_written} windows, "
             f"{human_bytes(job.progress.bytes_written)}" + (f" (skipped {skipped})" if skipped else ""))
     return job
+
+
+def explain_warnings(ctx: Ctx, job: data_pb2.DatasetJob) -> None:
+    """The job's per-item reasons on stderr: counts by reason, then each warning (unmatched picks name the pick,
+    why it matched nothing and the SEED ids the waveforms hold)."""
+    if not job.skipped and not job.warnings:
+        return
+    counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(job.skipped.items()))
+    ctx.note(f"skipped: {counts}" if counts else "warnings:")
+    for warning in job.warnings:
+        ctx.note(f"  {warning}")
+    if len(job.warnings) < sum(job.skipped.values()):
+        ctx.note(f"  ... (the first {len(job.warnings)} shown; quakestack data watch {job.job_id} --json has the job)")
+
+
+def check_name_free(ctx: Ctx, name: str) -> None:
+    """Before any upload: a dataset of that name must not exist or be in the making (the server checks again)."""
+    try:
+        stub(ctx).GetDataset(data_pb2.GetDatasetRequest(name=name), timeout=30)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    else:
+        raise CliError(f"ALREADY_EXISTS: dataset {name!r} already exists (quakestack data rm {name}, or choose "
+                       "another name)")
+    jobs = stub(ctx).ListDatasetJobs(data_pb2.ListDatasetJobsRequest(page_size=1000), timeout=30).jobs
+    live = [j for j in jobs if j.dataset == name and state_name(j.state) in ("QUEUED", "RUNNING")]
+    if live:
+        raise CliError(f"ALREADY_EXISTS: dataset {name!r} is being written by job {live[0].job_id}")
+
+
+def check_request(name: str, options: IngestOptions) -> None:
+    """The server's own validation of everything but the sources, run here before any upload."""
+    from quakestack.errors import InvalidArgument
+    from services.data.requests import parameters
+
+    try:
+        parameters(dataset_request(name, [], options))
+    except InvalidArgument as exc:
+        raise CliError(f"INVALID_ARGUMENT: {exc}") from None
 
 
 def list_datasets(ctx: Ctx) -> list[data_pb2.Dataset]:
@@ -274,39 +392,59 @@ def describe_dataset(ctx: Ctx, name: str) -> data_pb2.DescribeDatasetResponse:
     return response
 
 
-def delete_dataset(ctx: Ctx, name: str) -> int:
-    deleted = stub(ctx).DeleteDataset(data_pb2.DeleteDatasetRequest(name=name), timeout=60).objects_deleted
-    ctx.emit({"name": name, "objects_deleted": deleted})
+def delete_dataset(ctx: Ctx, name: str, force: bool = False) -> int:
+    """DeleteDataset; refused by the service (with the list) while jobs or model versions use it, unless forced."""
+    response = stub(ctx).DeleteDataset(data_pb2.DeleteDatasetRequest(name=name, force=force), timeout=60)
+    deleted = response.objects_deleted
+    ctx.emit({"name": name, **to_dict(response)})
     ctx.say(f"deleted dataset {name!r} ({deleted} objects)")
     return deleted
 
 
 # -- argparse ----------------------------------------------------------------------------------
-def _floats(text: str, n: int) -> tuple[float, ...]:
-    values = tuple(float(v) for v in text.split(","))
+def _floats(text: str, n: int, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
     if len(values) != n:
-        raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got {text!r}")
+        raise CliError(f"{flag}: expected {n} comma-separated numbers, got {text!r}")
     return values
 
 
 def options_from_args(args: argparse.Namespace) -> IngestOptions:
     return IngestOptions(
         length_s=args.window_s, sampling_rate_hz=args.rate, p_offset_s=args.p_offset,
-        p_offset_range=_floats(args.p_offset_range, 2) if args.p_offset_range else None,
+        p_offset_range=_floats(args.p_offset_range, 2, "--p-offset-range") if args.p_offset_range else None,
         include_noise=not args.no_noise, noise_per_event=args.noise_per_event, location_clusters=args.clusters,
         detrend=args.detrend, taper=args.taper, freqmin=args.freqmin, freqmax=args.freqmax,
         components=args.components, gaps=args.gaps, normalization=args.normalization,
         magnitude_types=tuple(t for t in (args.magnitude_types or "").split(",") if t),
         min_magnitude=args.min_magnitude, max_magnitude=args.max_magnitude, min_snr_db=args.min_snr,
         min_distance_km=args.min_distance, max_distance_km=args.max_distance, max_count=args.max_count,
-        split=_floats(args.split, 3), split_by=args.split_by, shard_size=args.shard_size, float16=args.float16,
-        seed=args.seed, description=args.description)
+        split=_floats(args.split, 3, "--split"), split_by=args.split_by, shard_size=args.shard_size,
+        float16=args.float16, seed=args.seed, description=args.description)
 
 
 def cmd_ingest(ctx: Ctx, args: argparse.Namespace) -> int:
-    sources = build_sources(ctx, args.format, args.inputs, catalog=args.catalog, catalog_format=args.catalog_format,
+    """Check everything (options, files, the name) before the first byte is uploaded, then ingest."""
+    options = options_from_args(args)
+    check_request(args.name, options)
+    fmt = args.format
+    if args.keys:
+        fmt = fmt or "stead"
+        if fmt == "mseed" and not args.catalog:
+            raise CliError("--catalog is required for mseed sources (QuakeML, Nordic or CSV picks)")
+    else:
+        fmt = fmt or guess_format(args.inputs)
+        if fmt == "mseed" and not args.catalog:
+            raise CliError("--catalog is required for mseed sources (QuakeML, Nordic or CSV picks)")
+        if not args.local:
+            check_inputs(fmt, args.inputs, args.catalog, options.length_s)
+    check_name_free(ctx, args.name)
+    sources = build_sources(ctx, fmt, args.inputs, catalog=args.catalog, catalog_format=args.catalog_format,
                             local=args.local, keys=args.keys)
-    ingest(ctx, args.name, sources, options_from_args(args), wait=not args.no_wait)
+    ingest(ctx, args.name, sources, options, wait=not args.no_wait)
     return 0
 
 
@@ -316,7 +454,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = dsub.add_parser("ingest", parents=[common], help="create a dataset from source files and watch the job")
     p.add_argument("name", help="dataset name")
     p.add_argument("inputs", nargs="+", help="files or folders (or object keys with --keys)")
-    p.add_argument("--format", choices=sorted(FORMATS), default="stead", help="source format (default stead)")
+    p.add_argument("--format", choices=sorted(FORMATS), default=None,
+                   help="source format (default: from the first input's extension or content)")
     p.add_argument("--catalog", help="pick catalog for mseed sources")
     p.add_argument("--catalog-format", choices=sorted(CATALOG_FORMATS), help="default: from the extension")
     how = p.add_mutually_exclusive_group()
@@ -360,9 +499,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = dsub.add_parser("describe", parents=[common], help="a dataset's splits, categories and manifest")
     p.add_argument("name")
     p.set_defaults(func=lambda ctx, a: describe_dataset(ctx, a.name) and 0)
-    p = dsub.add_parser("rm", parents=[common], help="delete a dataset")
+    p = dsub.add_parser("rm", parents=[common], help="delete a dataset (refused while jobs or models use it)")
     p.add_argument("name")
-    p.set_defaults(func=lambda ctx, a: delete_dataset(ctx, a.name) and 0)
+    p.add_argument("--force", action="store_true", help="delete even if training jobs or model versions use it")
+    p.set_defaults(func=lambda ctx, a: delete_dataset(ctx, a.name, a.force) and 0)
     p = dsub.add_parser("watch", parents=[common], help="follow an ingestion job")
     p.add_argument("job_id")
     p.set_defaults(func=lambda ctx, a: watch_job(ctx, a.job_id) and 0)

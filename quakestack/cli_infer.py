@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from quakestack.cli_common import CliError, Ctx, fmt, table, to_dict
+from quakestack.cli_common import CliError, Ctx, duration, fmt, table, to_dict
 from quakestack.cli_models import inference, loaded_model
 from quakestack.cli_progress import ProgressBar
+from quakestack.jsonmap import iso_time
 from quakestack.v1 import common_pb2, inference_pb2
 
 CHUNK_S = 600.0  # seconds of one channel per Annotate message
@@ -38,6 +39,18 @@ def read_waveforms(paths: Sequence[str | Path]):
         stream += obspy.read(str(path))
     stream.merge(fill_value=0)
     return stream
+
+
+def resample_to(ctx: Ctx, stream, rate: float) -> None:
+    """Traces at another rate are resampled (in place) to the model's, and the user is told which."""
+    changed: dict[float, list[str]] = {}
+    for tr in stream:
+        if abs(tr.stats.sampling_rate - rate) > 1e-6 * rate:
+            changed.setdefault(float(tr.stats.sampling_rate), []).append(tr.id)
+            tr.data = tr.data.astype(np.float64)
+            tr.resample(rate)
+    for old, ids in sorted(changed.items()):
+        ctx.note(f"resampled {', '.join(ids)} from {old:g} Hz to the model's {rate:g} Hz")
 
 
 # -- predict -----------------------------------------------------------------------------------
@@ -105,8 +118,9 @@ def predict(ctx: Ctx, model: str, path: str | Path, stride_s: float = 0.0) -> li
     if path.suffix == ".npy":
         windows = windows_from_npy(path, spec.n_samples)
     else:
-        windows = cut_windows(read_waveforms([path]), spec.n_samples, spec.sampling_rate_hz, spec.component_order,
-                              stride_s)
+        stream = read_waveforms([path])
+        resample_to(ctx, stream, spec.sampling_rate_hz)
+        windows = cut_windows(stream, spec.n_samples, spec.sampling_rate_hz, spec.component_order, stride_s)
     rows: list[dict] = []
     class_names: list[str] = []
     for a in range(0, len(windows.x), PREDICT_BATCH):
@@ -120,15 +134,17 @@ def predict(ctx: Ctx, model: str, path: str | Path, stride_s: float = 0.0) -> li
             row = {"station": windows.stations[a + i], "start": windows.starts[a + i], **to_dict(p)}
             rows.append(row)
     for row in rows:
-        ctx.emit(row)
+        start = row["start"]
+        ctx.emit({"station": row["station"], **({} if np.isnan(start) else {"startTime": iso_time(start)}),
+                  **{k: v for k, v in row.items() if k not in ("station", "start")}})
     headers = ["#", "station", "start", "magnitude", "std", "p(event)", "class"]
     out = []
     for i, row in enumerate(rows):
-        probs = row.get("class_probabilities") or []
+        probs = row.get("classProbabilities") or []
         label = class_names[int(np.argmax(probs))] if probs and class_names else ""
         start = "" if np.isnan(row["start"]) else iso(row["start"])
-        out.append((i, row["station"], start, fmt(row.get("magnitude"), 2), fmt(row.get("magnitude_std"), 2),
-                    fmt(row.get("detection_probability"), 3), label))
+        out.append((i, row["station"], start, fmt(row.get("magnitude"), 2), fmt(row.get("magnitudeStd"), 2),
+                    fmt(row.get("detectionProbability"), 3), label))
     ctx.say(table(out, headers))
     return rows
 
@@ -151,8 +167,8 @@ def _chunks(stream, chunk_s: float, bar: ProgressBar) -> Iterator[inference_pb2.
             start = common_pb2.google_dot_protobuf_dot_timestamp__pb2.Timestamp()
             start.FromNanoseconds(int(round((tr.stats.starttime.timestamp + a / rate) * 1e9)))
             sent += b - a
-            hours = min(t + chunk_s - t_first, t_last - t_first) / 3600
-            bar.update(sent, total, f"{hours:.1f} h of {(t_last - t_first) / 3600:.1f} h")
+            done_s = min(t + chunk_s - t_first, t_last - t_first)
+            bar.update(sent, total, f"{duration(done_s)} of {duration(t_last - t_first)}")
             yield inference_pb2.AnnotateRequest(chunk=inference_pb2.ChannelChunk(
                 seed_id=tr.id, start_time=start, sampling_rate_hz=rate, data=tr.data[a:b].astype("<f4").tobytes()))
         t += chunk_s
@@ -164,18 +180,32 @@ def detection_dict(d: inference_pb2.Detection) -> dict:
             "magnitude": d.magnitude if d.HasField("magnitude") else None, "class_label": d.class_label}
 
 
-def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_model: str = "", stride_s: float = 0.0,
-             threshold: float = 0.0, object_key: str = "") -> list[dict]:
+def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_model: str = "",
+             stride_s: float | None = None, threshold: float | None = None, object_key: str = "") -> list[dict]:
     """Stream files to InferenceService.Annotate (or AnnotateFile for an object key); a table of detections."""
-    config = dict(model=model, stride_s=stride_s, threshold=threshold, magnitude_model=magnitude_model)
+    if threshold is not None and not 0 < threshold <= 1:
+        raise CliError(f"--threshold must be in (0, 1], got {threshold:g} (omit it for the default: 0.5 for "
+                       "detections, 0.3 for picks)")
+    if stride_s is not None and stride_s <= 0:
+        raise CliError(f"--stride-s must be > 0, got {stride_s:g} (omit it for half the model's window)")
+    config = dict(model=model, stride_s=stride_s or 0.0, magnitude_model=magnitude_model,
+                  **({} if threshold is None else {"threshold": threshold}))
     found: list[dict] = []
     picks: list[dict] = []
     if object_key:
         response = inference(ctx).AnnotateFile(inference_pb2.AnnotateFileRequest(
             file=common_pb2.Location(object_key=object_key), **config), timeout=1800)
+        for warning in response.warnings:
+            ctx.note(warning)
         responses = [response]
     else:
+        if not paths:
+            raise CliError("give waveform files to annotate (or --key for an object in the bucket)")
         stream = read_waveforms(paths)
+        spec = loaded_model(ctx, model)
+        if spec is None:
+            raise CliError(f"model {model!r} is not loaded (quakestack models load {model})")
+        resample_to(ctx, stream, spec.input_spec.sampling_rate_hz)
         bar = ProgressBar("annotate", ctx.stderr, enabled=not ctx.quiet and not ctx.as_json)
         requests = [inference_pb2.AnnotateRequest(config=inference_pb2.AnnotateConfig(**config))]
 
@@ -187,13 +217,12 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
     try:
         for response in responses:
             for d in response.detections:
-                row = detection_dict(d)
-                ctx.emit(row)
-                found.append(row)
+                ctx.emit(to_dict(d))
+                found.append(detection_dict(d))
             for p in response.picks:
-                row = {"station": p.station, "phase": p.phase, "time": _seconds(p.time), "probability": p.probability}
-                ctx.emit(row)
-                picks.append(row)
+                ctx.emit(to_dict(p))
+                picks.append({"station": p.station, "phase": p.phase, "time": _seconds(p.time),
+                              "probability": p.probability})
     finally:
         if not object_key:
             bar.close()
@@ -218,8 +247,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("model", help="loaded detector (or classifier / picker)")
     p.add_argument("files", nargs="*", help="miniSEED files (any ObsPy format)")
     p.add_argument("--magnitude-model", default="", help="loaded magnitude model run on each detection")
-    p.add_argument("--stride-s", type=float, default=0.0, help="default: half the window")
-    p.add_argument("--threshold", type=float, default=0.0, help="default 0.5")
+    p.add_argument("--stride-s", type=float, default=None, help="seconds between windows (default: half the window)")
+    p.add_argument("--threshold", type=float, default=None, help="in (0, 1]; default 0.5 (detections), 0.3 (picks)")
     p.add_argument("--key", default="", help="annotate an object in the bucket with AnnotateFile instead")
     p.set_defaults(func=lambda ctx, a: annotate(ctx, a.model, a.files, magnitude_model=a.magnitude_model,
                                                 stride_s=a.stride_s, threshold=a.threshold, object_key=a.key))

@@ -70,6 +70,14 @@ def set_alias(ctx: Ctx, name: str, alias: str, version: int = 0, delete: bool = 
     return model
 
 
+def delete_version(ctx: Ctx, name: str, version: str, force: bool = False) -> None:
+    """DeleteModelVersion; refused (with the list) while aliases point at it or it is loaded, unless forced."""
+    registry(ctx).DeleteModelVersion(trainer_pb2.DeleteModelVersionRequest(name=name, version=version, force=force),
+                                     timeout=60)
+    ctx.emit({"name": name, "version": version, "deleted": True})
+    ctx.say(f"deleted {name} version {version}")
+
+
 def load(ctx: Ctx, name: str, version: str = "", device: str = "", max_batch_size: int = 0
          ) -> inference_pb2.LoadedModel:
     model = inference(ctx).LoadModel(inference_pb2.LoadModelRequest(
@@ -112,6 +120,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("version", type=int, nargs="?", default=0)
     p.add_argument("--delete", action="store_true")
     p.set_defaults(func=lambda ctx, a: set_alias(ctx, a.name, a.alias, a.version, a.delete))
+    p = msub.add_parser("rm", parents=[common], help="delete a version (refused while aliased or loaded)")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--force", action="store_true", help="delete even if aliases point at it or it is loaded")
+    p.set_defaults(func=lambda ctx, a: delete_version(ctx, a.name, a.version, a.force))
     p = msub.add_parser("load", parents=[common], help="load a version into the inference service")
     p.add_argument("name")
     p.add_argument("--version", default="", help="number or alias (default: latest)")

@@ -48,6 +48,7 @@ def start(ctx: Ctx, dataset: str, architecture: str, hyper_parameters: dict[str,
     job = stub(ctx).CreateTrainingJob(trainer_pb2.CreateTrainingJobRequest(
         dataset=dataset, architecture=architecture, hyper_parameters=hp, device=device,
         display_name=display_name), timeout=60).job
+    ctx.following = (f"training job {job.job_id}", f"quakestack train watch {job.job_id}")
     ctx.say(f"training job {job.job_id}: {architecture} on {dataset!r}, {job.epochs} epochs, "
             f"{state_name(job.state)}")
     if not wait:
@@ -81,6 +82,7 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
     With --json every event is one JSON line. Raises CliError when the job ends FAILED or CANCELLED.
     """
     job = get_job(ctx, job_id)
+    ctx.following = (f"training job {job_id}", f"quakestack train watch {job_id}")
     total = job.epochs
     bar = ProgressBar("train", ctx.stderr, enabled=not ctx.quiet and not ctx.as_json)
     tbl = EpochTable()
@@ -104,6 +106,7 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
                     ctx.note(f"{last_state}: {change.message}")
     finally:
         bar.close()
+    ctx.following = None
     job = get_job(ctx, job_id)
     state = state_name(job.state)
     if state in {"FAILED", "CANCELLED"}:
@@ -145,6 +148,51 @@ def resume(ctx: Ctx, job_id: str, epochs: int = 0, *, wait: bool = False) -> tra
     job = _show(ctx, "resumed", stub(ctx).ResumeTrainingJob(
         trainer_pb2.ResumeTrainingJobRequest(job_id=job_id, epochs=epochs), timeout=30).job)
     return watch(ctx, job_id) if wait else job
+
+
+def _write_stream(chunks, target: Path) -> tuple[int, str]:
+    """Write a stream of chunk messages to target atomically (a .part file renamed at the end)."""
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        with part.open("wb") as f:
+            for c in chunks:
+                f.write(c.chunk)
+                digest.update(c.chunk)
+                size += len(c.chunk)
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+    return size, digest.hexdigest()
+
+
+def download(ctx: Ctx, job_id: str, *, epoch: int = 0, artifact: str = "", out: Path | None = None) -> Path:
+    """A checkpoint's weights (a plain state_dict; `epoch` 0: the best) or one evaluation artifact, as a file."""
+    if artifact:
+        target = out or Path(artifact.rsplit("/", 1)[-1])
+        chunks = stub(ctx).DownloadArtifact(trainer_pb2.DownloadArtifactRequest(job_id=job_id, path=artifact),
+                                            timeout=600)
+    else:
+        if epoch < 0:
+            raise CliError(f"--epoch must be >= 1 (or omitted for the best epoch), got {epoch}")
+        if not epoch:
+            job = get_job(ctx, job_id)
+            epoch = job.best_epoch or job.epochs_done
+            if not epoch:
+                raise CliError(f"training job {job_id} has no checkpoint yet")
+        target = out or Path(f"{job_id}-epoch-{epoch:04d}.pt")
+        chunks = stub(ctx).DownloadCheckpoint(trainer_pb2.DownloadCheckpointRequest(job_id=job_id, epoch=epoch),
+                                              timeout=600)
+    if target.is_dir():
+        target = target / (artifact.rsplit("/", 1)[-1] if artifact else f"{job_id}-epoch-{epoch:04d}.pt")
+    size, sha256 = _write_stream(chunks, target)
+    ctx.emit({"path": str(target), "sizeBytes": size, "sha256": sha256, "jobId": job_id,
+              **({"artifact": artifact} if artifact else {"epoch": epoch})})
+    ctx.say(f"wrote {target} ({size} bytes, sha256 {sha256})")
+    return target
 
 
 def download_artifacts(ctx: Ctx, keys: list[str], out_dir: Path) -> list[Path]:
@@ -192,7 +240,7 @@ def evaluate(ctx: Ctx, *, job_id: str = "", epoch: int = 0, model: str = "", ver
 # -- argparse ----------------------------------------------------------------------------------
 def cmd_start(ctx: Ctx, a: argparse.Namespace) -> int:
     hp = parse_hp(a.hp)
-    if a.epochs:
+    if a.epochs is not None:  # given: always sent, so that 0 is refused by the server, never replaced
         hp["epochs"] = a.epochs
     start(ctx, a.dataset, a.arch, hp, device=a.device, display_name=a.display_name, wait=not a.no_wait)
     return 0
@@ -212,7 +260,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--dataset", required=True)
     p.add_argument("--arch", required=True, help="architecture (see ListArchitectures)")
     p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="hyper-parameters, e.g. learning_rate=0.01")
-    p.add_argument("--epochs", type=int, default=0, help="shortcut for --hp epochs=N")
+    p.add_argument("--epochs", type=int, default=None, help="shortcut for --hp epochs=N (default: the "
+                   "architecture's)")
     p.add_argument("--device", default="", help="auto (default), cpu or cuda:N")
     p.add_argument("--display-name", default="")
     p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
@@ -235,6 +284,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--epochs", type=int, default=0, help="new total epoch count")
     p.add_argument("--watch", action="store_true", help="follow it afterwards")
     p.set_defaults(func=lambda ctx, a: resume(ctx, a.job_id, a.epochs, wait=a.watch))
+    p = tsub.add_parser("download", parents=[common], help="download a checkpoint (or --artifact) as a file")
+    p.add_argument("job_id")
+    p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch (default: the best)")
+    p.add_argument("--artifact", default="", help="an evaluation artifact instead, e.g. eval/<id>/residuals.png")
+    p.add_argument("--out", "-o", help="file or folder to write (default: JOB-epoch-NNNN.pt / the artifact's name)")
+    p.set_defaults(func=lambda ctx, a: download(ctx, a.job_id, epoch=a.epoch, artifact=a.artifact,
+                                                out=Path(a.out) if a.out else None) and 0)
     p = tsub.add_parser("eval", parents=[common], help="evaluate a checkpoint or registered model")
     p.add_argument("job_id", nargs="?", help="job whose checkpoint to evaluate")
     p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch (default: best)")

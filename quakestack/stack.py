@@ -98,7 +98,10 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         log = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen([self.python, "-m", MODULES[name]], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=str(Path(__file__).resolve().parent.parent))
+                                stdin=subprocess.DEVNULL, cwd=str(Path(__file__).resolve().parent.parent),
+                                # own session: a terminal's Ctrl-C reaches only `up`, which stops each process
+                                # once, in order (a second signal mid-shutdown read as "killed by SIGTERM")
+                                start_new_session=True)
         log.close()
         self.processes[name] = proc
         return proc

@@ -24,7 +24,7 @@ def test_generated_stubs_are_fresh(tmp_path: Path) -> None:
     fresh = tmp_path / "quakestack" / "v1"
     committed = REPO_ROOT / "quakestack" / "v1"
     names = sorted(p.name for p in fresh.iterdir() if p.is_file())
-    assert names == sorted(p.name for p in committed.iterdir() if p.is_file() and p.suffix in {".py", ".pyi"})
+    assert names == sorted(p.name for p in committed.iterdir() if p.is_file() and p.suffix in {".py", ".pyi", ".json"})
     _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
     assert not mismatch and not errors, f"stale stubs {mismatch or errors}: run `quakestack protos`"
 

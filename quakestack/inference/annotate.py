@@ -56,7 +56,7 @@ class PickResult:
 @dataclass
 class AnnotateOptions:
     stride_s: float = 0.0  # 0: half the window
-    threshold: float = 0.0  # 0: 0.5 for detections, 0.3 for picks (SeisBench's default)
+    threshold: float | None = None  # None: 0.5 for detections, 0.3 for picks (SeisBench's default)
 
 
 OFF_RATIO = 0.5  # a trigger switches off below this fraction of its threshold
@@ -169,12 +169,15 @@ class Annotator:
         self.length = spec.n_samples
         stride = options.stride_s * spec.sampling_rate if options.stride_s > 0 else self.length // 2
         self.stride = max(1, min(self.length, int(round(stride))))
-        if options.stride_s < 0 or options.threshold < 0 or options.threshold > 1:
-            raise InvalidArgument("stride_s must be >= 0 and threshold in [0, 1]")
+        if options.stride_s < 0:
+            raise InvalidArgument(f"stride_s must be >= 0 (0: half the window), got {options.stride_s:g}")
+        if options.threshold is not None and not 0 < options.threshold <= 1:
+            raise InvalidArgument(f"threshold must be in (0, 1], got {options.threshold:g} (leave it unset for the "
+                                  "default: 0.5 for detections, 0.3 for picks)")
         self.sequence = spec.task == "picking"
         self.channels = self._channels()
         default = 0.3 if self.sequence else 0.5
-        self.threshold = options.threshold or default
+        self.threshold = default if options.threshold is None else options.threshold
         self.magnitude = magnitude
         if magnitude is not None:
             mspec = magnitude[0]
@@ -187,6 +190,7 @@ class Annotator:
                 raise InvalidArgument(f"magnitude model needs extra inputs {list(mspec.extra_inputs)}; "
                                       "Annotate cannot supply them")
         self.stations: dict[str, _Station] = {}
+        self.resampled: dict[str, float] = {}  # SEED id -> original rate of traces resampled to the model's
         self._detections: list[DetectionResult] = []
         self._picks: list[PickResult] = []
 
@@ -208,7 +212,8 @@ class Annotator:
             return  # a component the model does not use
         if abs(sampling_rate - self.spec.sampling_rate) > RATE_TOLERANCE * self.spec.sampling_rate:
             raise InvalidArgument(f"{seed_id}: sampling rate {sampling_rate:g} Hz; the model expects "
-                                  f"{self.spec.sampling_rate:g} Hz")
+                                  f"{self.spec.sampling_rate:g} Hz: resample raw chunks before sending them "
+                                  "(`quakestack annotate` does), or send miniSEED bytes, which are resampled")
         samples = np.asarray(samples, dtype=np.float32)
         if not np.isfinite(samples).all():
             samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
@@ -228,9 +233,25 @@ class Annotator:
         return None
 
     def add_stream(self, stream) -> None:  # obspy.Stream
+        """Whole traces (miniSEED bytes, files): at another rate they are resampled to the model's first
+        (ObsPy's Fourier resampling, as AnnotateFile and the CLI's predict do); `resampled` records which."""
+        rate = self.spec.sampling_rate
+        for tr in stream:
+            if abs(tr.stats.sampling_rate - rate) > RATE_TOLERANCE * rate:
+                self.resampled.setdefault(tr.id, float(tr.stats.sampling_rate))
+                tr.data = np.asarray(tr.data, dtype=np.float64)
+                tr.resample(rate)
         for tr in stream:
             self.add_samples(tr.id, tr.stats.starttime.timestamp, float(tr.stats.sampling_rate),
                              np.asarray(tr.data, dtype=np.float32))
+
+    def resampled_notes(self) -> list[str]:
+        """One line per original rate: which traces were resampled to the model's rate."""
+        by_rate: dict[float, list[str]] = {}
+        for seed_id, rate in sorted(self.resampled.items()):
+            by_rate.setdefault(rate, []).append(seed_id)
+        return [f"resampled {', '.join(ids)} from {rate:g} Hz to the model's {self.spec.sampling_rate:g} Hz"
+                for rate, ids in sorted(by_rate.items())]
 
     # -- processing ---------------------------------------------------------------------------
     def step(self) -> tuple[list[DetectionResult], list[PickResult]]:

@@ -24,8 +24,9 @@ def allowed_local_path(path: str, allowed_dirs: Sequence[Path]) -> Path:
     return resolved
 
 
-def read_stream(path: str | Path, sampling_rate: float):  # -> obspy.Stream
-    """Read any ObsPy format; gaps filled with zeros; traces at another rate resampled to the model's."""
+def read_stream(path: str | Path, sampling_rate: float | None):  # -> obspy.Stream
+    """Read any ObsPy format; gaps filled with zeros; traces at another rate resampled to `sampling_rate`
+    (None: left as they are, for a caller that resamples and reports it)."""
     import obspy
 
     try:
@@ -34,7 +35,7 @@ def read_stream(path: str | Path, sampling_rate: float):  # -> obspy.Stream
         raise InvalidArgument(f"cannot read waveform file: {exc}") from None
     for tr in stream:
         tr.data = np.asarray(tr.data, dtype=np.float32)
-        if abs(tr.stats.sampling_rate - sampling_rate) > 1e-6 * sampling_rate:
+        if sampling_rate and abs(tr.stats.sampling_rate - sampling_rate) > 1e-6 * sampling_rate:
             tr.data = tr.data.astype(np.float64)
             tr.resample(sampling_rate)
     stream.merge(method=1, fill_value=0)

@@ -78,9 +78,9 @@ class _Call:
                 log.exception("rpc failed")
             raise
         finally:
-            self.finish(_ended_code(context, error))
+            self.finish(_ended_code(context, error), _ended_message(context, error))
 
-    def finish(self, code: grpc.StatusCode) -> None:
+    def finish(self, code: grpc.StatusCode, message: str = "") -> None:
         metrics.GRPC_HANDLED.labels(*self.labels, code_label(code)).inc()
         metrics.GRPC_HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - self.start)
         if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
@@ -88,8 +88,24 @@ class _Call:
         else:
             level = log.warning
         with structlog.contextvars.bound_contextvars(request_id=self.request_id, rpc=self.rpc):
+            # a failed call carries the message the client saw, so grepping the log for it finds the call
+            extra = {"message": message} if message and code != grpc.StatusCode.OK else {}
             level("rpc finished", grpc_code=code.name,
-                  duration_ms=round((time.perf_counter() - self.start) * 1e3, 3))
+                  duration_ms=round((time.perf_counter() - self.start) * 1e3, 3), **extra)
+
+
+def _ended_message(context: grpc.ServicerContext, exc: BaseException | None) -> str:
+    """The status message the client receives (library errors' text, or what the servicer set)."""
+    if isinstance(exc, QuakestackError):
+        return str(exc)
+    details = getattr(context, "details", None)
+    try:
+        text = details() if callable(details) else ""
+    except Exception:  # noqa: BLE001 - an older grpc context without details(): no message, never a failure
+        text = ""
+    if isinstance(text, bytes):  # grpc keeps details encoded
+        text = text.decode("utf-8", "replace")
+    return text or ""
 
 
 def _ended_code(context: grpc.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:

@@ -213,12 +213,14 @@ class AnnotateFileRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., file: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., stride_s: _Optional[float] = ..., threshold: _Optional[float] = ..., magnitude_model: _Optional[str] = ...) -> None: ...
 
 class AnnotateFileResponse(_message.Message):
-    __slots__ = ("detections", "picks")
+    __slots__ = ("detections", "picks", "warnings")
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     PICKS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     detections: _containers.RepeatedCompositeFieldContainer[Detection]
     picks: _containers.RepeatedCompositeFieldContainer[Pick]
-    def __init__(self, detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., picks: _Optional[_Iterable[_Union[Pick, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., picks: _Optional[_Iterable[_Union[Pick, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitFeedbackRequest(_message.Message):
     __slots__ = ("request_id", "window_index", "true_magnitude", "true_label")

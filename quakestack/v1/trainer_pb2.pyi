@@ -470,12 +470,14 @@ class GetModelVersionResponse(_message.Message):
     def __init__(self, model_version: _Optional[_Union[ModelVersion, _Mapping]] = ...) -> None: ...
 
 class DeleteModelVersionRequest(_message.Message):
-    __slots__ = ("name", "version")
+    __slots__ = ("name", "version", "force")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class DeleteModelVersionResponse(_message.Message):
     __slots__ = ()

@@ -12,6 +12,7 @@ from typing import Any
 
 from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec
 from quakestack.errors import InvalidArgument
+from quakestack.jsonmap import enum_value_text
 from quakestack.storage import validate_name
 from quakestack.v1 import data_pb2
 
@@ -79,9 +80,18 @@ def _window(w: data_pb2.WindowSpec) -> WindowSpec:
     fixed = _finite(w.p_offset_s, "window.p_offset_s")
     if fixed < 0:
         raise InvalidArgument(f"window.p_offset_s must be >= 0, got {fixed:g}")
+    window = length or 60.0
+    if (lo, hi) != (0.0, 0.0):  # a range was asked for: refuse it rather than silently dropping it
+        if lo < 0 or hi <= lo:
+            raise InvalidArgument(f"window.p_offset_min_s must be >= 0 and below window.p_offset_max_s, got "
+                                  f"{lo:g},{hi:g} (min,max)")
+        if hi > window:
+            raise InvalidArgument(f"window.p_offset_max_s {hi:g} lies beyond the {window:g} s window")
+    if fixed > window:
+        raise InvalidArgument(f"window.p_offset_s {fixed:g} lies beyond the {window:g} s window")
     # p_offset_s 0 = unset: STEAD/SeisBench keep their traces' alignment, catalog windows put P at 5 s.
     return WindowSpec(
-        length_s=length or 60.0,
+        length_s=window,
         sampling_rate=rate or 100.0,
         p_offset_s=None if (hi > lo or fixed == 0) else fixed,
         p_offset_range_s=(lo, hi) if hi > lo else None,
@@ -132,9 +142,10 @@ def parameters(request: data_pb2.CreateDatasetRequest) -> Parameters:
     if request.shard_size < 0:
         raise InvalidArgument(f"shard_size must be > 0, got {request.shard_size}")
     if request.dtype not in DTYPES:
-        raise InvalidArgument(f"unknown sample dtype {request.dtype}")
+        raise InvalidArgument(enum_value_text(data_pb2.SampleDtype, request.dtype, "dtype"))
     if request.preprocessing.normalization not in NORMALIZATIONS:
-        raise InvalidArgument(f"unknown normalization {request.preprocessing.normalization}")
+        raise InvalidArgument(enum_value_text(data_pb2.Normalization, request.preprocessing.normalization,
+                                              "preprocessing.normalization"))
     if request.window.location_clusters < 0 or request.window.noise_windows_per_event < 0:
         raise InvalidArgument("window.location_clusters and window.noise_windows_per_event must be >= 0")
     try:
@@ -161,12 +172,13 @@ def source_format(source: data_pb2.DataSource, index: int) -> str:
     """The library's name of a source format; INVALID_ARGUMENT for unknown or missing parts."""
     fmt = FORMATS.get(source.format)
     if fmt is None:
-        raise InvalidArgument(f"sources[{index}]: unknown or unspecified source format {source.format}")
+        raise InvalidArgument(enum_value_text(data_pb2.SourceFormat, source.format, f"sources[{index}].format"))
     if source.waveforms.WhichOneof("location") is None:
         raise InvalidArgument(f"sources[{index}]: waveforms location (object_key or local_path) is required")
     if fmt == "waveform_catalog":
         if source.catalog.WhichOneof("location") is None:
             raise InvalidArgument(f"sources[{index}]: a waveform_catalog source needs a catalog location")
         if source.catalog_format not in CATALOG_FORMATS:
-            raise InvalidArgument(f"sources[{index}]: unknown or unspecified catalog format {source.catalog_format}")
+            raise InvalidArgument(enum_value_text(data_pb2.CatalogFormat, source.catalog_format,
+                                                  f"sources[{index}].catalog_format"))
     return fmt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from quakestack.config import Settings
+from quakestack.dependants import dataset_dependants, refusal
 from quakestack.errors import FailedPrecondition
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
@@ -58,6 +59,11 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
     def DeleteDataset(self, request, context):
         if any(j.dataset == request.name and not j.terminal for j in list(self.jobs.jobs.values())):
             raise FailedPrecondition(f"dataset {request.name!r} is being written by a running job")
+        if not request.force:
+            datasets.get(self.store, request.name)  # NOT_FOUND first: nothing to protect
+            users = dataset_dependants(self.store, request.name)
+            if users:
+                raise FailedPrecondition(refusal(f"dataset {request.name!r}", users))
         return data_pb2.DeleteDatasetResponse(objects_deleted=datasets.delete(self.store, request.name))
 
 

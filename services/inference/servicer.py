@@ -144,7 +144,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         return response
 
     # -- annotate -----------------------------------------------------------------------------
-    def _annotator(self, model: str, stride_s: float, threshold: float, magnitude_model: str,
+    def _annotator(self, model: str, stride_s: float, threshold: float | None, magnitude_model: str,
                    context: grpc.ServicerContext) -> Annotator:
         resident = self.manager.get(model)
 
@@ -161,7 +161,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         if first is None or first.WhichOneof("part") != "config":
             raise InvalidArgument("the first message of Annotate must carry the config")
         c = first.config
-        annotator = self._annotator(c.model, c.stride_s, c.threshold, c.magnitude_model, context)
+        annotator = self._annotator(c.model, c.stride_s, c.threshold if c.HasField("threshold") else None,
+                                    c.magnitude_model, context)
         for message in request_iterator:
             part = message.WhichOneof("part")
             if part == "chunk":
@@ -182,8 +183,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             yield response
 
     def AnnotateFile(self, request, context):
-        annotator = self._annotator(request.model, request.stride_s, request.threshold, request.magnitude_model,
-                                    context)
+        threshold = request.threshold if request.HasField("threshold") else None
+        annotator = self._annotator(request.model, request.stride_s, threshold, request.magnitude_model, context)
         which = request.file.WhichOneof("location")
         with temporary_directory() as tmp:
             if which == "local_path":
@@ -192,10 +193,11 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 path = fetch_object(self.store, request.file.object_key, tmp)
             else:
                 raise InvalidArgument("file must give object_key or local_path")
-            annotator.add_stream(read_stream(path, annotator.spec.sampling_rate))
+            annotator.add_stream(read_stream(path, None))  # resampled (and reported) by the annotator
         detections, picks = annotator.finish()
         return inference_pb2.AnnotateFileResponse(detections=[detection_pb(d) for d in detections],
-                                                  picks=[pick_pb(p) for p in picks])
+                                                  picks=[pick_pb(p) for p in picks],
+                                                  warnings=annotator.resampled_notes())
 
     # -- feedback -----------------------------------------------------------------------------
     def SubmitFeedback(self, request, context):

@@ -87,6 +87,8 @@ def progress_event(event: Mapping[str, Any], class_names: list[str] | None = Non
 
 def training_job(record: Mapping[str, Any], class_names: list[str] | None = None) -> trainer_pb2.TrainingJob:
     hp = {**record.get("hyper_parameters", {}), **record.get("training_hyper_parameters", {})}
+    if "epochs" in record:  # the current count (UpdateTrainingJob/ResumeTrainingJob change it), not the original
+        hp["epochs"] = int(record["epochs"])
     job = trainer_pb2.TrainingJob(
         job_id=record["job_id"], dataset=record["dataset"],
         dataset_manifest_sha256=record.get("dataset_manifest_sha256", ""), architecture=record["architecture"],

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from quakestack.config import Settings, parse_device
+from quakestack.dependants import dataset_exists, loaded_versions, model_version_dependants, refusal
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.registry import (
@@ -150,6 +151,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.CancelTrainingJobResponse(job=self._job(self.manager.cancel(request.job_id)))
 
     def ResumeTrainingJob(self, request, context):
+        dataset = self.manager.get(request.job_id).record.get("dataset", "")
+        if dataset and not dataset_exists(self.store, dataset):
+            raise FailedPrecondition(f"training job {request.job_id} cannot resume: its dataset {dataset!r} was "
+                                     "deleted")
         return trainer_pb2.ResumeTrainingJobResponse(job=self._job(self.manager.resume(request.job_id,
                                                                                        request.epochs)))
 
@@ -222,9 +227,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
 
 class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
-    def __init__(self, registry: ModelRegistry, jobs: Jobs):
+    def __init__(self, registry: ModelRegistry, jobs: Jobs, inference_addr: str = ""):
         self.registry = registry
         self.jobs = jobs
+        self.inference_addr = inference_addr  # asked which versions are loaded before one is deleted
 
     def RegisterModel(self, request, context):
         validate_name(request.name, "model name")
@@ -263,6 +269,12 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
     def DeleteModelVersion(self, request, context):
         if not is_number(request.version):
             raise InvalidArgument(f"version must be a number, got {request.version!r}")
+        if not request.force:
+            self.registry.card(request.name, int(request.version))  # NOT_FOUND first
+            users = model_version_dependants(self.registry.store, request.name, int(request.version),
+                                             loaded_versions(self.inference_addr))
+            if users:
+                raise FailedPrecondition(refusal(f"model {request.name!r} version {request.version}", users))
         self.registry.delete_version(request.name, int(request.version))
         return trainer_pb2.DeleteModelVersionResponse()
 
@@ -282,7 +294,8 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(settings, store, manager, jobs, registry))
-    server.add(trainer_pb2_grpc.add_ModelRegistryServicer_to_server, RegistryServicer(registry, jobs))
+    server.add(trainer_pb2_grpc.add_ModelRegistryServicer_to_server, RegistryServicer(registry, jobs,
+                                                                                            settings.inference_addr))
     server.on_dependencies(lambda healthy: manager.recover() if healthy else None)
     server.on_shutdown(manager.shutdown)
     manager.start()

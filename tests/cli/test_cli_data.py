@@ -21,14 +21,14 @@ def test_ingest_uploaded_stead_then_list_describe_delete(cli, cli_json, tmp_path
     listed = listed if isinstance(listed, list) else [listed]
     assert "cli-stead" in {d["name"] for d in listed}
     described = cli_json("data", "describe", "cli-stead")
-    assert int(described["dataset"]["window_samples"]) == 6000
+    assert int(described["dataset"]["windowSamples"]) == 6000
     assert sum(int(s["windows"]) for s in described["dataset"]["splits"]) == 44
     assert described["manifest"]["shards"]
 
     code, out, _ = cli("data", "describe", "cli-stead")
     assert code == 0 and "split" in out and "earthquake=" in out
     deleted = cli_json("data", "rm", "cli-stead")
-    assert deleted["name"] == "cli-stead" and deleted["objects_deleted"] > 0
+    assert deleted["name"] == "cli-stead" and int(deleted["objectsDeleted"]) > 0
     code, out, err = cli("data", "describe", "cli-stead")
     assert code == 1 and out == ""
     assert err.startswith("error: NOT_FOUND: ") and len(err.strip().splitlines()) == 1
@@ -39,9 +39,9 @@ def test_ingest_local_no_wait_then_watch_json(cli, cli_json, stack: Stack) -> No
     write_stead(str(allowed / "cli-local"), n_events=20, n_noise=2, seed=6)
     job = cli_json("data", "ingest", "cli-local", str(allowed / "cli-local"), "--local", "--no-wait")
     assert job["dataset"] == "cli-local" and job["state"] in {"JOB_STATE_QUEUED", "JOB_STATE_RUNNING"}
-    events = cli_json("data", "watch", job["job_id"])
+    events = cli_json("data", "watch", job["jobId"])
     events = events if isinstance(events, list) else [events]
-    assert events[-1]["state"] == "JOB_STATE_SUCCEEDED" and int(events[-1]["progress"]["windows_written"]) == 22
+    assert events[-1]["state"] == "JOB_STATE_SUCCEEDED" and int(events[-1]["progress"]["windowsWritten"]) == 22
 
 
 def test_errors_are_one_line_and_exit_1(cli, tmp_path: Path) -> None:

@@ -34,12 +34,12 @@ def test_train_watch_eval_register_load_predict(cli, cli_json, small_dataset, s3
 
     jobs = cli_json("train", "ls")
     jobs = jobs if isinstance(jobs, list) else [jobs]
-    assert any(j["job_id"] == job_id and j["state"] == "JOB_STATE_SUCCEEDED" for j in jobs)
+    assert any(j["jobId"] == job_id and j["state"] == "JOB_STATE_SUCCEEDED" for j in jobs)
     events = cli_json("train", "watch", job_id)  # a finished job replays its history as JSON lines
     assert [e["epoch"]["epoch"] for e in events if "epoch" in e] == [1, 2]
 
     evaluation = cli_json("train", "eval", job_id, "--out", str(tmp_path / "plots"))
-    assert {m["name"] for m in evaluation["metrics"]} >= {"rmse", "r2"} and len(evaluation["artifact_keys"]) == 2
+    assert {m["name"] for m in evaluation["metrics"]} >= {"rmse", "r2"} and len(evaluation["artifactKeys"]) == 2
     assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in evaluation["downloaded"])
     code, out, _ = cli("train", "eval", job_id)
     assert code == 0 and "rmse" in out and "artifact jobs/" in out
@@ -52,7 +52,7 @@ def test_train_watch_eval_register_load_predict(cli, cli_json, small_dataset, s3
     models = models if isinstance(models, list) else [models]
     assert "cli-mag" in {m["name"] for m in models}
     loaded = cli_json("models", "load", "cli-mag", "--version", "production")
-    assert int(loaded["input_spec"]["n_samples"]) == 3000
+    assert int(loaded["inputSpec"]["nSamples"]) == 3000
 
     windows = np.random.default_rng(0).normal(0, 100, (3, 3, 3000)).astype(np.float32)
     np.save(tmp_path / "windows.npy", windows)
@@ -79,9 +79,9 @@ def test_train_job_control(cli, cli_json, small_dataset) -> None:
     job = cli_json("train", "start", "--dataset", small_dataset, "--arch", "convnetquake_ingv", "--hp", *FAST_HP,
                    "--epochs", "30", "--no-wait")
     assert job["state"] in {"JOB_STATE_QUEUED", "JOB_STATE_RUNNING"}
-    updated = cli_json("train", "update", job["job_id"], "--epochs", "1")
-    assert updated["epochs"] == 1
-    code, out, err = cli("train", "watch", job["job_id"])
+    updated = cli_json("train", "update", job["jobId"], "--epochs", "1")
+    assert updated["epochs"] == 1 and updated["hyperParameters"]["epochs"] == 1  # the current count, an integer
+    code, out, err = cli("train", "watch", job["jobId"])
     assert code == 0, err
     assert "SUCCEEDED: 1/1 epochs" in out
     code, _, err = cli("train", "start", "--dataset", "no-such-dataset", "--arch", "convnetquake_ingv")

@@ -222,6 +222,57 @@ def _matches(pick_seed: str, key: str) -> bool:
     return True
 
 
+AMPLITUDE_REASON = "amplitude pick, not a phase pick"
+MAX_IDS_SHOWN = 8
+
+
+def is_phase_pick(phase: str) -> bool:
+    """P and S phases (P, Pg, Pn, PKP, S, Sg, Sn, ...); amplitude readings (IAML, A, AML, END) are not."""
+    return phase[:1].upper() in ("P", "S") and not phase.upper().startswith(("PMAX", "SMAX"))
+
+
+def held_ids(groups: dict[str, list[Segment]]) -> str:
+    """The SEED ids the waveforms hold, with their time span: what an unmatched pick is compared with."""
+    ids = sorted({seg.seed_id for segs in groups.values() for seg in segs})
+    segs = [seg for g in groups.values() for seg in g]
+    start, end = min(s.start for s in segs), max(s.end for s in segs)
+    shown = ", ".join(ids[:MAX_IDS_SHOWN]) + (f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN
+                                              else "")
+    return f"the waveforms hold {shown} from {start} to {end}"
+
+
+def unmatched_detail(pick: CatalogPick, groups: dict[str, list[Segment]]) -> str:
+    """Why a phase pick matched no waveform: the first part of NET.STA.LOC.CHA (or the time) that differs."""
+    net, sta, loc, cha = (pick.seed_id.split(".") + ["", "", "", ""])[:4]
+    keys = [k.split(".") for k in groups]
+    if not any(k[1] == sta for k in keys):
+        why = f"no waveform of station {sta!r}"
+    elif net and not any(k[1] == sta and k[0] == net for k in keys):
+        nets = sorted({k[0] for k in keys if k[1] == sta})
+        why = f"network {net!r} differs from the waveforms' {', '.join(repr(n) for n in nets)}"
+    elif loc and not any(k[1] == sta and (not net or k[0] == net) and k[2] == loc for k in keys):
+        locs = sorted({k[2] for k in keys if k[1] == sta})
+        why = f"location {loc!r} differs from the waveforms' {', '.join(repr(x) for x in locs)}"
+    elif not any(_matches(pick.seed_id, ".".join(k)) for k in keys):
+        why = f"channel {cha!r} matches none of the station's channels"
+    else:
+        why = "no waveform of that channel covers the pick time"
+    return f"{why}; {held_ids(groups)}"
+
+
+def _longest_span(segs: Sequence[Segment]) -> float:
+    """Seconds of the longest gap-free stretch the stream covers (segments of several files joined)."""
+    longest, start, end = 0.0, None, None
+    for seg in sorted(segs, key=lambda s: s.start.ns):
+        step = 1.5 / seg.sampling_rate if seg.sampling_rate > 0 else 0.0
+        if start is None or seg.start - end > step:
+            start, end = seg.start, seg.end
+        else:
+            end = max(end, seg.end)
+        longest = max(longest, float(end - start))
+    return longest
+
+
 def _covers(segs: Sequence[Segment], t: UTCDateTime) -> bool:
     return any(s.start <= t <= s.end for s in segs)
 
@@ -237,6 +288,7 @@ def list_items(
     noise_margin_s: float = 60.0,
     max_noise_per_stream: int | None = None,
     noise_per_event: int | None = None,
+    window_s: float | None = None,
 ) -> list[ItemRef | Skipped]:
     """Event items (event x stream with a P pick) and noise items, from headers and the catalog only.
 
@@ -254,25 +306,28 @@ def list_items(
             forbidden.append(float(ev.origin_time.timestamp))
         per_key: dict[str, dict[str, CatalogPick]] = {}
         for pick in ev.picks:
+            what = f"{ev.event_id} {pick.seed_id} {pick.phase or '(no phase)'} {pick.time}"
+            if not is_phase_pick(pick.phase):
+                # amplitude readings (IAML, A, AML, ...) and unnamed picks: told apart from phase picks
+                out.append(Skipped(cat_name, what, AMPLITUDE_REASON if pick.phase else "pick without a phase name"))
+                continue
             keys = [k for k in sorted(groups) if _matches(pick.seed_id, k) and _covers(groups[k], pick.time)]
             if not keys:
-                out.append(
-                    Skipped(
-                        cat_name,
-                        f"{ev.event_id} {pick.seed_id} {pick.phase} {pick.time}",
-                        "pick matches no waveform",
-                    )
-                )
+                out.append(Skipped(cat_name, what, "pick matches no waveform", unmatched_detail(pick, groups)))
                 continue
             kind = pick.phase[:1].upper()
-            if kind not in ("P", "S"):
-                continue
             slot = per_key.setdefault(keys[0], {})
             if kind not in slot or pick.time < slot[kind].time:
                 slot[kind] = pick
         for key, slot in sorted(per_key.items()):
             if "P" not in slot:
                 out.append(Skipped(cat_name, f"{ev.event_id} {key}", "S pick without a P pick"))
+                continue
+            span = _longest_span(groups[key])
+            if window_s is not None and window_s > span:
+                # the window cannot fit the data anywhere: an error (counted), never a zero-padded window
+                out.append(Skipped(cat_name, f"{ev.event_id} {key}", "window longer than trace",
+                                   f"{window_s:g} s window, the longest record of {key} holds {span:.1f} s"))
                 continue
             out.append(_event_item(ev, key, groups[key], slot["P"], slot.get("S"), pre_s, post_s))
     if noise_length_s:
