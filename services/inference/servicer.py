@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -14,10 +15,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator, DetectionResult, PickResult
+from quakestack.inference.export import export_model
 from quakestack.inference.feedback import InferenceLog
 from quakestack.inference.files import allowed_local_path, fetch_object, read_stream, temporary_directory
 from quakestack.inference.inputs import extras_arrays, windows_array
-from quakestack.inference.manager import LoadOptions, ModelManager, Resident, wait_result
+from quakestack.inference.manager import (
+    DEFAULT_DELAY_US,
+    DEFAULT_MAX_BATCH,
+    LoadOptions,
+    ModelManager,
+    Resident,
+    wait_result,
+)
 from quakestack.oip import open_inference_pb2_grpc
 from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
@@ -203,6 +212,19 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         detections, picks = annotator.finish()
         return inference_pb2.AnnotateFileResponse(detections=[detection_pb(d) for d in detections],
                                                   picks=[pick_pb(p) for p in picks])
+
+    # -- export -------------------------------------------------------------------------------
+    def ExportModel(self, request, context):
+        if not request.name:
+            raise InvalidArgument("name is required")
+        card = self.manager.registry.get(request.name, request.version)
+        exported = export_model(card, self.manager.registry.weights(card), fmt=request.format or "onnx",
+                                max_batch_size=request.max_batch_size or DEFAULT_MAX_BATCH,
+                                max_queue_delay_us=request.max_queue_delay_us or DEFAULT_DELAY_US)
+        return inference_pb2.ExportModelResponse(
+            name=exported.name, version=exported.version, format=request.format or "onnx",
+            files=[inference_pb2.ExportedFile(path=path, content=data, sha256=hashlib.sha256(data).hexdigest())
+                   for path, data in sorted(exported.files.items())])
 
     # -- feedback -----------------------------------------------------------------------------
     def SubmitFeedback(self, request, context):
