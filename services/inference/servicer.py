@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import structlog
+import torch
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from quakestack.config import Settings
@@ -266,6 +267,8 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     def on_ready(model: str, ready: bool) -> None:
         server.health.set(health_name(model), SERVING if ready else NOT_SERVING)
 
+    if settings.inference_torch_threads:
+        torch.set_num_threads(settings.inference_torch_threads)
     manager = ModelManager(ModelRegistry(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
                            default_device=settings.device, on_ready=on_ready)
     inference_log = InferenceLog(store, settings.inference_log_sample_rate)

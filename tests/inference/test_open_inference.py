@@ -18,6 +18,7 @@ from quakestack.client import health_status, reflected_services
 from quakestack.models.registry import build_model, get_architecture
 from quakestack.oip import open_inference_pb2
 from quakestack.v1 import common_pb2, inference_pb2
+from tests.gateway.helpers import http
 from tests.inference.helpers import TINY_MAGNITUDE, register, windows_pb
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -177,3 +178,36 @@ def test_messages_match_tritonclients_own_definition() -> None:
     for name, fields in ours.items():
         assert name in theirs, f"{name} is not in Triton's grpc_service.proto"
         assert fields == [list(f) for f in theirs[name]], name
+
+
+def test_rest_json_and_openapi(stack, inference, models) -> None:
+    """The REST form with plain JSON tensors (what curl and KServe clients send) and its /openapi.json entries."""
+    base = stack.endpoints().gateway
+    x = _x(2, 1000, 21)
+    body = {"id": "rest-1", "inputs": [{"name": "waveforms", "datatype": "FP32", "shape": list(x.shape),
+                                        "data": x.tolist()}]}
+    reply = http("POST", base + "/v2/models/oip-mag/infer", json.dumps(body).encode(),
+                 {"Content-Type": "application/json"})
+    assert reply.status == 200, reply.body
+    answer = reply.json()
+    assert answer["id"] == "rest-1" and answer["model_name"] == "oip-mag"
+    (output,) = answer["outputs"]
+    assert (output["name"], output["datatype"], output["shape"]) == ("magnitude", "FP32", [2, 1])
+    expected = _predict(inference, "oip-mag", {"waveforms": x})["magnitude"]
+    np.testing.assert_allclose(output["data"], expected, rtol=1e-4, atol=1e-5)
+
+    body["inputs"][0]["data"][0][0][0] = float("nan")
+    reply = http("POST", base + "/v2/models/oip-mag/infer", json.dumps(body).encode(),
+                 {"Content-Type": "application/json"})
+    assert reply.status == 400 and "NaN" in reply.json()["error"]
+    assert http("GET", base + "/v2/models/no-such-model/ready").status == 400
+    assert http("GET", base + "/v2/models/no-such-model").json()["code"] == "NOT_FOUND"
+    assert http("GET", base + "/v2/health/live").json() == {"live": True}
+
+    paths = http("GET", base + "/openapi.json").json()["paths"]
+    assert {"/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/{name}", "/v2/models/{name}/ready",
+            "/v2/models/{name}/versions/{version}", "/v2/models/{model_name}/infer",
+            "/v2/repository/index", "/v2/repository/models/{model_name}/load",
+            "/v2/repository/models/{model_name}/unload", "/v1/models/{name}:export"} <= set(paths)
+    infer_schema = paths["/v2/models/{model_name}/infer"]["post"]["requestBody"]["content"]["application/json"]
+    assert "data" in infer_schema["schema"]["properties"]["inputs"]["items"]["properties"]
