@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -267,8 +268,9 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     def on_ready(model: str, ready: bool) -> None:
         server.health.set(health_name(model), SERVING if ready else NOT_SERVING)
 
-    if settings.inference_torch_threads:
-        torch.set_num_threads(settings.inference_torch_threads)
+    # The model's intra-op threads and the gRPC threads share the CPUs; measured on 2 cores
+    # (bench/RESULTS.md), one torch thread serves more windows than two.
+    torch.set_num_threads(settings.inference_torch_threads or max(1, (os.cpu_count() or 2) // 2))
     manager = ModelManager(ModelRegistry(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
                            default_device=settings.device, on_ready=on_ready)
     inference_log = InferenceLog(store, settings.inference_log_sample_rate)
