@@ -38,6 +38,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 HEALTH = {"ServerLive": "live", "ServerReady": "ready", "ModelReady": "ready"}
 _INPUT_KEYS = {"name", "shape", "datatype", "parameters", "data"}
 _REQUEST_KEYS = {"id", "parameters", "inputs", "outputs"}
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def is_oip(route: Route) -> bool:
@@ -58,6 +59,8 @@ def _parameter(value: Any, cls: type[Message]) -> Message:
     if isinstance(value, bool):
         return cls(bool_param=value)
     if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise invalid(f"parameter value {value} is outside int64")
         return cls(int64_param=value)
     if isinstance(value, str):
         return cls(string_param=value)
@@ -85,8 +88,9 @@ def _plain(parameters: Mapping[str, Message]) -> dict[str, Any]:
 
 
 def _shape(value: Any, name: str) -> list[int]:
-    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise invalid(f"input {name!r}: shape must be an array of integers")
+    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                              and INT64_MIN <= s <= INT64_MAX for s in value):
+        raise invalid(f"input {name!r}: shape must be an array of int64 integers")
     return value
 
 
