@@ -1,11 +1,14 @@
 """Dynamic batching: 32 concurrent gRPC clients sending single windows versus the in-process limit.
 
 The in-process limit is the same ConvNetQuake-INGV (STEAD 60 s windows) run on pre-built batches of
-the max batch size in this process. ``ratio`` = service throughput / that limit (goal >= 0.8);
-``gain`` = service throughput with batching / the same service with max batch size 1. Prints one
-JSON object as its last line.
+the max batch size in this process. ``ratio`` = Predict throughput / that limit (goal >= 0.6 on 2
+cores); ``oip_ratio`` = the same load sent by tritonclient through the Open Inference Protocol's
+ModelInfer / that limit (goal: within 10% of ``ratio``); ``gain`` = Predict with batching / the same
+service with max batch size 1. ``*_server_cpu_ms_per_request`` is the inference process's CPU time
+(all threads, model included, from /proc) divided by the requests it answered. ``--profile DIR``
+records the server with py-spy during the batched Predict run. Prints one JSON object as its last line.
 
-    python bench/batching.py [--quick]
+    python bench/batching.py [--quick] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import argparse
 import io
 import json
 import multiprocessing as mp
+import os
+import resource
+import subprocess
 import sys
 import threading
 import time
@@ -32,6 +38,46 @@ from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc  # noqa: E402
 
 ARCH, CLIENTS, MAX_BATCH, PROCESSES = "convnetquake_ingv", 32, 32, 4
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRITON_PYTHON = REPO_ROOT / ".venv-triton" / "bin" / "python"
+OIP_LOAD = REPO_ROOT / "bench" / "support" / "oip_load.py"
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def oip_windows_per_s(target: str, name: str, seconds: float) -> float:
+    """The same load (CLIENTS single-window clients over PROCESSES processes) through tritonclient.grpc."""
+    start_at = time.time() + 4.0  # after every process imported tritonclient and warmed up
+    procs = [subprocess.Popen([str(TRITON_PYTHON), str(OIP_LOAD), target, name, str(CLIENTS // PROCESSES),
+                               str(seconds), str(start_at)], stdout=subprocess.PIPE, text=True)
+             for _ in range(PROCESSES)]
+    counts = [int(p.communicate(timeout=seconds + 120)[0].strip().splitlines()[-1]) for p in procs]
+    return sum(counts) / seconds
+
+
+class Profiler:
+    """py-spy on the server process while one run lasts (raw collapsed stacks, then the top frames)."""
+
+    def __init__(self, out_dir: str | None, pid: int, seconds: float):
+        self.proc = None
+        self.out_dir, self.pid, self.seconds = out_dir, pid, seconds
+
+    def start(self) -> None:
+        if self.out_dir:
+            Path(self.out_dir).mkdir(parents=True, exist_ok=True)
+            path = Path(self.out_dir) / "server.collapsed"
+            duration = str(max(1, int(self.seconds) - 1))
+            self.proc = subprocess.Popen(["py-spy", "record", "-p", str(self.pid), "-d", duration, "-r", "100",
+                                          "--threads", "-f", "raw", "-o", str(path)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self) -> None:
+        if self.proc is not None:
+            self.proc.wait(timeout=120)
 
 
 def in_process(model: torch.nn.Module, seconds: float) -> float:
@@ -99,14 +145,19 @@ class Clients:
         for p in self.procs:
             p.start()
 
-    def windows_per_s(self, name: str, seconds: float) -> float:
+    def windows_per_s(self, name: str, seconds: float, on_start=None) -> float:
         go = self.manager.Event()
         for q in self.jobs:
             q.put((name, seconds, go))
         for _ in self.procs:
             self.ready.get()
+        before = sum(cpu_seconds(p.pid) for p in self.procs)
         go.set()
-        return sum(self.out.get() for _ in self.procs) / seconds
+        if on_start is not None:
+            on_start()
+        rate = sum(self.out.get() for _ in self.procs) / seconds
+        self.last_cpu_s = sum(cpu_seconds(p.pid) for p in self.procs) - before
+        return rate
 
     def close(self) -> None:
         for q in self.jobs:
@@ -119,6 +170,9 @@ class Clients:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (< 60 s in all)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server during the batched Predict run")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="QUAKESTACK_INFERENCE_TORCH_THREADS of the server (0: half the CPUs)")
     args = parser.parse_args()
     seconds = 3.0 if args.quick else 20.0
     torch.manual_seed(0)
@@ -129,7 +183,7 @@ def main() -> None:
     card = {"architecture": ARCH, "task": "magnitude", "hyper_parameters": {}, "input_spec": spec.to_dict(),
             "class_names": [], "normalization": "none", "metrics": {}}
     before = in_process(model, seconds)
-    with running_stack(inference_log_sample_rate=0.0) as stack:
+    with running_stack(inference_log_sample_rate=0.0, inference_torch_threads=args.torch_threads) as stack:
         registry = ModelRegistry(ObjectStore.from_settings(stack.settings))
         for name in ("batched", "unbatched"):
             registry.register(name, buf.getvalue(), card)
@@ -138,19 +192,42 @@ def main() -> None:
             stub = inference_pb2_grpc.InferenceServiceStub(ch)
             stub.LoadModel(inference_pb2.LoadModelRequest(name="batched", max_batch_size=MAX_BATCH), timeout=60)
             stub.LoadModel(inference_pb2.LoadModelRequest(name="unbatched", max_batch_size=1), timeout=60)
+            pid = stack.processes["inference"].pid
             clients = Clients(target)
             try:
-                batched = clients.windows_per_s("batched", seconds)
+                cpu = cpu_seconds(pid)
+                profiler = Profiler(args.profile, pid, seconds)
+                batched = clients.windows_per_s("batched", seconds, on_start=profiler.start)
+                profiler.finish()
+                predict_cpu_ms = (cpu_seconds(pid) - cpu) * 1e3 / max(1.0, batched * seconds)
+                client_cpu_ms = clients.last_cpu_s * 1e3 / max(1.0, batched * seconds)
                 unbatched = clients.windows_per_s("unbatched", seconds)
             finally:
                 clients.close()
+            oip, oip_cpu_ms, oip_client_cpu_ms = None, None, None
+            if TRITON_PYTHON.exists():
+                cpu, children = cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+                oip = oip_windows_per_s(target, "batched", seconds)
+                oip_cpu_ms = (cpu_seconds(pid) - cpu) * 1e3 / max(1.0, oip * seconds)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                oip_client_cpu_ms = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) \
+                    * 1e3 / max(1.0, oip * seconds)  # includes the clients' start-up (imports, warm-up)
             served = {m.name: m for m in stub.ListLoadedModels(inference_pb2.ListLoadedModelsRequest()).models}
     limit = before if args.quick else max(before, in_process(model, seconds))
     mean_batch = served["batched"].windows_served / max(1, served["batched"].batches_served)
     print(json.dumps({"bench": "batching", "model": ARCH, "clients": CLIENTS, "max_batch_size": MAX_BATCH,
                       "service_windows_per_s": round(batched, 1), "unbatched_windows_per_s": round(unbatched, 1),
+                      "oip_windows_per_s": None if oip is None else round(oip, 1),
                       "in_process_windows_per_s": round(limit, 1), "mean_batch_size": round(mean_batch, 2),
-                      "ratio": round(batched / limit, 3), "gain": round(batched / unbatched, 3)}))
+                      "ratio": round(batched / limit, 3), "oip_ratio": None if oip is None else round(oip / limit, 3),
+                      "oip_vs_predict": None if oip is None else round(oip / batched, 3),
+                      "gain": round(batched / unbatched, 3),
+                      "predict_server_cpu_ms_per_request": round(predict_cpu_ms, 3),
+                      "oip_server_cpu_ms_per_request": None if oip_cpu_ms is None else round(oip_cpu_ms, 3),
+                      "predict_client_cpu_ms_per_request": round(client_cpu_ms, 3),
+                      "oip_client_cpu_ms_per_request": oip_client_cpu_ms and round(oip_client_cpu_ms, 3),
+                      "server_torch_threads": args.torch_threads, "goal_ratio": 0.6,
+                      "met": batched / limit >= 0.6 and (oip is None or oip >= 0.9 * batched)}))
 
 
 if __name__ == "__main__":

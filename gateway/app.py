@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import console, metrics
+from gateway import console, metrics, oip
 from gateway.apidoc import HP_FIELD, hyper_parameter_schema
 from gateway.auth import GatewayAuth
 from gateway.backends import SERVICE_BACKENDS, Backends
@@ -202,6 +202,8 @@ class Gateway:
             reply = await upload(request, route, self._callable(route, "stream_unary"), self.body_limit, timeout,
                                  metadata)
             return web.json_response(to_json(reply))
+        if oip.is_oip(route):
+            return await self._dispatch_oip(request, route, match.params, metadata, timeout)
         body = await read_limited(request, self.body_limit)
         message = build_request(route, match.params, query_lists(request.query), body)
         if route.kind is Kind.SERVER_STREAM:
@@ -222,6 +224,21 @@ class Gateway:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
         return web.json_response(to_json(reply, route.response_body))
+
+    async def _dispatch_oip(self, request: web.Request, route: Route, params: dict[str, str], metadata: Any,
+                            timeout: float | None) -> web.StreamResponse:
+        """An Open Inference Protocol route: the protocol's own JSON (gateway.oip) around the same call."""
+        try:
+            body = await read_limited(request, self.body_limit)
+            message = oip.build(route, params, query_lists(request.query), body, request.headers)
+            try:
+                reply = await self._callable(route, "unary_unary")(message, timeout=timeout, metadata=metadata)
+            except grpc.aio.AioRpcError as exc:
+                raise from_rpc_error(exc) from None
+            return oip.respond(route, message, reply)
+        except ApiError as exc:
+            exc.oip = True
+            raise
 
 
 def download_name(route: Route, params: dict[str, str]) -> str:

@@ -27,6 +27,7 @@ SERVICE_BACKENDS: dict[str, str] = {
     "quakestack.v1.TrainerService": "trainer",
     "quakestack.v1.ModelRegistry": "trainer",
     "quakestack.v1.InferenceService": "inference",
+    "inference.GRPCInferenceService": "inference",  # the Open Inference Protocol, same process
 }
 # Deadlines, seconds: unary calls answer promptly; streams follow jobs for hours (None = no deadline).
 UNARY_DEADLINE_S = 30.0

@@ -42,16 +42,19 @@ class ApiError(Exception):
     """An error answered as JSON; `http` overrides the mapped status (405, 413, 415 have no gRPC code)."""
 
     def __init__(self, code: grpc.StatusCode, message: str, *, http: int | None = None,
-                 details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+                 details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+                 oip: bool = False):
         super().__init__(message)
         self.code = code
         self.message = message
         self.http = http if http is not None else http_status(code)
         self.details = details or []
         self.headers = headers or {}
+        self.oip = oip  # an Open Inference Protocol route: the body also carries {"error": message}
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.code, self.message, self.details)
+        body = error_body(self.code, self.message, self.details)
+        return {**body, "error": self.message} if self.oip else body
 
 
 def error_body(code: grpc.StatusCode, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:

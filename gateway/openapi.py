@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from gateway import oip
 from gateway.routes import Kind, Route
 from gateway.streams import NDJSON, OCTET_STREAM, SSE, is_file_stream
 
@@ -259,6 +260,8 @@ def operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
     op["description"] = "\n\n".join(x for x in (comment, f"gRPC `{route.grpc_path}`.", op.get("description", ""))
                                      if x)
+    if oip.is_oip(route):
+        _oip_bodies(op, route)
     return op
 
 
@@ -269,6 +272,18 @@ def first_sentence(text: str) -> str:
         if ch in ".;" and (i + 1 == len(head) or head[i + 1] == " "):
             return head[:i]
     return head
+
+
+def _oip_bodies(op: dict[str, Any], route: Route) -> None:
+    """The Open Inference Protocol's own JSON bodies (gateway.oip) instead of the proto3 JSON mapping."""
+    request_schema, response_schema = oip.OPENAPI[route.method.name]
+    if request_schema is None:
+        op.pop("requestBody", None)
+    else:
+        op["requestBody"] = {"required": route.method.name == "ModelInfer",
+                             "content": {"application/json": {"schema": request_schema}}}
+    op["responses"]["200"]["content"] = {"application/json": {"schema": response_schema}}
+    op["description"] += oip.DESCRIPTION
 
 
 def build_openapi(routes: list[Route], *, auth: bool = True, title: str = "quakestack REST API",

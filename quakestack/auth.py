@@ -60,7 +60,7 @@ RPC_ROLES: dict[str, Role] = {
     }.items()},
     **{f"quakestack.v1.InferenceService/{m}": role for m, role in {
         "LoadModel": A, "UnloadModel": A, "ListLoadedModels": R, "Predict": R, "Annotate": R, "AnnotateFile": R,
-        "SubmitFeedback": W,
+        "SubmitFeedback": W, "ExportModel": R,  # an export reads a registered version, like a download
     }.items()},
     # The Open Inference Protocol (KServe v2), served by the inference service.
     **{f"inference.GRPCInferenceService/{m}": role for m, role in {

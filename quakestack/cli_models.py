@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+from pathlib import Path
 
 from quakestack.cli_common import Ctx, metrics_dict, table, to_dict
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2, trainer_pb2_grpc
@@ -95,6 +97,27 @@ def unload(ctx: Ctx, name: str) -> None:
     ctx.say(f"unloaded {name}")
 
 
+def export(ctx: Ctx, ref: str, fmt: str, repo: str, max_batch_size: int = 0) -> inference_pb2.ExportModelResponse:
+    """ExportModel, then write the entry into a local Triton model repository (each file checked by sha256)."""
+    name, _, version = ref.partition("@")
+    reply = inference(ctx).ExportModel(inference_pb2.ExportModelRequest(
+        name=name, version=version, format=fmt, max_batch_size=max_batch_size), timeout=600)
+    root = Path(repo).resolve()
+    written = []
+    for f in reply.files:
+        target = (root / f.path).resolve()
+        if root not in target.parents or hashlib.sha256(f.content).hexdigest() != f.sha256:
+            raise SystemExit(f"refusing exported file {f.path!r}: outside {root} or corrupted")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(f.content)
+        partial.replace(target)
+        written.append(str(target))
+    ctx.emit({"name": reply.name, "version": reply.version, "format": reply.format, "files": written})
+    ctx.say(f"exported {reply.name} version {reply.version} ({reply.format}) to {root}:\n  " + "\n  ".join(written))
+    return reply
+
+
 def loaded_model(ctx: Ctx, name: str) -> inference_pb2.LoadedModel | None:
     for m in inference(ctx).ListLoadedModels(inference_pb2.ListLoadedModelsRequest(), timeout=30).models:
         if m.name == name:
@@ -131,6 +154,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--device", default="")
     p.add_argument("--max-batch-size", type=int, default=0)
     p.set_defaults(func=lambda ctx, a: load(ctx, a.name, a.version, a.device, a.max_batch_size))
+    p = msub.add_parser("export", parents=[common],
+                        help="export a version as a Triton/KServe model-repository entry (ONNX)")
+    p.add_argument("name", help="NAME, NAME@VERSION or NAME@ALIAS (default: latest)")
+    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.add_argument("--triton-repo", required=True, help="model repository directory to write into")
+    p.add_argument("--max-batch-size", type=int, default=0, help="config.pbtxt max_batch_size (default 32)")
+    p.set_defaults(func=lambda ctx, a: export(ctx, a.name, a.format, a.triton_repo, a.max_batch_size))
     p = msub.add_parser("unload", parents=[common], help="unload a model")
     p.add_argument("name")
     p.set_defaults(func=lambda ctx, a: unload(ctx, a.name))

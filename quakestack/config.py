@@ -159,6 +159,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Models carrying this alias are loaded at start (empty: none)."),
     Setting("inference_log_sample_rate", "0.1", _fraction,
             "Fraction of predictions logged to object storage for feedback."),
+    Setting("inference_torch_threads", "0", _non_negative_int,
+            "torch intra-op threads of the inference service on CPU (0: half the CPUs, at least 1): the "
+            "other cores are left to the gRPC threads."),
     Setting("storage_dir", str(Path.home() / ".local" / "share" / "quakestack" / "s3"), _text,
             "Data directory of the embedded SeaweedFS (`quakestack up`); persists across restarts.",
             shown_default="~/.local/share/quakestack/s3"),

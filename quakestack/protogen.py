@@ -19,9 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = REPO_ROOT / "protos"
 
 
+# quakestack's own contracts, and the Open Inference Protocol (package `inference`) it also speaks.
+PACKAGES = {"v1": "quakestack.v1", "oip": "the Open Inference Protocol (KServe v2 / Triton)"}
+
+
 def proto_files() -> list[Path]:
     """All contract files, sorted so that generation is reproducible."""
-    return sorted((PROTO_ROOT / "quakestack" / "v1").glob("*.proto"))
+    return sorted(p for package in PACKAGES for p in (PROTO_ROOT / "quakestack" / package).glob("*.proto"))
 
 
 def include_dirs() -> list[str]:
@@ -31,18 +35,20 @@ def include_dirs() -> list[str]:
 
 
 def generate(out_dir: Path = REPO_ROOT) -> list[Path]:
-    """Write *_pb2.py, *_pb2.pyi and *_pb2_grpc.py for every proto under out_dir/quakestack/v1."""
+    """Write *_pb2.py, *_pb2.pyi and *_pb2_grpc.py for every proto under out_dir/quakestack/<package>."""
     out_dir = Path(out_dir)
-    (out_dir / "quakestack" / "v1").mkdir(parents=True, exist_ok=True)
+    for package in PACKAGES:
+        (out_dir / "quakestack" / package).mkdir(parents=True, exist_ok=True)
     files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
     args = ["grpc_tools.protoc", *(f"-I{d}" for d in include_dirs())]
     args += [f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}", *files]
     if protoc.main(args) != 0:
         raise RuntimeError("protoc failed: " + " ".join(args))
     write_comments(files, out_dir / "quakestack" / "v1" / COMMENTS_FILE)
-    init = out_dir / "quakestack" / "v1" / "__init__.py"
-    init.write_text('"""Generated protobuf and gRPC stubs of quakestack.v1 (python -m quakestack.protogen)."""\n')
-    return sorted((out_dir / "quakestack" / "v1").glob("*"))
+    for package, what in PACKAGES.items():
+        init = out_dir / "quakestack" / package / "__init__.py"
+        init.write_text(f'"""Generated protobuf and gRPC stubs of {what} (python -m quakestack.protogen)."""\n')
+    return sorted(p for package in PACKAGES for p in (out_dir / "quakestack" / package).glob("*"))
 
 
 # FileDescriptorProto / DescriptorProto / ServiceDescriptorProto / EnumDescriptorProto field numbers

@@ -40,6 +40,10 @@ echo "setup: installing into $("$py" -c 'import sys; print(sys.prefix)')"
 "$py" -m pip install -q torch==2.13.0
 if [ $dev = 1 ]; then
   "$py" -m pip install -q -e ".[dev]"
+  # tritonclient (the OIP tests' real client) needs protobuf<7, which the project's own pins do not
+  # allow: it gets a virtualenv of its own, which the tests run as a separate client program.
+  [ -x .venv-triton/bin/python ] || python3 -m venv .venv-triton
+  .venv-triton/bin/python -m pip install -q "tritonclient[grpc,http]>=2.50" numpy
   # promtool (Debian's prometheus), docker-compose and kubectl validate metrics and deployment files.
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)

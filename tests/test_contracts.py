@@ -7,11 +7,12 @@ from pathlib import Path
 
 from google.api import annotations_pb2
 
-from quakestack.protogen import generate
+from quakestack.oip import open_inference_pb2
+from quakestack.protogen import PACKAGES, generate
 from quakestack.v1 import common_pb2, data_pb2, inference_pb2, trainer_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FILES = (common_pb2, data_pb2, trainer_pb2, inference_pb2)
+FILES = (common_pb2, data_pb2, trainer_pb2, inference_pb2, open_inference_pb2)
 
 
 def services():
@@ -21,12 +22,14 @@ def services():
 
 def test_generated_stubs_are_fresh(tmp_path: Path) -> None:
     generate(tmp_path)
-    fresh = tmp_path / "quakestack" / "v1"
-    committed = REPO_ROOT / "quakestack" / "v1"
-    names = sorted(p.name for p in fresh.iterdir() if p.is_file())
-    assert names == sorted(p.name for p in committed.iterdir() if p.is_file() and p.suffix in {".py", ".pyi", ".json"})
-    _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
-    assert not mismatch and not errors, f"stale stubs {mismatch or errors}: run `quakestack protos`"
+    for package in PACKAGES:
+        fresh = tmp_path / "quakestack" / package
+        committed = REPO_ROOT / "quakestack" / package
+        names = sorted(p.name for p in fresh.iterdir() if p.is_file())
+        generated = {".py", ".pyi", ".json"}
+        assert names == sorted(p.name for p in committed.iterdir() if p.is_file() and p.suffix in generated)
+        _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
+        assert not mismatch and not errors, f"stale stubs {mismatch or errors}: run `quakestack protos`"
 
 
 def test_every_non_bidi_rpc_has_an_http_annotation() -> None:

@@ -16,15 +16,18 @@ RATE_TOLERANCE = 1e-6
 
 
 def windows_array(data: bytes, shape: Sequence[int], sampling_rate: float, component_order: str,
-                  spec: ServingSpec, max_bytes: int) -> np.ndarray:
-    """Raw little-endian float32 + shape -> [N, C, L] array, validated against ``spec``."""
+                  spec: ServingSpec, max_bytes: int, what: str = "windows") -> np.ndarray:
+    """Raw little-endian float32 + shape -> [N, C, L] array, validated against ``spec``.
+
+    ``what`` names the request field in messages (Predict's ``windows``, the OIP input tensor).
+    """
     expected = f"[N, {len(spec.components)}, {spec.n_samples}]"
     shape = [int(s) for s in shape]
     if len(shape) != 3 or shape[0] < 1:
-        raise InvalidArgument(f"windows.shape must be {expected} (N >= 1), got {shape}")
+        raise InvalidArgument(f"{what}.shape must be {expected} (N >= 1), got {shape}")
     n, c, length = shape
     if c != len(spec.components) or length != spec.n_samples:
-        raise InvalidArgument(f"windows.shape must be {expected} (components {spec.components!r}, "
+        raise InvalidArgument(f"{what}.shape must be {expected} (components {spec.components!r}, "
                               f"{spec.n_samples} samples), got {shape}")
     if n * c * length * 4 > max_bytes:
         raise ResourceExhausted(f"{n} windows are {n * c * length * 4} bytes; the limit is {max_bytes} bytes")
@@ -33,12 +36,12 @@ def windows_array(data: bytes, shape: Sequence[int], sampling_rate: float, compo
     if component_order and component_order.upper() != spec.components.upper():
         raise InvalidArgument(f"windows.component_order must be {spec.components!r}, got {component_order!r}")
     if len(data) != n * c * length * 4:
-        raise InvalidArgument(f"windows.data holds {len(data)} bytes; shape {shape} needs {n * c * length * 4} "
+        raise InvalidArgument(f"{what}.data holds {len(data)} bytes; shape {shape} needs {n * c * length * 4} "
                               "(little-endian float32)")
     x = np.frombuffer(data, dtype="<f4").reshape(n, c, length)
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).reshape(n, -1).any(axis=1).argmax())
-        raise InvalidArgument(f"windows.data holds NaN or infinite samples (first in window {bad})")
+        raise InvalidArgument(f"{what}.data holds NaN or infinite samples (first in window {bad})")
     return x.astype(np.float32, copy=False)
 
 

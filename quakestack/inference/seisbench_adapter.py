@@ -58,6 +58,7 @@ class SeisBenchServable:
             sampling_rate=float(model.sampling_rate),
             sequence_labels=",".join(self.labels),
             class_names=tuple(self.labels),
+            outputs=("sequence",),
         )
 
     def run(self, x: np.ndarray, extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

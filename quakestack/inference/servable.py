@@ -42,6 +42,7 @@ class ServingSpec:
     sequence_labels: str = ""  # pickers: one letter/name per output channel, e.g. "PSN"
     normalization: str = "none"
     p_offset_s: float = DEFAULT_P_OFFSET_S  # where training put the P onset in a window (magnitude on detections)
+    outputs: tuple[str, ...] = ()  # the per-window outputs ``run`` returns (the module docstring's names)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +109,7 @@ class ZooServable:
             class_names=tuple(card.get("class_names") or arch.class_names),
             normalization=str(card.get("normalization") or "none"),
             p_offset_s=float(card.get("p_offset_s") or card_spec.get("p_offset_s") or DEFAULT_P_OFFSET_S),
+            outputs=served_outputs(arch.outputs, tuple(card.get("class_names") or arch.class_names)),
         )
 
     def run(self, x: np.ndarray, extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -135,6 +137,22 @@ class ZooServable:
         if "cluster_logits" in out:
             result["location_cluster"] = out["cluster_logits"].argmax(dim=-1).cpu().numpy().astype(np.int32)
         return result
+
+
+def served_outputs(module_outputs: tuple[str, ...], class_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names ``ZooServable._outputs`` derives from a module's raw outputs, in that order."""
+    names: list[str] = []
+    if "magnitude" in module_outputs:
+        names.append("magnitude")
+    if "magnitude_log_var" in module_outputs:
+        names.append("magnitude_std")
+    if "logits" in module_outputs:
+        names.append("class_probabilities")
+        if NOISE_CLASS in class_names or len(class_names) == 2:
+            names.append("detection_probability")
+    if "cluster_logits" in module_outputs:
+        names.append("location_cluster")
+    return tuple(names)
 
 
 def build_servable(card: dict[str, Any], weights: bytes, device: torch.device) -> Servable:

@@ -237,3 +237,39 @@ class SubmitFeedbackRequest(_message.Message):
 class SubmitFeedbackResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ExportModelRequest(_message.Message):
+    __slots__ = ("name", "version", "format", "max_batch_size", "max_queue_delay_us")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_DELAY_US_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    format: str
+    max_batch_size: int
+    max_queue_delay_us: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., format: _Optional[str] = ..., max_batch_size: _Optional[int] = ..., max_queue_delay_us: _Optional[int] = ...) -> None: ...
+
+class ExportedFile(_message.Message):
+    __slots__ = ("path", "content", "sha256")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    content: bytes
+    sha256: str
+    def __init__(self, path: _Optional[str] = ..., content: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class ExportModelResponse(_message.Message):
+    __slots__ = ("name", "version", "format", "files")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    format: str
+    files: _containers.RepeatedCompositeFieldContainer[ExportedFile]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., format: _Optional[str] = ..., files: _Optional[_Iterable[_Union[ExportedFile, _Mapping]]] = ...) -> None: ...

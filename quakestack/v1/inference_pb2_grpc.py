@@ -71,6 +71,11 @@ class InferenceServiceStub:
                 request_serializer=quakestack_dot_v1_dot_inference__pb2.SubmitFeedbackRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_inference__pb2.SubmitFeedbackResponse.FromString,
                 _registered_method=True)
+        self.ExportModel = channel.unary_unary(
+                '/quakestack.v1.InferenceService/ExportModel',
+                request_serializer=quakestack_dot_v1_dot_inference__pb2.ExportModelRequest.SerializeToString,
+                response_deserializer=quakestack_dot_v1_dot_inference__pb2.ExportModelResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer:
@@ -128,6 +133,14 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportModel(self, request, context):
+        """Exports a registered version for Triton / KServe: ONNX with the card's normalisation inside
+        the graph, as a Triton model-repository entry (model.onnx + config.pbtxt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +178,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.SubmitFeedback,
                     request_deserializer=quakestack_dot_v1_dot_inference__pb2.SubmitFeedbackRequest.FromString,
                     response_serializer=quakestack_dot_v1_dot_inference__pb2.SubmitFeedbackResponse.SerializeToString,
+            ),
+            'ExportModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportModel,
+                    request_deserializer=quakestack_dot_v1_dot_inference__pb2.ExportModelRequest.FromString,
+                    response_serializer=quakestack_dot_v1_dot_inference__pb2.ExportModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +376,33 @@ class InferenceService:
             '/quakestack.v1.InferenceService/SubmitFeedback',
             quakestack_dot_v1_dot_inference__pb2.SubmitFeedbackRequest.SerializeToString,
             quakestack_dot_v1_dot_inference__pb2.SubmitFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quakestack.v1.InferenceService/ExportModel',
+            quakestack_dot_v1_dot_inference__pb2.ExportModelRequest.SerializeToString,
+            quakestack_dot_v1_dot_inference__pb2.ExportModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

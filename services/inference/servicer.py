@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -9,21 +11,32 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import structlog
+import torch
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator, DetectionResult, PickResult
+from quakestack.inference.export import export_model
 from quakestack.inference.feedback import InferenceLog
 from quakestack.inference.files import allowed_local_path, fetch_object, read_stream, temporary_directory
 from quakestack.inference.inputs import extras_arrays, windows_array
-from quakestack.inference.manager import LoadOptions, ModelManager, Resident, wait_result
+from quakestack.inference.manager import (
+    DEFAULT_DELAY_US,
+    DEFAULT_MAX_BATCH,
+    LoadOptions,
+    ModelManager,
+    Resident,
+    wait_result,
+)
+from quakestack.oip import open_inference_pb2_grpc
 from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.interceptor import REQUEST_ID_KEY
 from quakestack.runtime.server import NOT_SERVING, SERVING, GrpcServer
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2
+from services.inference.oip_servicer import OIP_SERVICE, OpenInferenceServicer
 
 SERVICE = "quakestack.v1.InferenceService"
 TASKS = {"magnitude": common_pb2.TASK_MAGNITUDE, "detection": common_pb2.TASK_DETECTION,
@@ -130,18 +143,23 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         w = request.windows
         x = windows_array(w.data, w.shape, w.sampling_rate_hz, w.component_order, spec, self.max_bytes)
         extras = extras_arrays({e.name: e.values for e in request.extra_inputs}, spec, x.shape[0])
+        resident, out, request_id = self.run_windows(request.model, x, extras, context)
+        return inference_pb2.PredictResponse(model=request.model, model_version=resident.version,
+                                             request_id=request_id, class_names=list(spec.class_names),
+                                             predictions=predictions_pb(out, x.shape[0]))
+
+    def run_windows(self, model: str, x: np.ndarray, extras: dict[str, np.ndarray],
+                    context: grpc.ServicerContext) -> tuple[Resident, dict[str, np.ndarray], str]:
+        """The data plane shared by Predict and OIP ModelInfer: batcher, deadline, sampled log."""
         timeout = _timeout(context)
         deadline = None if timeout is None else time.monotonic() + timeout
-        resident, future = self.manager.submit(request.model, x, extras, deadline)
+        resident, future = self.manager.submit(model, x, extras, deadline)
         out = wait_result(resident, future, timeout)
         request_id = _request_id(context)
-        response = inference_pb2.PredictResponse(model=request.model, model_version=resident.version,
-                                                 request_id=request_id, class_names=list(spec.class_names),
-                                                 predictions=predictions_pb(out, x.shape[0]))
         if self.log.sampled():
-            self.log.record("prediction", request_id=request_id, model=request.model, version=resident.version,
+            self.log.record("prediction", request_id=request_id, model=model, version=resident.version,
                             predictions=[_jsonable(out, i) for i in range(x.shape[0])])
-        return response
+        return resident, out, request_id
 
     # -- annotate -----------------------------------------------------------------------------
     def _annotator(self, model: str, stride_s: float, threshold: float | None, magnitude_model: str,
@@ -199,6 +217,19 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                                                   picks=[pick_pb(p) for p in picks],
                                                   warnings=annotator.resampled_notes())
 
+    # -- export -------------------------------------------------------------------------------
+    def ExportModel(self, request, context):
+        if not request.name:
+            raise InvalidArgument("name is required")
+        card = self.manager.registry.get(request.name, request.version)
+        exported = export_model(card, self.manager.registry.weights(card), fmt=request.format or "onnx",
+                                max_batch_size=request.max_batch_size or DEFAULT_MAX_BATCH,
+                                max_queue_delay_us=request.max_queue_delay_us or DEFAULT_DELAY_US)
+        return inference_pb2.ExportModelResponse(
+            name=exported.name, version=exported.version, format=request.format or "onnx",
+            files=[inference_pb2.ExportedFile(path=path, content=data, sha256=hashlib.sha256(data).hexdigest())
+                   for path, data in sorted(exported.files.items())])
+
     # -- feedback -----------------------------------------------------------------------------
     def SubmitFeedback(self, request, context):
         if not request.request_id:
@@ -239,11 +270,16 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     def on_ready(model: str, ready: bool) -> None:
         server.health.set(health_name(model), SERVING if ready else NOT_SERVING)
 
+    # The model's intra-op threads and the gRPC threads share the CPUs; measured on 2 cores
+    # (bench/RESULTS.md), one torch thread serves more windows than two.
+    torch.set_num_threads(settings.inference_torch_threads or max(1, (os.cpu_count() or 2) // 2))
     manager = ModelManager(ModelRegistry(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
                            default_device=settings.device, on_ready=on_ready)
     inference_log = InferenceLog(store, settings.inference_log_sample_rate)
-    server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
-               InferenceServicer(settings, store, manager, inference_log))
+    servicer = InferenceServicer(settings, store, manager, inference_log)
+    server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server, servicer)
+    server.add(open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,
+               OpenInferenceServicer(servicer, lambda: server.watcher.healthy is True))
     autoloading = threading.Lock()
 
     def autoload(healthy: bool) -> None:
@@ -267,5 +303,5 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
 
 DEFINITION = ServiceDefinition(
     name="inference", grpc_port_setting="inference_grpc_port", metrics_port_setting="inference_metrics_port",
-    health_names=(SERVICE,), register=register,
+    health_names=(SERVICE, OIP_SERVICE), register=register,
 )
