@@ -48,3 +48,6 @@ if [ $dev = 1 ]; then
 else
   "$py" -m pip install -q -e .
 fi
+# PyOcto (phase association) pins numpy<2 on Python <= 3.11 only for its own test extras; it runs on
+# numpy 2, so it goes in without its pins rather than downgrading numpy under everything else.
+"$py" -m pip install -q --no-deps "pyocto==0.2.2"

@@ -108,6 +108,7 @@ class ZooServable:
             class_names=tuple(card.get("class_names") or arch.class_names),
             normalization=str(card.get("normalization") or "none"),
             p_offset_s=float(card.get("p_offset_s") or card_spec.get("p_offset_s") or DEFAULT_P_OFFSET_S),
+            sequence_labels=",".join(arch.class_names) if arch.task.value == "picking" else "",
         )
 
     def run(self, x: np.ndarray, extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -120,6 +121,8 @@ class ZooServable:
 
     def _outputs(self, out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         result: dict[str, np.ndarray] = {}
+        if "sequence" in out:  # pickers: per-sample probabilities [N, K, L]
+            result["sequence"] = out["sequence"].float().cpu().numpy()
         if "magnitude" in out:
             result["magnitude"] = out["magnitude"].float().cpu().numpy().reshape(-1)
         if "magnitude_log_var" in out:
