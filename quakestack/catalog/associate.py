@@ -78,7 +78,8 @@ def event_id(prefix: str, origin_time: float) -> str:
 
 
 def associate(picks: Sequence[PhasePick], stations: Mapping[str, StationCoordinates],
-              params: Mapping[str, Any] | None = None, *, id_prefix: str = "smi:quakestack/catalog") -> list[CatalogEvent]:
+              params: Mapping[str, Any] | None = None, *,
+              id_prefix: str = "smi:quakestack/catalog") -> list[CatalogEvent]:
     """Events from picks (stations NET.STA.LOC with coordinates), in time chunks; sorted by origin time."""
     params = association_parameters(params)
     unknown = sorted({p.station for p in picks} - set(stations))

@@ -217,8 +217,8 @@ def p_travel_s(station: NetworkStation, event: dict) -> float:
     return math.hypot(dist, event["depth_km"]) / VP_KM_S
 
 
-__all__ = ["NetworkStation", "SyntheticNetwork", "p_travel_s", "picker_windows", "ring_stations", "sds_path", "write_inventory",
-           "write_network"]
+__all__ = ["NetworkStation", "SyntheticNetwork", "p_travel_s", "picker_windows", "ring_stations", "sds_path",
+           "write_inventory", "write_network"]
 
 
 def picker_windows(seed: int, n: int, n_samples: int, *, rate: float = 100.0, noise_fraction: float = 0.2,
