@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 import obspy
@@ -45,7 +46,7 @@ def test_quakeml_round_trip_csv_and_evaluation(network, tmp_path) -> None:
     # evaluation against the truth, as QuakeML and as CSV: identical figures
     truth_csv = write_catalog(network.events, str(tmp_path / "truth.csv"), "csv")
     for path in (network.catalog_path, truth_csv):
-        reference = read_reference(open(path, "rb").read(), path)
+        reference = read_reference(Path(path).read_bytes(), path)
         assert len(reference) == len(network.events)
         figures = evaluate_catalog(events, reference)
         assert figures["precision"] == 1.0 and figures["recall"] == 1.0
