@@ -217,8 +217,8 @@ def p_travel_s(station: NetworkStation, event: dict) -> float:
     return math.hypot(dist, event["depth_km"]) / VP_KM_S
 
 
-__all__ = ["NetworkStation", "SyntheticNetwork", "p_travel_s", "picker_windows", "ring_stations", "sds_path",
-           "write_inventory", "write_network"]
+__all__ = ["NetworkStation", "SyntheticNetwork", "magnitude_windows", "p_travel_s", "picker_windows",
+           "ring_stations", "sds_path", "write_inventory", "write_network"]
 
 
 def picker_windows(seed: int, n: int, n_samples: int, *, rate: float = 100.0, noise_fraction: float = 0.2,
@@ -245,6 +245,23 @@ def picker_windows(seed: int, n: int, n_samples: int, *, rate: float = 100.0, no
         s_samples.append(s if s < n_samples else np.nan)
     x = np.concatenate([_synthesize_chunk(rng, params[a:a + 256], n_samples, rate) for a in range(0, n, 256)])
     return x, np.asarray(p_samples, np.float32), np.asarray(s_samples, np.float32)
+
+
+def magnitude_windows(seed: int, n: int, n_samples: int, p_offset_samples: int, *, rate: float = 100.0,
+                      magnitude_range: tuple[float, float] = (1.5, 3.5), max_distance_km: float = 60.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Windows with P at a fixed sample and their true magnitude, for training a station-magnitude model."""
+    rng = np.random.default_rng(seed)
+    params, mags = [], []
+    for i in range(n):
+        r = math.hypot(float(rng.uniform(2.0, max_distance_km)), float(rng.uniform(3.0, 15.0)))
+        p = float(p_offset_samples) + float(rng.uniform(0, 1))
+        m = float(rng.uniform(*magnitude_range))
+        params.append(SignalParams(p, p + r * (1 / VS_KM_S - 1 / VP_KM_S) * rate, m, r, float(rng.uniform(0, 360)),
+                                   station_noise_level(f"XN.W{i % 50:03d}")))
+        mags.append(m)
+    x = np.concatenate([_synthesize_chunk(rng, params[a:a + 256], n_samples, rate) for a in range(0, n, 256)])
+    return x, np.asarray(mags, np.float32)
 
 
 def _synthesize_chunk(rng: np.random.Generator, params: list[SignalParams], n_samples: int, rate: float) -> np.ndarray:

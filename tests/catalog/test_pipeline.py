@@ -19,7 +19,7 @@ from quakestack.archive.selection import Selection
 from quakestack.archive.source import Archive
 from quakestack.catalog.evaluate import evaluate_catalog, read_reference
 from quakestack.catalog.pipeline import build_catalog, check_picker, run_station_day
-from quakestack.data.network import picker_windows
+from quakestack.data.network import magnitude_windows, picker_windows
 from quakestack.errors import InvalidArgument
 from quakestack.inference.servable import build_servable
 from quakestack.models.registry import build_model, get_architecture, resolve_training_hparams
@@ -64,6 +64,32 @@ def trained_picker(epochs: int = 20):
     return build_servable(card, buffer.getvalue(), torch.device("cpu")), events[-1]["metrics"]
 
 
+MAGNITUDE_P_SAMPLE = 200  # P 2 s into the magnitude model's 10 s windows
+
+
+def trained_magnitude_model(epochs: int = 25):
+    """ConvNetQuake-INGV on 10 s windows with P at 2 s (S-P inside carries the distance), in-process."""
+    seed_everything(0)
+    spec = get_architecture("convnetquake_ingv")
+    model, hp, _ = build_model("convnetquake_ingv", {"n_samples": 1000})
+
+    def split(seed: int, n: int) -> SplitData:
+        x, m = magnitude_windows(seed, n, 1000, MAGNITUDE_P_SAMPLE)
+        return SplitData(x=x, meta=pd.DataFrame(index=range(n)), extras={},
+                         targets={"magnitude": m, "p_arrival_sample": np.full(n, MAGNITUDE_P_SAMPLE, np.float32)})
+
+    events: list[dict] = []
+    run_training(model=model, spec=spec, arch_hparams=hp,
+                 hp=resolve_training_hparams({"learning_rate": 5e-3, "batch_size": 32}), train=split(3, 2048),
+                 val=split(4, 256), device=torch.device("cpu"), control=Epochs(epochs), emit=events.append,
+                 save_checkpoint=lambda *_: None)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    card = model_card("convnetquake_ingv", hp, dataset="synthetic-network", p_offset_s=MAGNITUDE_P_SAMPLE / 100,
+                      source={"job_id": "in-process", "epoch": epochs})
+    return build_servable(card, buffer.getvalue(), torch.device("cpu")), events[-1]["metrics"]
+
+
 @pytest.mark.slow
 def test_station_days_to_catalog_meets_the_figures(network, weed_store) -> None:
     picker, metrics = trained_picker()
@@ -82,7 +108,9 @@ def test_station_days_to_catalog_meets_the_figures(network, weed_store) -> None:
     assert all(r["skipped"] for r in again)  # finished station-days are skipped on resume
     assert [r["picks"] for r in again] == [r["picks"] for r in records]
 
-    result = build_catalog(weed_store, "e2e", plan, archive)
+    magnitude, magnitude_metrics = trained_magnitude_model()
+    print("station magnitude model (validation windows)", magnitude_metrics)
+    result = build_catalog(weed_store, "e2e", plan, archive, magnitude_model=magnitude)
     assert result["missing_station_days"] == ["XN.N005.00.HH.2024.062"]
     quakeml = weed_store.get_bytes("catalogs/e2e/catalog.xml")
     catalog = obspy.read_events(io.BytesIO(quakeml))
@@ -92,6 +120,9 @@ def test_station_days_to_catalog_meets_the_figures(network, weed_store) -> None:
     print("catalog figures", figures)
     assert figures["recall"] >= 0.9 and figures["precision"] >= 0.9, figures
     assert figures["origin_time_error_median_s"] <= 0.5 and figures["epicentral_error_median_km"] <= 5.0, figures
+    assert figures["magnitude_matched"] == figures["matched"] and figures["magnitude_rmse"] <= 0.3, figures
+    assert all(e.magnitude_count >= 6 and e.magnitude_spread is not None for e in result["catalog"])
+    assert all(len(e.station_magnitudes) == e.preferred_magnitude().station_count for e in catalog)
     at_midnight = [e for e in result["catalog"] if abs(e.origin_time - MIDNIGHT_EVENT.timestamp) <= 2.0]
     assert len(at_midnight) == 1
     assert {p.station for p, _ in at_midnight[0].picks} >= {"XN.N000.00", "XN.N001.00"}
