@@ -121,8 +121,12 @@ class Archive:
         return [f for f in self.files if f.nslc == nslc and f.start < t1 and f.end > t0]
 
     def read(self, network: str, station: str, location: str, channels: Sequence[str], t0: float,
-             t1: float) -> Stream:
-        """The channels' samples in [t0, t1), merged per channel (gaps stay gaps: masked traces split)."""
+             t1: float, *, response_inventory=None, output: str = "VEL") -> Stream:
+        """The channels' samples in [t0, t1), merged per channel (gaps stay gaps: masked traces split).
+
+        With ``response_inventory`` (an ObsPy Inventory holding responses) the instrument response is
+        removed (``output``: DISP, VEL or ACC); a channel without a response is a clear error.
+        """
         stream = Stream()
         for cha in channels:
             nslc = (network, station, location, cha)
@@ -136,7 +140,10 @@ class Archive:
             stream = stream.split()
             for tr in stream:  # half-open: a sample exactly at t1 belongs to the next range
                 tr.trim(UTCDateTime(t0), UTCDateTime(t1) - 0.5 * tr.stats.delta, nearest_sample=False)
-        return Stream([tr for tr in stream if tr.stats.npts > 0])
+        stream = Stream([tr for tr in stream if tr.stats.npts > 0])
+        if response_inventory is not None and len(stream):
+            stream = remove_response(stream, response_inventory, output)
+        return stream
 
     def _read_local_sds(self, nslc: tuple[str, str, str, str], t0: float, t1: float) -> Stream:
         from obspy.clients.filesystem.sds import Client
@@ -152,3 +159,20 @@ class Archive:
         data = self.store.get_bytes(f.locator)
         stream = obspy.read(io.BytesIO(data), starttime=UTCDateTime(t0), endtime=UTCDateTime(t1))
         return stream.select(network=f.network, station=f.station, location=f.location, channel=f.channel)
+
+
+def remove_response(stream: Stream, inventory, output: str = "VEL") -> Stream:
+    """Counts to ground motion with the inventory's responses (pre-filter-free, water level 60 dB)."""
+    if output not in ("DISP", "VEL", "ACC"):
+        raise InvalidArgument(f"response output must be DISP, VEL or ACC, got {output!r}")
+    out = Stream()
+    for tr in stream:
+        tr = tr.copy()
+        tr.data = tr.data.astype("float64")
+        try:
+            tr.remove_response(inventory=inventory, output=output)
+        except Exception as exc:  # noqa: BLE001 - ObsPy raises plain Exception/ValueError when absent
+            raise InvalidArgument(f"{tr.id}: no instrument response in the inventory ({exc})") from None
+        tr.data = tr.data.astype("float32")
+        out += tr
+    return out

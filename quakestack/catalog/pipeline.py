@@ -59,8 +59,10 @@ def _channel_for(task: StationDayTask, phase: str) -> str:
 
 
 def run_station_day(task: StationDayTask, archive: Archive, picker: Servable, store: ObjectStore, catalog_id: str,
-                    options: AnnotateOptions | None = None) -> dict[str, Any]:
-    """Pick one station-day (skipped when its picks are already stored); returns the task's record."""
+                    options: AnnotateOptions | None = None, response_inventory=None) -> dict[str, Any]:
+    """Pick one station-day (skipped when its picks are already stored); returns the task's record.
+
+    With ``response_inventory`` the instrument response is removed (to velocity) before picking."""
     key = picks_key(catalog_id, task)
     if store.exists(key):
         record = store.get_json(key)
@@ -68,7 +70,8 @@ def run_station_day(task: StationDayTask, archive: Archive, picker: Servable, st
     check_picker(picker)
     started = time.monotonic()
     net, sta, loc, _band = task.stream.split(".")
-    stream = archive.read(net, sta, loc, task.channels, task.read_start, task.read_end)
+    stream = archive.read(net, sta, loc, task.channels, task.read_start, task.read_end,
+                          response_inventory=response_inventory)
     picks: list[PhasePick] = []
     seconds = 0.0
     if len(stream):

@@ -89,3 +89,23 @@ def test_bad_input_is_refused_before_any_work(network, tmp_path) -> None:
                              inventory=inventory).tasks
     with pytest.raises(PermissionDenied):
         Archive.local_sds(network.sds_root, [str(tmp_path)])
+
+
+def test_response_removal_on_request(network) -> None:
+    from obspy.core.inventory.response import Response
+
+    from quakestack.errors import InvalidArgument as Invalid
+
+    archive = Archive.local_sds(network.sds_root, [network.sds_root])
+    t0, t1 = (DAY2 - 10).timestamp, (DAY2 + 10).timestamp
+    inventory = read_inventory(path=network.inventory_path)
+    with pytest.raises(Invalid, match="no instrument response"):
+        archive.read("XN", "N001", "00", ["HHZ"], t0, t1, response_inventory=inventory)
+    for cha in inventory.select(station="N001")[0][0]:  # a flat 1e9 counts per m/s response
+        cha.response = Response.from_paz(zeros=[], poles=[], stage_gain=1e9, input_units="M/S",
+                                         output_units="COUNTS")
+    raw = archive.read("XN", "N001", "00", ["HHZ"], t0, t1)
+    vel = archive.read("XN", "N001", "00", ["HHZ"], t0, t1, response_inventory=inventory)
+    assert len(vel) == 1 and vel[0].stats.npts == raw[0].stats.npts
+    ratio = float(abs(raw[0].data).max() / abs(vel[0].data).max())
+    assert 1e8 < ratio < 1e10
