@@ -66,3 +66,6 @@ if command -v npm >/dev/null; then
 else
   echo "setup: npm not found; the web console (/console/) will lack its charts until npm is installed" >&2
 fi
+# PyOcto (phase association) pins numpy<2 on Python <= 3.11 only for its own test extras; it runs on
+# numpy 2, so it goes in without its pins rather than downgrading numpy under everything else.
+"$py" -m pip install -q --no-deps "pyocto==0.2.2"

@@ -110,6 +110,7 @@ class ZooServable:
             normalization=str(card.get("normalization") or "none"),
             p_offset_s=float(card.get("p_offset_s") or card_spec.get("p_offset_s") or DEFAULT_P_OFFSET_S),
             outputs=served_outputs(arch.outputs, tuple(card.get("class_names") or arch.class_names)),
+            sequence_labels=",".join(arch.class_names) if arch.task.value == "picking" else "",
         )
 
     def run(self, x: np.ndarray, extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -122,6 +123,8 @@ class ZooServable:
 
     def _outputs(self, out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         result: dict[str, np.ndarray] = {}
+        if "sequence" in out:  # pickers: per-sample probabilities [N, K, L]
+            result["sequence"] = out["sequence"].float().cpu().numpy()
         if "magnitude" in out:
             result["magnitude"] = out["magnitude"].float().cpu().numpy().reshape(-1)
         if "magnitude_log_var" in out:
@@ -142,6 +145,8 @@ class ZooServable:
 def served_outputs(module_outputs: tuple[str, ...], class_names: tuple[str, ...]) -> tuple[str, ...]:
     """The names ``ZooServable._outputs`` derives from a module's raw outputs, in that order."""
     names: list[str] = []
+    if "sequence" in module_outputs:
+        names.append("sequence")
     if "magnitude" in module_outputs:
         names.append("magnitude")
     if "magnitude_log_var" in module_outputs:

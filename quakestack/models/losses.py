@@ -91,7 +91,35 @@ def detection_cluster_loss(outputs: dict[str, Tensor], targets: dict[str, Tensor
     return loss
 
 
+PICK_SIGMA_SAMPLES = 10.0  # width of the Gaussian P/S targets (SeisBench's default: 0.1 s at 100 Hz)
+
+
+def pick_targets(p_sample: Tensor, s_sample: Tensor, length: int, sigma: float = PICK_SIGMA_SAMPLES) -> Tensor:
+    """PhaseNet's soft labels [B, 3, L]: Gaussians at the P and S samples, noise = 1 - P - S (>= 0).
+
+    A missing (NaN) or out-of-window sample gives no Gaussian: a noise window is all noise.
+    """
+    t = torch.arange(length, device=p_sample.device, dtype=torch.float32)[None, :]
+    traces = []
+    for sample in (p_sample, s_sample):
+        sample = sample.float().reshape(-1, 1)
+        present = torch.isfinite(sample) & (sample >= -3 * sigma) & (sample < length + 3 * sigma)
+        g = torch.exp(-((t - torch.nan_to_num(sample, nan=-1e9)) ** 2) / (2 * sigma**2))
+        traces.append(torch.where(present, g, torch.zeros_like(g)))
+    noise = (1.0 - traces[0] - traces[1]).clamp_min(0.0)
+    return torch.stack([traces[0], traces[1], noise], dim=1)
+
+
+def pick_cross_entropy_loss(outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
+    """Cross-entropy of the per-sample P/S/noise softmax against the Gaussian soft labels (PhaseNet)."""
+    logits = outputs["pick_logits"]
+    target = pick_targets(targets["p_sample"].to(logits.device), targets["s_sample"].to(logits.device),
+                          logits.shape[-1])
+    return -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
 LOSSES: dict[str, LossFn] = {
+    "pick_cross_entropy": pick_cross_entropy_loss,
     "mse": mse_loss,
     "gaussian_nll": gaussian_nll_loss,
     "creime_trace_mse": creime_trace_loss,

@@ -104,6 +104,41 @@ def detection_metrics(
     return out
 
 
+PICK_TOLERANCE_SAMPLES = 50  # 0.5 s at 100 Hz
+PICK_THRESHOLD = 0.3  # serving's default pick threshold (SeisBench's)
+
+
+def pick_metrics(sequence: np.ndarray, p_sample: np.ndarray, s_sample: np.ndarray,
+                 tolerance: float = PICK_TOLERANCE_SAMPLES, threshold: float = PICK_THRESHOLD) -> dict[str, float]:
+    """Per phase, one pick per window (the probability peak, if above ``threshold``) against the label.
+
+    A pick within ``tolerance`` samples of the labelled sample is a true positive; any other pick is a
+    false positive; a label without a true positive is a false negative. Residuals (pick - label, in
+    samples) are over the true positives.
+    """
+    sequence = np.asarray(sequence, dtype=np.float32)
+    out: dict[str, float] = {"n": int(sequence.shape[0])}
+    length = sequence.shape[-1]
+    f1s = []
+    for k, (name, label) in enumerate((("p", p_sample), ("s", s_sample))):
+        label = np.asarray(label, dtype=np.float64).reshape(-1)
+        has = np.isfinite(label) & (label >= 0) & (label < length)
+        peak = sequence[:, k].argmax(axis=-1).astype(np.float64)
+        picked = sequence[:, k].max(axis=-1) >= threshold
+        residual = peak - label
+        tp = picked & has & (np.abs(np.nan_to_num(residual, nan=np.inf)) <= tolerance)
+        n_tp, n_fp, n_fn = int(tp.sum()), int((picked & ~tp).sum()), int((has & ~tp).sum())
+        precision = n_tp / (n_tp + n_fp) if n_tp + n_fp else 0.0
+        recall = n_tp / (n_tp + n_fn) if n_tp + n_fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        f1s.append(f1)
+        out.update({f"{name}_precision": precision, f"{name}_recall": recall, f"{name}_f1": f1,
+                    f"{name}_residual_mean": float(residual[tp].mean()) if n_tp else float("nan"),
+                    f"{name}_residual_std": float(residual[tp].std()) if n_tp else float("nan")})
+    out["f1"] = float(np.mean(f1s))
+    return out
+
+
 def _labels(predictions: Mapping[str, np.ndarray], key: str = "logits") -> np.ndarray:
     if key in predictions:
         return np.asarray(predictions[key]).argmax(axis=-1)
@@ -121,6 +156,8 @@ def compute_metrics(
     Classification predictions may be ``logits`` [N, K] or ``label`` [N]; targets carry ``label`` [N].
     """
     task = Task(task)
+    if task is Task.PICKING:
+        return pick_metrics(predictions["sequence"], targets["p_sample"], targets["s_sample"])
     if task is Task.MAGNITUDE:
         return regression_metrics(predictions["magnitude"], targets["magnitude"], predictions.get("magnitude_log_var"))
     if task is Task.DETECTION:

@@ -18,10 +18,12 @@ from quakestack.models import (
     event_classifier,
     maginfonet,
     magnet,
+    phasenet,
 )
 from quakestack.models.spec import ArchitectureSpec, HyperParameter, InputSpec, resolve_params
 
-_MODULES = (magnet, eqgraphnet, maginfonet, creime, convnetquake_ingv, convnetquake, event_classifier)
+_MODULES = (magnet, eqgraphnet, maginfonet, creime, convnetquake_ingv, convnetquake, event_classifier,
+            phasenet)
 ARCHITECTURES: dict[str, ArchitectureSpec] = {m.ARCHITECTURE.name: m.ARCHITECTURE for m in _MODULES}
 
 

@@ -24,6 +24,7 @@ class Task(str, Enum):
     MAGNITUDE = "magnitude"  # regression of source magnitude
     DETECTION = "detection"  # event vs noise, optionally a location cluster (ConvNetQuake)
     CLASSIFICATION = "classification"  # earthquake / explosion / noise
+    PICKING = "picking"  # P / S / noise probability per sample (PhaseNet)
 
     def __str__(self) -> str:
         return self.value
@@ -260,6 +261,8 @@ CLASSIFICATION_METRICS = (
     "f1_per_class",
     "confusion_matrix",
 )
+PICKING_METRICS = ("p_precision", "p_recall", "p_f1", "p_residual_mean", "p_residual_std", "s_precision",
+                   "s_recall", "s_f1", "s_residual_mean", "s_residual_std")  # residuals in samples
 DETECTION_CLASSES = ("noise", "event")
 EVENT_CLASSES = ("earthquake", "explosion", "noise")
 

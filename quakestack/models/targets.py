@@ -75,6 +75,9 @@ def targets_from_metadata(spec: ArchitectureSpec, metadata: pd.DataFrame) -> dic
             "magnitude": magnitude,
             "p_arrival_sample": _float_column(metadata, EXTRA_COLUMNS["p_arrival_sample"]),
         }
+    if spec.task is Task.PICKING:  # sample labels; the loss draws the Gaussian targets from them
+        return {"p_sample": _float_column(metadata, EXTRA_COLUMNS["p_arrival_sample"]),
+                "s_sample": _float_column(metadata, EXTRA_COLUMNS["s_arrival_sample"])}
     if CATEGORY_COLUMN not in metadata:
         raise ValueError(f"{spec.name} needs a {CATEGORY_COLUMN} column")
     out = {"label": _labels(metadata[CATEGORY_COLUMN], spec)}
@@ -125,6 +128,10 @@ def check_dataset_fits(
     if spec.task is Task.MAGNITUDE:
         if present and present <= {"noise"}:
             return f"{spec.name} estimates magnitudes but the dataset holds only noise windows"
+        return None
+    if spec.task is Task.PICKING:
+        if present and not present & {"earthquake", "explosion"}:
+            return f"{spec.name} picks P and S but the dataset has no event windows (only noise)"
         return None
     if spec.task is Task.DETECTION:
         if "noise" not in present:

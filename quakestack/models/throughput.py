@@ -31,6 +31,9 @@ def random_batch(
             "magnitude": torch.rand(batch_size, device=device) * 4 + 1,
             "p_arrival_sample": torch.rand(batch_size, device=device) * input_spec.n_samples / 2,
         }
+    elif spec.task is Task.PICKING:
+        p = torch.rand(batch_size, device=device) * input_spec.n_samples / 2
+        targets = {"p_sample": p, "s_sample": p + input_spec.n_samples / 4}
     else:
         n_classes = len(spec.class_names)
         targets = {"label": torch.randint(0, n_classes, (batch_size,), device=device)}

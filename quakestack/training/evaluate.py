@@ -89,6 +89,8 @@ def plots(task: Task, predictions: dict[str, np.ndarray], targets: dict[str, np.
         ax.set_ylabel("windows")
         ax.set_title(title)
         return {"true_vs_predicted.png": scatter, "residuals.png": _png(fig)}
+    if task is Task.PICKING:
+        return {"pick_residuals.png": _pick_residual_plot(predictions["sequence"], targets, title)}
     labels = targets["label"]
     predicted = predictions["logits"].argmax(axis=-1)
     k = max(len(class_names), int(max(labels.max(initial=0), predicted.max(initial=0))) + 1)
@@ -105,3 +107,20 @@ def plots(task: Task, predictions: dict[str, np.ndarray], targets: dict[str, np.
     ax.set_ylabel("true")
     ax.set_title(title)
     return {"confusion_matrix.png": _png(fig)}
+
+
+def _pick_residual_plot(sequence: np.ndarray, targets: dict[str, np.ndarray], title: str) -> bytes:
+    """Histograms of pick - label (samples) per phase, for windows with a label and a pick above 0.3."""
+    import matplotlib.pyplot as plt
+
+    from quakestack.models.metrics import PICK_THRESHOLD
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for k, (ax, phase, key) in enumerate(zip(axes, "PS", ("p_sample", "s_sample"), strict=True)):
+        label = np.asarray(targets[key], dtype=np.float64)
+        keep = np.isfinite(label) & (sequence[:, k].max(axis=-1) >= PICK_THRESHOLD)
+        ax.hist(sequence[keep, k].argmax(axis=-1) - label[keep], bins=np.arange(-100, 101, 5))
+        ax.set_xlabel(f"{phase} residual (samples)")
+        ax.set_ylabel("windows")
+        ax.set_title(f"{title} {phase}")
+    return _png(fig)

@@ -23,6 +23,7 @@ TINY_HPARAMS: dict[str, dict] = {
     "convnetquake_ingv": {"n_samples": 1000, "n_layers": 5, "channels": 8},
     "convnetquake": {"channels": 8, "n_clusters": 3},
     "event_classifier": {"n_samples": 3000, "width": 0.05, "fc_units": 16},
+    "phasenet": {"n_samples": 1000, "base_channels": 4, "depth": 3},
 }
 
 
@@ -40,13 +41,14 @@ EXPECTED = {
     "convnetquake_ingv",
     "convnetquake",
     "event_classifier",
+    "phasenet",
 }
 
 
 def _check_shapes(name: str, outputs: dict[str, torch.Tensor], batch: int, hparams: dict) -> None:
     spec = get_architecture(name)
     assert set(outputs) <= set(spec.outputs), f"{name} returned undeclared outputs"
-    assert "magnitude" in outputs or "logits" in outputs
+    assert "magnitude" in outputs or "logits" in outputs or "sequence" in outputs
     for key, value in outputs.items():
         assert value.shape[0] == batch, key
         assert torch.isfinite(value).all(), key
@@ -56,6 +58,8 @@ def _check_shapes(name: str, outputs: dict[str, torch.Tensor], batch: int, hpara
             assert value.shape == (batch, len(spec.class_names))
         elif key == "cluster_logits":
             assert value.shape == (batch, hparams["n_clusters"])
+        elif key in ("pick_logits", "sequence"):
+            assert value.shape == (batch, 3, hparams["n_samples"])
         elif key == "magnitude_trace":
             assert value.shape == (batch, hparams["n_samples"])
 

@@ -49,8 +49,8 @@ def test_strings_are_coerced() -> None:
 
 
 def test_unknown_architecture_lists_names() -> None:
-    with pytest.raises(KeyError, match="unknown architecture 'phasenet'; known: .*convnetquake.*magnet"):
-        get_architecture("phasenet")
+    with pytest.raises(KeyError, match="unknown architecture 'phasenet2'; known: .*convnetquake.*magnet"):
+        get_architecture("phasenet2")
     with pytest.raises(KeyError, match="known:"):
         build_model("nope")
 

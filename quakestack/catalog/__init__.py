@@ -1,0 +1,1 @@
+"""From picks to an event catalog: association, network magnitudes, QuakeML/CSV, evaluation."""

@@ -1,0 +1,104 @@
+"""The catalog as QuakeML (ObsPy: events, origins, arrivals, picks, magnitudes, station magnitudes) and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from obspy import UTCDateTime
+from obspy.core.event import (
+    Arrival,
+    Catalog,
+    Comment,
+    CreationInfo,
+    Event,
+    Magnitude,
+    Origin,
+    Pick,
+    QuantityError,
+    ResourceIdentifier,
+    StationMagnitude,
+    StationMagnitudeContribution,
+    WaveformStreamID,
+)
+
+from quakestack.catalog.types import CatalogEvent
+
+AGENCY = "quakestack"
+EVENT_COLUMNS = ["event_id", "origin_time", "latitude", "longitude", "depth_km", "magnitude", "magnitude_type",
+                 "magnitude_spread", "magnitude_count", "n_picks"]
+PICK_COLUMNS = ["event_id", "station", "channel", "phase", "time", "probability", "residual_s"]
+
+
+def _pick_channel(station: str, channel: str, phase: str) -> WaveformStreamID:
+    net, sta, loc = station.split(".")
+    return WaveformStreamID(net, sta, loc, channel or ("HHZ" if phase == "P" else "HHN"))
+
+
+def to_obspy(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/catalog") -> Catalog:
+    cat = Catalog(resource_id=ResourceIdentifier(catalog_id), creation_info=CreationInfo(agency_id=AGENCY))
+    for ev in events:
+        eid = ev.event_id
+        origin = Origin(resource_id=ResourceIdentifier(f"{eid}/origin"), time=UTCDateTime(ev.origin_time),
+                        latitude=round(ev.latitude, 6), longitude=round(ev.longitude, 6),
+                        depth=round(ev.depth_km * 1000.0, 1), evaluation_mode="automatic")
+        event = Event(resource_id=ResourceIdentifier(eid), event_type="earthquake",
+                      creation_info=CreationInfo(agency_id=AGENCY))
+        for pick, residual in ev.picks:
+            pid = ResourceIdentifier(f"{eid}/pick/{pick.pick_id}")
+            event.picks.append(Pick(resource_id=pid, time=UTCDateTime(pick.time), phase_hint=pick.phase,
+                                    waveform_id=_pick_channel(pick.station, pick.channel, pick.phase),
+                                    evaluation_mode="automatic",
+                                    comments=[Comment(text=f"probability={pick.probability:.4f}")]))
+            origin.arrivals.append(Arrival(resource_id=ResourceIdentifier(f"{eid}/arrival/{pick.pick_id}"),
+                                           pick_id=pid, phase=pick.phase, time_residual=round(residual, 4)))
+        event.origins.append(origin)
+        event.preferred_origin_id = origin.resource_id
+        if ev.magnitude is not None:
+            mag = Magnitude(resource_id=ResourceIdentifier(f"{eid}/magnitude"), mag=round(ev.magnitude, 4),
+                            mag_errors=QuantityError(uncertainty=round(ev.magnitude_spread or 0.0, 4)),
+                            magnitude_type=ev.magnitude_type, origin_id=origin.resource_id,
+                            station_count=ev.magnitude_count, method_id=ResourceIdentifier("smi:quakestack/median"))
+            for sm in ev.station_magnitudes:
+                smid = ResourceIdentifier(f"{eid}/station_magnitude/{sm.station}")
+                net, sta, loc = sm.station.split(".")
+                event.station_magnitudes.append(StationMagnitude(
+                    resource_id=smid, origin_id=origin.resource_id, mag=round(sm.magnitude, 4),
+                    station_magnitude_type=ev.magnitude_type, waveform_id=WaveformStreamID(net, sta, loc, "")))
+                mag.station_magnitude_contributions.append(StationMagnitudeContribution(station_magnitude_id=smid,
+                                                                                        weight=1.0))
+            event.magnitudes.append(mag)
+            event.preferred_magnitude_id = mag.resource_id
+        cat.append(event)
+    return cat
+
+
+def quakeml_bytes(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/catalog") -> bytes:
+    buffer = io.BytesIO()
+    to_obspy(events, catalog_id).write(buffer, format="QUAKEML")
+    return buffer.getvalue()
+
+
+def events_csv(events: Sequence[CatalogEvent]) -> bytes:
+    buffer = io.StringIO()
+    w = csv.writer(buffer, lineterminator="\n")
+    w.writerow(EVENT_COLUMNS)
+    for ev in events:
+        w.writerow([ev.event_id, UTCDateTime(ev.origin_time).isoformat() + "Z", f"{ev.latitude:.5f}",
+                    f"{ev.longitude:.5f}", f"{ev.depth_km:.3f}",
+                    "" if ev.magnitude is None else f"{ev.magnitude:.3f}", ev.magnitude_type,
+                    "" if ev.magnitude_spread is None else f"{ev.magnitude_spread:.3f}", ev.magnitude_count,
+                    len(ev.picks)])
+    return buffer.getvalue().encode()
+
+
+def picks_csv(events: Sequence[CatalogEvent]) -> bytes:
+    buffer = io.StringIO()
+    w = csv.writer(buffer, lineterminator="\n")
+    w.writerow(PICK_COLUMNS)
+    for ev in events:
+        for pick, residual in ev.picks:
+            w.writerow([ev.event_id, pick.station, pick.channel, pick.phase, UTCDateTime(pick.time).isoformat() + "Z",
+                        f"{pick.probability:.4f}", f"{residual:.4f}"])
+    return buffer.getvalue().encode()

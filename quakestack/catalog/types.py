@@ -1,0 +1,52 @@
+"""The records a catalog is made of: picks, associated events and their magnitudes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PhasePick:
+    """One pick of one station (NET.STA.LOC), as a picker produced it."""
+
+    station: str
+    phase: str  # "P" or "S"
+    time: float  # POSIX seconds
+    probability: float
+    channel: str = ""  # e.g. HHZ, for the pick's waveform id
+
+    @property
+    def pick_id(self) -> str:
+        return f"{self.station}.{self.phase}.{self.time:.3f}"
+
+    def to_dict(self) -> dict:
+        return {"station": self.station, "phase": self.phase, "time": self.time, "probability": self.probability,
+                "channel": self.channel}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PhasePick:
+        return cls(str(d["station"]), str(d["phase"]), float(d["time"]), float(d["probability"]),
+                   str(d.get("channel", "")))
+
+
+@dataclass
+class StationMagnitude:
+    station: str
+    magnitude: float
+
+
+@dataclass
+class CatalogEvent:
+    """An associated event: its origin, its picks (with travel-time residuals) and magnitudes."""
+
+    event_id: str
+    origin_time: float
+    latitude: float
+    longitude: float
+    depth_km: float
+    picks: list[tuple[PhasePick, float]] = field(default_factory=list)  # (pick, residual s)
+    magnitude: float | None = None
+    magnitude_spread: float | None = None
+    magnitude_count: int = 0
+    station_magnitudes: list[StationMagnitude] = field(default_factory=list)
+    magnitude_type: str = "ML"
