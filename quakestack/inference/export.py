@@ -58,6 +58,8 @@ class ServingGraph(nn.Module):
         named = {name: value.reshape(-1) for name, value in zip(self.spec.extra_inputs, extras, strict=True)}
         raw = self.module(x, named or None)
         served: dict[str, torch.Tensor] = {}
+        if "sequence" in raw:  # pickers: per-sample phase probabilities [N, K, L]
+            served["sequence"] = raw["sequence"].float()
         if "magnitude" in raw:
             served["magnitude"] = raw["magnitude"].float().reshape(-1, 1)
         if "magnitude_log_var" in raw:

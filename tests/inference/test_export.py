@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from quakestack.cli import main
-from quakestack.models.registry import build_model
+from quakestack.models.registry import build_model, get_architecture
+from quakestack.oip import open_inference_pb2 as oip_pb2
+from quakestack.oip import open_inference_pb2_grpc as oip_grpc
 from quakestack.v1 import common_pb2, inference_pb2
 from tests.inference.helpers import register, rpc_code, windows_pb
 from tests.models.test_zoo_architectures import TINY_HPARAMS
@@ -48,8 +50,19 @@ def _predict(inference, name: str, x: np.ndarray, extras: dict[str, np.ndarray])
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def _infer_sequence(channel, name: str, x: np.ndarray) -> np.ndarray:
+    """A picker's per-sample probabilities, which Predict does not carry: ModelInfer of the same service."""
+    request = oip_pb2.ModelInferRequest(model_name=name, inputs=[oip_pb2.ModelInferRequest.InferInputTensor(
+        name="waveforms", datatype="FP32", shape=list(x.shape))], raw_input_contents=[x.tobytes()])
+    reply = oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
+    index = [o.name for o in reply.outputs].index("sequence")
+    shape = list(reply.outputs[index].shape)
+    return np.frombuffer(reply.raw_output_contents[index], dtype="<f4").reshape(shape)
+
+
 @pytest.mark.parametrize("architecture", sorted(TINY_HPARAMS))
-def test_exported_model_answers_like_predict(architecture, stack, registry, inference, tmp_path, capsys) -> None:
+def test_exported_model_answers_like_predict(architecture, stack, registry, inference, inference_channel, tmp_path,
+                                            capsys) -> None:
     name = f"exp-{architecture.replace('_', '-')}"
     hparams = TINY_HPARAMS[architecture]
     torch.manual_seed(11)
@@ -62,6 +75,8 @@ def test_exported_model_answers_like_predict(architecture, stack, registry, infe
     x = (rng.standard_normal((5, 3, spec.n_samples)) * 1000 + 300).astype(np.float32)
     extras = {e: rng.uniform(100, 900, 5).astype(np.float32) for e in spec.extra_inputs}
     expected = _predict(inference, name, x, extras)
+    if "sequence" in get_architecture(architecture).outputs:
+        expected["sequence"] = _infer_sequence(inference_channel, name, x)
 
     s = stack.settings
     capsys.readouterr()
