@@ -166,6 +166,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Gateway bearer tokens, comma-separated, each `token` or `token:ro` (read-only).", secret=True),
     Setting("api_tokens_file", "", _text, "File with gateway tokens, one `token[:ro]` per line."),
     Setting("max_body_mb", "64", _positive_int, "Largest REST request body in MiB (413 beyond)."),
+    Setting("jobs_executor", "local", _choice("local", "kubernetes"),
+            "Where job workers run: local (detached processes) or kubernetes (batch/v1 Jobs)."),
+    Setting("jobs_lease_ttl_s", "10", _positive_float,
+            "Seconds a replica's lease on a job lasts without renewal (another replica may then take it)."),
+    Setting("jobs_heartbeat_s", "1", _positive_float, "Seconds between a worker's heartbeats and control reads."),
+    Setting("jobs_lost_after_s", "20", _positive_float,
+            "Seconds without a heartbeat after which a worker is declared lost and its job rescheduled."),
+    Setting("jobs_max_retries", "2", _non_negative_int, "Times a lost worker's job is rescheduled before it fails."),
 )
 
 SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}

@@ -45,3 +45,9 @@ class Unavailable(QuakestackError):
 
 class DeadlineExceeded(QuakestackError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Conflict(QuakestackError):
+    """A conditional write lost its race (S3 412 PreconditionFailed): someone else wrote first."""
+
+    code = grpc.StatusCode.ABORTED

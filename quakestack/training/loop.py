@@ -235,14 +235,17 @@ def run_training(
         elif scheduler is not None:
             scheduler.step()
         if rank == 0:
-            save_checkpoint(f"epoch-{epoch:04d}", state(epoch, val_loss=val_loss))
             epoch_times.append(time.monotonic() - epoch_start)
             remaining = max(0, control.target_epochs() - epoch)
-            emit({"type": "epoch", "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                  "metrics": metrics, "learning_rate": optimizer.param_groups[0]["lr"],
-                  "samples_per_s": seen / max(train_time, 1e-9),
-                  "elapsed_s": elapsed_before_s + time.monotonic() - started,
-                  "eta_s": remaining * float(np.mean(epoch_times)), "best_epoch": best_epoch})
+            event = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                     "metrics": metrics, "learning_rate": optimizer.param_groups[0]["lr"],
+                     "samples_per_s": seen / max(train_time, 1e-9),
+                     "elapsed_s": elapsed_before_s + time.monotonic() - started,
+                     "eta_s": remaining * float(np.mean(epoch_times)), "best_epoch": best_epoch}
+            # the event rides in the checkpoint: if the process dies before emitting it, the resumed
+            # worker reports it from there, so no epoch is missing or trained twice
+            save_checkpoint(f"epoch-{epoch:04d}", state(epoch, val_loss=val_loss, event=event))
+            emit(event)
         if patience and stale >= patience:
             return LoopResult("succeeded", f"early stopping after {epoch} epochs (best epoch {best_epoch})", epoch)
     return LoopResult("succeeded", f"trained {epoch} epochs (best epoch {best_epoch})", epoch)
