@@ -5,7 +5,7 @@
 The same command runs as a detached local process, in a Kubernetes pod, or under torchrun (one
 process per rank; rank 0 reports). It reports only through storage: events to the job's log
 (waiting out storage outages), a heartbeat every QUAKESTACK_JOBS_HEARTBEAT_S, and it reads the
-control record at the same pace: cancel ends the job CANCELLED and the worker with it; an attempt
+control record every CONTROL_POLL_S: cancel ends the job CANCELLED and the worker with it; an attempt
 number that is no longer the current one means it was replaced, so it leaves without a word.
 """
 
@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from quakestack.logging import configure, get_logger
 from quakestack.storage import ObjectStore
 
 RETRY_STORAGE_S = 900.0  # how long a worker waits out a storage outage before giving up on an event
+CONTROL_POLL_S = 0.25  # commands take effect within this (one small GET each time)
 
 
 class ControlTarget(Protocol):
@@ -78,10 +80,13 @@ class WorkerContext:
 
     def _heartbeat_loop(self, on_cancel: Callable[[], None], on_fenced: Callable[[], None]) -> None:
         log = get_logger(job_id=self.job_id)
+        next_beat = 0.0
         while not self._done.is_set():
-            self._beat += 1
-            with contextlib.suppress(QuakestackError):
-                write_heartbeat(self.store, self.job_id, self.attempt, self._beat)
+            if time.monotonic() >= next_beat:
+                self._beat += 1
+                next_beat = time.monotonic() + self.settings.jobs_heartbeat_s
+                with contextlib.suppress(QuakestackError):
+                    write_heartbeat(self.store, self.job_id, self.attempt, self._beat)
             try:
                 control = read_control(self.store, self.job_id)
             except QuakestackError:
@@ -97,7 +102,7 @@ class WorkerContext:
                     return
                 if self.control_target is not None:
                     self.control_target.apply(control)
-            self._done.wait(self.settings.jobs_heartbeat_s)
+            self._done.wait(CONTROL_POLL_S)
 
     def finished(self) -> None:
         self._done.set()

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from quakestack.config import Settings
+from quakestack.config import load_settings
 from quakestack.embedded.seaweed import free_ports
 from quakestack.errors import FailedPrecondition, NotFound
 from quakestack.jobs.events import jsonable, with_retries
@@ -130,10 +130,11 @@ class Reporter:
                      RETRY_STORAGE_S)
 
 
-def _rank_main(rank: int, world: int, settings: Settings, record: JobRecord, attempt: int,
+def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
                dirs: dict[str, list[str]], control: Any, port: int, manifest: dict[str, Any], resume_label: str | None,
                elapsed_before_s: float, logged_epochs: int, torchrun: bool = False) -> str:
     """One rank (the only one without DDP); a spawned rank rebuilds its context: nothing live is pickled."""
+    settings = load_settings()  # from the inherited environment (Settings objects are not pickled)
     configure("job-worker", settings.log_level, settings.log_format)
     ctx = WorkerContext(settings, ObjectStore.from_settings(settings), record, attempt, rank=rank)
     spec = ctx.spec
@@ -210,7 +211,7 @@ def run_job(ctx: WorkerContext) -> int:
         log.info("training", world_size=world, dataset=spec["dataset"], architecture=spec["architecture"],
                  resume_from=resume_label)
         port = free_ports(1)[0] if world > 1 and not ranked else 0
-        args = (ctx.settings, ctx.record, ctx.attempt, dirs, control, port, manifest, resume_label, elapsed, logged)
+        args = (ctx.record, ctx.attempt, dirs, control, port, manifest, resume_label, elapsed, logged)
         if ranked:
             _rank_main(rank, world, *args, torchrun=True)
         elif world == 1:
