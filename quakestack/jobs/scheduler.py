@@ -51,6 +51,7 @@ class JobView:
     slots: list[int] = field(default_factory=list)
     watch: HeartbeatWatch | None = None
     lost_attempt: int = 0
+    control_read: float = 0.0
 
     @property
     def job_id(self) -> str:
@@ -72,7 +73,8 @@ class SchedulerConfig:
     lease_ttl_s: float
     lost_after_s: float
     max_retries: int
-    tick_s: float = 0.3
+    tick_s: float = 0.5
+    control_every_s: float = 2.0  # other replicas' control changes are seen this late (ours at once)
     owner: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
 
@@ -158,6 +160,7 @@ class Scheduler:
 
     def update_control(self, view: JobView, **changes: Any) -> None:
         view.control = update_control(self.store, view.job_id, **changes)
+        view.control_read = time.monotonic()
         self.wakeup.set()
 
     def subscribe(self, job_id: str, is_active: Callable[[], bool] = lambda: True) -> Iterator[dict[str, Any]]:
@@ -228,8 +231,10 @@ class Scheduler:
                     if self.on_event is not None:
                         self.on_event(view, event)
             view.cond.notify_all()
-        if not view.terminal or not view.control:
+        stale = time.monotonic() - view.control_read > self.config.control_every_s
+        if not view.control or (not view.terminal and stale):
             view.control = read_control(self.store, view.job_id)
+            view.control_read = time.monotonic()
 
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> None:

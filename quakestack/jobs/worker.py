@@ -33,7 +33,7 @@ from quakestack.logging import configure, get_logger
 from quakestack.storage import ObjectStore
 
 RETRY_STORAGE_S = 900.0  # how long a worker waits out a storage outage before giving up on an event
-CONTROL_POLL_S = 0.25  # commands take effect within this (one small GET each time)
+CONTROL_POLL_S = 0.5  # commands take effect within this (one small GET each time)
 
 
 class ControlTarget(Protocol):
