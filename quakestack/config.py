@@ -187,6 +187,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audit_flush_s", "2", _positive_float,
             "Seconds between writes of buffered audit events to `audit/<date>/...jsonl`."),
     Setting("max_body_mb", "64", _positive_int, "Largest REST request body in MiB (413 beyond)."),
+    Setting("jobs_executor", "local", _choice("local", "kubernetes"),
+            "Where job workers run: local (detached processes) or kubernetes (batch/v1 Jobs)."),
+    Setting("jobs_lease_ttl_s", "10", _positive_float,
+            "Seconds a replica's lease on a job lasts without renewal (another replica may then take it)."),
+    Setting("jobs_heartbeat_s", "1", _positive_float, "Seconds between a worker's heartbeats and control reads."),
+    Setting("jobs_lost_after_s", "20", _positive_float,
+            "Seconds without a heartbeat after which a worker is declared lost and its job rescheduled."),
+    Setting("jobs_max_retries", "2", _non_negative_int, "Times a lost worker's job is rescheduled before it fails."),
+    Setting("jobs_k8s_namespace", "quakestack", _text, "Namespace of the Jobs the kubernetes executor submits."),
+    Setting("jobs_k8s_image", "quakestack/trainer:0.1.0", _text, "Image of the training job pods."),
+    Setting("jobs_k8s_service_account", "quakestack-training-worker", _text,
+            "Service account of the training job pods (no API access needed)."),
+    Setting("jobs_k8s_node_selector", "nvidia.com/gpu.present=true", _text,
+            "Node selector of the training job pods, `key=value[,key=value]` (the GPU node pool)."),
+    Setting("jobs_k8s_cpu", "4", _text, "CPU request and limit of each training job pod."),
+    Setting("jobs_k8s_memory", "16Gi", _text, "Memory request and limit of each training job pod."),
 )
 
 SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}

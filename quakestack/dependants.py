@@ -30,8 +30,9 @@ def dataset_dependants(store: ObjectStore, dataset: str) -> list[str]:
     """Training jobs trained on `dataset` and registered model versions whose lineage names it."""
     out = []
     for record in _job_records(store):
-        if record.get("kind") == "training" and record.get("dataset") == dataset:
-            out.append(f"training job {record.get('job_id')} ({record.get('state', '?')})")
+        # training jobs keep their request in the runtime's versioned spec (quakestack.jobs.spec.JobRecord)
+        if record.get("kind") == "training" and (record.get("spec") or {}).get("dataset") == dataset:
+            out.append(f"training job {record.get('job_id')}")
     registry = ModelRegistry(store)
     for name in registry.model_names():
         for number in registry.version_numbers(name):

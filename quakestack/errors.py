@@ -49,3 +49,9 @@ class DeadlineExceeded(QuakestackError):
 
 class Unauthenticated(QuakestackError):
     code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Conflict(QuakestackError):
+    """A conditional write lost its race (S3 412 PreconditionFailed): someone else wrote first."""
+
+    code = grpc.StatusCode.ABORTED

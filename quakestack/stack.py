@@ -180,6 +180,10 @@ class Stack:
         for name in ("gateway", *reversed(SERVICES)):
             if name in self.processes:
                 codes[name] = self.stop_process(name)
+        if self.settings.s3_endpoint:
+            from quakestack.jobs.executor import stop_local_workers
+
+            stop_local_workers(self.settings.s3_endpoint, self.settings.s3_bucket)
         if self.seaweed is not None:
             self.seaweed.stop()
         return codes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from quakestack.config import Settings
-from quakestack.errors import InvalidArgument, NotFound, Unavailable
+from quakestack.errors import Conflict, InvalidArgument, NotFound, Unavailable
 
 SHA256_META = "sha256"
 PART_SIZE = 16 * 1024 * 1024
@@ -106,6 +107,31 @@ class ObjectStore:
                                     metadata={SHA256_META: digest})
         return digest
 
+    def put_if(self, key: str, data: bytes, *, etag: str | None = None,
+               content_type: str = "application/json") -> str:
+        """Conditional write: create only if absent (etag None, `If-None-Match: *`) or replace only the
+        version we read (`If-Match: <etag>`). Returns the new etag; Conflict when another writer won.
+
+        minio's public put_object turns unknown headers into user metadata, so the precondition goes
+        through its PutObject call with raw headers (SeaweedFS >= 4.x, MinIO and AWS S3 honour both)."""
+        validate_key(key)
+        headers = {"Content-Type": content_type, "x-amz-meta-" + SHA256_META: hashlib.sha256(data).hexdigest()}
+        headers.update({"If-None-Match": "*"} if etag is None else {"If-Match": f'"{etag}"'})
+        with self._errors(key):
+            result = self._client._put_object(self.bucket, key, data, headers=headers)
+        return result.etag
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        """An object and the etag to make a following put_if conditional on it."""
+        validate_key(key)
+        with self._errors(key):
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read(), response.headers.get("etag", "").strip('"')
+            finally:
+                response.close()
+                response.release_conn()
+
     def put_json(self, key: str, value: Any) -> str:
         return self.put_bytes(key, json.dumps(value, sort_keys=True, indent=1).encode(),
                               content_type="application/json")
@@ -164,7 +190,7 @@ class ObjectStore:
         """Download to path atomically (temp file + rename); verifies sha256 when given."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # ranks on one node may fetch at once
         digest = hashlib.sha256()
         with tmp.open("wb") as fh:
             for chunk in self.iter_chunks(key):
@@ -203,12 +229,13 @@ class ObjectStore:
             return False
         return True
 
-    def list(self, prefix: str = "", *, recursive: bool = True) -> list[ObjectInfo]:
-        """Objects under prefix (prefix '' lists the bucket), sorted by key."""
+    def list(self, prefix: str = "", *, recursive: bool = True, start_after: str | None = None) -> list[ObjectInfo]:
+        """Objects under prefix (prefix '' lists the bucket), sorted by key; only keys after start_after."""
         if prefix:
             validate_key(prefix)
         with self._errors(prefix or self.bucket):
-            objects = list(self._client.list_objects(self.bucket, prefix=prefix, recursive=recursive))
+            objects = list(self._client.list_objects(self.bucket, prefix=prefix, recursive=recursive,
+                                                     start_after=start_after))
         return sorted((ObjectInfo(o.object_name, int(o.size or 0), None) for o in objects), key=lambda o: o.key)
 
     def list_dirs(self, prefix: str) -> list[str]:
@@ -240,9 +267,11 @@ class ObjectStore:
             return None
 
         def __exit__(self, exc_type, exc, tb) -> bool:
-            if exc is None or isinstance(exc, InvalidArgument | NotFound | Unavailable):
+            if exc is None or isinstance(exc, InvalidArgument | NotFound | Unavailable | Conflict):
                 return False
             if isinstance(exc, S3Error):
+                if exc.code == "PreconditionFailed":
+                    raise Conflict(f"{self.what}: changed by another writer") from exc
                 if exc.code in _NOT_FOUND_CODES:
                     raise NotFound(f"{self.what}: not found") from exc
                 raise Unavailable(f"storage refused {self.what}: {exc.code} ({exc.message})") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +56,46 @@ def trainer_channel(stack: Stack) -> Iterator[grpc.Channel]:
 def inference_channel(stack: Stack) -> Iterator[grpc.Channel]:
     with channel(stack.settings.inference_addr) as ch:
         yield ch
+
+
+STACK_MARKERS = ("quakestack.jobs.worker", "services.data", "services.trainer", "services.inference", "gateway",
+                 "weed")
+
+
+def _test_stack_processes(basetemp: Path) -> list:
+    """Processes of any test stack (services, gateway, workers, weed) still alive: they live under basetemp."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.pid == os.getpid() or not any(marker in cmdline for marker in STACK_MARKERS):
+            continue
+        try:
+            env = proc.environ()
+        except psutil.Error:
+            continue
+        if str(basetemp) in cmdline or any(str(basetemp) in env.get(k, "") for k in
+                                           ("QUAKESTACK_CACHE_DIR", "QUAKESTACK_STORAGE_DIR")):
+            found.append(proc)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After every fixture is torn down, no process of a test stack may be left behind."""
+    import psutil
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or session.config.option.collectonly:
+        return
+    basetemp = factory.getbasetemp()
+    leftovers = _test_stack_processes(basetemp)
+    _, alive = psutil.wait_procs(leftovers, timeout=10)
+    if alive:
+        described = [f"{p.pid}: {' '.join(p.cmdline())[:160]}" for p in alive if p.is_running()]
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        if described:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print("\nprocesses of a test stack left behind (killed now):\n  " + "\n  ".join(described))

@@ -30,6 +30,8 @@ AUGMENTATION_HYPER_PARAMETERS: tuple[HyperParameter, ...] = (
                    description="cosine taper applied to both ends of every window"),
     HyperParameter("ddp_processes", "int", 1, 1, 64,
                    description="data-parallel processes on CPU (gloo); on GPU one process per GPU (num_gpus)"),
+    HyperParameter("num_nodes", "int", 1, 1, 64,
+                   description="nodes of a multi-node DDP job (kubernetes executor: an Indexed Job under torchrun)"),
 )
 
 

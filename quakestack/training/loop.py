@@ -205,7 +205,8 @@ def run_training(
                 outputs = ddp_model(x, extras or None)
             loss = compute_loss(loss_name, {k: v.float() for k, v in outputs.items()}, targets)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss * _share_of_global_batch(x.shape[0], batch_index, batch_size, world,
+                                                       len(train_batches))).backward()
             scaler.step(optimizer)
             scaler.update()
             train_time += time.perf_counter() - t0
@@ -235,17 +236,30 @@ def run_training(
         elif scheduler is not None:
             scheduler.step()
         if rank == 0:
-            save_checkpoint(f"epoch-{epoch:04d}", state(epoch, val_loss=val_loss))
             epoch_times.append(time.monotonic() - epoch_start)
             remaining = max(0, control.target_epochs() - epoch)
-            emit({"type": "epoch", "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                  "metrics": metrics, "learning_rate": optimizer.param_groups[0]["lr"],
-                  "samples_per_s": seen / max(train_time, 1e-9),
-                  "elapsed_s": elapsed_before_s + time.monotonic() - started,
-                  "eta_s": remaining * float(np.mean(epoch_times)), "best_epoch": best_epoch})
+            event = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                     "metrics": metrics, "learning_rate": optimizer.param_groups[0]["lr"],
+                     "samples_per_s": seen / max(train_time, 1e-9),
+                     "elapsed_s": elapsed_before_s + time.monotonic() - started,
+                     "eta_s": remaining * float(np.mean(epoch_times)), "best_epoch": best_epoch}
+            # the event rides in the checkpoint: if the process dies before emitting it, the resumed
+            # worker reports it from there, so no epoch is missing or trained twice
+            save_checkpoint(f"epoch-{epoch:04d}", state(epoch, val_loss=val_loss, event=event))
+            emit(event)
         if patience and stale >= patience:
             return LoopResult("succeeded", f"early stopping after {epoch} epochs (best epoch {best_epoch})", epoch)
     return LoopResult("succeeded", f"trained {epoch} epochs (best epoch {best_epoch})", epoch)
+
+
+def _share_of_global_batch(local: int, batch_index: int, batch_size: int, world: int, total: int) -> float:
+    """Weight of this rank's mean loss so that DDP's gradient average is the mean over the global batch
+    (ranks' last batches may differ in size): the same model as one process with batch_size * world."""
+    if world == 1:
+        return 1.0
+    start = batch_index * batch_size * world
+    global_count = min(total, start + batch_size * world) - start
+    return local * world / max(global_count, 1)
 
 
 def _agreed_stop(control: Control, world: int, device: torch.device) -> bool:

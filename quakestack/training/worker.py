@@ -1,21 +1,19 @@
-"""The training worker: one process per job, started by the trainer service (never in its server).
+"""The training runner of the job runtime: one attempt of a training job, from its spec and the store.
 
-Protocol with the service: the job is read from `jobs/<id>/job.json`; events go to stdout as lines
-`@@qs <json>` (running, epoch, done, failed); commands come on stdin as JSON lines
-(`{"epochs": N}`, `{"stop": true}`). End of stdin means the service is gone: the worker exits at
-once and the restarted service resumes the job from its last checkpoint. Several processes (DDP)
-are spawned from here, rank 0 reporting; the parent fetches the data once for all ranks.
-
-    python -m quakestack.training.worker --job-id <id>
+Started as `python -m quakestack.jobs.worker --job-id <id> --attempt <n>` (see quakestack.jobs.worker)
+by the local executor, a Kubernetes Job, or torchrun (then this process is one rank). It verifies
+the dataset manifest's sha256 recorded at creation, resumes from the newest checkpoint in storage
+(never from what a service believes), writes each epoch's checkpoint with its event inside and then
+the event itself, so an epoch whose event was lost in a crash is re-reported from its checkpoint and
+every epoch appears exactly once. With `ddp_processes`/`num_gpus` > 1 (and no torchrun), the ranks
+are spawned from here and rank 0 reports.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import math
 import os
-import sys
-import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,12 @@ import torch
 
 from quakestack.config import load_settings
 from quakestack.embedded.seaweed import free_ports
+from quakestack.errors import FailedPrecondition, NotFound
+from quakestack.jobs.events import jsonable, with_retries
+from quakestack.jobs.layout import checkpoint_key, job_key
+from quakestack.jobs.spec import JobRecord
+from quakestack.jobs.state import JobState
+from quakestack.jobs.worker import RETRY_STORAGE_S, WorkerContext, kill_own_group, torchrun_rank
 from quakestack.logging import configure, get_logger
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.registry import get_architecture
@@ -31,29 +35,7 @@ from quakestack.storage import ObjectStore
 from quakestack.training.data import check_compatible, fetch_split, load_manifest, load_split
 from quakestack.training.loop import run_training
 
-EVENT_PREFIX = "@@qs "
-_stdout_lock = threading.Lock()
-
-
-def emit(event: dict[str, Any]) -> None:
-    line = EVENT_PREFIX + json.dumps(event, default=_json_default)
-    with _stdout_lock:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def job_key(job_id: str, name: str) -> str:
-    return f"jobs/{job_id}/{name}"
-
-
-def checkpoint_key(job_id: str, label: str) -> str:
-    return job_key(job_id, f"checkpoints/{label}.pt")
+__all__ = ["checkpoint_key", "job_key", "run_job"]
 
 
 def resolve_device(requested: str, rank: int = 0) -> torch.device:
@@ -67,20 +49,19 @@ def resolve_device(requested: str, rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def world_size(job: dict[str, Any]) -> int:
-    hp = job["training_hyper_parameters"]
-    device = resolve_device(job.get("device", "auto"))
-    if device.type == "cuda":
+def world_size(spec: dict[str, Any]) -> int:
+    hp = spec["training_hyper_parameters"]
+    if resolve_device(spec.get("device", "auto")).type == "cuda":
         return max(1, int(hp.get("num_gpus", 1) or 1))
     return max(1, int(hp.get("ddp_processes", 1)))
 
 
 class SharedControl:
-    """Target epochs and stop flag shared between the stdin reader and the rank processes."""
+    """Target epochs and stop flag, set by the heartbeat thread, read by every local rank."""
 
-    def __init__(self, ctx: Any, epochs: int):
+    def __init__(self, ctx: Any, epochs: int, stop: bool):
         self._epochs = ctx.Value("i", epochs)
-        self._stop = ctx.Value("b", 0)
+        self._stop = ctx.Value("b", 1 if stop else 0)
 
     def target_epochs(self) -> int:
         return int(self._epochs.value)
@@ -89,101 +70,164 @@ class SharedControl:
         return bool(self._stop.value)
 
     def apply(self, command: dict[str, Any]) -> None:
-        if "epochs" in command:
+        if int(command.get("epochs") or 0) > 0:
             self._epochs.value = int(command["epochs"])
         if command.get("stop"):
             self._stop.value = 1
 
 
-def read_commands(control: SharedControl) -> None:
-    """Apply stdin commands; on end of input the service is gone, so leave at once."""
-    for line in sys.stdin:
-        line = line.strip()
-        if line:
-            try:
-                control.apply(json.loads(line))
-            except (ValueError, TypeError):
-                get_logger().warning("ignored a malformed command")
-    os._exit(3)
+def verified_manifest(store: ObjectStore, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The dataset's manifest, if it is still the one the job was created on."""
+    dataset, expected = spec["dataset"], spec.get("dataset_manifest_sha256", "")
+    try:
+        manifest, sha = load_manifest(store, dataset)
+    except NotFound:
+        raise FailedPrecondition(f"dataset {dataset!r} was deleted after the job was created "
+                                 f"(manifest sha256 {expected})") from None
+    if expected and sha != expected:
+        raise FailedPrecondition(f"dataset {dataset!r} changed after the job was created: manifest sha256 "
+                                 f"{sha}, the job was created on {expected}")
+    return manifest, sha
 
 
-def _rank_main(rank: int, world: int, job: dict[str, Any], dirs: dict[str, list[str]], control: SharedControl,
-               port: int) -> None:
-    settings = load_settings()
-    configure("trainer-worker", settings.log_level, settings.log_format)
-    device = resolve_device(job.get("device", "auto"), rank)
+def resume_point(store: ObjectStore, job_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The newest checkpoint in storage: the last epoch's, or stopped.pt when it lies beyond it."""
+    labels = [info.key.rsplit("/", 1)[-1][:-3] for info in store.list(job_key(job_id, "checkpoints/"))
+              if info.key.endswith(".pt")]
+    epochs = sorted(label for label in labels if label.startswith("epoch-"))
+    best: tuple[str | None, dict[str, Any] | None] = (None, None)
+    if epochs:
+        best = (epochs[-1], None)
+    if "stopped" in labels:
+        stopped = load_state(store.get_bytes(checkpoint_key(job_id, "stopped")))
+        last = int(epochs[-1][6:]) if epochs else 0
+        if int(stopped.get("epoch", 0)) >= last and int(stopped.get("batches_done", 0)) > 0:
+            return "stopped", stopped
+    if best[0] is not None:
+        best = (best[0], load_state(store.get_bytes(checkpoint_key(job_id, best[0]))))
+    return best
+
+
+class Reporter:
+    """Rank 0's way to storage: checkpoints first, then the epoch's event (each epoch once)."""
+
+    def __init__(self, ctx: WorkerContext, logged_epochs: int):
+        self.ctx = ctx
+        self.logged_epochs = logged_epochs
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "epoch":
+            if int(event["epoch"]) <= self.logged_epochs:
+                return
+            self.logged_epochs = int(event["epoch"])
+        self.ctx.emit(event)
+
+    def save_checkpoint(self, label: str, state: dict[str, Any]) -> None:
+        if "event" in state:
+            state = {**state, "event": json.loads(json.dumps(state["event"], default=jsonable))}
+        data = state_to_bytes(state)
+        with_retries(lambda: self.ctx.store.put_bytes(checkpoint_key(self.ctx.job_id, label), data),
+                     RETRY_STORAGE_S)
+
+
+def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
+               dirs: dict[str, list[str]], control: Any, port: int, manifest: dict[str, Any], resume_label: str | None,
+               elapsed_before_s: float, logged_epochs: int, torchrun: bool = False) -> str:
+    """One rank (the only one without DDP); a spawned rank rebuilds its context: nothing live is pickled."""
+    settings = load_settings()  # from the inherited environment (Settings objects are not pickled)
+    configure("job-worker", settings.log_level, settings.log_format)
+    ctx = WorkerContext(settings, ObjectStore.from_settings(settings), record, attempt, rank=rank)
+    spec = ctx.spec
+    device = resolve_device(spec.get("device", "auto"), int(os.environ.get("LOCAL_RANK", rank)) if torchrun else rank)
     if world > 1:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        if not torchrun:
+            os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         backend = "nccl" if device.type == "cuda" else "gloo"
         torch.distributed.init_process_group(backend, rank=rank, world_size=world)
         if device.type == "cuda":
             torch.cuda.set_device(device)
-    if device.type == "cpu" and world > 1:
+    if device.type == "cpu" and world > 1 and not torchrun:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    store = ObjectStore.from_settings(settings)
-    spec = get_architecture(job["architecture"])
-    arch_hp = job["hyper_parameters"]
-    input_spec = spec.input_spec_for(arch_hp)
-    manifest = job["_manifest"]
+    store = ctx.store
+    arch = get_architecture(spec["architecture"])
+    arch_hp = spec["hyper_parameters"]
+    input_spec = arch.input_spec_for(arch_hp)
     normalization = manifest.get("normalization", "none")
-    train = load_split([Path(d) for d in dirs["train"]], spec, input_spec, manifest, normalization)
-    val = load_split([Path(d) for d in dirs["val"]], spec, input_spec, manifest, normalization)
+    train = load_split([Path(d) for d in dirs["train"]], arch, input_spec, manifest, normalization)
+    val = load_split([Path(d) for d in dirs["val"]], arch, input_spec, manifest, normalization)
     from quakestack.models.registry import build_model
     from quakestack.training.loop import seed_everything
 
-    seed_everything(int(job["training_hyper_parameters"]["seed"]))  # weight init is part of the run's seed
-    model, _, _ = build_model(job["architecture"], arch_hp)
-    resume = None
-    if job.get("resume_from"):
-        resume = load_state(store.get_bytes(checkpoint_key(job["job_id"], job["resume_from"])))
-
-    def save_checkpoint(label: str, state: dict[str, Any]) -> None:
-        store.put_bytes(checkpoint_key(job["job_id"], label), state_to_bytes(state))
-
+    seed_everything(int(spec["training_hyper_parameters"]["seed"]))  # weight init is part of the run's seed
+    model, _, _ = build_model(spec["architecture"], arch_hp)
+    resume = load_state(store.get_bytes(checkpoint_key(ctx.job_id, resume_label))) if resume_label else None
+    reporter = Reporter(ctx, logged_epochs)
     result = run_training(
-        model=model, spec=spec, arch_hparams=arch_hp, hp=job["training_hyper_parameters"], train=train, val=val,
-        device=device, control=control, emit=emit, save_checkpoint=save_checkpoint, resume=resume,
-        elapsed_before_s=float(job.get("elapsed_s", 0.0)), rank=rank, world=world)
+        model=model, spec=arch, arch_hparams=arch_hp, hp=spec["training_hyper_parameters"], train=train, val=val,
+        device=device, control=control, emit=reporter.emit, save_checkpoint=reporter.save_checkpoint,
+        resume=resume, elapsed_before_s=elapsed_before_s, rank=rank, world=world)
     if rank == 0:
-        emit({"type": "done", "state": result.state, "message": result.message, "epochs_done": result.epochs_done})
+        state = JobState.STOPPED if result.state == "stopped" else JobState.SUCCEEDED
+        ctx.state(state, result.message, epochs_done=result.epochs_done)
     if world > 1:
         torch.distributed.destroy_process_group()
+    return result.state
 
 
-def run(job_id: str) -> int:
-    settings = load_settings()
-    configure("trainer-worker", settings.log_level, settings.log_format)
-    log = get_logger(job_id=job_id)
-    store = ObjectStore.from_settings(settings)
-    job = store.get_json(job_key(job_id, "job.json"))
-    ctx = torch.multiprocessing.get_context("spawn")
-    control = SharedControl(ctx, int(job["epochs"]))
-    threading.Thread(target=read_commands, args=(control,), daemon=True, name="commands").start()
+def run_job(ctx: WorkerContext) -> int:
+    """One attempt of a training job; its outcome is in the log (the exit code is for the executor)."""
+    log = get_logger(job_id=ctx.job_id, attempt=ctx.attempt)
+    spec = ctx.spec
+    ranked = torchrun_rank()
+    rank = ranked[0] if ranked else 0
     try:
-        spec = get_architecture(job["architecture"])
-        manifest, manifest_sha = load_manifest(store, job["dataset"])
-        check_compatible(spec, spec.input_spec_for(job["hyper_parameters"]), manifest)
-        job["_manifest"] = manifest
-        cache = Path(settings.cache_dir)
-        dirs = {split: [str(d) for d in fetch_split(store, job["dataset"], manifest, split, cache, manifest_sha)]
+        status = ctx.status()
+        control_record = ctx.control()
+        control = SharedControl(torch.multiprocessing.get_context("spawn"),
+                                int(control_record.get("epochs") or spec["epochs"]), bool(control_record["stop"]))
+        if rank == 0:
+            ctx.control_target = control
+            ctx.start_heartbeat(on_cancel=kill_own_group, on_fenced=kill_own_group)
+        arch = get_architecture(spec["architecture"])
+        manifest, manifest_sha = verified_manifest(ctx.store, spec)
+        check_compatible(arch, arch.input_spec_for(spec["hyper_parameters"]), manifest)
+        cache = Path(ctx.settings.cache_dir)
+        dirs = {split: [str(d) for d in fetch_split(ctx.store, spec["dataset"], manifest, split, cache, manifest_sha)]
                 for split in ("train", "val")}
-        world = world_size(job)
-        emit({"type": "running", "world_size": world, "p_offset_s": p_offset_s(store, job, manifest, dirs)})
-        log.info("training", world_size=world, dataset=job["dataset"], architecture=job["architecture"])
-        if world == 1:
-            _rank_main(0, 1, job, dirs, control, 0)
+        resume_label, resume_state = resume_point(ctx.store, ctx.job_id)
+        logged = int(status["epochs_done"])
+        elapsed = float(status["elapsed_s"])
+        if resume_state is not None and resume_state.get("event"):
+            event = resume_state["event"]
+            elapsed = max(elapsed, float(event.get("elapsed_s", 0.0)))
+            if rank == 0 and int(event["epoch"]) > logged:  # the checkpoint was stored, its event was not
+                ctx.emit(event)
+                logged = int(event["epoch"])
+        world = ranked[1] if ranked else world_size(spec)
+        if rank == 0 and JobState(status["state"]) is not JobState.STOPPING:
+            where = f"from {resume_label}" if resume_label else "from the start"
+            ctx.state(JobState.RUNNING, f"worker started ({world} process(es)), {where}", world_size=world,
+                      p_offset_s=p_offset_s(manifest, dirs))
+        log.info("training", world_size=world, dataset=spec["dataset"], architecture=spec["architecture"],
+                 resume_from=resume_label)
+        port = free_ports(1)[0] if world > 1 and not ranked else 0
+        args = (ctx.record, ctx.attempt, dirs, control, port, manifest, resume_label, elapsed, logged)
+        if ranked:
+            _rank_main(rank, world, *args, torchrun=True)
+        elif world == 1:
+            _rank_main(0, 1, *args)
         else:
-            torch.multiprocessing.start_processes(_rank_main, args=(world, job, dirs, control, free_ports(1)[0]),
-                                                  nprocs=world, start_method="spawn")
+            torch.multiprocessing.start_processes(_rank_main, args=(world, *args), nprocs=world,
+                                                  start_method="spawn")
     except Exception as exc:  # noqa: BLE001 - any failure ends the job FAILED with its reason
         log.error("training failed", error=str(exc), traceback=traceback.format_exc())
-        emit({"type": "failed", "error": _reason(exc)})
+        if rank == 0:
+            ctx.state(JobState.FAILED, _reason(exc))
         return 1
     return 0
 
 
-def p_offset_s(store: ObjectStore, job: dict[str, Any], manifest: dict[str, Any], dirs: dict[str, list[str]]
-               ) -> float | None:
+def p_offset_s(manifest: dict[str, Any], dirs: dict[str, list[str]]) -> float | None:
     """Where P sits in the training windows (median over the train split), for serving the model."""
     import numpy as np
     import pandas as pd
@@ -193,20 +237,13 @@ def p_offset_s(store: ObjectStore, job: dict[str, Any], manifest: dict[str, Any]
     values = pd.to_numeric(pd.concat(samples), errors="coerce").dropna() if samples else []
     if not len(values):
         return None
-    return round(float(np.median(values)) / float(manifest["sampling_rate"]), 3)
+    value = round(float(np.median(values)) / float(manifest["sampling_rate"]), 3)
+    return value if math.isfinite(value) else None
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, FailedPrecondition):
+        return str(exc)[:500]
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[-1] if text else ''}"[:500]
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--job-id", required=True)
-    args = parser.parse_args()
-    sys.exit(run(args.job_id))
-
-
-if __name__ == "__main__":
-    main()

@@ -9,59 +9,43 @@ from typing import Any
 
 import torch
 
-from quakestack.config import Settings, parse_device
+from quakestack.config import Settings
 from quakestack.dependants import dataset_exists, loaded_versions, model_version_dependants, refusal
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
+from quakestack.jobs.layout import checkpoint_key, job_key
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.registry import (
-    TRAINING_HYPER_PARAMETERS,
     get_architecture,
     list_architectures,
 )
-from quakestack.models.spec import resolve_params
 from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_key, validate_name
-from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
-from quakestack.training.data import check_compatible, load_manifest
 from quakestack.training.evaluate import evaluate_weights
-from quakestack.training.worker import checkpoint_key, job_key
+from quakestack.training.jobs import JOB_HYPER_PARAMETERS, TrainingJobs, job_record
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 from services.trainer import convert
-from services.trainer.jobs import JobManager
 
 CHUNK = 1 << 20
-JOB_HYPER_PARAMETERS = TRAINING_HYPER_PARAMETERS + AUGMENTATION_HYPER_PARAMETERS
-
-
-def validate_device(device: str, gpu_count: int) -> str:
-    try:
-        device = parse_device(device or "auto")
-    except ValueError as exc:
-        raise InvalidArgument(f"device {device!r}: {exc}") from None
-    index = int(device[5:]) if device.startswith("cuda:") else 0
-    if device.startswith("cuda") and index >= gpu_count:
-        raise FailedPrecondition(f"device {device} requested but this trainer has {gpu_count} GPU(s)")
-    return device
 
 
 class Jobs:
     """Reads shared by both servicers: a job's checkpoints and the weights of one epoch."""
 
-    def __init__(self, store: ObjectStore, manager: JobManager):
+    def __init__(self, store: ObjectStore, manager: TrainingJobs):
         self.store = store
         self.manager = manager
 
     def epoch_of(self, job_id: str, epoch: int) -> tuple[dict[str, Any], int]:
-        job = self.manager.get(job_id)
-        if not job.record.get("epochs_done"):
+        record = job_record(self.manager.get(job_id))
+        if not record.get("epochs_done"):
             raise FailedPrecondition(f"job {job_id} has not finished an epoch yet: there are no trained weights")
-        chosen = epoch or int(job.record.get("best_epoch") or job.record["epochs_done"])
-        if not 1 <= chosen <= int(job.record["epochs_done"]):
+        chosen = epoch or int(record.get("best_epoch") or record["epochs_done"])
+        if not 1 <= chosen <= int(record["epochs_done"]):
             raise NotFound(f"job {job_id} has no checkpoint for epoch {chosen} "
-                           f"(epochs 1-{job.record['epochs_done']})")
-        return job.record, chosen
+                           f"(epochs 1-{record['epochs_done']})")
+        return record, chosen
 
     def weights(self, job_id: str, epoch: int) -> dict[str, torch.Tensor]:
         state = load_state(self.store.get_bytes(checkpoint_key(job_id, f"epoch-{epoch:04d}")))
@@ -75,7 +59,7 @@ class Jobs:
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
-    def __init__(self, settings: Settings, store: ObjectStore, manager: JobManager, jobs: Jobs,
+    def __init__(self, settings: Settings, store: ObjectStore, manager: TrainingJobs, jobs: Jobs,
                  registry: ModelRegistry):
         self.settings = settings
         self.store = store
@@ -83,8 +67,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self.jobs = jobs
         self.registry = registry
 
-    def _job(self, job) -> trainer_pb2.TrainingJob:
-        return convert.training_job(job.record, job.record.get("class_names"))
+    def _job(self, view) -> trainer_pb2.TrainingJob:
+        return convert.training_job(job_record(view), view.record.spec.get("class_names"))
 
     def ListArchitectures(self, request, context):
         return trainer_pb2.ListArchitecturesResponse(
@@ -92,42 +76,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             training_hyper_parameters=[convert.hyper_parameter(h) for h in JOB_HYPER_PARAMETERS])
 
     def CreateTrainingJob(self, request, context):
-        record = self._validated(request)
-        return trainer_pb2.CreateTrainingJobResponse(job=self._job(self.manager.create(record)))
-
-    def _validated(self, request: trainer_pb2.CreateTrainingJobRequest) -> dict[str, Any]:
-        if not request.dataset:
-            raise InvalidArgument("dataset is required")
-        validate_name(request.dataset, "dataset name")
-        try:
-            spec = get_architecture(request.architecture)
-        except KeyError as exc:
-            raise InvalidArgument(str(exc.args[0])) from None
-        values = convert.struct_to_dict(request.hyper_parameters)
-        arch_names = {h.name for h in spec.hyper_parameters}
-        job_names = {h.name for h in JOB_HYPER_PARAMETERS}
-        unknown = sorted(set(values) - arch_names - job_names)
-        if unknown:
-            raise InvalidArgument(f"unknown hyper-parameter(s) {', '.join(unknown)} for {spec.name}; valid: "
-                                  f"{', '.join(sorted(arch_names | job_names))}")
-        try:
-            arch_hp = spec.resolve_hparams({k: v for k, v in values.items() if k in arch_names})
-            train_hp = resolve_params(JOB_HYPER_PARAMETERS, {k: v for k, v in values.items() if k in job_names},
-                                      what="training hyper-parameter")
-        except ValueError as exc:
-            raise InvalidArgument(str(exc)) from None
-        device = validate_device(request.device, self.manager.gpu_count)
-        if device != "cpu" and train_hp["num_gpus"] > self.manager.gpu_count:
-            raise FailedPrecondition(f"num_gpus={train_hp['num_gpus']} but this trainer has "
-                                     f"{self.manager.gpu_count} GPU(s)")
-        manifest, manifest_sha = load_manifest(self.store, request.dataset)
-        input_spec = spec.input_spec_for(arch_hp)
-        check_compatible(spec, input_spec, manifest)
-        return {"dataset": request.dataset, "dataset_manifest_sha256": manifest_sha,
-                "architecture": spec.name, "task": spec.task.value, "hyper_parameters": arch_hp,
-                "training_hyper_parameters": train_hp, "device": device, "epochs": int(train_hp["epochs"]),
-                "display_name": request.display_name, "normalization": manifest.get("normalization", "none"),
-                "input_spec": input_spec.to_dict(), "class_names": list(spec.class_names)}
+        view = self.manager.create(dataset=request.dataset, architecture=request.architecture,
+                                   values=convert.struct_to_dict(request.hyper_parameters), device=request.device,
+                                   display_name=request.display_name)
+        return trainer_pb2.CreateTrainingJobResponse(job=self._job(view))
 
     def GetTrainingJob(self, request, context):
         return trainer_pb2.GetTrainingJobResponse(job=self._job(self.manager.get(request.job_id)))
@@ -136,7 +88,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         jobs = self.manager.list()
         if request.state:
             wanted = convert.common_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_")
-            jobs = [j for j in jobs if j.state == wanted]
+            jobs = [j for j in jobs if j.state.value == wanted]
         limit = request.page_size or 100
         return trainer_pb2.ListTrainingJobsResponse(jobs=[self._job(j) for j in jobs[:limit]])
 
@@ -151,7 +103,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.CancelTrainingJobResponse(job=self._job(self.manager.cancel(request.job_id)))
 
     def ResumeTrainingJob(self, request, context):
-        dataset = self.manager.get(request.job_id).record.get("dataset", "")
+        dataset = self.manager.get(request.job_id).record.spec.get("dataset", "")
         if dataset and not dataset_exists(self.store, dataset):
             raise FailedPrecondition(f"training job {request.job_id} cannot resume: its dataset {dataset!r} was "
                                      "deleted")
@@ -159,13 +111,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                                                                                        request.epochs)))
 
     def StreamTrainingProgress(self, request, context):
-        class_names = self.manager.get(request.job_id).record.get("class_names")
+        class_names = self.manager.get(request.job_id).record.spec.get("class_names")
         for event in self.manager.subscribe(request.job_id, context.is_active):
             yield convert.progress_event(event, class_names)
 
     def ListCheckpoints(self, request, context):
-        job = self.manager.get(request.job_id)
-        losses = {int(e["epoch"]): e for e in job.events if e["type"] == "epoch"}
+        view = self.manager.get(request.job_id)
+        losses = {int(e["epoch"]): e for e in view.events if e["type"] == "epoch"}
         out = []
         for info in self.store.list(job_key(request.job_id, "checkpoints/")):
             name = info.key.rsplit("/", 1)[-1]
@@ -289,14 +241,13 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
 
 def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
     gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    manager = JobManager(store, settings, gpu_count=gpu_count)
+    manager = TrainingJobs(store, settings, gpu_count=gpu_count)
     registry = ModelRegistry(store)
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(settings, store, manager, jobs, registry))
     server.add(trainer_pb2_grpc.add_ModelRegistryServicer_to_server, RegistryServicer(registry, jobs,
                                                                                             settings.inference_addr))
-    server.on_dependencies(lambda healthy: manager.recover() if healthy else None)
     server.on_shutdown(manager.shutdown)
     manager.start()
 

@@ -126,8 +126,8 @@ def test_templates_validate(tmp_path):
         assert container["name"] == "pytorch", "the training operator finds the container by this name"
         command = container["command"]
         assert command[0] == "torchrun" and f"--nnodes={nnodes}" in command, role
-        assert command[command.index("-m") + 1] == "quakestack.training.worker"
-        assert command[-2:] == ["--job-id", "$(JOB_ID)"]
+        assert command[command.index("-m") + 1] == "quakestack.jobs.worker"
+        assert command[-4:] == ["--job-id", "$(JOB_ID)", "--attempt", "$(ATTEMPT)"]
         assert container["resources"]["limits"]["nvidia.com/gpu"]
 
 
@@ -142,7 +142,8 @@ def test_training_job_template_runs_torchrun_on_every_index():
     assert env["NNODES"] == str(job["spec"]["completions"])
     command = container["command"]
     assert command[0] == "torchrun" and "--node-rank=$(JOB_COMPLETION_INDEX)" in command
-    assert command[command.index("-m") + 1:] == ["quakestack.training.worker", "--job-id", "$(JOB_ID)"]
+    assert command[command.index("-m") + 1:] == ["quakestack.jobs.worker", "--job-id", "$(JOB_ID)", "--attempt",
+                                                 "$(ATTEMPT)"]
     (service,) = [d for d in docs if d["kind"] == "Service"]
     assert pod["subdomain"] == service["metadata"]["name"] and service["spec"]["clusterIP"] == "None"
 

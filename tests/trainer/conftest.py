@@ -100,6 +100,15 @@ def metric(metrics, name: str) -> float:
     raise KeyError(name)
 
 
+def stored_events(store, job_id: str) -> list[dict]:
+    """The job's event log as stored (one object per event), as the runtime folds it."""
+    from quakestack.jobs.events import EventLog
+    from quakestack.jobs.spec import read_record
+    from quakestack.jobs.status import fold
+
+    return fold(read_record(store, job_id).create_time, EventLog(store, job_id).read())[1]
+
+
 def rpc_error(fn) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as excinfo:
         fn()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 
 from quakestack.v1 import trainer_pb2
@@ -14,6 +13,7 @@ from tests.trainer.conftest import (
     progress,
     rpc_error,
     state_name,
+    stored_events,
     wait_for_job,
 )
 
@@ -28,7 +28,7 @@ def test_two_subscribers_one_late_get_every_epoch_once_in_order(trainer, store, 
     reader.join(300)
     assert epochs_of(early) == epochs_of(late) == [1, 2, 3, 4]
     assert [e.SerializeToString() for e in early] == [e.SerializeToString() for e in late]
-    stored = [json.loads(x) for x in store.get_bytes(f"jobs/{job.job_id}/metrics.jsonl").decode().splitlines()]
+    stored = stored_events(store, job.job_id)
     assert [e["sequence"] for e in stored] == [e.sequence for e in late]
     assert [e["train_loss"] for e in stored if e["type"] == "epoch"] == [e.epoch.train_loss for e in late
                                                                         if e.WhichOneof("event") == "epoch"]

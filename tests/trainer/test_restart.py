@@ -1,85 +1,192 @@
-"""Restart safety: a SIGKILLed trainer service or worker; the job resumes with one continuous history.
+"""Faults with real processes: a SIGKILLed trainer re-attaches to its still-running worker, a SIGKILLed
+worker is rescheduled from its checkpoint, queued jobs survive a restart, two replicas on one bucket
+run every job exactly once, and a dataset replaced under a queued job fails it clearly.
 
-Each test runs its own trainer process on its own bucket, so recovery never touches the session
-stack's jobs.
+Each test runs its own trainer process(es) on its own bucket, so nothing touches the session stack's jobs.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 
 import psutil
 import pytest
 
-from quakestack.client import channel
+from quakestack.client import channel, health_status
+from quakestack.jobs.executor import WORKER_MODULE, local_workers
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 from tests.datasets import publish_synthetic_dataset
-from tests.trainer.conftest import create_job, epochs_of, finished, progress, state_name, wait_for_job
+from tests.trainer.conftest import create_job, epochs_of, finished, progress, state_name, stored_events, wait_for_job
+
+FAST_RUNTIME = dict(jobs_lease_ttl_s=3.0, jobs_lost_after_s=6.0, jobs_heartbeat_s=0.5, health_interval_s=0.5)
+
+
+def _bucket(request) -> str:
+    return "restart-" + request.node.name.replace("_", "-")[5:40].strip("-")
+
+
+def _trainer(settings, state_dir) -> Stack:
+    own = Stack(settings, state_dir=state_dir)
+    own.log_dir.mkdir(parents=True, exist_ok=True)
+    own.start_process("trainer")
+    own.wait_healthy(90, names=("trainer",))
+    return own
 
 
 @pytest.fixture
-def own_trainer(stack, dataset_root, tmp_path, request):
-    bucket = "restart-" + request.node.name.replace("_", "-")[5:40].strip("-")
-    settings = with_free_ports(stack.settings).replace(s3_bucket=bucket, health_interval_s=0.5)
+def bucket_settings(stack, dataset_root, request):
+    settings = with_free_ports(stack.settings).replace(s3_bucket=_bucket(request), **FAST_RUNTIME)
     store = ObjectStore.from_settings(settings)
     store.ensure_bucket()
     publish_synthetic_dataset(store, "syn", dataset_root, n_events=600, n_noise=40, seed=1)
-    own = Stack(settings, state_dir=tmp_path)
-    own.log_dir.mkdir(parents=True)
-    own.start_process("trainer")
-    own.wait_healthy(90, names=("trainer",))
+    yield settings
+    from quakestack.jobs.executor import stop_local_workers
+
+    stop_local_workers(settings.s3_endpoint, settings.s3_bucket)
+
+
+@pytest.fixture
+def own_trainer(bucket_settings, tmp_path):
+    own = _trainer(bucket_settings, tmp_path)
     yield own
     own.stop()
 
 
-def _workers(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True) if "quakestack.training.worker" in " ".join(
-        p.cmdline())]
+def _restart(own: Stack) -> None:
+    service = own.processes.pop("trainer")
+    service.send_signal(signal.SIGKILL)
+    service.wait(10)
+    own.start_process("trainer")
+    own.wait_healthy(90, names=("trainer",))
 
 
-def test_sigkill_of_the_service_resumes_the_job(own_trainer) -> None:
-    addr = own_trainer.settings.trainer_addr
-    with channel(addr) as ch:
+def _attempts(store, job_id: str) -> Counter:
+    """How many times a worker started for the job (RUNNING events, by attempt)."""
+    return Counter(e.get("attempt") for e in stored_events(store, job_id)
+                   if e["type"] == "state" and e["state"] == "RUNNING")
+
+
+def test_sigkill_of_the_service_reattaches_to_the_running_worker(own_trainer) -> None:
+    settings = own_trainer.settings
+    store = ObjectStore.from_settings(settings)
+    with channel(settings.trainer_addr) as ch:
+        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        job = create_job(stub, "syn", epochs=8)
+        wait_for_job(stub, job.job_id, lambda j: j.epochs_done >= 2)
+    workers = local_workers(settings.s3_endpoint, settings.s3_bucket)
+    assert len(workers) == 1
+    _restart(own_trainer)
+    assert workers[0].is_running(), "the worker survives its service"
+    with channel(settings.trainer_addr) as ch:
+        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        final = wait_for_job(stub, job.job_id, finished)
+        assert state_name(final.state) == "SUCCEEDED", final.error
+        events = progress(stub, job.job_id)
+    assert epochs_of(events) == list(range(1, 9)), "every epoch exactly once, no gap"
+    elapsed = [e.epoch.elapsed_s for e in events if e.WhichOneof("event") == "epoch"]
+    assert all(b > a for a, b in zip(elapsed, elapsed[1:], strict=False)), "elapsed time continues"
+    assert _attempts(store, job.job_id) == Counter({1: 1}), "one worker, never restarted"
+    assert "re-attached to a running worker" in (own_trainer.log_dir / "trainer.log").read_text()
+    psutil.wait_procs(workers, timeout=15)
+    assert not local_workers(settings.s3_endpoint, settings.s3_bucket), "the worker is reaped when its job ends"
+
+
+def test_sigkill_of_the_worker_is_rescheduled_from_its_checkpoint(own_trainer) -> None:
+    settings = own_trainer.settings
+    store = ObjectStore.from_settings(settings)
+    with channel(settings.trainer_addr) as ch:
         stub = trainer_pb2_grpc.TrainerServiceStub(ch)
         job = create_job(stub, "syn", epochs=5)
         wait_for_job(stub, job.job_id, lambda j: j.epochs_done >= 2)
-        service = own_trainer.processes["trainer"]
-        workers = _workers(service.pid)
-        assert workers
-        service.send_signal(signal.SIGKILL)
-        service.wait(10)
-    for worker in workers:  # the worker sees its stdin close and leaves at once
-        worker.wait(15)
-    own_trainer.processes.pop("trainer")
-    own_trainer.start_process("trainer")
-    own_trainer.wait_healthy(90, names=("trainer",))
-    with channel(addr) as ch:
-        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        for worker in local_workers(settings.s3_endpoint, settings.s3_bucket):
+            worker.send_signal(signal.SIGKILL)
         final = wait_for_job(stub, job.job_id, finished)
         assert state_name(final.state) == "SUCCEEDED", final.error
         events = progress(stub, job.job_id)
     assert epochs_of(events) == [1, 2, 3, 4, 5]
     messages = [e.state_change.message for e in events if e.WhichOneof("event") == "state_change"]
-    assert "resumed after a service restart" in messages
-    elapsed = [e.epoch.elapsed_s for e in events if e.WhichOneof("event") == "epoch"]
-    assert elapsed == sorted(elapsed), "elapsed time continues across the restart"
+    assert any("retry 1 of 2 from the last checkpoint" in m for m in messages), messages
+    resumed = [m for m in messages if m.startswith("worker started")][-1]
+    assert "from epoch-000" in resumed, resumed  # not from the start
+    assert sorted(_attempts(store, job.job_id)) == [1, 2]
 
 
-def test_sigkill_of_the_worker_is_retried_from_the_checkpoint(own_trainer) -> None:
-    with channel(own_trainer.settings.trainer_addr) as ch:
+def test_queued_jobs_survive_a_sigkill_and_run(own_trainer) -> None:
+    settings = own_trainer.settings
+    with channel(settings.trainer_addr) as ch:
         stub = trainer_pb2_grpc.TrainerServiceStub(ch)
-        job = create_job(stub, "syn", epochs=4)
-        wait_for_job(stub, job.job_id, lambda j: j.epochs_done >= 1)
-        for worker in _workers(own_trainer.processes["trainer"].pid):
-            worker.send_signal(signal.SIGKILL)
-        time.sleep(0.5)
-        final = wait_for_job(stub, job.job_id, finished)
-        assert state_name(final.state) == "SUCCEEDED", final.error
-        events = progress(stub, job.job_id)
-        job_now = stub.GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=job.job_id)).job
-    assert epochs_of(events) == [1, 2, 3, 4] and job_now.epochs_done == 4
-    messages = [e.state_change.message for e in events if e.WhichOneof("event") == "state_change"]
-    assert any("worker exited with code" in m and "resuming from epoch-" in m for m in messages), messages
+        jobs = [create_job(stub, "syn", epochs=1) for _ in range(3)]  # one CPU slot: two wait in the queue
+    _restart(own_trainer)
+    with channel(settings.trainer_addr) as ch:
+        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        for job in jobs:
+            final = wait_for_job(stub, job.job_id, finished)
+            assert state_name(final.state) == "SUCCEEDED", final.error
+            assert epochs_of(progress(stub, job.job_id)) == [1]
+
+
+def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path) -> None:
+    replicas = [_trainer(with_free_ports(bucket_settings), tmp_path / f"r{i}") for i in range(2)]
+    store = ObjectStore.from_settings(bucket_settings)
+    try:
+        ids = []
+        for i in range(10):
+            with channel(replicas[i % 2].settings.trainer_addr) as ch:
+                ids.append(create_job(trainer_pb2_grpc.TrainerServiceStub(ch), "syn", epochs=1).job_id)
+        for i, job_id in enumerate(ids):
+            with channel(replicas[(i + 1) % 2].settings.trainer_addr) as ch:  # asked of the other replica
+                final = wait_for_job(trainer_pb2_grpc.TrainerServiceStub(ch), job_id, finished, timeout_s=400)
+                assert state_name(final.state) == "SUCCEEDED", final.error
+        for replica in replicas:
+            with channel(replica.settings.trainer_addr) as ch:
+                assert health_status(ch) == "SERVING"
+                listed = trainer_pb2_grpc.TrainerServiceStub(ch).ListTrainingJobs(
+                    trainer_pb2.ListTrainingJobsRequest()).jobs
+                assert {j.job_id for j in listed} >= set(ids)
+        for job_id in ids:
+            assert _attempts(store, job_id) == Counter({1: 1}), job_id
+            assert [e["epoch"] for e in stored_events(store, job_id) if e["type"] == "epoch"] == [1]
+        launched = Counter()
+        for replica in replicas:
+            text = (replica.log_dir / "trainer.log").read_text()
+            launched.update(job_id for job_id in ids if f'"job_id": "{job_id}", "attempt": 1' in text
+                            and "worker started" in text)
+        assert all(launched[job_id] >= 1 for job_id in ids)
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def test_dataset_replaced_while_queued_fails_naming_both_hashes(own_trainer, dataset_root) -> None:
+    settings = own_trainer.settings
+    store = ObjectStore.from_settings(settings)
+    publish_synthetic_dataset(store, "syn-swap", dataset_root, n_events=300, n_noise=30, seed=1)
+    with channel(settings.trainer_addr) as ch:
+        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        blocker = create_job(stub, "syn", epochs=40)  # holds the one CPU slot
+        waiting = create_job(stub, "syn-swap", epochs=1)
+        old_sha = waiting.dataset_manifest_sha256
+        store.delete_prefix("datasets/syn-swap/")
+        publish_synthetic_dataset(store, "syn-swap", dataset_root, n_events=300, n_noise=30, seed=2)
+        stub.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=blocker.job_id))
+        final = wait_for_job(stub, waiting.job_id, finished)
+    assert state_name(final.state) == "FAILED"
+    new_sha = store.stat("datasets/syn-swap/manifest.json").sha256
+    assert "syn-swap" in final.error and old_sha in final.error and new_sha in final.error, final.error
+
+
+def test_no_worker_left_after_the_stack_stops(bucket_settings, tmp_path) -> None:
+    own = _trainer(bucket_settings, tmp_path)
+    with channel(own.settings.trainer_addr) as ch:
+        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        job = create_job(stub, "syn", epochs=40)
+        wait_for_job(stub, job.job_id, lambda j: state_name(j.state) == "RUNNING")
+    own.stop()
+    time.sleep(0.5)
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if WORKER_MODULE in " ".join(p.info["cmdline"] or [])
+                 and job.job_id in " ".join(p.info["cmdline"] or [])]
+    assert not leftovers

@@ -9,7 +9,7 @@ import torch
 
 from quakestack.models.registry import build_model
 from quakestack.v1 import trainer_pb2
-from tests.trainer.conftest import create_job, epochs_of, metric, progress, state_name
+from tests.trainer.conftest import create_job, epochs_of, metric, progress, state_name, stored_events
 
 
 def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magnitude_dataset,
@@ -27,7 +27,7 @@ def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magni
     assert epochs[-1].samples_per_s > 0 and epochs[-1].elapsed_s > epochs[0].elapsed_s and epochs[-1].eta_s == 0
 
     # the history is persisted exactly as streamed
-    stored = [json.loads(line) for line in store.get_bytes(f"jobs/{job.job_id}/metrics.jsonl").decode().splitlines()]
+    stored = stored_events(store, job.job_id)
     assert [e["sequence"] for e in stored] == [e.sequence for e in events]
     assert [e["epoch"] for e in stored if e["type"] == "epoch"] == list(range(1, 16))
 

@@ -1,0 +1,175 @@
+"""The kubernetes executor: one batch/v1 Job per attempt of a training job, on the GPU node pool.
+
+A 1-node job is a plain Job; a multi-node DDP job is an Indexed Job (completions = parallelism =
+nodes) plus a headless Service for the rendezvous, launched with torchrun's static rendezvous and
+the environment Kubeflow Trainer v2's torch runtime injects (PET_NNODES, PET_NPROC_PER_NODE,
+PET_NODE_RANK from the completion index, PET_MASTER_ADDR/PET_MASTER_PORT), so the same entry point
+also runs under a Kubeflow TrainJob. The pods report only through object storage (the scheduler
+watches their heartbeats); cancel deletes the Job with background propagation. Manifests are built
+with the official client's models, so what is submitted is what the API server validates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client as k8s
+
+from quakestack.config import Settings
+from quakestack.jobs.executor import Handle, worker_command
+from quakestack.jobs.spec import read_record
+from quakestack.storage import ObjectStore
+
+RENDEZVOUS_PORT = 29500
+COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+LABEL_JOB = "quakestack.io/job-id"
+
+
+def job_name(job_id: str, attempt: int) -> str:
+    return f"qs-train-{job_id.lower()}-a{attempt}"[:63]
+
+
+def nodes_of(spec: dict[str, Any]) -> tuple[int, int]:
+    """(nodes, processes per node): num_nodes x num_gpus on GPU, num_nodes x ddp_processes on CPU."""
+    hp = spec["training_hyper_parameters"]
+    per_node = int(hp.get("num_gpus", 1) or 1) if spec.get("device", "auto") != "cpu" else int(
+        hp.get("ddp_processes", 1) or 1)
+    return max(1, int(hp.get("num_nodes", 1) or 1)), max(1, per_node)
+
+
+def torchrun_env(nodes: int, per_node: int, master: str) -> list[k8s.V1EnvVar]:
+    rank = (k8s.V1EnvVar(name="PET_NODE_RANK", value_from=k8s.V1EnvVarSource(
+        field_ref=k8s.V1ObjectFieldSelector(field_path=COMPLETION_INDEX))) if nodes > 1
+            else k8s.V1EnvVar(name="PET_NODE_RANK", value="0"))
+    return [k8s.V1EnvVar(name="PET_NNODES", value=str(nodes)),
+            k8s.V1EnvVar(name="PET_NPROC_PER_NODE", value=str(per_node)), rank,
+            k8s.V1EnvVar(name="PET_MASTER_ADDR", value=master),
+            k8s.V1EnvVar(name="PET_MASTER_PORT", value=str(RENDEZVOUS_PORT))]
+
+
+def container_command(job_id: str, attempt: int) -> list[str]:
+    """What every pod runs: torchrun (configured by PET_*) around the job runtime's worker."""
+    return ["torchrun", *worker_command(job_id, attempt)]
+
+
+def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[str, Any],
+                    gpu: bool = True) -> list[Any]:
+    """The Service (multi-node only) and the Job for one attempt, as client model objects."""
+    name = job_name(job_id, attempt)
+    nodes, per_node = nodes_of(spec)
+    labels = {"app.kubernetes.io/part-of": "quakestack", "app.kubernetes.io/component": "training-worker",
+              LABEL_JOB: job_id, "quakestack.io/storage-client": "true"}
+    master = f"{name}-0.{name}" if nodes > 1 else "127.0.0.1"
+    limits = {"cpu": settings.jobs_k8s_cpu, "memory": settings.jobs_k8s_memory}
+    if gpu:
+        limits["nvidia.com/gpu"] = str(per_node)
+    selector = dict(part.split("=", 1) for part in settings.jobs_k8s_node_selector.split(",") if "=" in part)
+    container = k8s.V1Container(
+        name="worker", image=settings.jobs_k8s_image, image_pull_policy="IfNotPresent",
+        command=container_command(job_id, attempt),
+        env=[*torchrun_env(nodes, per_node, master),
+             k8s.V1EnvVar(name="QUAKESTACK_S3_ACCESS_KEY", value_from=k8s.V1EnvVarSource(
+                 secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-s3", key="access-key"))),
+             k8s.V1EnvVar(name="QUAKESTACK_S3_SECRET_KEY", value_from=k8s.V1EnvVarSource(
+                 secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-s3", key="secret-key")))],
+        env_from=[k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name="quakestack-config"))],
+        ports=[k8s.V1ContainerPort(name="rendezvous", container_port=RENDEZVOUS_PORT, protocol="TCP")],
+        resources=k8s.V1ResourceRequirements(requests=dict(limits), limits=dict(limits)),
+        security_context=k8s.V1SecurityContext(allow_privilege_escalation=False, read_only_root_filesystem=True,
+                                               capabilities=k8s.V1Capabilities(drop=["ALL"])),
+        volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+                       k8s.V1VolumeMount(name="cache", mount_path="/var/cache/quakestack"),
+                       k8s.V1VolumeMount(name="shm", mount_path="/dev/shm")])
+    pod = k8s.V1PodSpec(
+        containers=[container], restart_policy="Never", service_account_name=settings.jobs_k8s_service_account,
+        automount_service_account_token=False, enable_service_links=False,
+        subdomain=name if nodes > 1 else None, node_selector=selector or None,
+        tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")] if gpu else None,
+        security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001, run_as_group=10001,
+                                                  fs_group=10001,
+                                                  seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),
+        volumes=[k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="2Gi")),
+                 k8s.V1Volume(name="cache", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="50Gi")),
+                 k8s.V1Volume(name="shm", empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory", size_limit="8Gi"))])
+    job = k8s.V1Job(
+        api_version="batch/v1", kind="Job",
+        metadata=k8s.V1ObjectMeta(name=name, namespace=settings.jobs_k8s_namespace, labels=labels),
+        spec=k8s.V1JobSpec(
+            completions=nodes, parallelism=nodes, completion_mode="Indexed" if nodes > 1 else "NonIndexed",
+            backoff_limit=0,  # retries are the runtime's (a new attempt, visible in the history)
+            ttl_seconds_after_finished=86400,
+            template=k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels=labels), spec=pod)))
+    out: list[Any] = []
+    if nodes > 1:
+        out.append(k8s.V1Service(
+            api_version="v1", kind="Service",
+            metadata=k8s.V1ObjectMeta(name=name, namespace=settings.jobs_k8s_namespace, labels=labels),
+            spec=k8s.V1ServiceSpec(cluster_ip="None", publish_not_ready_addresses=True,
+                                   selector={LABEL_JOB: job_id},
+                                   ports=[k8s.V1ServicePort(name="rendezvous", port=RENDEZVOUS_PORT,
+                                                            target_port=RENDEZVOUS_PORT, protocol="TCP")])))
+    out.append(job)
+    return out
+
+
+def as_dicts(objects: list[Any]) -> list[dict[str, Any]]:
+    """Manifests as plain dicts (camelCase, Nones dropped), as `kubectl apply` would send them."""
+    return [k8s.ApiClient().sanitize_for_serialization(o) for o in objects]
+
+
+class KubernetesExecutor:
+    name = "kubernetes"
+
+    def __init__(self, settings: Settings):
+        from kubernetes import config as k8s_config
+
+        try:
+            k8s_config.load_incluster_config()
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config()
+        self.settings = settings
+        self.batch = k8s.BatchV1Api()
+        self.core = k8s.CoreV1Api()
+        self.store = ObjectStore.from_settings(settings)
+
+    def launch(self, job_id: str, attempt: int, env: dict[str, str]) -> Handle:
+        spec = read_record(self.store, job_id).spec  # the spec as created, nothing re-resolved
+        namespace = self.settings.jobs_k8s_namespace
+        for obj in build_manifests(self.settings, job_id, attempt, spec):
+            if isinstance(obj, k8s.V1Service):
+                self.core.create_namespaced_service(namespace, obj)
+            else:
+                self.batch.create_namespaced_job(namespace, obj)
+        return Handle(job_id, attempt, extra={"name": job_name(job_id, attempt)})
+
+    def attach(self, heartbeat: dict[str, Any]) -> Handle | None:
+        attempt = int(heartbeat["attempt"])
+        return Handle(heartbeat["job_id"], attempt, extra={"name": job_name(heartbeat["job_id"], attempt)})
+
+    def alive(self, handle: Handle) -> bool | None:
+        try:
+            status = self.batch.read_namespaced_job_status(handle.extra["name"],
+                                                           self.settings.jobs_k8s_namespace).status
+        except k8s.ApiException as exc:
+            return False if exc.status == 404 else None
+        if status.succeeded or status.failed:
+            return False
+        return None  # running or pending: the heartbeats decide
+
+    def cancel(self, handle: Handle) -> None:
+        namespace, name = self.settings.jobs_k8s_namespace, handle.extra["name"]
+        for delete in (lambda: self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background"),
+                       lambda: self.core.delete_namespaced_service(name, namespace)):
+            try:
+                delete()
+            except k8s.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    def reap(self, handle: Handle) -> int | None:
+        try:
+            status = self.batch.read_namespaced_job_status(handle.extra["name"],
+                                                           self.settings.jobs_k8s_namespace).status
+        except k8s.ApiException:
+            return None
+        return 0 if status.succeeded else 1

@@ -1,0 +1,161 @@
+"""The worker entry point of every job kind: runs one attempt of a job from its record and the store.
+
+    python -m quakestack.jobs.worker --job-id <id> --attempt <n>
+
+The same command runs as a detached local process, in a Kubernetes pod, or under torchrun (one
+process per rank; rank 0 reports). It reports only through storage: events to the job's log
+(waiting out storage outages), a heartbeat every QUAKESTACK_JOBS_HEARTBEAT_S, and it reads the
+control record every CONTROL_POLL_S: cancel ends the job CANCELLED and the worker with it; an attempt
+number that is no longer the current one means it was replaced, so it leaves without a word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from quakestack.config import Settings, load_settings
+from quakestack.errors import QuakestackError
+from quakestack.jobs.control import read_control
+from quakestack.jobs.events import EventLog, with_retries
+from quakestack.jobs.heartbeat import write_heartbeat
+from quakestack.jobs.spec import JobRecord, read_record
+from quakestack.jobs.state import JobState
+from quakestack.jobs.status import fold
+from quakestack.logging import configure, get_logger
+from quakestack.storage import ObjectStore
+
+RETRY_STORAGE_S = 900.0  # how long a worker waits out a storage outage before giving up on an event
+CONTROL_POLL_S = 0.5  # commands take effect within this (one small GET each time)
+
+
+class ControlTarget(Protocol):
+    def apply(self, command: dict[str, Any]) -> None: ...
+
+
+class WorkerContext:
+    """What a job's runner gets: its record, the store, and the ways to report."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, record: JobRecord, attempt: int, rank: int = 0):
+        self.settings = settings
+        self.store = store
+        self.record = record
+        self.job_id = record.job_id
+        self.attempt = attempt
+        self.rank = rank
+        self.log = EventLog(store, record.job_id)
+        self.control_target: ControlTarget | None = None
+        self._beat = 0
+        self._done = threading.Event()
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.record.spec
+
+    def status(self) -> dict[str, Any]:
+        """The job's status folded from its whole log (read once at start)."""
+        events = with_retries(lambda: self.log.read(), RETRY_STORAGE_S)
+        return fold(self.record.create_time, events)[0]
+
+    def emit(self, event: dict[str, Any]) -> dict[str, Any]:
+        return self.log.append({**event, "attempt": self.attempt}, retry_for_s=RETRY_STORAGE_S)
+
+    def state(self, state: JobState, message: str = "", **extra: Any) -> None:
+        self.emit({"type": "state", "state": state.value, "message": message, **extra})
+
+    def control(self) -> dict[str, Any]:
+        return with_retries(lambda: read_control(self.store, self.job_id), RETRY_STORAGE_S)
+
+    # -- heartbeat and commands ---------------------------------------------------------------
+    def start_heartbeat(self, on_cancel: Callable[[], None], on_fenced: Callable[[], None]) -> None:
+        threading.Thread(target=self._heartbeat_loop, args=(on_cancel, on_fenced), name="heartbeat",
+                         daemon=True).start()
+
+    def _heartbeat_loop(self, on_cancel: Callable[[], None], on_fenced: Callable[[], None]) -> None:
+        log = get_logger(job_id=self.job_id)
+        next_beat = 0.0
+        while not self._done.is_set():
+            if time.monotonic() >= next_beat:
+                self._beat += 1
+                next_beat = time.monotonic() + self.settings.jobs_heartbeat_s
+                with contextlib.suppress(QuakestackError):
+                    write_heartbeat(self.store, self.job_id, self.attempt, self._beat)
+            try:
+                control = read_control(self.store, self.job_id)
+            except QuakestackError:
+                control = None
+            if control is not None:
+                if int(control.get("attempt", 0)) != self.attempt:
+                    log.warning("replaced by attempt %s: leaving", control.get("attempt"))
+                    on_fenced()
+                    return
+                if control.get("cancel"):
+                    self.state(JobState.CANCELLED, "cancelled")
+                    on_cancel()
+                    return
+                if self.control_target is not None:
+                    self.control_target.apply(control)
+            self._done.wait(CONTROL_POLL_S)
+
+    def finished(self) -> None:
+        self._done.set()
+        with contextlib.suppress(QuakestackError):
+            write_heartbeat(self.store, self.job_id, self.attempt, self._beat + 1, exited=True)
+
+
+def kill_own_group() -> None:
+    """End this worker and every rank it started (the worker leads its process group locally)."""
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    os._exit(137)
+
+
+def torchrun_rank() -> tuple[int, int] | None:
+    """(rank, world size) when started by torchrun (or a Kubeflow TrainJob), else None."""
+    if "TORCHELASTIC_RUN_ID" in os.environ and "RANK" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return None
+
+
+RUNNERS: dict[str, str] = {"training": "quakestack.training.worker:run_job"}
+
+
+def run(job_id: str, attempt: int) -> int:
+    settings = load_settings()
+    configure("job-worker", settings.log_level, settings.log_format)
+    store = ObjectStore.from_settings(settings)
+    record = with_retries(lambda: read_record(store, job_id), RETRY_STORAGE_S)
+    ranked = torchrun_rank()
+    ctx = WorkerContext(settings, store, record, attempt, rank=ranked[0] if ranked else 0)
+    if ctx.rank == 0:
+        control = ctx.control()
+        if int(control.get("attempt", 0)) != attempt:
+            get_logger(job_id=job_id).warning("attempt %s is not the current one (%s): nothing to do", attempt,
+                                              control.get("attempt"))
+            return 0
+    module_name, _, function = RUNNERS[record.kind].partition(":")
+    module = __import__(module_name, fromlist=[function])
+    try:
+        return int(getattr(module, function)(ctx))
+    finally:
+        if ctx.rank == 0:
+            ctx.finished()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--attempt", type=int, required=True)
+    args = parser.parse_args()
+    sys.exit(run(args.job_id, args.attempt))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""What a training pod runs, run here: the kubernetes executor's manifests (1 and 2 nodes) pass
+`kubernetes-validate --strict`, and their container command and environment, started as local
+processes against the embedded stack, train: two torchrun launchers on loopback (static rendezvous
+on 127.0.0.1, gloo) give one job's events and checkpoints, and a model equal to a single-process run
+with the same global batch and seed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from quakestack.embedded.seaweed import free_ports
+from quakestack.jobs.control import create_control
+from quakestack.jobs.events import EventLog, utc_now
+from quakestack.jobs.kubernetes import as_dicts, build_manifests
+from quakestack.jobs.spec import JobRecord, new_job_id, write_record
+from quakestack.models.checkpoint import load_state
+from quakestack.stack import settings_env, with_free_ports
+from quakestack.storage import ObjectStore
+from quakestack.training.jobs import KIND, SPEC_VERSION, build_spec
+from tests.datasets import publish_synthetic_dataset
+from tests.trainer.conftest import stored_events
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _submit(store: ObjectStore, **hp) -> str:
+    """A training job as the trainer would create it, without a scheduler (the test plays the pods)."""
+    values = {"n_samples": 3000, "learning_rate": 0.005, "seed": 3, **hp}
+    spec = build_spec(store, dataset="syn", architecture="convnetquake_ingv", values=values, device="cpu",
+                      display_name="", gpu_count=0)
+    record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now(), spec=spec)
+    write_record(store, record)
+    create_control(store, record.job_id, epochs=spec["epochs"], attempt=1)
+    EventLog(store, record.job_id).append({"type": "state", "state": "QUEUED", "message": "created"})
+    return record.job_id
+
+
+def _pod_processes(settings, store: ObjectStore, job_id: str, log_dir: Path) -> list[subprocess.Popen]:
+    """One process per completion index, with the Job's command and environment; the headless
+    Service's DNS name of pod 0 becomes 127.0.0.1, the Secret and ConfigMap become our settings."""
+    from quakestack.jobs.spec import read_record
+
+    (job,) = [m for m in as_dicts(build_manifests(settings, job_id, 1, read_record(store, job_id).spec, gpu=False))
+              if m["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[0] == "torchrun"
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    port = str(free_ports(1)[0])
+    procs = []
+    for index in range(job["spec"]["completions"]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QUAKESTACK_", "PET_"))}
+        env.update(settings_env(settings), OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+        for var in container["env"]:
+            if "value" in var:
+                env[var["name"]] = var["value"]
+        env["PET_NODE_RANK"] = str(index)  # the completion index, as the fieldRef gives it
+        env["PET_MASTER_PORT"] = port
+        if env["PET_MASTER_ADDR"] != "127.0.0.1":
+            env["PET_MASTER_ADDR"] = "127.0.0.1"  # pod 0's DNS name on the headless Service
+        out = (log_dir / f"{job_id}-{index}.log").open("ab")
+        procs.append(subprocess.Popen([torchrun, *command[1:]], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True))
+        out.close()
+    return procs
+
+
+def _wait(procs: list[subprocess.Popen], timeout_s: float) -> list[int]:
+    try:
+        return [p.wait(timeout_s) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, 9)
+                p.wait(10)
+
+
+def _kubernetes_version() -> str:
+    from kubernetes_validate.utils import all_versions, latest_version
+
+    return "1.33.0" if "1.33.0" in all_versions() else latest_version()
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_executor_manifests_pass_kubernetes_validate_strict(stack, tmp_path, nodes) -> None:
+    pytest.importorskip("kubernetes_validate")
+    spec = {"training_hyper_parameters": {"num_gpus": 1, "num_nodes": nodes, "ddp_processes": 1}, "device": "auto"}
+    manifests = as_dicts(build_manifests(stack.settings, "0123456789abcdef", 2, spec))
+    assert [m["kind"] for m in manifests] == (["Service", "Job"] if nodes > 1 else ["Job"])
+    job = manifests[-1]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PET_NNODES"]["value"] == str(nodes) and env["PET_NPROC_PER_NODE"]["value"] == "1"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert job["spec"]["backoffLimit"] == 0
+    if nodes > 1:
+        assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == nodes
+        assert "job-completion-index" in env["PET_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert pod["subdomain"] == manifests[0]["metadata"]["name"] and manifests[0]["spec"]["clusterIP"] == "None"
+        assert env["PET_MASTER_ADDR"]["value"] == f"{job['metadata']['name']}-0.{job['metadata']['name']}"
+    path = tmp_path / "manifests.yaml"
+    path.write_text(yaml.safe_dump_all(manifests))
+    result = subprocess.run(["kubernetes-validate", "--strict", "-k", _kubernetes_version(), str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_two_torchrun_nodes_on_loopback_equal_one_process(stack, dataset_root, tmp_path) -> None:
+    settings = with_free_ports(stack.settings).replace(s3_bucket="multinode-torchrun", jobs_heartbeat_s=0.5,
+                                                       cache_dir=str(tmp_path / "cache"))
+    store = ObjectStore.from_settings(settings)
+    store.ensure_bucket()
+    # events only: the magnitude loss skips noise windows, so ranks' means would weigh samples unequally
+    publish_synthetic_dataset(store, "syn", dataset_root, n_events=600, n_noise=0, seed=1)
+    two = _submit(store, epochs=2, batch_size=16, num_nodes=2)
+    one = _submit(store, epochs=2, batch_size=32)
+    assert _wait(_pod_processes(settings, store, two, tmp_path), 400) == [0, 0]
+    assert _wait(_pod_processes(settings, store, one, tmp_path), 400) == [0]
+    runs = {}
+    for job_id, world in ((two, 2), (one, 1)):
+        events = stored_events(store, job_id)
+        assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2], "one job's events, each epoch once"
+        running = [e for e in events if e["type"] == "state" and e["state"] == "RUNNING"]
+        assert len(running) == 1 and running[0]["world_size"] == world
+        assert events[-1]["state"] == "SUCCEEDED"
+        runs[job_id] = load_state(store.get_bytes(f"jobs/{job_id}/checkpoints/epoch-0002.pt"))["model"]
+    assert runs[two].keys() == runs[one].keys()
+    for name, value in runs[one].items():
+        torch.testing.assert_close(runs[two][name], value, rtol=1e-3, atol=1e-4, msg=name)
