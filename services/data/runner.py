@@ -58,7 +58,7 @@ def _worker_init() -> None:
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["quakestack.data.pipeline"])
+    ctx.set_forkserver_preload(["services.data.die_with_parent", "quakestack.data.pipeline"])
     return ctx
 
 

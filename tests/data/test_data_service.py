@@ -15,6 +15,7 @@ import grpc
 import h5py
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from obspy import UTCDateTime
 
@@ -416,8 +417,12 @@ def test_killed_service_resumes_job_to_identical_shards(stub, store, stack, tmp_
             job = data_pb2_grpc.DataServiceStub(ch).CreateDataset(request, timeout=30).job
         key = f"jobs/{job.job_id}/job.json"
         assert wait_for(lambda: len(own_store.get_json(key)["results"]) >= 3, 120, 0.05), own.log_tail("data")
+        renderers = psutil.Process(own.processes["data"].pid).children(recursive=True)  # forkserver + workers
+        assert renderers
         own.processes["data"].send_signal(signal.SIGKILL)
         own.processes.pop("data").wait()
+        _, alive = psutil.wait_procs(renderers, timeout=15)
+        assert not alive, f"the killed service left {[p.cmdline()[:3] for p in alive]} running"
         state = own_store.get_json(key)
         assert state["state"] == "RUNNING" and len(state["results"]) < state["progress"]["items_total"] == 30
         assert not own_store.exists("datasets/resumed/manifest.json")
