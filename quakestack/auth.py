@@ -46,7 +46,8 @@ R, W, A = Role.READONLY, Role.READWRITE, Role.ADMIN
 RPC_ROLES: dict[str, Role] = {
     **{f"quakestack.v1.DataService/{m}": role for m, role in {
         "UploadFile": W, "CreateDataset": W, "GetDatasetJob": R, "ListDatasetJobs": R, "WatchDatasetJob": R,
-        "CancelDatasetJob": W, "GetDataset": R, "ListDatasets": R, "DescribeDataset": R, "DeleteDataset": A,
+        "CancelDatasetJob": W, "GetDataset": R, "ListDatasets": R, "DescribeDataset": R, "SampleDataset": R,
+        "DeleteDataset": A,
     }.items()},
     **{f"quakestack.v1.TrainerService/{m}": role for m, role in {
         "ListArchitectures": R, "CreateTrainingJob": W, "GetTrainingJob": R, "ListTrainingJobs": R,

@@ -375,6 +375,44 @@ class ListDatasetsResponse(_message.Message):
     datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
     def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
 
+class SampleDatasetRequest(_message.Message):
+    __slots__ = ("name", "split", "count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    split: str
+    count: int
+    def __init__(self, name: _Optional[str] = ..., split: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class SampleDatasetResponse(_message.Message):
+    __slots__ = ("waveforms", "labels", "split")
+    WAVEFORMS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    waveforms: _common_pb2.Waveforms
+    labels: _containers.RepeatedCompositeFieldContainer[WindowLabel]
+    split: str
+    def __init__(self, waveforms: _Optional[_Union[_common_pb2.Waveforms, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[WindowLabel, _Mapping]]] = ..., split: _Optional[str] = ...) -> None: ...
+
+class WindowLabel(_message.Message):
+    __slots__ = ("trace_name", "category", "p_arrival_sample", "s_arrival_sample", "magnitude", "magnitude_type", "station")
+    TRACE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    P_ARRIVAL_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    S_ARRIVAL_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    MAGNITUDE_FIELD_NUMBER: _ClassVar[int]
+    MAGNITUDE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATION_FIELD_NUMBER: _ClassVar[int]
+    trace_name: str
+    category: str
+    p_arrival_sample: float
+    s_arrival_sample: float
+    magnitude: float
+    magnitude_type: str
+    station: str
+    def __init__(self, trace_name: _Optional[str] = ..., category: _Optional[str] = ..., p_arrival_sample: _Optional[float] = ..., s_arrival_sample: _Optional[float] = ..., magnitude: _Optional[float] = ..., magnitude_type: _Optional[str] = ..., station: _Optional[str] = ...) -> None: ...
+
 class DescribeDatasetRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -81,6 +81,11 @@ class DataServiceStub:
                 request_serializer=quakestack_dot_v1_dot_data__pb2.DescribeDatasetRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_data__pb2.DescribeDatasetResponse.FromString,
                 _registered_method=True)
+        self.SampleDataset = channel.unary_unary(
+                '/quakestack.v1.DataService/SampleDataset',
+                request_serializer=quakestack_dot_v1_dot_data__pb2.SampleDatasetRequest.SerializeToString,
+                response_deserializer=quakestack_dot_v1_dot_data__pb2.SampleDatasetResponse.FromString,
+                _registered_method=True)
         self.DeleteDataset = channel.unary_unary(
                 '/quakestack.v1.DataService/DeleteDataset',
                 request_serializer=quakestack_dot_v1_dot_data__pb2.DeleteDatasetRequest.SerializeToString,
@@ -156,6 +161,14 @@ class DataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SampleDataset(self, request, context):
+        """Returns a few windows of one split with their labels, for looking at a dataset: the split's first
+        windows, so the same request gives the same windows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteDataset(self, request, context):
         """Deletes a dataset: its manifest first (so it stops existing), then its shards.
         """
@@ -210,6 +223,11 @@ def add_DataServiceServicer_to_server(servicer, server):
                     servicer.DescribeDataset,
                     request_deserializer=quakestack_dot_v1_dot_data__pb2.DescribeDatasetRequest.FromString,
                     response_serializer=quakestack_dot_v1_dot_data__pb2.DescribeDatasetResponse.SerializeToString,
+            ),
+            'SampleDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.SampleDataset,
+                    request_deserializer=quakestack_dot_v1_dot_data__pb2.SampleDatasetRequest.FromString,
+                    response_serializer=quakestack_dot_v1_dot_data__pb2.SampleDatasetResponse.SerializeToString,
             ),
             'DeleteDataset': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDataset,
@@ -462,6 +480,33 @@ class DataService:
             '/quakestack.v1.DataService/DescribeDataset',
             quakestack_dot_v1_dot_data__pb2.DescribeDatasetRequest.SerializeToString,
             quakestack_dot_v1_dot_data__pb2.DescribeDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SampleDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quakestack.v1.DataService/SampleDataset',
+            quakestack_dot_v1_dot_data__pb2.SampleDatasetRequest.SerializeToString,
+            quakestack_dot_v1_dot_data__pb2.SampleDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from quakestack.errors import NotFound
+from quakestack.data.shards import read_shard
+from quakestack.errors import InvalidArgument, NotFound
 from quakestack.storage import ObjectStore, validate_name
-from quakestack.v1 import data_pb2
+from quakestack.v1 import common_pb2, data_pb2
 
 PREFIX = "datasets/"
 
@@ -86,3 +90,66 @@ def delete(store: ObjectStore, name: str) -> int:
     load_manifest(store, name)
     store.delete(manifest_key(name))
     return 1 + store.delete_prefix(f"{PREFIX}{name}/")
+
+
+SPLITS = ("train", "val", "test")
+MAX_SAMPLES = 16
+
+
+def _number(row: dict[str, Any], column: str) -> float | None:
+    """A label cell as a number, None where the shard has none (empty cell, NaN or a negative sample)."""
+    value = row.get(column)
+    number = math.nan if value is None else float(value)
+    return None if math.isnan(number) or number < 0 else number
+
+
+def _text(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    return "" if value is None or value != value else str(value)
+
+
+def window_label(row: dict[str, Any]) -> data_pb2.WindowLabel:
+    """The WindowLabel of one shard metadata row (SeisBench column names)."""
+    magnitude = _number(row, "source_magnitude")
+    return data_pb2.WindowLabel(
+        trace_name=_text(row, "trace_name"), category=_text(row, "trace_category"),
+        p_arrival_sample=_number(row, "trace_p_arrival_sample"),
+        s_arrival_sample=_number(row, "trace_s_arrival_sample"),
+        magnitude=magnitude, magnitude_type=_text(row, "source_magnitude_type") if magnitude is not None else "",
+        station=".".join(_text(row, c) for c in ("station_network_code", "station_code", "station_location_code")))
+
+
+def sample(store: ObjectStore, name: str, split: str, count: int,
+           cache_dir: str | Path) -> data_pb2.SampleDatasetResponse:
+    """The first `count` windows of a split (a reproducible look at a dataset), read from its first shards.
+
+    Shards come through the same sha256-checked cache as training, so a sample never shows bytes the
+    manifest does not vouch for.
+    """
+    count = count or 4
+    if not 1 <= count <= MAX_SAMPLES:
+        raise InvalidArgument(f"count must be in [1, {MAX_SAMPLES}], got {count}")
+    manifest, sha = load_manifest(store, name)
+    splits = manifest.get("splits", {})
+    if split and split not in SPLITS:
+        raise InvalidArgument(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    split = split or next((s for s in SPLITS if int(splits.get(s, {}).get("count", 0))), "")
+    shards = [sh for sh in manifest.get("shards", []) if sh["split"] == split]
+    if not shards:
+        raise NotFound(f"dataset {name!r} has no windows in split {split or '(any)'!r}")
+    blocks, labels = [], []
+    for shard in shards:
+        directory = Path(cache_dir) / "datasets" / sha[:16] / shard["key"]
+        for file_name, info in shard["files"].items():
+            store.cached_file(f"{PREFIX}{name}/{info['key']}", directory / file_name, info["sha256"])
+        block, meta = read_shard(str(directory), dtype="float32")
+        take = min(count - sum(len(b) for b in blocks), len(block))
+        blocks.append(block[:take])
+        labels += [window_label(row) for row in meta.head(take).to_dict("records")]
+        if sum(len(b) for b in blocks) >= count:
+            break
+    x = np.ascontiguousarray(np.concatenate(blocks), dtype="<f4")
+    waveforms = common_pb2.Waveforms(data=x.tobytes(), shape=list(x.shape),
+                                     sampling_rate_hz=float(manifest.get("sampling_rate", 0.0)),
+                                     component_order=str(manifest.get("component_order", "")))
+    return data_pb2.SampleDatasetResponse(waveforms=waveforms, labels=labels, split=split)

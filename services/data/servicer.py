@@ -56,6 +56,9 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
     def DescribeDataset(self, request, context):
         return datasets.describe(self.store, request.name)
 
+    def SampleDataset(self, request, context):
+        return datasets.sample(self.store, request.name, request.split, request.count, self.settings.cache_dir)
+
     def DeleteDataset(self, request, context):
         if any(j.dataset == request.name and not j.terminal for j in list(self.jobs.jobs.values())):
             raise FailedPrecondition(f"dataset {request.name!r} is being written by a running job")

@@ -98,6 +98,15 @@ def test_train_from_the_form_watch_stop_resume_finish(stack: Stack, gateway: Gat
         page.click(f"a[href='#/datasets/{DATASET}']")
         page.wait_for_selector("[data-testid=magnitude-histogram] canvas")
         assert "train" in page.inner_text("[data-testid=split-table]")
+        # example windows of the dataset, each component drawn, with P and S marked where the labels have them
+        page.wait_for_selector("[data-testid=dataset-samples] .trace canvas")
+        sampled = http("GET", f"{gateway.url}/v1/datasets/{DATASET}:sample?count=3",
+                       headers={"Authorization": f"Bearer {RW}"}).json()
+        traces = page.locator("[data-testid=dataset-samples] .trace")
+        assert traces.count() == 3 * len(sampled["labels"]) == 9
+        for w, label in enumerate(sampled["labels"]):
+            phases = traces.nth(3 * w).get_attribute("data-phases")
+            assert phases == ("P" if "pArrivalSample" in label else "") + ("S" if "sArrivalSample" in label else "")
         screenshot(page, "dataset")
 
         page.goto("/console/#/training")

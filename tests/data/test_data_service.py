@@ -116,6 +116,27 @@ def real_dataset(stub, real_prefix) -> tuple[str, D.DatasetJob, list[D.DatasetJo
     return name, job, seen
 
 
+def test_sample_dataset_returns_the_splits_first_windows_with_their_labels(stub, store, real_dataset, tmp_path):
+    name, _, _ = real_dataset
+    reply = stub.SampleDataset(D.SampleDatasetRequest(name=name, split="train", count=5), timeout=30)
+    x = np.frombuffer(reply.waveforms.data, "<f4").reshape(list(reply.waveforms.shape))
+    first = next(sh for sh in _manifest(store, name)["shards"] if sh["split"] == "train")
+    stored, meta = read_shard(str(_download(store, name, first, tmp_path)), dtype="float32")
+    assert reply.split == "train" and x.shape == (5, 3, 6000) and np.array_equal(x, stored[:5])
+    assert reply.waveforms.component_order == "ZNE" and reply.waveforms.sampling_rate_hz == 100.0
+    for label, row in zip(reply.labels, meta.head(5).itertuples(), strict=True):
+        assert (label.trace_name, label.p_arrival_sample, label.s_arrival_sample, label.magnitude) == (
+            row.trace_name, row.trace_p_arrival_sample, row.trace_s_arrival_sample, row.source_magnitude)
+        assert label.magnitude_type == row.source_magnitude_type and label.station.count(".") == 2
+    assert len(stub.SampleDataset(D.SampleDatasetRequest(name=name), timeout=30).labels) == 4  # default count
+    for bad, code in ((D.SampleDatasetRequest(name=name, count=17), grpc.StatusCode.INVALID_ARGUMENT),
+                      (D.SampleDatasetRequest(name=name, split="holdout"), grpc.StatusCode.INVALID_ARGUMENT),
+                      (D.SampleDatasetRequest(name="no-such-dataset"), grpc.StatusCode.NOT_FOUND)):
+        with pytest.raises(grpc.RpcError) as exc:
+            stub.SampleDataset(bad, timeout=30)
+        assert _code(exc) == code, exc.value.details()
+
+
 def test_stead_every_row_accounted_and_labels_equal_csv(stub, store, real_dataset, tmp_path, stack):
     name, job, seen = real_dataset
     rows = {r["trace_name"]: r for r in _csv_rows()}

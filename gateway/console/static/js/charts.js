@@ -40,7 +40,8 @@ export function histogram(container, title, edges, counts) {
 }
 
 /** One waveform trace with detection spans shaded and picks drawn as vertical lines (uPlot draw hook). */
-export function waveform(container, title, [xs, ys], { spans = [], lines = [] } = {}, syncKey = "waveforms") {
+export function waveform(container, title, [xs, ys], { spans = [], lines = [], time = true } = {},
+  syncKey = "waveforms") {
   const mark = (u) => {
     const { ctx, bbox } = u;
     ctx.save();
@@ -69,7 +70,7 @@ export function waveform(container, title, [xs, ys], { spans = [], lines = [] } 
   };
   const opts = {
     title, width: width(container), height: 150,
-    scales: { x: { time: true } },
+    scales: { x: { time } },
     cursor: { sync: { key: syncKey } },
     legend: { show: false },
     axes: [{}, { size: 90 }],

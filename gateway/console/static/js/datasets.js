@@ -1,7 +1,7 @@
 // Datasets: the list, and one dataset's manifest summary with its magnitude histogram.
 
 import * as api from "./api.js";
-import { histogram } from "./charts.js";
+import { histogram, waveform } from "./charts.js";
 import { el, fmt, table, when } from "./ui.js";
 
 export async function datasetsPage(page) {
@@ -27,6 +27,7 @@ export async function datasetPage(page, name) {
   const sources = (manifest.source || []).map((s) => (typeof s === "string" ? s : Object.entries(s)
     .filter(([, v]) => v !== null && v !== "").map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`).join(" · ")));
   const chart = el("div", { class: "chart", "data-testid": "magnitude-histogram" });
+  const samples = el("div", { "data-testid": "dataset-samples" });
   page.replaceChildren(
     el("section", {},
       el("h2", {}, `Dataset ${dataset.name}`),
@@ -41,9 +42,37 @@ export async function datasetPage(page, name) {
       el("h3", {}, "Windows per split and class"),
       table(["split", "windows", ...categories], splitRows, { "data-testid": "split-table" }),
       el("h3", {}, "Magnitude histogram"), chart,
+      el("h3", {}, "Example windows"), samples,
       el("h3", {}, "Source"), el("pre", { class: "muted" }, sources.join("\n")),
       el("details", {}, el("summary", {}, "Parameters"),
         el("pre", { class: "muted" }, JSON.stringify(manifest.parameters || {}, null, 1)))));
   const hist = manifest.magnitude_histogram;
   if (hist?.counts?.length) histogram(chart, "windows per magnitude bin", hist.bin_edges, hist.counts);
+  await drawSamples(samples, name);
+}
+
+const PHASE_COLORS = { P: "#0969da", S: "#1a7f37" };
+
+/** A few stored windows (GET /v1/datasets/{name}:sample), each component drawn with its P and S marks. */
+async function drawSamples(container, name) {
+  const { waveforms, labels = [], split } = await api.get(`/v1/datasets/${encodeURIComponent(name)}:sample?count=3`);
+  const [n, channels, length] = waveforms.shape.map(Number);
+  const bytes = Uint8Array.from(atob(waveforms.data), (c) => c.charCodeAt(0));
+  const data = new Float32Array(bytes.buffer);
+  const rate = Number(waveforms.samplingRateHz);
+  const xs = Array.from({ length }, (_, i) => i / rate);
+  for (let w = 0; w < n; w++) {
+    const label = labels[w] || {};
+    const lines = [["P", label.pArrivalSample], ["S", label.sArrivalSample]]
+      .filter(([, sample]) => sample !== undefined).map(([phase, sample]) => [sample / rate, PHASE_COLORS[phase], phase]);
+    const magnitude = label.magnitude !== undefined ? ` · ${label.magnitudeType || "M"} ${fmt(label.magnitude)}` : "";
+    container.append(el("h4", {}, `${split} · ${label.traceName} · ${label.category || ""}${magnitude}`));
+    for (let c = 0; c < channels; c++) {
+      const start = (w * channels + c) * length;
+      const box = el("div", { class: "trace", "data-window": String(w), "data-phases": lines.map((l) => l[2]).join("") });
+      container.append(box);
+      waveform(box, `${label.station || ""} ${waveforms.componentOrder[c] || c}`,
+        [xs, Array.from(data.subarray(start, start + length))], { lines, time: false }, `sample-${w}`);
+    }
+  }
 }
