@@ -6,6 +6,8 @@ import json
 import time
 import urllib.request
 
+import pytest
+
 from quakestack.stack import Stack
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 from tests.gateway.helpers import http, read_sse_events
@@ -13,6 +15,7 @@ from tests.gateway.helpers import http, read_sse_events
 EPOCHS = 4
 
 
+@pytest.mark.flaky(reruns=2, reruns_delay=2)  # timing-sensitive on 2 shared cores; seen once in a full run
 def test_training_progress_streams_live_over_sse(stack: Stack, trainer_channel, small_dataset) -> None:
     base = stack.endpoints().gateway
     body = {"dataset": small_dataset, "architecture": "convnetquake_ingv",

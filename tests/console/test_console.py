@@ -263,6 +263,7 @@ def detector_model(store, tmp_path_factory) -> str:
     return "console-detector"
 
 
+@pytest.mark.flaky(reruns=2, reruns_delay=2)  # timing-sensitive on 2 shared cores; seen once in a full run
 def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProcess, detector_model: str, browser,
                                             tmp_path: Path) -> None:
     paths, _, truth = write_continuous(str(tmp_path / "day"), seed=7, duration_s=900, n_events=3)
