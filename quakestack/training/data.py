@@ -40,16 +40,17 @@ def load_manifest(store: ObjectStore, dataset: str) -> tuple[dict[str, Any], str
 def fetch_split(store: ObjectStore, dataset: str, manifest: dict[str, Any], split: str, cache_dir: Path,
                 manifest_sha256: str) -> list[Path]:
     """Download the split's shards (once: a verified file keeps a `.sha256` marker) and return their dirs."""
-    root = Path(cache_dir) / "datasets" / manifest_sha256[:16]
-    dirs = []
-    for shard in manifest["shards"]:
-        if shard["split"] != split:
-            continue
-        directory = root / shard["key"]
-        for name, info in shard["files"].items():
-            store.cached_file(f"datasets/{dataset}/{info['key']}", directory / name, info["sha256"])
-        dirs.append(directory)
-    return dirs
+    return [fetch_shard(store, dataset, shard, cache_dir, manifest_sha256)
+            for shard in manifest["shards"] if shard["split"] == split]
+
+
+def fetch_shard(store: ObjectStore, dataset: str, shard: dict[str, Any], cache_dir: Path | str,
+                manifest_sha256: str) -> Path:
+    """One shard's files in the local cache (verified by sha256, downloaded once); returns its directory."""
+    directory = Path(cache_dir) / "datasets" / manifest_sha256[:16] / shard["key"]
+    for name, info in shard["files"].items():
+        store.cached_file(f"datasets/{dataset}/{info['key']}", directory / name, info["sha256"])
+    return directory
 
 
 @dataclass

@@ -15,6 +15,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from quakestack.data.shards import read_shard
 from quakestack.errors import InvalidArgument, NotFound
 from quakestack.storage import ObjectStore, validate_name
+from quakestack.training.data import fetch_shard
 from quakestack.v1 import common_pb2, data_pb2
 
 PREFIX = "datasets/"
@@ -139,10 +140,7 @@ def sample(store: ObjectStore, name: str, split: str, count: int,
         raise NotFound(f"dataset {name!r} has no windows in split {split or '(any)'!r}")
     blocks, labels = [], []
     for shard in shards:
-        directory = Path(cache_dir) / "datasets" / sha[:16] / shard["key"]
-        for file_name, info in shard["files"].items():
-            store.cached_file(f"{PREFIX}{name}/{info['key']}", directory / file_name, info["sha256"])
-        block, meta = read_shard(str(directory), dtype="float32")
+        block, meta = read_shard(str(fetch_shard(store, name, shard, cache_dir, sha)), dtype="float32")
         take = min(count - sum(len(b) for b in blocks), len(block))
         blocks.append(block[:take])
         labels += [window_label(row) for row in meta.head(take).to_dict("records")]
