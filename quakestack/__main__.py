@@ -1,8 +1,6 @@
 """python -m quakestack: the same as the `quakestack` console script."""
 
-import sys
-
-from quakestack.cli import main
+from quakestack.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from quakestack import cli_data, cli_infer, cli_models, cli_train
-from quakestack.cli_common import Ctx, errors_to_exit
+from quakestack.cli_common import INTERRUPTED, Ctx, errors_to_exit
 from quakestack.config import ConfigError, Settings, load_settings, settings_table_markdown
 
 
@@ -139,17 +139,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_service_command(args: argparse.Namespace) -> int:
-    """Commands that talk to the services: a Ctx from settings and flags; gRPC errors exit 1 with one line."""
+    """Commands that talk to the services: a Ctx from settings and flags; gRPC errors exit 1 with one line.
+
+    The command runs in a worker thread and the main thread only waits, so that Ctrl-C lands in the wait and
+    never inside gRPC's own code: a KeyboardInterrupt raised mid-call left a channel that `close()` waited on
+    forever. On Ctrl-C the channels are closed, which cancels the calls in flight (the jobs they started keep
+    running on the server), and the command ends with 130 at once.
+    """
     settings = _settings()
     addrs = {f"{name}_addr": getattr(args, name) for name in ("data", "trainer", "inference") if getattr(args, name)}
     ctx = Ctx(settings.replace(**addrs), as_json=args.json)
-    with errors_to_exit(ctx) as result:
-        try:
-            rc = args.func(ctx, args)
-            result[0] = rc if isinstance(rc, int) else 0
-        finally:
-            ctx.close()
-    return result[0]
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(target=_command_worker, args=(ctx, args, outcome), name="quakestack-command",
+                              daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        ctx.interrupt()
+        return INTERRUPTED
+    if "error" in outcome:  # a bug or a broken pipe: raised here as if the command ran on this thread
+        raise outcome["error"]  # type: ignore[misc]
+    return int(outcome.get("code", 1))  # type: ignore[call-overload]
+
+
+def _command_worker(ctx: Ctx, args: argparse.Namespace, outcome: dict[str, object]) -> None:
+    try:
+        with errors_to_exit(ctx) as result:
+            try:
+                rc = args.func(ctx, args)
+                result[0] = rc if isinstance(rc, int) else 0
+            finally:
+                ctx.close()
+        outcome["code"] = result[0]
+    except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+        outcome["error"] = exc
 
 
 def _quiet_broken_pipe() -> int:
@@ -177,5 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script and `python -m quakestack`: after Ctrl-C, leave at once (os._exit) rather than
+    finalize the interpreter under a command thread that may be writing a progress bar."""
+    import contextlib
+    import os
+
+    code = main()
+    if code == INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

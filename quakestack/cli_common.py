@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class Ctx:
     # what keeps running on the server if this command is interrupted, and the command to follow it again
     following: tuple[str, str] | None = None
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _interrupted: threading.Event = field(default_factory=threading.Event)
 
     @property
     def stdout(self) -> TextIO:
@@ -48,14 +51,33 @@ class Ctx:
 
     def channel(self, service: str) -> grpc.Channel:
         """The channel to `data`, `trainer` or `inference`, from settings (or --data/--trainer/--inference)."""
-        if service not in self._channels:
-            self._channels[service] = settings_channel(self.settings, getattr(self.settings, f"{service}_addr"))
-        return self._channels[service]
+        with self._lock:
+            if self._interrupted.is_set():
+                raise CliError("interrupted")
+            if service not in self._channels:
+                self._channels[service] = settings_channel(self.settings,
+                                                           getattr(self.settings, f"{service}_addr"))
+            return self._channels[service]
 
     def close(self) -> None:
-        for ch in self._channels.values():
+        with self._lock:
+            channels = list(self._channels.values())
+            self._channels.clear()
+        for ch in channels:
             ch.close()
-        self._channels.clear()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted.is_set()
+
+    def interrupt(self) -> None:
+        """Ctrl-C (from the main thread): say what keeps running, then cancel the calls in flight by closing
+        the channels; what the command thread reports after that is the cancellation, not the user's error."""
+        self._interrupted.set()
+        if getattr(self.stderr, "isatty", lambda: False)():
+            self.stderr.write("\r\x1b[2K")  # a progress bar may hold the line
+        print(interrupted_line(self), file=self.stderr, flush=True)
+        self.close()
 
     # -- output -------------------------------------------------------------------------------
     def say(self, text: str = "") -> None:
@@ -143,12 +165,11 @@ def errors_to_exit(ctx: Ctx) -> Iterator[list[int]]:
     result = [0]
     try:
         yield result
-    except grpc.RpcError as exc:
-        print(rpc_error_line(exc), file=ctx.stderr, flush=True)
-        result[0] = 1
-    except CliError as exc:
-        print(f"error: {exc}", file=ctx.stderr, flush=True)
-        result[0] = 1
+    except (grpc.RpcError, CliError) as exc:
+        result[0] = INTERRUPTED if ctx.interrupted else 1
+        if not ctx.interrupted:  # after Ctrl-C the error is only the cancellation of the calls in flight
+            print(rpc_error_line(exc) if isinstance(exc, grpc.RpcError) else f"error: {exc}", file=ctx.stderr,
+                  flush=True)
     except KeyboardInterrupt:
         print(interrupted_line(ctx), file=ctx.stderr, flush=True)
         result[0] = INTERRUPTED

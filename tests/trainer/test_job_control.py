@@ -35,11 +35,13 @@ def test_two_subscribers_one_late_get_every_epoch_once_in_order(trainer, store, 
 
 
 def test_epochs_down_then_resume_with_more(trainer, magnitude_dataset) -> None:
-    job = create_job(trainer, magnitude_dataset, epochs=40)
+    job = create_job(trainer, magnitude_dataset, epochs=40, batch_size=4)  # epochs long beside the control poll
     wait_for_job(trainer, job.job_id, lambda j: j.epochs_done >= 1)
-    trainer.UpdateTrainingJob(trainer_pb2.UpdateTrainingJobRequest(job_id=job.job_id, epochs=1))
+    at_update = trainer.UpdateTrainingJob(trainer_pb2.UpdateTrainingJobRequest(job_id=job.job_id, epochs=1)).job
     done = wait_for_job(trainer, job.job_id, finished)
-    assert state_name(done.state) == "SUCCEEDED" and done.epochs_done <= 3  # stops after the current epoch
+    # it stops after the epoch in progress; one more may have begun before the worker's next control read
+    # (every 0.5 s, on a heartbeat thread that shares 2 busy cores with training): fixed counts were flaky in CI
+    assert state_name(done.state) == "SUCCEEDED" and done.epochs_done <= at_update.epochs_done + 2 < 40
     resumed = trainer.ResumeTrainingJob(trainer_pb2.ResumeTrainingJobRequest(job_id=job.job_id,
                                                                             epochs=done.epochs_done + 2)).job
     assert state_name(resumed.state) == "QUEUED"
