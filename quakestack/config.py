@@ -145,6 +145,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("health_interval_s", "2", _positive_float, "Seconds between storage health probes."),
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level."),
     Setting("log_format", "json", _choice("json", "console"), "json lines (default) or console."),
+    Setting("log_data_plane_calls", "false", _bool,
+            "One `rpc finished` line per successful Predict / ModelInfer too (off, as in Triton and KServe: "
+            "the data plane answers thousands of calls a second; failures are always logged and the "
+            "grpc_server_* metrics count every call)."),
     Setting("device", "auto", parse_device, "Default torch device: auto, cpu, cuda or cuda:N."),
     Setting("data_allowed_dirs", "", _path_list,
             "Local directories (':'-separated) that requests may read sources from."),

@@ -20,6 +20,8 @@ from quakestack import metrics
 from quakestack.errors import QuakestackError
 
 REQUEST_ID_KEY = "x-request-id"
+# the hot path: its successful calls log at debug unless QUAKESTACK_LOG_DATA_PLANE_CALLS (failures always log)
+DATA_PLANE_RPCS = frozenset({"quakestack.v1.InferenceService/Predict", "inference.GRPCInferenceService/ModelInfer"})
 log = structlog.get_logger()
 
 
@@ -38,10 +40,11 @@ def request_id_from(metadata: Any) -> str:
 class _Call:
     """Bookkeeping of one RPC: labels, start time, request id, and the code it ended with."""
 
-    def __init__(self, grpc_type: str, service: str, method: str, request_id: str):
+    def __init__(self, grpc_type: str, service: str, method: str, request_id: str, quiet_ok: bool = False):
         self.labels = (grpc_type, service, method)
         self.rpc = f"{service}/{method}"
         self.request_id = request_id
+        self.quiet_ok = quiet_ok or service.startswith("grpc.")
         self.start = time.perf_counter()
         metrics.GRPC_STARTED.labels(*self.labels).inc()
 
@@ -84,7 +87,7 @@ class _Call:
         metrics.GRPC_HANDLED.labels(*self.labels, code_label(code)).inc()
         metrics.GRPC_HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - self.start)
         if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
-            level = log.debug if self.labels[1].startswith("grpc.") else log.info
+            level = log.debug if self.quiet_ok else log.info
         else:
             level = log.warning
         with structlog.contextvars.bound_contextvars(request_id=self.request_id, rpc=self.rpc):
@@ -122,7 +125,13 @@ def _ended_code(context: grpc.ServicerContext, exc: BaseException | None) -> grp
 
 
 class ObservabilityInterceptor(grpc.ServerInterceptor):
-    """Wraps each handler; the wrapping differs by kind only in how messages are counted."""
+    """Wraps each handler; the wrapping differs by kind only in how messages are counted.
+
+    `quiet_rpcs` (full method names) log their successful calls at debug: the data plane's hot path.
+    """
+
+    def __init__(self, quiet_rpcs: frozenset[str] = frozenset()):
+        self.quiet_rpcs = quiet_rpcs
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):
         handler = continuation(handler_call_details)
@@ -140,7 +149,8 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
             kind, attr = "unary", "unary_unary"
         behavior = getattr(handler, attr)
         wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
-        wrapped = wrap(behavior, kind, service, method, request_id, handler.request_streaming)
+        quiet = f"{service}/{method}" in self.quiet_rpcs
+        wrapped = wrap(behavior, kind, service, method, request_id, handler.request_streaming, quiet)
         return handler._replace(**{attr: wrapped})
 
 
@@ -150,9 +160,9 @@ def _counted(requests: Iterator[Any], call: _Call) -> Iterator[Any]:
         yield request
 
 
-def _wrap_unary(behavior, kind, service, method, request_id, request_streaming):
+def _wrap_unary(behavior, kind, service, method, request_id, request_streaming, quiet):
     def wrapper(request, context: grpc.ServicerContext):
-        call = _Call(kind, service, method, request_id)
+        call = _Call(kind, service, method, request_id, quiet)
         with call.outcome(context):
             response = behavior(call.begin(request, context, request_streaming), context)
             call.sent()
@@ -161,9 +171,9 @@ def _wrap_unary(behavior, kind, service, method, request_id, request_streaming):
     return wrapper
 
 
-def _wrap_streaming(behavior, kind, service, method, request_id, request_streaming):
+def _wrap_streaming(behavior, kind, service, method, request_id, request_streaming, quiet):
     def wrapper(request, context: grpc.ServicerContext):
-        call = _Call(kind, service, method, request_id)
+        call = _Call(kind, service, method, request_id, quiet)
         with call.outcome(context):
             for response in behavior(call.begin(request, context, request_streaming), context):
                 call.sent()

@@ -25,7 +25,7 @@ from quakestack.auth import Authorizer
 from quakestack.client import transport_options
 from quakestack.config import Settings
 from quakestack.runtime.access import AccessInterceptor
-from quakestack.runtime.interceptor import ObservabilityInterceptor
+from quakestack.runtime.interceptor import DATA_PLANE_RPCS, ObservabilityInterceptor
 from quakestack.storage import ObjectStore
 from quakestack.tls import server_credentials
 
@@ -95,8 +95,10 @@ class GrpcServer:
         self.authorizer = Authorizer.from_settings(settings)
         self.audit = AuditTrail(service, store, settings.audit_flush_s)
         access = AccessInterceptor(self.authorizer, self.audit)
+        quiet = frozenset() if settings.log_data_plane_calls else DATA_PLANE_RPCS
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service),
-                                  interceptors=[ObservabilityInterceptor(), access], options=grpc_options(settings),
+                                  interceptors=[ObservabilityInterceptor(quiet), access],
+                                  options=grpc_options(settings),
                                   maximum_concurrent_rpcs=None)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
