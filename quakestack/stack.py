@@ -72,7 +72,8 @@ class Stack:
         self.processes: dict[str, subprocess.Popen] = {}
 
     # -- start --------------------------------------------------------------------------------
-    def start(self, timeout_s: float = 90.0) -> Endpoints:
+    def start(self, timeout_s: float = 90.0, names: tuple[str, ...] = (*SERVICES, "gateway")) -> Endpoints:
+        """Embedded storage (unless settings name one), then the processes `names` (benchmarks start one)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             if not self.settings.s3_endpoint:
@@ -84,9 +85,9 @@ class Stack:
                     s3_secret_key=self.seaweed.credentials.secret_key, s3_secure=False)
                 # the services' identities cannot create buckets: the admin identity does it once here
                 ObjectStore.from_settings(self.settings).ensure_bucket()
-            for name in (*SERVICES, "gateway"):
+            for name in names:
                 self.start_process(name)
-            self.wait_healthy(timeout_s)
+            self.wait_healthy(timeout_s, names)
         except BaseException:
             self.stop()
             raise

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from quakestack.config import load_settings
-from quakestack.embedded.seaweed import SeaweedServer
 from quakestack.stack import Stack, with_free_ports
 
 
@@ -20,15 +19,8 @@ def running_stack(**changes) -> Iterator[Stack]:
         settings = with_free_ports(load_settings({})).replace(storage_dir=str(state / "s3"),
                                                               cache_dir=str(state / "cache"), **changes)
         stack = Stack(settings, state_dir=state)
-        stack.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            stack.seaweed = SeaweedServer(Path(settings.storage_dir), log_path=stack.log_dir / "s3.log")
-            stack.seaweed.start(90.0)
-            stack.settings = settings.replace(
-                s3_endpoint=stack.seaweed.endpoint, s3_access_key=stack.seaweed.credentials.access_key,
-                s3_secret_key=stack.seaweed.credentials.secret_key, s3_secure=False)
-            stack.start_process("inference")
-            stack.wait_healthy(90.0, names=("inference",))
+            stack.start(90.0, names=("inference",))
             yield stack
         finally:
             stack.stop()
