@@ -158,7 +158,7 @@ class ModelRegistry:
 def model_card(architecture: str, hyper_parameters: dict[str, Any], *, dataset: str, source: dict[str, Any],
                training_hyper_parameters: dict[str, Any] | None = None, normalization: str = "none",
                dataset_manifest_sha256: str = "", metrics: dict[str, Any] | None = None,
-               p_offset_s: float | None = None) -> dict[str, Any]:
+               p_offset_s: float | None = None, reproducibility: dict[str, Any] | None = None) -> dict[str, Any]:
     """The card (model.json) of a version: what serving needs to rebuild the model and feed it."""
     from quakestack.models.registry import get_architecture
 
@@ -168,7 +168,8 @@ def model_card(architecture: str, hyper_parameters: dict[str, Any], *, dataset: 
             "training_hyper_parameters": training_hyper_parameters or {},
             "input_spec": spec.input_spec_for(resolved).to_dict(), "class_names": list(spec.class_names),
             "normalization": normalization, "dataset": dataset, "dataset_manifest_sha256": dataset_manifest_sha256,
-            "source": source, "metrics": metrics or {}, "p_offset_s": p_offset_s}
+            "source": source, "metrics": metrics or {}, "p_offset_s": p_offset_s,
+            "reproducibility": reproducibility or {}}
 
 
 def instantiate(card: dict[str, Any], weights: bytes, device: str | torch.device = "cpu") -> nn.Module:

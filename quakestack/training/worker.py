@@ -111,15 +111,17 @@ def resume_point(store: ObjectStore, job_id: str) -> tuple[str | None, dict[str,
 class Reporter:
     """Rank 0's way to storage: checkpoints first, then the epoch's event (each epoch once)."""
 
-    def __init__(self, ctx: WorkerContext, logged_epochs: int):
+    def __init__(self, ctx: WorkerContext, logged_epochs: int, environment: dict[str, Any] | None = None):
         self.ctx = ctx
         self.logged_epochs = logged_epochs
+        self.environment = environment or {}
 
     def emit(self, event: dict[str, Any]) -> None:
         if event.get("type") == "epoch":
             if int(event["epoch"]) <= self.logged_epochs:
                 return
             self.logged_epochs = int(event["epoch"])
+            event = {**event, "environment": self.environment}  # what this epoch's numbers depend on
         self.ctx.emit(event)
 
     def save_checkpoint(self, label: str, state: dict[str, Any]) -> None:
@@ -156,12 +158,13 @@ def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
     train = load_split([Path(d) for d in dirs["train"]], arch, input_spec, manifest, normalization)
     val = load_split([Path(d) for d in dirs["val"]], arch, input_spec, manifest, normalization)
     from quakestack.models.registry import build_model
+    from quakestack.training.environment import run_environment
     from quakestack.training.loop import seed_everything
 
     seed_everything(int(spec["training_hyper_parameters"]["seed"]))  # weight init is part of the run's seed
     model, _, _ = build_model(spec["architecture"], arch_hp)
     resume = load_state(store.get_bytes(checkpoint_key(ctx.job_id, resume_label))) if resume_label else None
-    reporter = Reporter(ctx, logged_epochs)
+    reporter = Reporter(ctx, logged_epochs, run_environment(device, world))
     result = run_training(
         model=model, spec=arch, arch_hparams=arch_hp, hp=spec["training_hyper_parameters"], train=train, val=val,
         device=device, control=control, emit=reporter.emit, save_checkpoint=reporter.save_checkpoint,

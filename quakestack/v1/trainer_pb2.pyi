@@ -365,7 +365,7 @@ class EvaluateModelResponse(_message.Message):
     def __init__(self, metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., windows: _Optional[int] = ..., artifact_keys: _Optional[_Iterable[str]] = ..., evaluation_id: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "version", "architecture", "task", "hyper_parameters", "input_spec", "dataset", "dataset_manifest_sha256", "source", "metrics", "aliases", "weights_key", "weights_sha256", "create_time", "normalization", "class_names")
+    __slots__ = ("name", "version", "architecture", "task", "hyper_parameters", "input_spec", "dataset", "dataset_manifest_sha256", "source", "metrics", "aliases", "weights_key", "weights_sha256", "create_time", "normalization", "class_names", "reproducibility")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
@@ -382,6 +382,7 @@ class ModelVersion(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    REPRODUCIBILITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     architecture: str
@@ -398,7 +399,8 @@ class ModelVersion(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     normalization: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.Task, str]] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_spec: _Optional[_Union[InputSpec, _Mapping]] = ..., dataset: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., source: _Optional[_Union[CheckpointRef, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., weights_key: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., normalization: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    reproducibility: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.Task, str]] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_spec: _Optional[_Union[InputSpec, _Mapping]] = ..., dataset: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., source: _Optional[_Union[CheckpointRef, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., weights_key: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., normalization: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., reproducibility: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("name", "versions", "aliases")

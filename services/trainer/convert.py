@@ -136,7 +136,7 @@ def model_version(card: Mapping[str, Any]) -> trainer_pb2.ModelVersion:
         metrics=metric_list(card.get("metrics", {}), card.get("class_names")), aliases=card.get("aliases", []),
         weights_key=card["weights_key"], weights_sha256=card["weights_sha256"],
         create_time=timestamp(card.get("create_time")), normalization=card.get("normalization", "none"),
-        class_names=card.get("class_names", []))
+        class_names=card.get("class_names", []), reproducibility=struct(card.get("reproducibility", {})))
 
 
 def model(name: str, cards: list[dict[str, Any]], aliases: Mapping[str, int]) -> trainer_pb2.Model:

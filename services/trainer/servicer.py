@@ -22,6 +22,7 @@ from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_key, validate_name
+from quakestack.training.environment import card_reproducibility
 from quakestack.training.evaluate import evaluate_weights
 from quakestack.training.jobs import JOB_HYPER_PARAMETERS, TrainingJobs, job_record
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
@@ -196,7 +197,9 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
                           normalization=record.get("normalization", "none"),
                           dataset_manifest_sha256=record.get("dataset_manifest_sha256", ""),
                           metrics={k: v for k, v in metrics.items() if v is not None},
-                          p_offset_s=record.get("p_offset_s"))
+                          p_offset_s=record.get("p_offset_s"),
+                          reproducibility=card_reproducibility(record["training_hyper_parameters"].get("seed"),
+                                                               event.get("environment")))
         saved = self.registry.register(request.name, weights, card, request.aliases)
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from importlib import metadata
 
 import torch
+from google.protobuf.json_format import MessageToDict
 
 from quakestack.models.registry import build_model
 from quakestack.v1 import trainer_pb2
@@ -52,6 +54,11 @@ def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magni
     assert version.input_spec.n_samples == 3000 and version.aliases == ["staging"]
     card = json.loads(store.get_bytes(version.weights_key.replace("model.pt", "model.json")))
     assert card["normalization"] == "none" and 0 < card["p_offset_s"] < 30  # where P sits in training windows
+    # the card says what the numbers depend on: seed, versions, device, threads, CPU of the epoch's run
+    run = MessageToDict(version.reproducibility)
+    assert run == card["reproducibility"] and run["seed"] == 0 and run["device"] == "cpu"
+    assert run["libraries"]["torch"] == metadata.version("torch") and "numpy" in run["libraries"]
+    assert run["torch_threads"] >= 1 and run["world_size"] == 1 and run["cpu"] and run["python"]
     by_alias = registry.GetModelVersion(trainer_pb2.GetModelVersionRequest(name="magnitude-test", version="staging"))
     assert by_alias.model_version.version == version.version
     chunks = trainer.DownloadCheckpoint(trainer_pb2.DownloadCheckpointRequest(job_id=job.job_id, epoch=best.epoch))
