@@ -78,14 +78,10 @@ def _readers() -> ModuleType:
     return readers
 
 
-def format_names() -> list[str]:
-    """What --format accepts: every registered reader, by its CLI name."""
-    return [r.command_name for r in _readers().registry().values()]
-
-
 def format_hint() -> str:
     """`give --format stead (HDF5 + metadata CSV), seisbench (a folder) or mseed (any ObsPy waveform file)`."""
-    shown = [f"{r.command_name} ({r.summary})" if r.summary else r.command_name for r in _readers().registry().values()]
+    shown = [f"{r.command_name} ({r.summary})" if r.summary else r.command_name
+             for r in _readers().registry().values()]
     return "give --format " + (", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0])
 
 

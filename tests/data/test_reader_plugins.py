@@ -9,6 +9,9 @@ with the setting) on the real embedded S3, and the published shards open with Se
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -18,9 +21,10 @@ import pytest
 from quakestack.cli import main
 from quakestack.client import channel
 from quakestack.data import DatasetSpec, SourceSpec, SplitSpec, WindowSpec, read_shard, readers, run_dataset
-from quakestack.stack import Stack, with_free_ports
+from quakestack.stack import Stack, settings_env, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
+from tests.conftest import REPO_ROOT
 from tests.plugins.toy_format import write_toy
 
 TOY_MODULE = "tests.plugins.toy_format"
@@ -85,6 +89,16 @@ def test_bad_plugins_fail_with_their_name(monkeypatch: pytest.MonkeyPatch, value
     finally:
         monkeypatch.delenv("QUAKESTACK_DATA_READERS")
         readers.reload()
+
+
+def test_data_service_with_a_broken_plugin_does_not_start(stack: Stack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
+    env.update(settings_env(with_free_ports(stack.settings).replace(data_readers=("no_such_reader_module",))))
+    result = subprocess.run([sys.executable, "-m", "services.data"], env=env, cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "cannot start" in lines[0] and "cannot import reader module 'no_such_reader_module'" in lines[0]
 
 
 def test_toy_format_end_to_end_through_cli_and_data_service(stack: Stack, toy_registered, tmp_path: Path,
