@@ -8,18 +8,21 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from quakestack.cli_common import CliError, Ctx, duration, state_name, table, to_dict
 from quakestack.cli_progress import ProgressBar, human_bytes
+from quakestack.errors import InvalidArgument
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from quakestack.data.readers import Reader
+
 CHUNK = 1 << 20
-FORMATS = {"stead": data_pb2.SOURCE_FORMAT_STEAD, "seisbench": data_pb2.SOURCE_FORMAT_SEISBENCH,
-           "mseed": data_pb2.SOURCE_FORMAT_WAVEFORM_CATALOG}
-CATALOG_FORMATS = {"quakeml": data_pb2.CATALOG_FORMAT_QUAKEML, "nordic": data_pb2.CATALOG_FORMAT_NORDIC,
-                   "csv": data_pb2.CATALOG_FORMAT_CSV}
 NORMALIZATIONS = {"none": data_pb2.NORMALIZATION_NONE, "std": data_pb2.NORMALIZATION_STD,
                   "peak": data_pb2.NORMALIZATION_PEAK}
 GAPS = {"drop": data_pb2.GAP_POLICY_DROP, "zeros": data_pb2.GAP_POLICY_FILL_ZERO,
@@ -68,124 +71,101 @@ def upload(ctx: Ctx, paths: Sequence[Path], filename: str | None = None) -> str:
 
 
 # -- sources -----------------------------------------------------------------------------------
-def catalog_format_of(path: str, given: str | None) -> int:
-    """--catalog-format, or guessed from the extension (.xml/.qml → QuakeML, .csv → CSV, else Nordic)."""
-    if given:
-        return CATALOG_FORMATS[given]
-    lowered = path.lower()
-    if lowered.endswith((".xml", ".qml", ".quakeml")):
-        return data_pb2.CATALOG_FORMAT_QUAKEML
-    if lowered.endswith(".csv"):
-        return data_pb2.CATALOG_FORMAT_CSV
-    return data_pb2.CATALOG_FORMAT_NORDIC
+def _readers() -> ModuleType:
+    """The reader registry, imported when a command needs it (its readers import ObsPy and h5py: ~0.7 s)."""
+    from quakestack.data import readers
+
+    return readers
 
 
-def _files(inputs: Sequence[str], suffixes: tuple[str, ...]) -> list[Path]:
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(suffixes)))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise CliError(f"{item}: no such file or directory")
-    return out
+def format_hint() -> str:
+    """`give --format stead (HDF5 + metadata CSV), seisbench (a folder) or mseed (any ObsPy waveform file)`."""
+    shown = [f"{r.command_name} ({r.summary})" if r.summary else r.command_name
+             for r in _readers().registry().values()]
+    return "give --format " + (", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0])
 
 
-def _stead_pairs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
-    files = _files(inputs, (".hdf5", ".h5", ".csv"))
-    h5 = [f for f in files if f.suffix.lower() in (".hdf5", ".h5")]
-    csvs = {f.stem: f for f in files if f.suffix.lower() == ".csv"}
-    if not h5:
-        raise CliError("a STEAD source needs .hdf5 files with their metadata .csv")
-    pairs = []
-    for f in h5:
-        csv = csvs.get(f.stem) or (next(iter(csvs.values())) if len(h5) == 1 and len(csvs) == 1 else None)
-        if csv is None:
-            raise CliError(f"no metadata CSV {f.stem}.csv beside {f}")
-        pairs.append((f, csv))
-    return pairs
+def _reader(fmt: str) -> Reader:
+    try:
+        return _readers().by_command_name(fmt)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
-WAVEFORM_SUFFIXES = (".mseed", ".miniseed", ".ms", ".sac", ".seed")
-FORMAT_HINT = "give --format stead (HDF5 + metadata CSV), seisbench (a folder) or mseed (any ObsPy waveform file)"
+def catalog_format_of(fmt: str, path: str, given: str | None) -> int:
+    """--catalog-format, or what the format's reader guesses from the file name (0: none)."""
+    from services.data.requests import catalog_format_value
+
+    reader = _reader(fmt)
+    if given and given not in reader.catalog_formats:
+        known = ", ".join(reader.catalog_formats) or "none"
+        raise CliError(f"--catalog-format {given}: {fmt} sources read these catalog formats: {known}")
+    name = given or reader.guess_catalog_format(path)
+    return catalog_format_value(name) if name else 0
 
 
 def guess_format(inputs: Sequence[str]) -> str:
-    """--format from the first local input: .hdf5/.h5/.csv → stead, a SeisBench folder → seisbench, anything
-    ObsPy reads (by extension or content: miniSEED, SAC, SEISAN, ...) → mseed; otherwise a CliError with a hint."""
+    """--format from the first local input: the reader most sure of it (by structure, name or content);
+    otherwise a CliError with a hint."""
     if not inputs:
         raise CliError("give at least one input file or directory")
     first = Path(inputs[0])
     if not first.exists():
         raise CliError(f"{first}: no such file or directory")
+    reader = _readers().guess(first)
+    if reader is not None:
+        return reader.command_name
     if first.is_dir():
-        names = {f.name.lower() for f in first.iterdir()}
-        if "metadata.csv" in names and any(n.startswith("waveforms") and n.endswith((".hdf5", ".h5")) for n in names):
-            return "seisbench"
-        if any(n.endswith((".hdf5", ".h5")) for n in names):
-            return "stead"
-        if any(n.endswith(WAVEFORM_SUFFIXES) for n in names):
-            return "mseed"
-        raise CliError(f"{first}: cannot tell the source format of this folder; {FORMAT_HINT}")
-    if first.suffix.lower() in (".hdf5", ".h5", ".csv"):
-        return "stead"
-    if first.suffix.lower() in WAVEFORM_SUFFIXES or waveform_span(first) is not None:
-        return "mseed"
-    raise CliError(f"{first}: not a STEAD HDF5/CSV file and not a waveform file ObsPy can read; {FORMAT_HINT}")
-
-
-def waveform_span(path: Path) -> tuple[float, list[str]] | None:
-    """(longest trace duration in s, SEED ids) from the headers of a waveform file; None if ObsPy cannot read it."""
-    import warnings
-
-    import obspy
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            stream = obspy.read(str(path), headonly=True)
-    except Exception:  # noqa: BLE001 - ObsPy raises many types for files it does not read
-        return None
-    if not len(stream):
-        return None
-    return max(tr.stats.endtime - tr.stats.starttime for tr in stream), sorted({tr.id for tr in stream})
+        raise CliError(f"{first}: cannot tell the source format of this folder; {format_hint()}")
+    kinds = " and not ".join(r.file_kind for r in _readers().registry().values() if r.file_kind)
+    raise CliError(f"{first}: not {kinds}; {format_hint()}")
 
 
 def check_inputs(fmt: str, inputs: Sequence[str], catalog: str | None, window_s: float) -> None:
     """Local files, before anything is uploaded: they exist, they are what --format says, a window fits them."""
     if catalog and not Path(catalog).is_file():
         raise CliError(f"--catalog {catalog}: no such file")
-    if fmt == "stead":
-        _stead_pairs(inputs)
-        return
-    if fmt != "mseed":
-        return
-    waves = [f for f in _files(inputs, WAVEFORM_SUFFIXES) if str(f) != catalog]
-    if not waves:
-        raise CliError("no waveform files among the inputs (.mseed, .sac, SEISAN ...)")
-    spans = []
-    for f in waves:
-        span = waveform_span(f)
-        if span is None:
-            if f.suffix.lower() in (".hdf5", ".h5", ".csv"):
-                raise CliError(f"{f}: looks like a STEAD file, not a waveform file; give --format stead")
-            raise CliError(f"{f}: ObsPy cannot read this waveform file; {FORMAT_HINT}")
-        spans.append(span[0])
-    if window_s > max(spans):
-        raise CliError(f"--window-s {window_s:g} is longer than the longest record ({max(spans):.1f} s); "
-                       "a window must fit inside the data")
+    reader = _reader(fmt)
+    try:
+        reader.check_inputs(inputs, catalog, window_s)
+    except _readers().base.NotThisFormat as exc:
+        other = _readers().guess(exc.path)
+        if other is not None and other is not reader and other.sniff(exc.path) > 1:
+            raise CliError(f"{exc.path}: looks like a {other.command_name} file ({other.summary}), not "
+                           f"{reader.file_kind or 'a ' + reader.command_name + ' file'}; "
+                           f"give --format {other.command_name}") from None
+        raise CliError(f"{exc}; {format_hint()}") from None
+    except InvalidArgument as exc:
+        raise CliError(str(exc)) from None
+
+
+def _catalog_required(fmt: str, catalog: str | None) -> None:
+    reader = _reader(fmt)
+    if reader.needs_catalog and not catalog:
+        raise CliError(f"--catalog is required for {fmt} sources (catalog formats: "
+                       f"{', '.join(reader.catalog_formats)})")
+
+
+def _source(fmt: str, waveforms: common_pb2.Location, catalog: common_pb2.Location | None = None,
+            catalog_format: int = 0) -> data_pb2.DataSource:
+    """A DataSource naming its format by enum where the contract has one, else by format_name."""
+    from services.data.requests import source_format_value
+
+    name = _reader(fmt).name
+    number = source_format_value(name)
+    source = data_pb2.DataSource(format=number, format_name="" if number else name, waveforms=waveforms,
+                                 catalog_format=catalog_format)
+    if catalog is not None:
+        source.catalog.CopyFrom(catalog)
+    return source
 
 
 def build_sources(ctx: Ctx, fmt: str, inputs: Sequence[str], *, catalog: str | None = None,
                   catalog_format: str | None = None, local: bool = False,
                   keys: bool = False) -> list[data_pb2.DataSource]:
     """DataSources for the inputs: uploaded (default), allow-listed server paths (--local) or object keys."""
-    if fmt not in FORMATS:
-        raise CliError(f"unknown format {fmt!r} (stead, seisbench, mseed)")
-    if fmt == "mseed" and not catalog:
-        raise CliError("--catalog is required for mseed sources (QuakeML, Nordic or CSV picks)")
+    reader = _reader(fmt)
+    _catalog_required(fmt, catalog)
     if not inputs:
         raise CliError("give at least one input file or directory")
 
@@ -194,33 +174,21 @@ def build_sources(ctx: Ctx, fmt: str, inputs: Sequence[str], *, catalog: str | N
             return common_pb2.Location(object_key=text)
         return common_pb2.Location(local_path=str(Path(text).resolve()))
 
-    cat_fmt = catalog_format_of(catalog, catalog_format) if catalog else 0
+    cat_fmt = catalog_format_of(fmt, catalog, catalog_format) if catalog else 0
     if local or keys:
-        sources = []
-        for item in inputs:
-            source = data_pb2.DataSource(format=FORMATS[fmt], waveforms=where(item))
-            if catalog:
-                source.catalog.CopyFrom(where(catalog))
-                source.catalog_format = cat_fmt
-            sources.append(source)
-        return sources
-    if fmt == "seisbench":
-        raise CliError("a SeisBench dataset is a folder of files: give it with --local (allow-listed on the "
-                       "server) or --keys (an object prefix); UploadFile stores one file per upload")
-    if fmt == "stead":
-        return [data_pb2.DataSource(format=FORMATS[fmt], waveforms=common_pb2.Location(object_key=upload(ctx, [h])),
-                                    catalog=common_pb2.Location(object_key=upload(ctx, [c])))
-                for h, c in _stead_pairs(inputs)]
+        return [_source(fmt, where(item), where(catalog) if catalog else None, cat_fmt) for item in inputs]
     if catalog and not Path(catalog).is_file():
         raise CliError(f"--catalog {catalog}: no such file")
-    waves = [f for f in _files(inputs, WAVEFORM_SUFFIXES) if str(f) != catalog]
-    if not waves:
-        raise CliError("no waveform files among the inputs (.mseed, .sac, SEISAN ...)")
-    name = waves[0].name if len(waves) == 1 else f"{waves[0].stem}-and-{len(waves) - 1}-more.mseed"
-    wave_key = upload(ctx, waves, name)
-    cat_key = upload(ctx, [Path(catalog)])
-    return [data_pb2.DataSource(format=FORMATS[fmt], waveforms=common_pb2.Location(object_key=wave_key),
-                                catalog=common_pb2.Location(object_key=cat_key), catalog_format=cat_fmt)]
+    try:
+        groups = reader.upload_groups(inputs, catalog)
+    except InvalidArgument as exc:
+        raise CliError(str(exc)) from None
+    sources = []
+    for group in groups:
+        wave_key = upload(ctx, group.files, group.filename)
+        cat = common_pb2.Location(object_key=upload(ctx, [group.catalog])) if group.catalog else None
+        sources.append(_source(fmt, common_pb2.Location(object_key=wave_key), cat, cat_fmt if cat else 0))
+    return sources
 
 
 # -- request -----------------------------------------------------------------------------------
@@ -368,6 +336,17 @@ def check_request(name: str, options: IngestOptions) -> None:
         raise CliError(f"INVALID_ARGUMENT: {exc}") from None
 
 
+def list_formats(ctx: Ctx) -> int:
+    """The registered source formats (built-in, entry points, QUAKESTACK_DATA_READERS), as --format names them."""
+    found = list(_readers().registry().values())
+    ctx.emit([{"format": r.command_name, "name": r.name, "summary": r.summary, "needsCatalog": r.needs_catalog,
+               "catalogFormats": list(r.catalog_formats)} for r in found])
+    rows = [(r.command_name, r.name, r.summary, ", ".join(r.catalog_formats) if r.needs_catalog else "")
+            for r in found]
+    ctx.say(table(rows, ("format", "reader", "what", "catalog")))
+    return 0
+
+
 def list_datasets(ctx: Ctx) -> list[data_pb2.Dataset]:
     datasets = list(stub(ctx).ListDatasets(data_pb2.ListDatasetsRequest(), timeout=30).datasets)
     ctx.emit([to_dict(d) for d in datasets])
@@ -432,13 +411,11 @@ def cmd_ingest(ctx: Ctx, args: argparse.Namespace) -> int:
     check_request(args.name, options)
     fmt = args.format
     if args.keys:
-        fmt = fmt or "stead"
-        if fmt == "mseed" and not args.catalog:
-            raise CliError("--catalog is required for mseed sources (QuakeML, Nordic or CSV picks)")
+        fmt = fmt or _readers().get_reader(_readers().DEFAULT_FORMAT).command_name
+        _catalog_required(fmt, args.catalog)
     else:
         fmt = fmt or guess_format(args.inputs)
-        if fmt == "mseed" and not args.catalog:
-            raise CliError("--catalog is required for mseed sources (QuakeML, Nordic or CSV picks)")
+        _catalog_required(fmt, args.catalog)
         if not args.local:
             check_inputs(fmt, args.inputs, args.catalog, options.length_s)
     check_name_free(ctx, args.name)
@@ -454,10 +431,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = dsub.add_parser("ingest", parents=[common], help="create a dataset from source files and watch the job")
     p.add_argument("name", help="dataset name")
     p.add_argument("inputs", nargs="+", help="files or folders (or object keys with --keys)")
-    p.add_argument("--format", choices=sorted(FORMATS), default=None,
-                   help="source format (default: from the first input's extension or content)")
-    p.add_argument("--catalog", help="pick catalog for mseed sources")
-    p.add_argument("--catalog-format", choices=sorted(CATALOG_FORMATS), help="default: from the extension")
+    p.add_argument("--format", default=None,
+                   help="source format, one of `quakestack data formats` (default: from the first input's "
+                        "extension or content)")
+    p.add_argument("--catalog", help="pick catalog (mseed sources need one)")
+    p.add_argument("--catalog-format", help="one the format reads (`quakestack data formats`; default: from the "
+                                            "extension)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--local", action="store_true", help="paths on the server, under QUAKESTACK_DATA_ALLOWED_DIRS")
     how.add_argument("--keys", action="store_true", help="inputs are object keys / prefixes in the bucket")
@@ -494,6 +473,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     g.add_argument("--description", default="")
     p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
     p.set_defaults(func=cmd_ingest)
+    dsub.add_parser("formats", parents=[common], help="source formats --format accepts").set_defaults(
+        func=lambda ctx, a: list_formats(ctx))
     dsub.add_parser("ls", parents=[common], help="list datasets").set_defaults(
         func=lambda ctx, a: list_datasets(ctx) and 0)
     p = dsub.add_parser("describe", parents=[common], help="a dataset's splits, categories and manifest")

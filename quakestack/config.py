@@ -7,6 +7,7 @@ the deployment checks (compose, Kubernetes) are generated from / tested against 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,14 @@ def _path_list(text: str) -> tuple[Path, ...]:
     return tuple(Path(p).resolve() for p in text.split(os.pathsep) if p.strip())
 
 
+def _module_list(text: str) -> tuple[str, ...]:
+    names = tuple(n for n in re.split(r"[\s,:]+", text) if n)
+    bad = [n for n in names if not all(part.isidentifier() for part in n.split("."))]
+    if bad:
+        raise ValueError(f"expected comma-separated Python module names, got {bad[0]!r}")
+    return names
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -152,6 +161,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("device", "auto", parse_device, "Default torch device: auto, cpu, cuda or cuda:N."),
     Setting("data_allowed_dirs", "", _path_list,
             "Local directories (':'-separated) that requests may read sources from."),
+    Setting("data_readers", "", _module_list,
+            "Python modules (comma-separated) that each define a source reader `READER`: formats beyond the "
+            "built-in ones and the `quakestack.readers` entry points (docs: `quakestack/data/readers/`)."),
     Setting("data_workers", str(max(1, os.cpu_count() or 1)), _positive_int,
             "Worker processes of an ingestion job.", shown_default="CPU count"),
     Setting("cache_dir", str(Path.home() / ".cache" / "quakestack"), _text,

@@ -17,9 +17,10 @@ class WindowSpec:
 
     ``p_offset_s`` fixes the P arrival at that many seconds into the window; ``p_offset_range_s``
     draws it (seeded per trace, on the sample grid) from [min, max]. With neither, an event window
-    starts at the first sample of its trace (STEAD alignment kept); continuous sources then use
-    ``DEFAULT_CATALOG_P_OFFSET_S``. Noise windows are taken from the middle of the noise record
-    (``noise_position="center"``) or at a seeded random position.
+    starts at the first sample of its trace (STEAD alignment kept), unless the source's reader
+    gives a default P offset (``Reader.default_p_offset_s``: 5 s for continuous data). Noise
+    windows are taken from the middle of the noise record (``noise_position="center"``) or at a
+    seeded random position.
     """
 
     length_s: float = 60.0
@@ -54,9 +55,6 @@ class WindowSpec:
         if self.p_offset_range_s is not None:
             return tuple(self.p_offset_range_s)  # type: ignore[return-value]
         return None if default is None else (default, default)
-
-
-DEFAULT_CATALOG_P_OFFSET_S = 5.0
 
 
 def item_rng(seed: int, trace_name: str) -> np.random.Generator:

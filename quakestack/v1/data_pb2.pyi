@@ -106,16 +106,18 @@ class UploadFileResponse(_message.Message):
     def __init__(self, upload_id: _Optional[str] = ..., object_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class DataSource(_message.Message):
-    __slots__ = ("format", "waveforms", "catalog", "catalog_format")
+    __slots__ = ("format", "waveforms", "catalog", "catalog_format", "format_name")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     WAVEFORMS_FIELD_NUMBER: _ClassVar[int]
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     CATALOG_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_NAME_FIELD_NUMBER: _ClassVar[int]
     format: SourceFormat
     waveforms: _common_pb2.Location
     catalog: _common_pb2.Location
     catalog_format: CatalogFormat
-    def __init__(self, format: _Optional[_Union[SourceFormat, str]] = ..., waveforms: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., catalog: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., catalog_format: _Optional[_Union[CatalogFormat, str]] = ...) -> None: ...
+    format_name: str
+    def __init__(self, format: _Optional[_Union[SourceFormat, str]] = ..., waveforms: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., catalog: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., catalog_format: _Optional[_Union[CatalogFormat, str]] = ..., format_name: _Optional[str] = ...) -> None: ...
 
 class WindowSpec(_message.Message):
     __slots__ = ("length_s", "sampling_rate_hz", "p_offset_s", "p_offset_min_s", "p_offset_max_s", "include_noise", "noise_windows_per_event", "location_clusters")

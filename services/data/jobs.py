@@ -15,6 +15,7 @@ import structlog
 
 from quakestack.auth import current_identity
 from quakestack.config import Settings
+from quakestack.data import readers
 from quakestack.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from quakestack.quotas import check_queued_jobs
 from quakestack.storage import ObjectStore, validate_name
@@ -34,6 +35,7 @@ class JobManager:
     """Owns the live jobs of this process; storage holds all of them."""
 
     def __init__(self, store: ObjectStore, settings: Settings):
+        readers.registry()  # a plugin that cannot load stops the start, naming it, not the first request
         self.store = store
         self.settings = settings
         self.jobs: dict[str, Job] = {}

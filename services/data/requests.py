@@ -10,23 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec
+from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec, readers
 from quakestack.errors import InvalidArgument
 from quakestack.jsonmap import enum_value_text
 from quakestack.storage import validate_name
 from quakestack.v1 import data_pb2
 
 DEFAULT_SHARD_SIZE = 1024
-FORMATS = {
-    data_pb2.SOURCE_FORMAT_STEAD: "stead",
-    data_pb2.SOURCE_FORMAT_SEISBENCH: "seisbench",
-    data_pb2.SOURCE_FORMAT_WAVEFORM_CATALOG: "waveform_catalog",
-}
-CATALOG_FORMATS = {
-    data_pb2.CATALOG_FORMAT_QUAKEML: "quakeml",
-    data_pb2.CATALOG_FORMAT_NORDIC: "nordic",
-    data_pb2.CATALOG_FORMAT_CSV: "csv",
-}
+SOURCE_PREFIX, CATALOG_PREFIX = "SOURCE_FORMAT_", "CATALOG_FORMAT_"
 GAP_POLICIES = {
     data_pb2.GAP_POLICY_UNSPECIFIED: "zeros",
     data_pb2.GAP_POLICY_DROP: "drop",
@@ -168,17 +159,55 @@ def parameters(request: data_pb2.CreateDatasetRequest) -> Parameters:
         raise InvalidArgument(str(exc)) from None
 
 
+def _enum_name(enum_type: object, prefix: str, number: int) -> str | None:
+    """SOURCE_FORMAT_STEAD -> "stead": the contract's enum values name registered formats; 0 / unknown -> None."""
+    value = enum_type.DESCRIPTOR.values_by_number.get(number)  # type: ignore[attr-defined]
+    return value.name[len(prefix):].lower() if value is not None and number else None
+
+
+def _enum_number(enum_type: object, prefix: str, name: str) -> int:
+    """ "stead" -> SOURCE_FORMAT_STEAD's number; 0 for a format the contract has no enum value for."""
+    value = enum_type.DESCRIPTOR.values_by_name.get(prefix + name.upper())  # type: ignore[attr-defined]
+    return value.number if value is not None else 0
+
+
+def source_format_value(name: str) -> int:
+    """The SourceFormat number of a registered reader (0: none, send DataSource.format_name)."""
+    return _enum_number(data_pb2.SourceFormat, SOURCE_PREFIX, name)
+
+
+def catalog_format_value(name: str) -> int:
+    return _enum_number(data_pb2.CatalogFormat, CATALOG_PREFIX, name)
+
+
+def catalog_format_name(source: data_pb2.DataSource) -> str | None:
+    return _enum_name(data_pb2.CatalogFormat, CATALOG_PREFIX, source.catalog_format)
+
+
 def source_format(source: data_pb2.DataSource, index: int) -> str:
-    """The library's name of a source format; INVALID_ARGUMENT for unknown or missing parts."""
-    fmt = FORMATS.get(source.format)
-    if fmt is None:
-        raise InvalidArgument(enum_value_text(data_pb2.SourceFormat, source.format, f"sources[{index}].format"))
+    """The registered reader a source names; INVALID_ARGUMENT for unknown or missing parts."""
+    known = readers.names()
+    by_enum = _enum_name(data_pb2.SourceFormat, SOURCE_PREFIX, source.format)
+    if source.format_name:
+        fmt = source.format_name
+        if fmt not in known:
+            raise InvalidArgument(f"sources[{index}].format_name {fmt!r} is not a registered source format; "
+                                  f"registered: {', '.join(known)}")
+        if source.format and by_enum != fmt:
+            raise InvalidArgument(f"sources[{index}]: format and format_name name different formats "
+                                  f"({by_enum or source.format} and {fmt})")
+    elif by_enum in known:
+        fmt = by_enum  # type: ignore[assignment]
+    else:
+        raise InvalidArgument(enum_value_text(data_pb2.SourceFormat, source.format, f"sources[{index}].format")
+                              + f" (or set sources[{index}].format_name: {', '.join(known)})")
     if source.waveforms.WhichOneof("location") is None:
         raise InvalidArgument(f"sources[{index}]: waveforms location (object_key or local_path) is required")
-    if fmt == "waveform_catalog":
-        if source.catalog.WhichOneof("location") is None:
-            raise InvalidArgument(f"sources[{index}]: a waveform_catalog source needs a catalog location")
-        if source.catalog_format not in CATALOG_FORMATS:
-            raise InvalidArgument(enum_value_text(data_pb2.CatalogFormat, source.catalog_format,
-                                                  f"sources[{index}].catalog_format"))
+    reader = readers.get_reader(fmt)
+    if reader.needs_catalog and source.catalog.WhichOneof("location") is None:
+        raise InvalidArgument(f"sources[{index}]: a {fmt} source needs a catalog location")
+    if reader.catalog_formats and source.catalog.WhichOneof("location") is not None \
+            and catalog_format_name(source) not in reader.catalog_formats:
+        raise InvalidArgument(enum_value_text(data_pb2.CatalogFormat, source.catalog_format,
+                                              f"sources[{index}].catalog_format"))
     return fmt

@@ -29,7 +29,7 @@ from quakestack.config import Settings
 from quakestack.data import DatasetSpec, ShardResult, plan_dataset, render_shard
 from quakestack.data.manifest import manifest_json
 from quakestack.data.pipeline import DatasetPlan, build_manifest
-from quakestack.data.readers.waveform_catalog import AMPLITUDE_REASON
+from quakestack.data.readers import minor_reasons
 from quakestack.errors import NotFound, QuakestackError
 from quakestack.storage import ObjectStore
 from services.data import sources as src
@@ -200,8 +200,9 @@ class Runner:
         for reason, n in counts.items():
             metrics.ITEMS_SKIPPED.labels(reason).inc(n)
         # the plan's skips are recounted from scratch on a rerun
-        # unmatched phase picks first: amplitude readings (IAML, A) are counted but rarely what went wrong
-        shown = sorted(plan.skipped, key=lambda x: x.reason == AMPLITUDE_REASON)[:20]
+        # readers' minor reasons last (amplitude readings: counted, but rarely what went wrong)
+        minor = minor_reasons()
+        shown = sorted(plan.skipped, key=lambda x: x.reason in minor)[:20]
         job.update(skipped=Counter(counts), warnings=[self._local_message(x.message) for x in shown])
         if not plan.shards:
             raise JobFailed(self._nothing_message(plan.n_listed, plan.skipped_counts, plan.filtered))

@@ -12,16 +12,15 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from quakestack.data import SourceSpec
+from quakestack.data import SourceSpec, readers
+from quakestack.data.readers import Located
 from quakestack.errors import InvalidArgument, NotFound, PermissionDenied
 from quakestack.storage import ObjectStore, validate_key
 from quakestack.v1 import common_pb2, data_pb2
-from services.data.requests import CATALOG_FORMATS, source_format
+from services.data.requests import catalog_format_name, source_format
 
 SIDECAR = ".sha256"
-NOT_WAVEFORMS = (".csv", ".xml", ".qml", ".quakeml", ".json", ".txt", ".md", ".nordic", ".log", SIDECAR)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -116,34 +115,11 @@ def fetch(store: ObjectStore, files: Files, cache_dir: str, on_file: Callable[[s
 
 
 def source_spec(source: data_pb2.DataSource, index: int, waveforms: Files, catalog: Files | None) -> SourceSpec:
-    """The library's SourceSpec over fetched local files (pairs STEAD HDF5 files with their CSVs)."""
-    fmt = source_format(source, index)
-    name = f"sources[{index}]"
-    if fmt == "seisbench":
-        if not waveforms.is_dir:
-            raise InvalidArgument(f"{name}: a SeisBench source is a directory / key prefix, got {waveforms.display}")
-        return SourceSpec("seisbench", [waveforms.root], name=name)
-    if fmt == "waveform_catalog":
-        assert catalog is not None
-        if catalog.is_dir and len(catalog.local) != 1:
-            raise InvalidArgument(f"{name}: catalog must be one file, got {len(catalog.local)} under {catalog.display}")
-        wave = list(waveforms.local)
-        if waveforms.is_dir:  # a folder may hold the catalog and notes beside the waveforms
-            wave = [p for p in wave if p not in catalog.local and not p.lower().endswith(NOT_WAVEFORMS)]
-        if not wave:
-            raise InvalidArgument(f"{name}: no waveform files in {waveforms.display}")
-        return SourceSpec("waveform_catalog", wave, catalog_path=catalog.local[0],
-                          catalog_format=CATALOG_FORMATS[source.catalog_format], name=name)
-    candidates = list(waveforms.local) + (list(catalog.local) if catalog else [])
-    h5 = sorted(p for p in waveforms.local if p.lower().endswith((".hdf5", ".h5")))
-    csvs = sorted(p for p in candidates if p.lower().endswith(".csv"))
-    if not h5:
-        raise InvalidArgument(f"{name}: no .hdf5 file in {waveforms.display}")
-    by_stem = {Path(p).stem: p for p in csvs}
-    pairs = []
-    for path in h5:
-        csv = by_stem.get(Path(path).stem) or (csvs[0] if len(h5) == 1 and len(csvs) == 1 else None)
-        if csv is None:
-            raise InvalidArgument(f"{name}: no metadata CSV {Path(path).stem}.csv for {os.path.basename(path)}")
-        pairs.append((path, csv))
-    return SourceSpec("stead", [p for p, _ in pairs], metadata_paths=[c for _, c in pairs], name=name)
+    """The library's SourceSpec over fetched local files: the source's reader resolves them."""
+    reader = readers.get_reader(source_format(source, index))
+
+    def located(files: Files) -> Located:
+        return Located(display=files.display, root=files.root, files=list(files.local), is_dir=files.is_dir)
+
+    return reader.resolve(located(waveforms), located(catalog) if catalog else None, catalog_format_name(source),
+                          f"sources[{index}]")

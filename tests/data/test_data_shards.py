@@ -155,7 +155,7 @@ def test_seisbench_individual_traces_chunks_and_bad_rate(tmp_path):
                 )
         pd.DataFrame(rows).to_csv(tmp_path / f"metadata{chunk}.csv", index=False)
     assert sb_reader.find_chunks(str(tmp_path)) == ["_a", "_b"]
-    items = [x for x in sb_reader.list_items([str(tmp_path)]) if isinstance(x, ItemRef)]
+    items = [x for x in sb_reader.list_directories([str(tmp_path)]) if isinstance(x, ItemRef)]
     assert len(items) == 8 and items[0].station == "XX.ABC."
     rec = sb_reader.load(items[0])
     with h5py.File(tmp_path / "waveforms_a.hdf5", "r") as f:

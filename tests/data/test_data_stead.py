@@ -46,7 +46,7 @@ def rows():
 
 
 def _items(pairs):
-    got = stead.list_items(pairs)
+    got = stead.list_pairs(pairs)
     return [x for x in got if isinstance(x, ItemRef)], [x for x in got if isinstance(x, Skipped)]
 
 
@@ -160,7 +160,7 @@ def test_csv_missing_columns(real, tmp_path):
     bad_csv = tmp_path / "nocols.csv"
     df.to_csv(bad_csv, index=False)
     with pytest.raises(DataSourceError) as e:
-        stead.list_items([(real[0], str(bad_csv))])
+        stead.list_pairs([(real[0], str(bad_csv))])
     assert "nocols.csv" in str(e.value)
     assert "missing required columns: trace_name, receiver_code" in str(e.value)
 
@@ -170,7 +170,7 @@ def test_corrupt_and_truncated_hdf5(real, tmp_path):
     shutil.copyfile(real[0], trunc)
     os.truncate(trunc, os.path.getsize(trunc) // 2)
     with pytest.raises(DataSourceError, match=r"trunc.hdf5: cannot open HDF5 file: .*truncated"):
-        stead.list_items([(str(trunc), real[1])])
+        stead.list_pairs([(str(trunc), real[1])])
     garbage = tmp_path / "garbage.hdf5"
     garbage.write_bytes(b"not an hdf5 file" * 100)
     with pytest.raises(DataSourceError, match="garbage.hdf5: cannot open HDF5 file"):

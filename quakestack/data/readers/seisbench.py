@@ -16,6 +16,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from quakestack.errors import InvalidArgument
+
 from ..records import (
     DataSourceError,
     ItemRef,
@@ -26,7 +28,9 @@ from ..records import (
     parse_float_list,
     parse_time,
 )
+from ..spec import ListOptions, SourceSpec
 from ._common import check_array, hdf5_files, normalise_category
+from .base import Located, Reader, UploadGroup
 
 NAME = "seisbench"
 
@@ -100,7 +104,7 @@ def _pick_column(columns: Sequence[str], kind: str) -> str | None:
     return None
 
 
-def list_items(directories: Sequence[str]) -> list[ItemRef | Skipped]:
+def list_directories(directories: Sequence[str]) -> list[ItemRef | Skipped]:
     """List the traces of SeisBench dataset directories from their metadata (no waveform reads)."""
     out: list[ItemRef | Skipped] = []
     for directory in directories:
@@ -248,3 +252,37 @@ def _load_one(
 def load(item: ItemRef) -> TraceRecord | Skipped:
     """Load one trace (prefer :func:`load_many` for many)."""
     return load_many([item])[0]
+
+
+class SeisBenchReader(Reader):
+    """SeisBench dataset folders (one per source: a local folder or an object-key prefix)."""
+
+    name = NAME
+    summary = "a folder"
+
+    def list_items(self, source: SourceSpec, options: ListOptions) -> list[ItemRef | Skipped]:
+        return list_directories(source.paths)
+
+    def load_many(self, items: Sequence[ItemRef]) -> list[TraceRecord | Skipped]:
+        return load_many(items)
+
+    def resolve(self, waveforms: Located, catalog: Located | None, catalog_format: str | None,
+                name: str) -> SourceSpec:
+        if not waveforms.is_dir:
+            raise InvalidArgument(f"{name}: a SeisBench source is a directory / key prefix, got {waveforms.display}")
+        return SourceSpec(NAME, [waveforms.root], name=name)
+
+    def sniff(self, path: Path) -> int:
+        if not path.is_dir():
+            return 0
+        names = {f.name.lower() for f in path.iterdir()}
+        if "metadata.csv" in names and any(n.startswith("waveforms") and n.endswith((".hdf5", ".h5")) for n in names):
+            return 3
+        return 0
+
+    def upload_groups(self, inputs: Sequence[str], catalog: str | None) -> list[UploadGroup]:
+        raise InvalidArgument("a SeisBench dataset is a folder of files: give it with --local (allow-listed on "
+                              "the server) or --keys (an object prefix); UploadFile stores one file per upload")
+
+
+READER = SeisBenchReader()

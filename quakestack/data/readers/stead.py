@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 from obspy import UTCDateTime
+
+from quakestack.errors import InvalidArgument
 
 from ..records import (
     DataSourceError,
@@ -23,9 +26,12 @@ from ..records import (
     parse_float_list,
     parse_time,
 )
+from ..spec import ListOptions, SourceSpec
 from ._common import check_array, hdf5_files, normalise_category
+from .base import Located, Reader, UploadGroup, expand_inputs
 
 NAME = "stead"
+HDF5_SUFFIXES = (".hdf5", ".h5")
 SAMPLING_RATE = 100.0
 SOURCE_COMPONENTS = "ENZ"
 REQUIRED_COLUMNS = ("trace_name", "trace_category", "network_code", "receiver_code")
@@ -84,7 +90,7 @@ def _check_hdf5(hdf5_path: str) -> None:
         raise DataSourceError(hdf5_path, f"cannot open HDF5 file: {exc}") from None
 
 
-def list_items(pairs: Sequence[tuple[str, str]]) -> list[ItemRef | Skipped]:
+def list_pairs(pairs: Sequence[tuple[str, str]]) -> list[ItemRef | Skipped]:
     """List the traces of (hdf5, csv) pairs from the CSVs alone (no waveform reads)."""
     out: list[ItemRef | Skipped] = []
     for hdf5_path, csv_path in pairs:
@@ -188,6 +194,80 @@ def load_many(items: Sequence[ItemRef]) -> list[TraceRecord | Skipped]:
     return out  # type: ignore[return-value]
 
 
-def load(item: ItemRef) -> TraceRecord | Skipped:
-    """Load one trace (prefer :func:`load_many` for many)."""
-    return load_many([item])[0]
+def pair_files(hdf5_paths: Sequence[str], csv_paths: Sequence[str]) -> list[tuple[str, str]]:
+    """STEAD's one pairing rule: each HDF5 file with the CSV of its stem; a lone HDF5 with a lone CSV.
+
+    InvalidArgument names what is missing (callers say where they looked).
+    """
+    h5 = list(hdf5_paths)
+    if not h5:
+        raise InvalidArgument("no .hdf5 file")
+    csvs = sorted(csv_paths)
+    by_stem = {Path(p).stem: p for p in csvs}
+    pairs = []
+    for path in h5:
+        csv = by_stem.get(Path(path).stem) or (csvs[0] if len(h5) == 1 and len(csvs) == 1 else None)
+        if csv is None:
+            raise InvalidArgument(f"no metadata CSV {Path(path).stem}.csv for {path}")
+        pairs.append((path, csv))
+    return pairs
+
+
+def _is_hdf5(path: str) -> bool:
+    return path.lower().endswith(HDF5_SUFFIXES)
+
+
+class SteadReader(Reader):
+    """STEAD chunks: (HDF5, CSV) pairs; an upload or prefix holds both files of each pair."""
+
+    name = NAME
+    summary = "HDF5 + metadata CSV"
+
+    def check_source(self, source: SourceSpec) -> None:
+        if source.metadata_paths and len(source.metadata_paths) != len(source.paths):
+            raise ValueError("stead source: metadata_paths must pair one CSV with each HDF5 path")
+
+    def pairs(self, source: SourceSpec) -> list[tuple[str, str]]:
+        csvs = source.metadata_paths or [os.path.splitext(p)[0] + ".csv" for p in source.paths]
+        return list(zip(source.paths, csvs, strict=True))
+
+    def list_items(self, source: SourceSpec, options: ListOptions) -> list[ItemRef | Skipped]:
+        return list_pairs(self.pairs(source))
+
+    def load_many(self, items: Sequence[ItemRef]) -> list[TraceRecord | Skipped]:
+        return load_many(items)
+
+    def resolve(self, waveforms: Located, catalog: Located | None, catalog_format: str | None,
+                name: str) -> SourceSpec:
+        candidates = list(waveforms.files) + (list(catalog.files) if catalog else [])
+        h5 = sorted(p for p in waveforms.files if _is_hdf5(p))
+        if not h5:
+            raise InvalidArgument(f"{name}: no .hdf5 file in {waveforms.display}")
+        try:
+            pairs = pair_files(h5, [p for p in candidates if p.lower().endswith(".csv")])
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{name}: {exc}") from None
+        return SourceSpec(NAME, [p for p, _ in pairs], metadata_paths=[c for _, c in pairs], name=name)
+
+    def sniff(self, path: Path) -> int:
+        if path.is_dir():
+            return 2 if any(_is_hdf5(f.name) for f in path.iterdir()) else 0
+        return 2 if path.suffix.lower() in (*HDF5_SUFFIXES, ".csv") else 0
+
+    def local_pairs(self, inputs: Sequence[str]) -> list[tuple[Path, Path]]:
+        files = expand_inputs(inputs, (*HDF5_SUFFIXES, ".csv"))
+        h5 = [str(f) for f in files if _is_hdf5(f.name)]
+        if not h5:
+            raise InvalidArgument("a STEAD source needs .hdf5 files with their metadata .csv")
+        pairs = pair_files(h5, [str(f) for f in files if f.suffix.lower() == ".csv"])
+        return [(Path(h), Path(c)) for h, c in pairs]
+
+    def check_inputs(self, inputs: Sequence[str], catalog: str | None, window_s: float) -> None:
+        self.local_pairs(inputs)
+
+    def upload_groups(self, inputs: Sequence[str], catalog: str | None) -> list[UploadGroup]:
+        """One source per pair: the HDF5 file as the waveforms, its CSV as the catalog."""
+        return [UploadGroup([h], c) for h, c in self.local_pairs(inputs)]
+
+
+READER = SteadReader()

@@ -20,10 +20,13 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import obspy
 from obspy import Stream, UTCDateTime
+
+from quakestack.errors import InvalidArgument
 
 from ..records import (
     NOISE_CATEGORY,
@@ -35,8 +38,14 @@ from ..records import (
     clean_str,
     parse_time,
 )
+from ..spec import ListOptions, SourceSpec
+from .base import Located, NotThisFormat, Reader, UploadGroup, expand_inputs
 
 NAME = "waveform_catalog"
+CATALOG_FORMATS = ("quakeml", "nordic", "csv")
+DEFAULT_P_OFFSET_S = 5.0  # where P sits in an event window when the request leaves it open
+WAVEFORM_SUFFIXES = (".mseed", ".miniseed", ".ms", ".sac", ".seed")
+NOT_WAVEFORMS = (".csv", ".xml", ".qml", ".quakeml", ".json", ".txt", ".md", ".nordic", ".log", ".sha256")
 CSV_REQUIRED = ("seed_id", "phase", "time")
 KM_PER_DEG = 111.19492664455873
 
@@ -74,7 +83,7 @@ def read_catalog(path: str, fmt: str) -> list[CatalogEvent]:
         raise DataSourceError(path, "catalog file not found")
     if fmt == "csv":
         return _read_csv_catalog(path)
-    if fmt not in ("quakeml", "nordic"):
+    if fmt not in CATALOG_FORMATS:
         raise ValueError(f"unknown catalog format {fmt!r}; expected quakeml, nordic or csv")
     try:
         with warnings.catch_warnings():
@@ -277,7 +286,7 @@ def _covers(segs: Sequence[Segment], t: UTCDateTime) -> bool:
     return any(s.start <= t <= s.end for s in segs)
 
 
-def list_items(
+def list_catalog_items(
     waveform_paths: Sequence[str],
     catalog_path: str,
     catalog_format: str,
@@ -508,3 +517,101 @@ def _load_one(item: ItemRef, streams: dict[str, Stream | str]) -> TraceRecord | 
     meta["sampling_rate"] = rate
     meta["extra"] = {**meta["extra"], "gap_samples": n_gap}
     return TraceRecord(data=data, component_order=comp, **meta)
+
+
+# ------------------------------------------------------------------------------------------- the reader
+def waveform_span(path: Path) -> tuple[float, list[str]] | None:
+    """(longest trace duration in s, SEED ids) from the headers of a waveform file; None if ObsPy cannot read it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stream = obspy.read(str(path), headonly=True)
+    except Exception:  # noqa: BLE001 - ObsPy raises many types for files it does not read
+        return None
+    if not len(stream):
+        return None
+    return max(tr.stats.endtime - tr.stats.starttime for tr in stream), sorted({tr.id for tr in stream})
+
+
+class WaveformCatalogReader(Reader):
+    """Waveform files ObsPy reads plus one pick catalog; event windows put P at 5 s unless asked otherwise."""
+
+    name = NAME
+    cli_name = "mseed"
+    summary = "any ObsPy waveform file"
+    file_kind = "a waveform file ObsPy can read"
+    needs_catalog = True
+    catalog_formats = CATALOG_FORMATS
+    default_p_offset_s = DEFAULT_P_OFFSET_S
+    minor_reasons = (AMPLITUDE_REASON,)  # unmatched phase picks are what users look for first
+
+    def list_items(self, source: SourceSpec, options: ListOptions) -> list[ItemRef | Skipped]:
+        w = options.window
+        lo, hi = w.offset_bounds_s(self.default_p_offset_s)  # type: ignore[misc]
+        return list_catalog_items(
+            source.paths,
+            source.catalog_path,  # type: ignore[arg-type]
+            source.catalog_format,
+            pre_s=hi + options.edge_pad_s,
+            post_s=w.length_s - lo + options.edge_pad_s,
+            noise_length_s=(w.length_s + 2 * options.edge_pad_s) if w.include_noise else None,
+            noise_margin_s=options.noise_margin_s,
+            max_noise_per_stream=options.max_noise_per_stream,
+            noise_per_event=options.noise_windows_per_event,
+            window_s=w.length_s,
+        )
+
+    def load_many(self, items: Sequence[ItemRef]) -> list[TraceRecord | Skipped]:
+        return load_many(items)
+
+    def resolve(self, waveforms: Located, catalog: Located | None, catalog_format: str | None,
+                name: str) -> SourceSpec:
+        cat = self.one_catalog(catalog, name)
+        wave = list(waveforms.files)
+        if waveforms.is_dir:  # a folder may hold the catalog and notes beside the waveforms
+            taken = catalog.files if catalog else []
+            wave = [p for p in wave if p not in taken and not p.lower().endswith(NOT_WAVEFORMS)]
+        if not wave:
+            raise InvalidArgument(f"{name}: no waveform files in {waveforms.display}")
+        return SourceSpec(NAME, wave, catalog_path=cat, catalog_format=catalog_format or "", name=name)
+
+    def sniff(self, path: Path) -> int:
+        if path.is_dir():
+            return 2 if any(f.name.lower().endswith(WAVEFORM_SUFFIXES) for f in path.iterdir()) else 0
+        if path.suffix.lower() in WAVEFORM_SUFFIXES:
+            return 2
+        return 1 if waveform_span(path) is not None else 0
+
+    def guess_catalog_format(self, path: str) -> str | None:
+        """.xml/.qml/.quakeml: QuakeML, .csv: CSV, anything else: a Nordic S-file."""
+        lowered = path.lower()
+        if lowered.endswith((".xml", ".qml", ".quakeml")):
+            return "quakeml"
+        return "csv" if lowered.endswith(".csv") else "nordic"
+
+    def _waveform_inputs(self, inputs: Sequence[str], catalog: str | None) -> list[Path]:
+        waves = [f for f in expand_inputs(inputs, WAVEFORM_SUFFIXES) if str(f) != catalog]
+        if not waves:
+            raise InvalidArgument("no waveform files among the inputs (.mseed, .sac, SEISAN ...)")
+        return waves
+
+    def check_inputs(self, inputs: Sequence[str], catalog: str | None, window_s: float) -> None:
+        """Every input is a waveform file ObsPy reads, and a window fits the longest record."""
+        spans = []
+        for f in self._waveform_inputs(inputs, catalog):
+            span = waveform_span(f)
+            if span is None:
+                raise NotThisFormat(f, f"{f}: ObsPy cannot read this waveform file")
+            spans.append(span[0])
+        if window_s > max(spans):
+            raise InvalidArgument(f"--window-s {window_s:g} is longer than the longest record ({max(spans):.1f} s); "
+                                  "a window must fit inside the data")
+
+    def upload_groups(self, inputs: Sequence[str], catalog: str | None) -> list[UploadGroup]:
+        """Several miniSEED files concatenate into one valid miniSEED object: one source with its catalog."""
+        waves = self._waveform_inputs(inputs, catalog)
+        name = waves[0].name if len(waves) == 1 else f"{waves[0].stem}-and-{len(waves) - 1}-more.mseed"
+        return [UploadGroup(waves, Path(catalog) if catalog else None, name)]
+
+
+READER = WaveformCatalogReader()
