@@ -1,7 +1,9 @@
-"""The README's main job, `quakestack demo`, runs every step to the end (quick sizes, same code path)."""
+"""The README's main job, `quakestack demo`, runs every step to the end and prints the figures the README
+states (within the tolerance the README gives)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,20 +11,38 @@ import pytest
 from quakestack.demo import run_demo
 from tests.conftest import fresh_settings
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+FIGURES = (re.compile(r"\[demo\] magnitude model: RMSE (?P<rmse>[\d.]+), R² (?P<r2>[\d.]+)"),
+           re.compile(r"\[demo\] annotation: (?P<detected>\d+)/(?P<events>\d+) known events detected, "
+                      r"(?P<unmatched>\d+) unmatched detections"))
+
+
+def figures(text: str) -> dict[str, float]:
+    """The demo's closing figures from its output, or from the README's copy of it ({} if missing)."""
+    found = [pattern.search(text) for pattern in FIGURES]
+    return {k: float(v) for m in found if m for k, v in m.groupdict().items()}
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_end_to_end_and_prints_the_readme_figures(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     results: dict = {}
-    code = run_demo(fresh_settings(tmp_path), tmp_path / "demo", quick=True, results=results)
+    code = run_demo(fresh_settings(tmp_path), tmp_path / "demo", quick=False, results=results)
     out = capsys.readouterr().out
     assert code == 0, out[-4000:]
-    assert {"rmse", "r2"} <= set(results["metrics"]), results
     plots = [Path(p) for p in results["plots"]]
     assert any(p.name == "true_vs_predicted.png" for p in plots)
     assert all(p.read_bytes()[:4] == b"\x89PNG" and p.parent == tmp_path / "demo" / "plots" for p in plots)
-    assert results["events"] == 3 and "detected" in results
     for step in ("ingesting STEAD", "training a magnitude model", "evaluating", "ConvNetQuake detector",
                  "registering both", "annotating", "known events"):
         assert step in out, step
-    assert "every step ran (quick run" in out and "OK" not in out.splitlines()[-1]
+    assert out.splitlines()[-1].startswith("[demo] OK")
+
+    stated, printed, metrics = figures(README.read_text()), figures(out), results["metrics"]
+    assert len(stated) == 5, "the README no longer states what the demo prints"
+    assert len(printed) == 5 and printed["rmse"] == round(metrics["rmse"], 3), out[-2000:]
+    assert abs(metrics["rmse"] - stated["rmse"]) <= 0.05, (metrics, stated)
+    assert abs(metrics["r2"] - stated["r2"]) <= 0.05, (metrics, stated)
+    assert results["events"] == stated["events"] and abs(results["detected"] - stated["detected"]) <= 1, results
+    assert abs(results["false_detections"] - stated["unmatched"]) <= 1, results
