@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quakestack.errors import Conflict, Unavailable
-from quakestack.jobs.layout import event_key, events_prefix
+from quakestack.layout import event_key, events_prefix
 from quakestack.storage import ObjectStore
 
 

@@ -12,7 +12,6 @@ import grpc
 import numpy as np
 import structlog
 import torch
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
@@ -30,6 +29,7 @@ from quakestack.inference.manager import (
     wait_result,
 )
 from quakestack.oip import open_inference_pb2_grpc
+from quakestack.protoconv import timestamp_from_seconds
 from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.interceptor import REQUEST_ID_KEY
@@ -47,13 +47,6 @@ log = structlog.get_logger()
 def health_name(model: str) -> str:
     """Per-model readiness in grpc.health.v1."""
     return f"{SERVICE}/{model}"
-
-
-def _timestamp(seconds: float | None) -> Timestamp:
-    ts = Timestamp()
-    if seconds:
-        ts.FromNanoseconds(int(round(seconds * 1e9)))
-    return ts
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
@@ -77,7 +70,8 @@ def loaded_model_pb(resident: Resident) -> inference_pb2.LoadedModel:
         memory_bytes=resident.memory_bytes, batches_served=resident.batcher.stats.batches,
         windows_served=resident.batcher.stats.windows, max_batch_size=resident.options.max_batch_size,
         max_queue_delay_us=resident.options.max_queue_delay_us, instances=resident.options.instances,
-        load_time=_timestamp(resident.load_time), last_used_time=_timestamp(resident.batcher.last_used),
+        load_time=timestamp_from_seconds(resident.load_time),
+        last_used_time=timestamp_from_seconds(resident.batcher.last_used),
         class_names=list(spec.class_names))
 
 
@@ -100,8 +94,9 @@ def predictions_pb(out: dict[str, np.ndarray], n: int) -> list[inference_pb2.Win
 
 
 def detection_pb(d: DetectionResult) -> inference_pb2.Detection:
-    pb = inference_pb2.Detection(station=d.station, start_time=_timestamp(d.start), end_time=_timestamp(d.end),
-                                 peak_time=_timestamp(d.peak_time), probability=d.probability,
+    pb = inference_pb2.Detection(station=d.station, start_time=timestamp_from_seconds(d.start),
+                                 end_time=timestamp_from_seconds(d.end),
+                                 peak_time=timestamp_from_seconds(d.peak_time), probability=d.probability,
                                  class_label=d.class_label)
     if d.magnitude is not None:
         pb.magnitude = d.magnitude
@@ -109,7 +104,8 @@ def detection_pb(d: DetectionResult) -> inference_pb2.Detection:
 
 
 def pick_pb(p: PickResult) -> inference_pb2.Pick:
-    return inference_pb2.Pick(station=p.station, phase=p.phase, time=_timestamp(p.time), probability=p.probability)
+    return inference_pb2.Pick(station=p.station, phase=p.phase, time=timestamp_from_seconds(p.time),
+                              probability=p.probability)
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
