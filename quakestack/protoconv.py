@@ -63,3 +63,8 @@ def struct_from_dict(values: Mapping[str, Any]) -> struct_pb2.Struct:
 
 def dict_from_struct(value: struct_pb2.Struct) -> dict[str, Any]:
     return json_format.MessageToDict(value)
+
+
+def seconds_from_timestamp(ts: timestamp_pb2.Timestamp) -> float:
+    """POSIX seconds of a Timestamp (0.0 for an unset one, as proto3 reads it)."""
+    return ts.seconds + ts.nanos / 1e9

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+import time
 from typing import Any
 
 from quakestack.errors import NotFound
 from quakestack.layout import manifest_key
+from quakestack.protoconv import iso_from_seconds
 from quakestack.storage import ObjectStore
 
 MANIFEST_VERSION = 1
@@ -33,7 +34,8 @@ def magnitude_bin_edges() -> list[float]:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """The manifest's `created_at`: to the second, so it is the only part of two runs' text that differs."""
+    return iso_from_seconds(time.time(), "seconds")
 
 
 def manifest_json(manifest: dict[str, Any]) -> str:

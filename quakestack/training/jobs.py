@@ -14,13 +14,13 @@ from quakestack.config import Settings
 from quakestack.data.manifest import load_manifest
 from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
-from quakestack.jobs.events import utc_now
 from quakestack.jobs.executor import Executor, make_executor
 from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import RESUMABLE, TERMINAL, JobState
 from quakestack.models.registry import TRAINING_HYPER_PARAMETERS, get_architecture
 from quakestack.models.spec import resolve_params
+from quakestack.protoconv import utc_now_iso
 from quakestack.quotas import check_queued_jobs
 from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
@@ -100,7 +100,7 @@ class TrainingJobs:
                      view.state not in TERMINAL)
         check_queued_jobs(owner, active)
         spec = {**build_spec(self.store, gpu_count=self.gpu_count, **request), "owner": owner.id}
-        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now(), spec=spec)
+        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {"epochs": spec["epochs"]})
 
     def get(self, job_id: str) -> JobView:

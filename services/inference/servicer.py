@@ -29,7 +29,7 @@ from quakestack.inference.manager import (
     wait_result,
 )
 from quakestack.oip import open_inference_pb2_grpc
-from quakestack.protoconv import timestamp_from_seconds
+from quakestack.protoconv import seconds_from_timestamp, timestamp_from_seconds
 from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.interceptor import REQUEST_ID_KEY
@@ -183,7 +183,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 ch = message.chunk
                 if len(ch.data) % 4:
                     raise InvalidArgument(f"chunk of {ch.seed_id}: data is not whole float32 samples")
-                start = ch.start_time.seconds + ch.start_time.nanos / 1e9
+                start = seconds_from_timestamp(ch.start_time)
                 annotator.add_samples(ch.seed_id, start, ch.sampling_rate_hz, np.frombuffer(ch.data, "<f4"))
             elif part == "mseed":
                 annotator.add_stream(_read_mseed(message.mseed))
