@@ -21,6 +21,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from quakestack.config import Settings
+from quakestack.digests import file_sha256
 from quakestack.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from quakestack.layout import sha256_sidecar_key, validate_key, validate_name
 
@@ -287,12 +288,3 @@ class _HashingReader(io.RawIOBase):
             data = bytes(self._buffer[:size])
             del self._buffer[:size]
         return data
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK_SIZE), b""):
-            digest.update(block)
-    return digest.hexdigest()
-

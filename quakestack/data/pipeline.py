@@ -335,9 +335,9 @@ def _reuse(plan: ShardPlan, directory: str) -> ShardResult | None:
             stored = json.loads(f.attrs[RESULT_ATTR])
     except (OSError, KeyError, ValueError):
         return None
-    from .shards import sha256_file
+    from quakestack.digests import file_sha256
 
-    return ShardResult(**stored, files=files, sha256={k: sha256_file(p) for k, p in files.items()}, reused=True,
+    return ShardResult(**stored, files=files, sha256={k: file_sha256(p) for k, p in files.items()}, reused=True,
                        sizes={k: os.path.getsize(p) for k, p in files.items()})
 
 

@@ -18,7 +18,7 @@ from quakestack.errors import InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator, DetectionResult, PickResult
 from quakestack.inference.export import export_model
 from quakestack.inference.feedback import InferenceLog
-from quakestack.inference.files import allowed_local_path, fetch_object, read_stream, temporary_directory
+from quakestack.inference.files import fetch_object, read_stream, temporary_directory
 from quakestack.inference.inputs import extras_arrays, windows_array
 from quakestack.inference.manager import (
     DEFAULT_DELAY_US,
@@ -29,6 +29,7 @@ from quakestack.inference.manager import (
     wait_result,
 )
 from quakestack.oip import open_inference_pb2_grpc
+from quakestack.paths import allowed_local_path
 from quakestack.protoconv import seconds_from_timestamp, timestamp_from_seconds
 from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
@@ -202,7 +203,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         which = request.file.WhichOneof("location")
         with temporary_directory() as tmp:
             if which == "local_path":
-                path = allowed_local_path(request.file.local_path, self.settings.data_allowed_dirs)
+                path = allowed_local_path(request.file.local_path, self.settings.data_allowed_dirs, "file.local_path",
+                                          kind="file")
             elif which == "object_key":
                 path = fetch_object(self.store, request.file.object_key, tmp)
             else:
