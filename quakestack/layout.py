@@ -23,6 +23,7 @@ USAGE_PREFIX = "usage/"
 CATALOGS_PREFIX = "catalogs/"
 
 SHA256_SIDECAR = ".sha256"
+MANIFEST_FILE = "manifest.json"
 SEQ_DIGITS = 10
 STOPPED = "stopped"
 _EPOCH_LABEL = re.compile(r"epoch-([0-9]{4,})")
@@ -87,7 +88,7 @@ def dataset_prefix(name: str) -> str:
 
 def manifest_key(name: str) -> str:
     """`datasets/<name>/manifest.json`: written last; a dataset without it does not exist."""
-    return dataset_prefix(name) + "manifest.json"
+    return dataset_prefix(name) + MANIFEST_FILE
 
 
 def shard_dir(split: str, index: int) -> str:

@@ -22,6 +22,8 @@ import h5py
 import numpy as np
 from obspy import UTCDateTime
 
+from quakestack.layout import MANIFEST_FILE, shard_dir
+
 from . import manifest as mf
 from .clusters import assign_clusters
 from .filters import FilterSpec, apply_filters
@@ -152,7 +154,7 @@ class ShardPlan:
     @property
     def key(self) -> str:
         """Relative location: ``shards/<split>/<nnnnn>`` (object key prefix and local directory)."""
-        return f"shards/{self.split}/{self.index:05d}"
+        return shard_dir(self.split, self.index)
 
 
 @dataclass
@@ -477,7 +479,7 @@ def run_dataset(spec: DatasetSpec, out_dir: str, max_workers: int = 1, resume: b
     else:
         results = [render_shard(sp, spec, out_dir, resume) for sp in plan.shards]
     manifest = build_manifest(spec, plan, results)
-    mf.write_manifest(os.path.join(out_dir, "manifest.json"), manifest)
+    mf.write_manifest(os.path.join(out_dir, MANIFEST_FILE), manifest)
     return manifest
 
 
