@@ -140,14 +140,7 @@ class ObjectStore:
 
     # -- reads --------------------------------------------------------------------------------
     def get_bytes(self, key: str) -> bytes:
-        validate_key(key)
-        with self._errors(key):
-            response = self._client.get_object(self.bucket, key)
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
+        return self.get_with_etag(key)[0]
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))

@@ -67,5 +67,5 @@ def load_manifest(store: ObjectStore, dataset: str) -> tuple[dict[str, Any], str
     try:
         raw = store.get_bytes(manifest_key(dataset))
     except NotFound:
-        raise NotFound(f"dataset {dataset!r} does not exist") from None
+        raise NotFound(f"dataset {dataset!r} not found") from None
     return json.loads(raw), hashlib.sha256(raw).hexdigest()
