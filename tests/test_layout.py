@@ -141,3 +141,10 @@ def test_keys_round_trip_through_real_storage(store: ObjectStore) -> None:
     assert store.get_bytes(layout.artifact_key(job, "eval/e1/metrics.json")) == b"{}"
     store.delete_prefix(layout.job_prefix(job))
     assert store.list(layout.job_prefix(job)) == []
+
+
+def test_the_gateway_saves_a_checkpoint_under_the_name_the_cli_uses() -> None:
+    from gateway.app import download_name
+
+    assert download_name(None, {"job_id": "train-1a2b", "epoch": "3"}) == layout.checkpoint_file_name("train-1a2b", 3)
+    assert download_name(None, {"job_id": "train-1a2b", "path": "eval/e1/residuals.png"}) == "residuals.png"
