@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from quakestack.client import channel  # noqa: E402
 from quakestack.config import load_settings  # noqa: E402
+from quakestack.data.manifest import load_manifest  # noqa: E402
 from quakestack.data.synthetic import write_stead  # noqa: E402
 from quakestack.models.losses import compute_loss  # noqa: E402
 from quakestack.models.registry import build_model, get_architecture  # noqa: E402
 from quakestack.stack import Stack, with_free_ports  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
-from quakestack.training.data import fetch_split, load_manifest, load_split  # noqa: E402
+from quakestack.training.data import fetch_split, load_split  # noqa: E402
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc  # noqa: E402
 
 ARCH, HP = "convnetquake_ingv", {"n_samples": 3000}

@@ -8,6 +8,7 @@ JSON error shape. Auth is checked after routing, so unknown paths are 404 with o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -33,6 +34,8 @@ from gateway.streams import is_file_stream, negotiate, read_limited, upload, wan
 from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.auth import Authorizer, check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
+from quakestack.errors import InvalidArgument
+from quakestack.layout import checkpoint_file_name
 from quakestack.logging import configure
 from quakestack.protocomments import load_comments
 from quakestack.tls import ReloadingSslContext
@@ -245,6 +248,10 @@ def download_name(route: Route, params: dict[str, str]) -> str:
     """The file name a download is saved as: the artifact's own, or `<job>-epoch-<n>.pt` for weights."""
     if "path" in params:
         return params["path"].rsplit("/", 1)[-1] or "artifact"
+    epoch = params.get("epoch", "")
+    if "job_id" in params and epoch.isascii() and epoch.isdigit() and int(epoch) >= 1:
+        with contextlib.suppress(InvalidArgument):  # an odd job id keeps the sanitised generic name below
+            return checkpoint_file_name(params["job_id"], int(epoch))  # as the CLI saves it
     name = "-".join(f"{k.replace('_id', '')}-{v}" if k != "job_id" else v for k, v in params.items())
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".pt"
 

@@ -17,10 +17,10 @@ from google.protobuf.message import Message
 
 from quakestack.auth import Identity
 from quakestack.inference.feedback import InferenceLog
+from quakestack.layout import AUDIT_PREFIX
 from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()
-PREFIX = "audit/"
 MAX_VALUE_CHARS = 200
 _SCALARS = {FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64,
             FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_BOOL}
@@ -57,7 +57,7 @@ class AuditTrail:
 
     def __init__(self, service: str, store: ObjectStore | None, flush_interval_s: float):
         self.service = service
-        self.sink = InferenceLog(store, 1.0, interval_s=flush_interval_s, prefix=PREFIX) if store else None
+        self.sink = InferenceLog(store, 1.0, interval_s=flush_interval_s, prefix=AUDIT_PREFIX) if store else None
 
     def record(self, identity: Identity, rpc: str, outcome: str, request_id: str,
                resource: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import grpc
 
 from quakestack.cli_common import CliError, Ctx, duration, state_name, table, to_dict
 from quakestack.cli_progress import ProgressBar, human_bytes
+from quakestack.digests import file_sha256
 from quakestack.errors import InvalidArgument
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
 
@@ -42,18 +42,14 @@ def upload(ctx: Ctx, paths: Sequence[Path], filename: str | None = None) -> str:
     """
     paths = [Path(p) for p in paths]
     size = sum(p.stat().st_size for p in paths)
-    digest = hashlib.sha256()
-    for p in paths:
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                digest.update(block)
+    digest = file_sha256(*paths)
     name = filename or paths[0].name
     bar = ProgressBar(f"upload {name}", ctx.stderr, enabled=not ctx.quiet)
     started = time.monotonic()
 
     def requests() -> Iterator[data_pb2.UploadFileRequest]:
         yield data_pb2.UploadFileRequest(header=data_pb2.UploadFileHeader(
-            filename=name, size_bytes=size, sha256=digest.hexdigest()))
+            filename=name, size_bytes=size, sha256=digest))
         sent = 0
         for p in paths:
             with p.open("rb") as f:

@@ -13,7 +13,7 @@ import numpy as np
 from quakestack.cli_common import CliError, Ctx, duration, fmt, table, to_dict
 from quakestack.cli_models import inference, loaded_model
 from quakestack.cli_progress import ProgressBar
-from quakestack.jsonmap import iso_time
+from quakestack.protoconv import iso_from_seconds, seconds_from_timestamp, timestamp_from_seconds
 from quakestack.v1 import common_pb2, inference_pb2
 
 CHUNK_S = 600.0  # seconds of one channel per Annotate message
@@ -22,10 +22,6 @@ PREDICT_BATCH = 256
 
 def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4]
-
-
-def _seconds(ts) -> float:
-    return ts.seconds + ts.nanos / 1e9
 
 
 def read_waveforms(paths: Sequence[str | Path]):
@@ -135,7 +131,8 @@ def predict(ctx: Ctx, model: str, path: str | Path, stride_s: float = 0.0) -> li
             rows.append(row)
     for row in rows:
         start = row["start"]
-        ctx.emit({"station": row["station"], **({} if np.isnan(start) else {"startTime": iso_time(start)}),
+        when = {} if np.isnan(start) else {"startTime": iso_from_seconds(start, "microseconds")}
+        ctx.emit({"station": row["station"], **when,
                   **{k: v for k, v in row.items() if k not in ("station", "start")}})
     headers = ["#", "station", "start", "magnitude", "std", "p(event)", "class"]
     out = []
@@ -164,8 +161,7 @@ def _chunks(stream, chunk_s: float, bar: ProgressBar) -> Iterator[inference_pb2.
             b = min(tr.stats.npts, int(round((t + chunk_s - tr.stats.starttime) * rate)))
             if b <= a:
                 continue
-            start = common_pb2.google_dot_protobuf_dot_timestamp__pb2.Timestamp()
-            start.FromNanoseconds(int(round((tr.stats.starttime.timestamp + a / rate) * 1e9)))
+            start = timestamp_from_seconds(tr.stats.starttime.timestamp + a / rate)
             sent += b - a
             done_s = min(t + chunk_s - t_first, t_last - t_first)
             bar.update(sent, total, f"{duration(done_s)} of {duration(t_last - t_first)}")
@@ -175,8 +171,9 @@ def _chunks(stream, chunk_s: float, bar: ProgressBar) -> Iterator[inference_pb2.
 
 
 def detection_dict(d: inference_pb2.Detection) -> dict:
-    return {"station": d.station, "start": _seconds(d.start_time), "end": _seconds(d.end_time),
-            "peak": _seconds(d.peak_time), "probability": d.probability,
+    return {"station": d.station, "start": seconds_from_timestamp(d.start_time),
+            "end": seconds_from_timestamp(d.end_time),
+            "peak": seconds_from_timestamp(d.peak_time), "probability": d.probability,
             "magnitude": d.magnitude if d.HasField("magnitude") else None, "class_label": d.class_label}
 
 
@@ -221,7 +218,7 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
                 found.append(detection_dict(d))
             for p in response.picks:
                 ctx.emit(to_dict(p))
-                picks.append({"station": p.station, "phase": p.phase, "time": _seconds(p.time),
+                picks.append({"station": p.station, "phase": p.phase, "time": seconds_from_timestamp(p.time),
                               "probability": p.probability})
     finally:
         if not object_key:

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import struct_pb2
-
 from quakestack.cli_common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
 from quakestack.cli_progress import ProgressBar
+from quakestack.layout import checkpoint_file_name
+from quakestack.protoconv import struct_from_dict
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 
 # the task's main metrics, in display order: magnitude (rmse, r2), detection (f1, accuracy), classification
@@ -43,8 +43,7 @@ def get_job(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
 def start(ctx: Ctx, dataset: str, architecture: str, hyper_parameters: dict[str, Any], *, device: str = "",
           display_name: str = "", wait: bool = True) -> trainer_pb2.TrainingJob:
     """CreateTrainingJob; then, unless wait=False, watch it to its end (live epoch table)."""
-    hp = struct_pb2.Struct()
-    hp.update(hyper_parameters)
+    hp = struct_from_dict(hyper_parameters)
     job = stub(ctx).CreateTrainingJob(trainer_pb2.CreateTrainingJobRequest(
         dataset=dataset, architecture=architecture, hyper_parameters=hp, device=device,
         display_name=display_name), timeout=60).job
@@ -183,11 +182,11 @@ def download(ctx: Ctx, job_id: str, *, epoch: int = 0, artifact: str = "", out: 
             epoch = job.best_epoch or job.epochs_done
             if not epoch:
                 raise CliError(f"training job {job_id} has no checkpoint yet")
-        target = out or Path(f"{job_id}-epoch-{epoch:04d}.pt")
+        target = out or Path(checkpoint_file_name(job_id, epoch))
         chunks = stub(ctx).DownloadCheckpoint(trainer_pb2.DownloadCheckpointRequest(job_id=job_id, epoch=epoch),
                                               timeout=600)
     if target.is_dir():
-        target = target / (artifact.rsplit("/", 1)[-1] if artifact else f"{job_id}-epoch-{epoch:04d}.pt")
+        target = target / (artifact.rsplit("/", 1)[-1] if artifact else checkpoint_file_name(job_id, epoch))
     size, sha256 = _write_stream(chunks, target)
     ctx.emit({"path": str(target), "sizeBytes": size, "sha256": sha256, "jobId": job_id,
               **({"artifact": artifact} if artifact else {"epoch": epoch})})

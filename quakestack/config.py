@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quakestack.devices import parse_device
+
 
 class ConfigError(ValueError):
     """A QUAKESTACK_* variable holds a value the process cannot run with."""
@@ -86,15 +88,6 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return lowered
 
     return parse
-
-
-def parse_device(text: str) -> str:
-    """auto, cpu, cuda or cuda:N (ValueError otherwise); shared by settings and requests."""
-    value = text.strip().lower()
-    index = value[5:]
-    if value in {"auto", "cpu", "cuda"} or (value.startswith("cuda:") and index.isascii() and index.isdigit()):
-        return value
-    raise ValueError("expected auto, cpu, cuda or cuda:N")
 
 
 def _address(text: str) -> str:

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from quakestack.errors import NotFound
+from quakestack.layout import JOBS_PREFIX, job_id_of_spec_key, manifest_key
 from quakestack.registry import ModelRegistry
 from quakestack.storage import ObjectStore
 
-JOBS_PREFIX = "jobs/"
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "STOPPED"}
 
 
 def _job_records(store: ObjectStore) -> Iterable[dict]:
     for info in store.list(JOBS_PREFIX):
-        if info.key.endswith("/job.json") and info.key.count("/") == 2:
+        if job_id_of_spec_key(info.key) is not None:
             try:
                 yield store.get_json(info.key)
             except (NotFound, ValueError):
@@ -80,4 +80,4 @@ def loaded_versions(inference_addr: str, timeout_s: float = 2.0) -> list[tuple[s
 
 def dataset_exists(store: ObjectStore, dataset: str) -> bool:
     """A dataset exists exactly when its manifest does (what a resumed job would read)."""
-    return store.exists(f"datasets/{dataset}/manifest.json")
+    return store.exists(manifest_key(dataset))

@@ -9,7 +9,6 @@ to `"epochs": 16`; a JSON number is a number either way, and 1e15-sized values s
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from google.protobuf import json_format
@@ -32,12 +31,6 @@ def whole_numbers_as_ints(value: Any) -> Any:
 def message_json(message: Message) -> dict[str, Any]:
     """A message as the JSON document both the CLI and REST print."""
     return whole_numbers_as_ints(json_format.MessageToDict(message, always_print_fields_with_no_presence=True))
-
-
-def iso_time(seconds: float) -> str:
-    """POSIX seconds as an RFC 3339 UTC time, as protobuf's Timestamp mapping writes it (Z, no offset)."""
-    text = datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")
-    return text.replace("+00:00", "Z")
 
 
 def enum_value_text(enum_type: Any, number: int, what: str) -> str:

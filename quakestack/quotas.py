@@ -15,9 +15,8 @@ import time
 
 from quakestack.auth import Identity
 from quakestack.errors import NotFound, ResourceExhausted
+from quakestack.layout import usage_key
 from quakestack.storage import ObjectStore
-
-USAGE_PREFIX = "usage/"
 
 
 class RateLimiter:
@@ -53,7 +52,7 @@ class StorageLedger:
 
     @staticmethod
     def key(identity_id: str) -> str:
-        return f"{USAGE_PREFIX}{identity_id}.json"
+        return usage_key(identity_id)
 
     def used(self, identity_id: str) -> int:
         try:

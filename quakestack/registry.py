@@ -8,9 +8,7 @@ exist; weights are verified by sha256 and loaded with `weights_only=True`.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import io
 import re
 import threading
 from collections.abc import Iterable
@@ -20,18 +18,23 @@ import torch
 from torch import nn
 
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
-from quakestack.storage import ObjectStore, validate_name
-
-PREFIX = "models/"
+from quakestack.layout import (
+    MODELS_PREFIX,
+    aliases_key,
+    card_key,
+    model_prefix,
+    validate_name,
+    version_prefix,
+    weights_key,
+)
+from quakestack.models.checkpoint import load_state
+from quakestack.protoconv import utc_now_iso
+from quakestack.storage import ObjectStore
 
 
 def is_number(text: str) -> bool:
     """ASCII digits only: str.isdigit() also accepts '¹' and other characters int() refuses."""
     return re.fullmatch(r"[0-9]+", text) is not None
-
-
-def version_prefix(name: str, version: int) -> str:
-    return f"{PREFIX}{validate_name(name, 'model name')}/{int(version)}/"
 
 
 class ModelRegistry:
@@ -43,24 +46,22 @@ class ModelRegistry:
 
     # -- reads --------------------------------------------------------------------------------
     def model_names(self) -> list[str]:
-        return [n for n in self.store.list_dirs(PREFIX)]
+        return list(self.store.list_dirs(MODELS_PREFIX))
 
     def version_numbers(self, name: str) -> list[int]:
-        validate_name(name, "model name")
-        dirs = self.store.list_dirs(f"{PREFIX}{name}/")
+        dirs = self.store.list_dirs(model_prefix(name))
         numbers = sorted(int(d) for d in dirs if is_number(d))
-        return [n for n in numbers if self.store.exists(version_prefix(name, n) + "model.json")]
+        return [n for n in numbers if self.store.exists(card_key(name, n))]
 
     def aliases(self, name: str) -> dict[str, int]:
-        key = f"{PREFIX}{validate_name(name, 'model name')}/aliases.json"
         try:
-            return {k: int(v) for k, v in self.store.get_json(key).items()}
+            return {k: int(v) for k, v in self.store.get_json(aliases_key(name)).items()}
         except NotFound:
             return {}
 
     def card(self, name: str, version: int) -> dict[str, Any]:
         try:
-            card = self.store.get_json(version_prefix(name, version) + "model.json")
+            card = self.store.get_json(card_key(name, version))
         except NotFound:
             raise NotFound(f"model {name!r} has no version {version}") from None
         aliases = self.aliases(name)
@@ -99,20 +100,19 @@ class ModelRegistry:
     # -- writes -------------------------------------------------------------------------------
     def register(self, name: str, weights: bytes, card: dict[str, Any], aliases: Iterable[str] = ()) -> dict:
         """Store weights, then the card (last), then move the aliases; returns the card."""
-        validate_name(name, "model name")
+        model_prefix(name)  # refuses a name that cannot be a model's
         aliases = [validate_name(a, "alias") for a in aliases]
         for alias in aliases:
             if is_number(alias):
                 raise InvalidArgument(f"alias {alias!r} must not be a number (it would shadow a version)")
         with self._lock:
-            existing = self.store.list_dirs(f"{PREFIX}{name}/")
+            existing = self.store.list_dirs(model_prefix(name))
             version = max((int(d) for d in existing if is_number(d)), default=0) + 1
-            prefix = version_prefix(name, version)
-            digest = self.store.put_bytes(prefix + "model.pt", weights)
-            card = {**card, "name": name, "version": version, "weights_key": prefix + "model.pt",
-                    "weights_sha256": digest, "create_time": _now()}
+            digest = self.store.put_bytes(weights_key(name, version), weights)
+            card = {**card, "name": name, "version": version, "weights_key": weights_key(name, version),
+                    "weights_sha256": digest, "create_time": utc_now_iso()}
             card.pop("aliases", None)
-            self.store.put_json(prefix + "model.json", card)
+            self.store.put_json(card_key(name, version), card)
             if aliases:
                 self._edit_aliases(name, {a: version for a in aliases})
         return self.card(name, version)
@@ -137,9 +137,8 @@ class ModelRegistry:
         if int(version) not in self.version_numbers(name):
             raise NotFound(f"model {name!r} has no version {version}")
         with self._lock:
-            prefix = version_prefix(name, version)
-            self.store.delete(prefix + "model.json")
-            self.store.delete_prefix(prefix)
+            self.store.delete(card_key(name, version))
+            self.store.delete_prefix(version_prefix(name, version))
             stale = {a: None for a, v in self.aliases(name).items() if v == int(version)}
             if stale:
                 self._edit_aliases(name, stale)
@@ -151,7 +150,7 @@ class ModelRegistry:
                 aliases.pop(alias, None)
             else:
                 aliases[alias] = version
-        self.store.put_json(f"{PREFIX}{name}/aliases.json", aliases)
+        self.store.put_json(aliases_key(name), aliases)
         return aliases
 
 
@@ -177,10 +176,6 @@ def instantiate(card: dict[str, Any], weights: bytes, device: str | torch.device
     from quakestack.models.registry import build_model
 
     model, _, _ = build_model(card["architecture"], card.get("hyper_parameters") or {})
-    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    model.load_state_dict(load_state(weights))
     return model.to(device).eval()
 
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()

@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,37 +21,16 @@ from minio import Minio
 from minio.error import S3Error
 
 from quakestack.config import Settings
+from quakestack.digests import file_sha256
 from quakestack.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from quakestack.layout import sha256_sidecar_key, validate_key, validate_name
+
+__all__ = ["ObjectInfo", "ObjectStore", "file_sha256", "validate_key", "validate_name"]
 
 SHA256_META = "sha256"
 PART_SIZE = 16 * 1024 * 1024
 CHUNK_SIZE = 1024 * 1024
-_KEY_PART = re.compile(r"^[A-Za-z0-9._\-=$@+,:]+$")
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
-
-
-def validate_key(key: str) -> str:
-    """Refuse empty, absolute and traversing keys: a key is a relative path of plain parts."""
-    if not isinstance(key, str) or not key:
-        raise InvalidArgument("object key must not be empty")
-    if key.startswith("/") or key.startswith("\\"):
-        raise InvalidArgument(f"object key must be relative, got {key!r}")
-    parts = key.rstrip("/").split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise InvalidArgument(f"object key {key!r} has an empty, '.' or '..' part")
-        if not _KEY_PART.match(part):
-            raise InvalidArgument(f"object key {key!r} has characters outside [A-Za-z0-9._-=$@+,:]")
-    return key
-
-
-def validate_name(name: str, what: str = "name") -> str:
-    """A user-chosen name used as one key part (dataset, model, alias)."""
-    if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}", name) or ".." in name:
-        raise InvalidArgument(
-            f"{what} {name!r} must be 1-128 letters, digits, '.', '-' or '_', starting with a letter or digit"
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -157,19 +135,12 @@ class ObjectStore:
         with self._errors(key):
             self._client.put_object(self.bucket, key, reader, -1, part_size=PART_SIZE)
         digest = reader.sha256.hexdigest()
-        self.put_bytes(key + ".sha256", digest.encode(), content_type="text/plain")
+        self.put_bytes(sha256_sidecar_key(key), digest.encode(), content_type="text/plain")
         return reader.size, digest
 
     # -- reads --------------------------------------------------------------------------------
     def get_bytes(self, key: str) -> bytes:
-        validate_key(key)
-        with self._errors(key):
-            response = self._client.get_object(self.bucket, key)
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
+        return self.get_with_etag(key)[0]
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
@@ -310,12 +281,3 @@ class _HashingReader(io.RawIOBase):
             data = bytes(self._buffer[:size])
             del self._buffer[:size]
         return data
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK_SIZE), b""):
-            digest.update(block)
-    return digest.hexdigest()
-

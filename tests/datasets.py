@@ -14,6 +14,7 @@ from quakestack.data.pipeline import DatasetSpec, SourceSpec, run_dataset
 from quakestack.data.split import SplitSpec
 from quakestack.data.synthetic import write_stead
 from quakestack.data.windows import WindowSpec
+from quakestack.layout import dataset_file_key, manifest_key
 from quakestack.storage import ObjectStore
 
 
@@ -37,7 +38,7 @@ def publish_synthetic_dataset(store: ObjectStore, name: str, root: Path, *, n_ev
     manifest = json.loads((directory / "manifest.json").read_text())
     for shard in manifest["shards"]:
         for info in shard["files"].values():
-            store.put_file(f"datasets/{name}/{info['key']}", directory / info["key"], sha256=info["sha256"])
+            store.put_file(dataset_file_key(name, info["key"]), directory / info["key"], sha256=info["sha256"])
     manifest["name"] = name
-    store.put_json(f"datasets/{name}/manifest.json", manifest)
+    store.put_json(manifest_key(name), manifest)
     return manifest

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from obspy import Stream, UTCDateTime
 
-from quakestack.errors import InvalidArgument, NotFound, PermissionDenied
+from quakestack.errors import InvalidArgument, NotFound
+from quakestack.paths import allowed_local_path
 from quakestack.storage import ObjectStore, validate_key
 
 DAY_S = 86400.0
@@ -50,19 +51,6 @@ def _sds_file(locator: str) -> ArchiveFile | None:
     return ArchiveFile(net, sta, loc, cha, day, day + DAY_S, locator)
 
 
-def allowed_dir(path: str, allowed_dirs: Sequence[str | Path]) -> Path:
-    """``path`` resolved, when it is a directory under one of the allow-listed ones."""
-    if not path or not Path(path).is_absolute():
-        raise InvalidArgument(f"archive path must be absolute, got {path!r}")
-    resolved = Path(path).resolve()
-    dirs = [Path(d).resolve() for d in allowed_dirs]
-    if not any(resolved == d or d in resolved.parents for d in dirs):
-        raise PermissionDenied(f"{path} is not under QUAKESTACK_DATA_ALLOWED_DIRS")
-    if not resolved.is_dir():
-        raise NotFound(f"no archive directory {path}")
-    return resolved
-
-
 class Archive:
     """An index of channel files plus the way to read a time range of one station's channels."""
 
@@ -75,7 +63,7 @@ class Archive:
     # -- constructors --------------------------------------------------------------------------
     @classmethod
     def local_sds(cls, root: str, allowed_dirs: Sequence[str | Path]) -> Archive:
-        base = allowed_dir(root, allowed_dirs)
+        base = allowed_local_path(root, allowed_dirs, "archive path", kind="dir")
         files = []
         for directory, _dirs, names in os.walk(base):
             for name in names:

@@ -26,18 +26,10 @@ from quakestack.catalog.types import CatalogEvent, PhasePick
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator
 from quakestack.inference.servable import Servable
-from quakestack.storage import ObjectStore, validate_name
+from quakestack.layout import catalog_file_key, picks_key
+from quakestack.storage import ObjectStore
 
-PREFIX = "catalogs"
 ANNOTATING_TASKS = ("picking", "detection", "classification")
-
-
-def catalog_prefix(catalog_id: str) -> str:
-    return f"{PREFIX}/{validate_name(catalog_id, 'catalog id')}/"
-
-
-def picks_key(catalog_id: str, task: StationDayTask) -> str:
-    return f"{catalog_prefix(catalog_id)}picks/{task.task_id}.json"
 
 
 def check_picker(servable: Servable) -> None:
@@ -63,7 +55,7 @@ def run_station_day(task: StationDayTask, archive: Archive, picker: Servable, st
     """Pick one station-day (skipped when its picks are already stored); returns the task's record.
 
     With ``response_inventory`` the instrument response is removed (to velocity) before picking."""
-    key = picks_key(catalog_id, task)
+    key = picks_key(catalog_id, task.task_id)
     if store.exists(key):
         record = store.get_json(key)
         return {**record, "skipped": True}
@@ -92,12 +84,12 @@ def run_station_day(task: StationDayTask, archive: Archive, picker: Servable, st
 
 def load_task_picks(store: ObjectStore, catalog_id: str, tasks: Sequence[StationDayTask]) -> list[PhasePick]:
     """Every task's picks; a task without its picks object is not done (the catalog waits for it)."""
-    missing = [t.task_id for t in tasks if not store.exists(picks_key(catalog_id, t))]
+    missing = [t.task_id for t in tasks if not store.exists(picks_key(catalog_id, t.task_id))]
     if missing:
         raise FailedPrecondition(f"{len(missing)} station-day task(s) not done: {', '.join(missing[:10])}")
     picks = []
     for task in tasks:
-        picks += [PhasePick.from_dict(p) for p in store.get_json(picks_key(catalog_id, task))["picks"]]
+        picks += [PhasePick.from_dict(p) for p in store.get_json(picks_key(catalog_id, task.task_id))["picks"]]
     return picks
 
 
@@ -140,13 +132,12 @@ def build_catalog(store: ObjectStore, catalog_id: str, plan: Plan, archive: Arch
     if magnitude_model is not None:
         for ev in events:
             network_magnitude(ev, station_magnitudes(ev, plan, archive, magnitude_model))
-    prefix = catalog_prefix(catalog_id)
-    store.put_bytes(f"{prefix}events.csv", events_csv(events), content_type="text/csv")
-    store.put_bytes(f"{prefix}picks.csv", picks_csv(events), content_type="text/csv")
-    store.put_bytes(f"{prefix}catalog.xml", quakeml_bytes(events, f"smi:quakestack/catalogs/{catalog_id}"),
-                    content_type="application/xml")
+    store.put_bytes(catalog_file_key(catalog_id, "events.csv"), events_csv(events), content_type="text/csv")
+    store.put_bytes(catalog_file_key(catalog_id, "picks.csv"), picks_csv(events), content_type="text/csv")
+    store.put_bytes(catalog_file_key(catalog_id, "catalog.xml"),
+                    quakeml_bytes(events, f"smi:quakestack/catalogs/{catalog_id}"), content_type="application/xml")
     summary = {"catalog_id": catalog_id, "events": len(events), "picks": len(picks),
                "associated_picks": sum(len(e.picks) for e in events), "station_days": len(plan.tasks),
                "missing_station_days": plan.missing, "association_s": round(association_s, 3)}
-    store.put_json(f"{prefix}summary.json", summary)
+    store.put_json(catalog_file_key(catalog_id, "summary.json"), summary)
     return {**summary, "catalog": events}

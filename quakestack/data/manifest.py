@@ -6,10 +6,16 @@ so two runs of the same request give the same text except ``created_at``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from datetime import datetime, timezone
+import time
 from typing import Any
+
+from quakestack.errors import NotFound
+from quakestack.layout import manifest_key
+from quakestack.protoconv import iso_from_seconds
+from quakestack.storage import ObjectStore
 
 MANIFEST_VERSION = 1
 MAGNITUDE_BIN_WIDTH = 0.5
@@ -28,7 +34,8 @@ def magnitude_bin_edges() -> list[float]:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """The manifest's `created_at`: to the second, so it is the only part of two runs' text that differs."""
+    return iso_from_seconds(time.time(), "seconds")
 
 
 def manifest_json(manifest: dict[str, Any]) -> str:
@@ -49,3 +56,16 @@ def write_manifest(path: str, manifest: dict[str, Any]) -> str:
 def read_manifest(path: str) -> dict[str, Any]:
     with open(path) as fh:
         return json.load(fh)
+
+
+def load_manifest(store: ObjectStore, dataset: str) -> tuple[dict[str, Any], str]:
+    """A published dataset's manifest and the sha256 of its stored bytes (the dataset's lineage id).
+
+    NOT_FOUND while the dataset has no manifest (running, cancelled or deleted); INVALID_ARGUMENT for a
+    name that cannot be a dataset.
+    """
+    try:
+        raw = store.get_bytes(manifest_key(dataset))
+    except NotFound:
+        raise NotFound(f"dataset {dataset!r} not found") from None
+    return json.loads(raw), hashlib.sha256(raw).hexdigest()

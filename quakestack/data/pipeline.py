@@ -11,6 +11,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from quakestack.layout import MANIFEST_FILE
+
 from . import manifest as mf
 from .build_manifest import build_manifest
 from .plan import DatasetPlan, ShardPlan, item_fingerprint, plan_dataset
@@ -29,7 +31,7 @@ def run_dataset(spec: DatasetSpec, out_dir: str, max_workers: int = 1, resume: b
     else:
         results = [render_shard(sp, spec, out_dir, resume) for sp in plan.shards]
     manifest = build_manifest(spec, plan, results)
-    mf.write_manifest(os.path.join(out_dir, "manifest.json"), manifest)
+    mf.write_manifest(os.path.join(out_dir, MANIFEST_FILE), manifest)
     return manifest
 
 

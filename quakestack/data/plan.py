@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from obspy import UTCDateTime
 
+from quakestack.layout import shard_dir
+
 from .clusters import assign_clusters
 from .filters import apply_filters
 from .readers import get_reader
@@ -37,7 +39,7 @@ class ShardPlan:
     @property
     def key(self) -> str:
         """Relative location: ``shards/<split>/<nnnnn>`` (object key prefix and local directory)."""
-        return f"shards/{self.split}/{self.index:05d}"
+        return shard_dir(self.split, self.index)
 
 
 @dataclass

@@ -16,12 +16,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from quakestack.digests import file_sha256
+
 from . import manifest as mf
 from .plan import ShardPlan
 from .preprocess import preprocess
 from .readers import get_reader, load_items
 from .records import Skipped, TraceRecord
-from .shards import METADATA, WAVEFORMS, sha256_file, shard_plan_sha256, write_shard
+from .shards import METADATA, WAVEFORMS, shard_plan_sha256, write_shard
 from .spec import DatasetSpec
 from .windows import cut_window
 
@@ -91,7 +93,7 @@ def _reuse(plan: ShardPlan, directory: str) -> ShardResult | None:
             stored = json.loads(f.attrs[RESULT_ATTR])
     except (OSError, KeyError, ValueError):
         return None
-    return ShardResult(**stored, files=files, sha256={k: sha256_file(p) for k, p in files.items()}, reused=True,
+    return ShardResult(**stored, files=files, sha256={k: file_sha256(p) for k, p in files.items()}, reused=True,
                        sizes={k: os.path.getsize(p) for k, p in files.items()})
 
 

@@ -13,7 +13,6 @@ overflow is stored divided by a power of two (exact: only the exponent changes),
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import os
 from collections.abc import Sequence
@@ -22,6 +21,8 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+
+from quakestack.digests import file_sha256
 
 WAVEFORMS = "waveforms.hdf5"
 METADATA = "metadata.csv"
@@ -72,15 +73,6 @@ def _fmt(value: Any) -> str:
             return ""
         return repr(v)
     return str(value)
-
-
-def sha256_file(path: str) -> str:
-    """Hex sha256 of a file (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_shard(
@@ -144,7 +136,7 @@ def write_shard(
     os.replace(tmp_csv, csv_path)
     return {
         "files": {WAVEFORMS: h5_path, METADATA: csv_path},
-        "sha256": {WAVEFORMS: sha256_file(h5_path), METADATA: sha256_file(csv_path)},
+        "sha256": {WAVEFORMS: file_sha256(h5_path), METADATA: file_sha256(csv_path)},
     }
 
 

@@ -21,6 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quakestack.errors import Unavailable
+from quakestack.layout import (
+    AUDIT_PREFIX,
+    DATASETS_PREFIX,
+    INFERENCE_LOGS_PREFIX,
+    JOBS_PREFIX,
+    MODELS_PREFIX,
+    RAW_PREFIX,
+    USAGE_PREFIX,
+)
 
 PORT_NAMES = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc",
               "admin", "admin_grpc")
@@ -88,9 +97,9 @@ def weed_binary() -> str:
 # inference service, for instance, cannot delete anything under datasets/. The deployment files
 # (deploy/) give the same prefixes to the same identities.
 SERVICE_WRITE_PREFIXES: dict[str, tuple[str, ...]] = {
-    "data": ("raw/", "datasets/", "jobs/", "usage/", "audit/"),
-    "trainer": ("jobs/", "models/", "audit/"),
-    "inference": ("inference-logs/", "audit/"),
+    "data": (RAW_PREFIX, DATASETS_PREFIX, JOBS_PREFIX, USAGE_PREFIX, AUDIT_PREFIX),
+    "trainer": (JOBS_PREFIX, MODELS_PREFIX, AUDIT_PREFIX),
+    "inference": (INFERENCE_LOGS_PREFIX, AUDIT_PREFIX),
 }
 
 

@@ -18,17 +18,18 @@ from typing import Any
 
 import structlog
 
+from quakestack.layout import INFERENCE_LOGS_PREFIX, log_batch_key
+from quakestack.protoconv import utc_now_iso
 from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()
-PREFIX = "inference-logs/"
 
 
 class InferenceLog:
     """Buffered JSONL writer; ``flush`` is safe to call from any thread."""
 
     def __init__(self, store: ObjectStore, sample_rate: float, *, interval_s: float = 2.0,
-                 max_buffer: int = 10_000, prefix: str = PREFIX):
+                 max_buffer: int = 10_000, prefix: str = INFERENCE_LOGS_PREFIX):
         self.store = store
         self.prefix = prefix
         self.sample_rate = sample_rate
@@ -47,7 +48,7 @@ class InferenceLog:
         return self.sample_rate > 0 and random.random() < self.sample_rate
 
     def record(self, kind: str, **fields: Any) -> None:
-        line = {"kind": kind, "time": dt.datetime.now(dt.timezone.utc).isoformat(), **fields}
+        line = {"kind": kind, "time": utc_now_iso(), **fields}
         with self._lock:
             if len(self._lines) < self.max_buffer:
                 self._lines.append(line)
@@ -61,7 +62,7 @@ class InferenceLog:
                 return None
             now = dt.datetime.now(dt.timezone.utc)
             self._seq += 1
-            key = f"{self.prefix}{now:%Y-%m-%d}/{now:%H}-{self.process}-{self._seq:06d}.jsonl"
+            key = log_batch_key(self.prefix, now, self.process, self._seq)
             body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
             try:
                 self.store.put_bytes(key, body, content_type="application/x-ndjson")

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from quakestack.errors import InvalidArgument, NotFound, PermissionDenied
+from quakestack.errors import InvalidArgument
 from quakestack.storage import ObjectStore
-
-
-def allowed_local_path(path: str, allowed_dirs: Sequence[Path]) -> Path:
-    """The resolved path when it lies under one of ``allowed_dirs`` (symlinks resolved first)."""
-    if not path or not Path(path).is_absolute():
-        raise InvalidArgument(f"local_path must be absolute, got {path!r}")
-    resolved = Path(path).resolve()
-    if not any(resolved == d or d in resolved.parents for d in allowed_dirs):
-        raise PermissionDenied(f"{path} is not under QUAKESTACK_DATA_ALLOWED_DIRS")
-    if not resolved.is_file():
-        raise NotFound(f"no file {path}")
-    return resolved
 
 
 def read_stream(path: str | Path, sampling_rate: float | None):  # -> obspy.Stream

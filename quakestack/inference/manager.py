@@ -18,9 +18,10 @@ import numpy as np
 import structlog
 
 from quakestack import metrics
+from quakestack.devices import resolve_device
 from quakestack.errors import InvalidArgument, NotFound, ResourceExhausted
 from quakestack.inference.batcher import DynamicBatcher
-from quakestack.inference.servable import Servable, build_servable, resolve_device
+from quakestack.inference.servable import Servable, build_servable
 from quakestack.registry import ModelRegistry
 
 log = structlog.get_logger()

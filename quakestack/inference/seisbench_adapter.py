@@ -8,7 +8,6 @@ the per-sample probabilities are exactly those ``model.annotate`` would stack.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 
 from quakestack.errors import FailedPrecondition
 from quakestack.inference.servable import ServingSpec, module_bytes
+from quakestack.models.checkpoint import load_state
 
 PREFIX = "seisbench:"
 
@@ -43,8 +43,7 @@ class SeisBenchServable:
 
     def __init__(self, card: dict[str, Any], weights: bytes, device: torch.device):
         model = build_seisbench(card["architecture"], card.get("hyper_parameters"))
-        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        model.load_state_dict(load_state(weights))
         self.module = model.to(device).eval()
         self.device = device
         self.memory_bytes = module_bytes(self.module)

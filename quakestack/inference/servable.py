@@ -13,7 +13,6 @@ used, and one ``run`` turning a float32 batch [N, C, L] into named per-window ou
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +21,8 @@ import torch
 from torch import nn
 
 from quakestack.data.preprocess import normalize
-from quakestack.errors import FailedPrecondition, InvalidArgument
+from quakestack.errors import FailedPrecondition
+from quakestack.models.checkpoint import load_state
 
 NOISE_CLASS = "noise"
 
@@ -56,23 +56,6 @@ class Servable(Protocol):
     def run(self, x: np.ndarray, extras: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-def resolve_device(requested: str, default: str = "auto") -> torch.device:
-    """'auto' means the first GPU when there is one; an unavailable GPU is a clear error."""
-    name = (requested or default or "auto").strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise FailedPrecondition(f"device {name!r} requested but no CUDA device is available")
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise FailedPrecondition(f"device {name!r} does not exist ({torch.cuda.device_count()} GPUs)")
-        return torch.device("cuda", index)
-    if name != "cpu":
-        raise InvalidArgument(f"device must be auto, cpu, cuda or cuda:N, got {requested!r}")
-    return torch.device("cpu")
-
-
 def module_bytes(module: nn.Module) -> int:
     """Bytes of parameters and buffers: what the memory budget counts."""
     tensors = [*module.parameters(), *module.buffers()]
@@ -94,8 +77,7 @@ class ZooServable:
         except KeyError as exc:
             raise FailedPrecondition(str(exc)) from None
         module, hparams, input_spec = build_model(card["architecture"], card.get("hyper_parameters") or {})
-        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-        module.load_state_dict(state)
+        module.load_state_dict(load_state(weights))
         self.module = module.to(device).eval()
         self.device = device
         self.memory_bytes = module_bytes(self.module)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from quakestack.errors import Conflict, NotFound
-from quakestack.jobs.layout import control_key
+from quakestack.layout import control_key
 from quakestack.storage import ObjectStore
 
 DEFAULTS: dict[str, Any] = {"epochs": 0, "stop": False, "cancel": False, "attempt": 0}

@@ -8,19 +8,15 @@ number of readers follow with their own cursor (a LIST after the last key they s
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from quakestack.errors import Conflict, Unavailable
-from quakestack.jobs.layout import event_key, events_prefix
+from quakestack.layout import event_key, events_prefix
+from quakestack.protoconv import utc_now_iso
 from quakestack.storage import ObjectStore
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
 
 
 class EventLog:
@@ -45,7 +41,7 @@ class EventLog:
         if self._next is None:
             self._next = self.last_sequence() + 1
         while True:
-            entry = {"sequence": self._next, "time": utc_now(), **event}
+            entry = {"sequence": self._next, "time": utc_now_iso(), **event}
             try:
                 self.store.put_if(event_key(self.job_id, self._next), json.dumps(entry, default=jsonable).encode())
             except Conflict:

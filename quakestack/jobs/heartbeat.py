@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from quakestack.errors import NotFound
-from quakestack.jobs.layout import heartbeat_key
+from quakestack.layout import heartbeat_key
 from quakestack.storage import ObjectStore
 
 

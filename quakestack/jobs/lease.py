@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from quakestack.errors import Conflict, NotFound
-from quakestack.jobs.layout import lease_key
+from quakestack.layout import lease_key
 from quakestack.storage import ObjectStore
 
 

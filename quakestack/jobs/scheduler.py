@@ -25,11 +25,11 @@ from quakestack.jobs.control import create_control, read_control, update_control
 from quakestack.jobs.events import EventLog
 from quakestack.jobs.executor import Executor, Handle
 from quakestack.jobs.heartbeat import HeartbeatWatch, read_heartbeat
-from quakestack.jobs.layout import JOBS_PREFIX, spec_key
 from quakestack.jobs.lease import Lease, Leases
 from quakestack.jobs.spec import JobRecord, write_record
 from quakestack.jobs.state import TERMINAL, JobState
 from quakestack.jobs.status import apply_event, initial_status
+from quakestack.layout import JOBS_PREFIX, spec_key
 from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()

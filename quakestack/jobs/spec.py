@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quakestack.errors import FailedPrecondition, NotFound
-from quakestack.jobs.layout import spec_key
+from quakestack.layout import spec_key
 from quakestack.storage import ObjectStore
 
 

@@ -7,8 +7,6 @@ waits for data.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,11 @@ import pandas as pd
 
 from quakestack.data.preprocess import normalize
 from quakestack.data.shards import SHARD_COLUMNS, read_shard
-from quakestack.errors import FailedPrecondition, NotFound
+from quakestack.errors import FailedPrecondition
+from quakestack.layout import dataset_file_key
 from quakestack.models.spec import ArchitectureSpec, InputSpec
 from quakestack.models.targets import check_dataset_fits, extras_from_metadata, targets_from_metadata
-from quakestack.storage import ObjectStore, validate_name
-
-
-def manifest_key(dataset: str) -> str:
-    return f"datasets/{validate_name(dataset, 'dataset name')}/manifest.json"
-
-
-def load_manifest(store: ObjectStore, dataset: str) -> tuple[dict[str, Any], str]:
-    """The manifest and its sha256 (the dataset's lineage id); NotFound while it has no manifest."""
-    try:
-        raw = store.get_bytes(manifest_key(dataset))
-    except NotFound:
-        raise NotFound(f"dataset {dataset!r} does not exist") from None
-    return json.loads(raw), hashlib.sha256(raw).hexdigest()
+from quakestack.storage import ObjectStore
 
 
 def fetch_split(store: ObjectStore, dataset: str, manifest: dict[str, Any], split: str, cache_dir: Path,
@@ -49,7 +35,7 @@ def fetch_shard(store: ObjectStore, dataset: str, shard: dict[str, Any], cache_d
     """One shard's files in the local cache (verified by sha256, downloaded once); returns its directory."""
     directory = Path(cache_dir) / "datasets" / manifest_sha256[:16] / shard["key"]
     for name, info in shard["files"].items():
-        store.cached_file(f"datasets/{dataset}/{info['key']}", directory / name, info["sha256"])
+        store.cached_file(dataset_file_key(dataset, info["key"]), directory / name, info["sha256"])
     return directory
 
 

@@ -10,35 +10,26 @@ from typing import Any
 
 from quakestack import metrics
 from quakestack.auth import current_identity
-from quakestack.config import Settings, parse_device
+from quakestack.config import Settings
+from quakestack.data.manifest import load_manifest
+from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
-from quakestack.jobs.events import utc_now
 from quakestack.jobs.executor import Executor, make_executor
 from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import RESUMABLE, TERMINAL, JobState
 from quakestack.models.registry import TRAINING_HYPER_PARAMETERS, get_architecture
 from quakestack.models.spec import resolve_params
+from quakestack.protoconv import utc_now_iso
 from quakestack.quotas import check_queued_jobs
 from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
-from quakestack.training.data import check_compatible, load_manifest
+from quakestack.training.data import check_compatible
 
 KIND = "training"
 SPEC_VERSION = 1
 JOB_HYPER_PARAMETERS = TRAINING_HYPER_PARAMETERS + AUGMENTATION_HYPER_PARAMETERS
-
-
-def validate_device(device: str, gpu_count: int) -> str:
-    try:
-        device = parse_device(device or "auto")
-    except ValueError as exc:
-        raise InvalidArgument(f"device {device!r}: {exc}") from None
-    index = int(device[5:]) if device.startswith("cuda:") else 0
-    if device.startswith("cuda") and index >= gpu_count:
-        raise FailedPrecondition(f"device {device} requested but this trainer has {gpu_count} GPU(s)")
-    return device
 
 
 def build_spec(store: ObjectStore, *, dataset: str, architecture: str, values: dict[str, Any], device: str,
@@ -63,7 +54,7 @@ def build_spec(store: ObjectStore, *, dataset: str, architecture: str, values: d
                                   what="training hyper-parameter")
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from None
-    device = validate_device(device, gpu_count)
+    device = check_gpus(device, gpu_count)
     if device != "cpu" and train_hp["num_gpus"] > gpu_count:
         raise FailedPrecondition(f"num_gpus={train_hp['num_gpus']} but this trainer has {gpu_count} GPU(s)")
     manifest, manifest_sha = load_manifest(store, dataset)
@@ -109,7 +100,7 @@ class TrainingJobs:
                      view.state not in TERMINAL)
         check_queued_jobs(owner, active)
         spec = {**build_spec(self.store, gpu_count=self.gpu_count, **request), "owner": owner.id}
-        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now(), spec=spec)
+        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {"epochs": spec["epochs"]})
 
     def get(self, job_id: str) -> JobView:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quakestack.layout import STOPPED, epoch_label
 from quakestack.models.checkpoint import restore_training_state, training_state
 from quakestack.models.losses import compute_loss
 from quakestack.models.metrics import MetricAccumulator
@@ -218,7 +219,7 @@ def run_training(
         skip_batches = 0
         if stopped_at is not None:
             if rank == 0:
-                save_checkpoint("stopped", state(epoch, batches_done=stopped_at))
+                save_checkpoint(STOPPED, state(epoch, batches_done=stopped_at))
             return LoopResult("stopped", f"stopped during epoch {current}; resumable", epoch)
         epoch = current
         train_loss, seen = _all_reduced_mean(total_loss, seen, world)
@@ -245,7 +246,7 @@ def run_training(
                      "eta_s": remaining * float(np.mean(epoch_times)), "best_epoch": best_epoch}
             # the event rides in the checkpoint: if the process dies before emitting it, the resumed
             # worker reports it from there, so no epoch is missing or trained twice
-            save_checkpoint(f"epoch-{epoch:04d}", state(epoch, val_loss=val_loss, event=event))
+            save_checkpoint(epoch_label(epoch), state(epoch, val_loss=val_loss, event=event))
             emit(event)
         if patience and stale >= patience:
             return LoopResult("succeeded", f"early stopping after {epoch} epochs (best epoch {best_epoch})", epoch)

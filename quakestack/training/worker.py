@@ -21,32 +21,23 @@ from typing import Any
 import torch
 
 from quakestack.config import load_settings
+from quakestack.data.manifest import load_manifest
+from quakestack.devices import resolve_device
 from quakestack.embedded.seaweed import free_ports
 from quakestack.errors import FailedPrecondition, NotFound
 from quakestack.jobs.events import jsonable, with_retries
-from quakestack.jobs.layout import checkpoint_key, job_key
 from quakestack.jobs.spec import JobRecord
 from quakestack.jobs.state import JobState
 from quakestack.jobs.worker import RETRY_STORAGE_S, WorkerContext, kill_own_group, torchrun_rank
+from quakestack.layout import STOPPED, checkpoint_key, checkpoint_label, checkpoints_prefix, label_epoch
 from quakestack.logging import configure, get_logger
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.registry import get_architecture
 from quakestack.storage import ObjectStore
-from quakestack.training.data import check_compatible, fetch_split, load_manifest, load_split
+from quakestack.training.data import check_compatible, fetch_split, load_split
 from quakestack.training.loop import run_training
 
-__all__ = ["checkpoint_key", "job_key", "run_job"]
-
-
-def resolve_device(requested: str, rank: int = 0) -> torch.device:
-    if requested in ("", "auto"):
-        return torch.device(f"cuda:{rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {requested} requested but no CUDA device is available")
-        index = int(requested.split(":")[1]) if ":" in requested else 0
-        return torch.device(f"cuda:{index + rank}")
-    return torch.device("cpu")
+__all__ = ["run_job"]
 
 
 def world_size(spec: dict[str, Any]) -> int:
@@ -92,17 +83,17 @@ def verified_manifest(store: ObjectStore, spec: dict[str, Any]) -> tuple[dict[st
 
 def resume_point(store: ObjectStore, job_id: str) -> tuple[str | None, dict[str, Any] | None]:
     """The newest checkpoint in storage: the last epoch's, or stopped.pt when it lies beyond it."""
-    labels = [info.key.rsplit("/", 1)[-1][:-3] for info in store.list(job_key(job_id, "checkpoints/"))
-              if info.key.endswith(".pt")]
-    epochs = sorted(label for label in labels if label.startswith("epoch-"))
+    labels = [label for info in store.list(checkpoints_prefix(job_id))
+              if (label := checkpoint_label(info.key)) is not None]
+    epochs = sorted((label for label in labels if label != STOPPED), key=lambda label: label_epoch(label) or 0)
     best: tuple[str | None, dict[str, Any] | None] = (None, None)
     if epochs:
         best = (epochs[-1], None)
-    if "stopped" in labels:
-        stopped = load_state(store.get_bytes(checkpoint_key(job_id, "stopped")))
-        last = int(epochs[-1][6:]) if epochs else 0
+    if STOPPED in labels:
+        stopped = load_state(store.get_bytes(checkpoint_key(job_id, STOPPED)))
+        last = (label_epoch(epochs[-1]) or 0) if epochs else 0
         if int(stopped.get("epoch", 0)) >= last and int(stopped.get("batches_done", 0)) > 0:
-            return "stopped", stopped
+            return STOPPED, stopped
     if best[0] is not None:
         best = (best[0], load_state(store.get_bytes(checkpoint_key(job_id, best[0]))))
     return best
@@ -140,7 +131,8 @@ def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
     configure("job-worker", settings.log_level, settings.log_format)
     ctx = WorkerContext(settings, ObjectStore.from_settings(settings), record, attempt, rank=rank)
     spec = ctx.spec
-    device = resolve_device(spec.get("device", "auto"), int(os.environ.get("LOCAL_RANK", rank)) if torchrun else rank)
+    local_rank = int(os.environ.get("LOCAL_RANK", rank)) if torchrun else rank
+    device = resolve_device(spec.get("device", "auto"), rank=local_rank)
     if world > 1:
         if not torchrun:
             os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

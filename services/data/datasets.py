@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from google.protobuf import struct_pb2, timestamp_pb2
 
+from quakestack.data.manifest import load_manifest
 from quakestack.data.shards import read_shard
 from quakestack.errors import InvalidArgument, NotFound
-from quakestack.storage import ObjectStore, validate_name
+from quakestack.layout import DATASETS_PREFIX, dataset_prefix, manifest_key
+from quakestack.protoconv import struct_from_dict, timestamp_from_iso
+from quakestack.storage import ObjectStore
 from quakestack.training.data import fetch_shard
 from quakestack.v1 import common_pb2, data_pb2
-
-PREFIX = "datasets/"
-
-
-def manifest_key(name: str) -> str:
-    return f"{PREFIX}{name}/manifest.json"
-
-
-def load_manifest(store: ObjectStore, name: str) -> tuple[dict[str, Any], str]:
-    """(manifest, sha256 of its stored bytes); NOT_FOUND when the dataset does not exist."""
-    validate_name(name, "dataset name")
-    try:
-        raw = store.get_bytes(manifest_key(name))
-    except NotFound:
-        raise NotFound(f"dataset {name!r} not found") from None
-    return json.loads(raw), hashlib.sha256(raw).hexdigest()
-
-
-def _timestamp(text: str | None) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    if text:
-        ts.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    return ts
 
 
 def summary(manifest: dict[str, Any], sha256: str) -> data_pb2.Dataset:
@@ -58,7 +34,7 @@ def summary(manifest: dict[str, Any], sha256: str) -> data_pb2.Dataset:
         splits=splits, window_samples=int(manifest.get("window_length_samples", 0)),
         sampling_rate_hz=float(manifest.get("sampling_rate", 0.0)),
         component_order=manifest.get("component_order", ""), size_bytes=int(size),
-        create_time=_timestamp(manifest.get("created_at")), description=manifest.get("description", ""),
+        create_time=timestamp_from_iso(manifest.get("created_at")), description=manifest.get("description", ""),
     )
 
 
@@ -68,15 +44,13 @@ def get(store: ObjectStore, name: str) -> data_pb2.Dataset:
 
 def describe(store: ObjectStore, name: str) -> data_pb2.DescribeDatasetResponse:
     manifest, sha = load_manifest(store, name)
-    struct = struct_pb2.Struct()
-    struct.update(manifest)
-    return data_pb2.DescribeDatasetResponse(dataset=summary(manifest, sha), manifest=struct)
+    return data_pb2.DescribeDatasetResponse(dataset=summary(manifest, sha), manifest=struct_from_dict(manifest))
 
 
 def list_datasets(store: ObjectStore, limit: int) -> list[data_pb2.Dataset]:
     """Datasets by name; folders without a manifest (running, cancelled, half-deleted) are not datasets."""
     out = []
-    for name in store.list_dirs(PREFIX):
+    for name in store.list_dirs(DATASETS_PREFIX):
         if len(out) >= limit:
             break
         try:
@@ -90,7 +64,7 @@ def delete(store: ObjectStore, name: str) -> int:
     """Manifest first (the dataset stops existing at once), then everything under its prefix."""
     load_manifest(store, name)
     store.delete(manifest_key(name))
-    return 1 + store.delete_prefix(f"{PREFIX}{name}/")
+    return 1 + store.delete_prefix(dataset_prefix(name))
 
 
 SPLITS = ("train", "val", "test")

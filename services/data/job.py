@@ -10,11 +10,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
+from quakestack.protoconv import iso_from_seconds, seconds_from_iso, timestamp_from_seconds
 from quakestack.v1 import common_pb2, data_pb2
 
 KIND = "dataset"
@@ -22,28 +22,6 @@ MAX_WARNINGS = 50
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 _PROGRESS = ("phase", "items_done", "items_total", "windows_written", "bytes_written", "windows_per_s", "eta_s")
-
-
-def job_key(job_id: str) -> str:
-    return f"jobs/{job_id}/job.json"
-
-
-def _iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _epoch(text: str | None) -> float | None:
-    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _timestamp(t: float | None) -> timestamp_pb2.Timestamp | None:
-    if t is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(int(t * 1e9))
-    return ts
 
 
 class Job:
@@ -114,10 +92,10 @@ class Job:
             job = data_pb2.DatasetJob(
                 job_id=self.job_id, dataset=self.dataset, state=common_pb2.JobState.Value(f"JOB_STATE_{self.state}"),
                 progress=progress, skipped=dict(self.skipped), warnings=list(self.warnings), error=self.error,
-                create_time=_timestamp(self.create_time),
+                create_time=timestamp_from_seconds(self.create_time),
             )
             if self.end_time is not None:
-                job.end_time.CopyFrom(_timestamp(self.end_time))
+                job.end_time.CopyFrom(timestamp_from_seconds(self.end_time))
             return job
 
     # -- job.json -----------------------------------------------------------------------------
@@ -132,8 +110,8 @@ class Job:
                 "skipped": dict(sorted(self.skipped.items())),
                 "warnings": list(self.warnings),
                 "error": self.error,
-                "create_time": _iso(self.create_time),
-                "end_time": _iso(self.end_time),
+                "create_time": iso_from_seconds(self.create_time),
+                "end_time": iso_from_seconds(self.end_time),
                 "request": json_format.MessageToDict(self.request, preserving_proto_field_name=True),
                 "results": dict(self.results),
             }
@@ -141,7 +119,7 @@ class Job:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Job:
         request = json_format.ParseDict(record.get("request", {}), data_pb2.CreateDatasetRequest())
-        job = cls(record["job_id"], request, _epoch(record.get("create_time")))
+        job = cls(record["job_id"], request, seconds_from_iso(record.get("create_time")))
         job.state = record.get("state", QUEUED)
         for k, v in record.get("progress", {}).items():
             if k in _PROGRESS:
@@ -149,6 +127,6 @@ class Job:
         job.skipped = Counter(record.get("skipped", {}))
         job.warnings = list(record.get("warnings", []))
         job.error = record.get("error", "")
-        job.end_time = _epoch(record.get("end_time"))
+        job.end_time = seconds_from_iso(record.get("end_time"))
         job.results = dict(record.get("results", {}))
         return job

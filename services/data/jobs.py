@@ -17,12 +17,12 @@ from quakestack.auth import current_identity
 from quakestack.config import Settings
 from quakestack.data import readers
 from quakestack.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from quakestack.layout import JOBS_PREFIX, manifest_key, spec_key
 from quakestack.quotas import check_queued_jobs
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.v1 import data_pb2
 from services.data import sources as src
-from services.data.datasets import manifest_key
-from services.data.job import CANCELLED, KIND, QUEUED, RUNNING, Job, job_key
+from services.data.job import CANCELLED, KIND, QUEUED, RUNNING, Job
 from services.data.requests import parameters, source_format
 from services.data.runner import RenderPool, Runner
 
@@ -71,7 +71,7 @@ class JobManager:
             if live:
                 raise AlreadyExists(f"dataset {request.name!r} is being written by job {live[0].job_id}")
             job = Job(f"ds-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}", request)
-            self.store.put_json(job_key(job.job_id), job.to_record())
+            self.store.put_json(spec_key(job.job_id), job.to_record())
             self.jobs[job.job_id] = job
             self.owners[job.job_id] = owner.id
         self._start(job)
@@ -87,7 +87,7 @@ class JobManager:
             if self.stopping.is_set():
                 return
             if job.cancel_requested.is_set():
-                job.finish(lambda: self.store.put_json(job_key(job.job_id), job.to_record()), state=CANCELLED)
+                job.finish(lambda: self.store.put_json(spec_key(job.job_id), job.to_record()), state=CANCELLED)
                 return
         try:
             Runner(job, self.store, self.settings, self.stopping.is_set, self.pool).run()
@@ -125,10 +125,10 @@ class JobManager:
             log.info("resuming dataset jobs", jobs=resumed)
 
     def _stored_records(self) -> Iterator[dict]:
-        for job_id in self.store.list_dirs("jobs/"):
+        for job_id in self.store.list_dirs(JOBS_PREFIX):
             try:
-                record = self.store.get_json(job_key(job_id))
-            except NotFound:
+                record = self.store.get_json(spec_key(job_id))
+            except (NotFound, InvalidArgument):  # gone meanwhile, or a folder no job id names
                 continue
             if isinstance(record, dict) and record.get("kind") == KIND and record.get("job_id") == job_id:
                 yield record
@@ -148,7 +148,7 @@ class JobManager:
         if job is not None:
             return job
         try:
-            record = self.store.get_json(job_key(job_id))
+            record = self.store.get_json(spec_key(job_id))
         except NotFound:
             raise NotFound(f"dataset job {job_id!r} not found") from None
         if not isinstance(record, dict) or record.get("kind") != KIND:
@@ -169,7 +169,7 @@ class JobManager:
         with self.lock:
             live = self.jobs.get(job_id) is job
         if not live:  # owned by no thread here (a dead process's job not resumed yet): end it in storage
-            job.finish(lambda: self.store.put_json(job_key(job_id), job.to_record()), state=CANCELLED)
+            job.finish(lambda: self.store.put_json(spec_key(job_id), job.to_record()), state=CANCELLED)
             return job
         job.cancel_requested.set()
         deadline = time.monotonic() + 15

@@ -31,9 +31,9 @@ from quakestack.data.manifest import manifest_json
 from quakestack.data.pipeline import DatasetPlan, build_manifest
 from quakestack.data.readers import minor_reasons
 from quakestack.errors import NotFound, QuakestackError
+from quakestack.layout import dataset_file_key, manifest_key, shards_prefix, spec_key
 from quakestack.storage import ObjectStore
 from services.data import sources as src
-from services.data.datasets import PREFIX, manifest_key
 from services.data.job import CANCELLED, FAILED, RUNNING, SUCCEEDED, Job
 from services.data.requests import parameters
 
@@ -118,7 +118,7 @@ class Runner:
     def persist(self, force: bool = True) -> None:
         now = time.monotonic()
         if force or now - self._last_persist >= PERSIST_INTERVAL_S:
-            self.store.put_json(f"jobs/{self.job.job_id}/job.json", self.job.to_record())
+            self.store.put_json(spec_key(self.job.job_id), self.job.to_record())
             self._last_persist = now
 
     def check(self) -> None:
@@ -219,7 +219,7 @@ class Runner:
             return None
         try:
             for name, sha in prev["sha256"].items():
-                if self.store.stat(f"{PREFIX}{self.job.dataset}/{key}/{name}").sha256 != sha:
+                if self.store.stat(dataset_file_key(self.job.dataset, f"{key}/{name}")).sha256 != sha:
                     return None
         except NotFound:
             return None
@@ -285,7 +285,7 @@ class Runner:
     def _upload(self, r: ShardResult) -> ShardResult:
         """Put a shard's files under datasets/<name>/<shard key>/ (skipped when already stored identical)."""
         for name, path in sorted(r.files.items()):
-            key = f"{PREFIX}{self.job.dataset}/{r.key}/{name}"
+            key = dataset_file_key(self.job.dataset, f"{r.key}/{name}")
             try:
                 if self.store.stat(key).sha256 == r.sha256[name]:
                     continue
@@ -309,8 +309,8 @@ class Runner:
                 skipped.update(r.skipped)
             raise JobFailed(self._nothing_message(plan.n_listed, dict(skipped), plan.filtered))
         self.check()
-        wanted = {f"{PREFIX}{job.dataset}/{sp.key}/{name}" for sp in plan.shards for name in results[0].sha256}
-        for info in self.store.list(f"{PREFIX}{job.dataset}/shards/"):
+        wanted = {dataset_file_key(job.dataset, f"{sp.key}/{name}") for sp in plan.shards for name in results[0].sha256}
+        for info in self.store.list(shards_prefix(job.dataset)):
             if info.key not in wanted:  # left by a cancelled job of another request under this name
                 self.store.delete(info.key)
         text = manifest_json(build_manifest(spec, plan, results)).encode()

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 from quakestack.data import SourceSpec, readers
 from quakestack.data.readers import Located
-from quakestack.errors import InvalidArgument, NotFound, PermissionDenied
+from quakestack.errors import InvalidArgument, NotFound
+from quakestack.layout import SHA256_SIDECAR as SIDECAR
+from quakestack.layout import sha256_sidecar_key
+from quakestack.paths import allowed_local_path
 from quakestack.storage import ObjectStore, validate_key
 from quakestack.v1 import common_pb2, data_pb2
 from services.data.requests import catalog_format_name, source_format
 
-SIDECAR = ".sha256"
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -34,15 +36,6 @@ class Files:
     keys: list[str] = field(default_factory=list)  # objects to download; empty for local paths
     local: list[str] = field(default_factory=list)  # files on local disk once fetched
     is_dir: bool = False
-
-
-def _allowed(path: str, allowed_dirs: Sequence[str]) -> bool:
-    real = os.path.realpath(path)
-    for base in allowed_dirs:
-        base = os.path.realpath(base)
-        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
-            return True
-    return False
 
 
 def _local_files(root: str) -> list[str]:
@@ -61,15 +54,7 @@ def check_location(store: ObjectStore, loc: common_pb2.Location, what: str, allo
     kind = loc.WhichOneof("location")
     if kind == "local_path":
         path = loc.local_path
-        if not os.path.isabs(path):
-            raise InvalidArgument(f"{what}: local_path must be absolute, got {path!r}")
-        if not allowed_dirs:
-            raise PermissionDenied(f"{what}: local paths are disabled (QUAKESTACK_DATA_ALLOWED_DIRS is empty): {path}")
-        if not _allowed(path, allowed_dirs):
-            allowed = ", ".join(str(d) for d in allowed_dirs)
-            raise PermissionDenied(f"{what}: {path} is outside QUAKESTACK_DATA_ALLOWED_DIRS ({allowed})")
-        if not os.path.exists(path):
-            raise NotFound(f"{what}: {path} does not exist")
+        allowed_local_path(path, allowed_dirs, f"{what}.local_path")
         files = _local_files(path)
         if not files:
             raise NotFound(f"{what}: {path} holds no files")
@@ -98,7 +83,7 @@ def expected_sha256(store: ObjectStore, key: str) -> str | None:
     if sha:
         return sha
     try:
-        return store.get_bytes(key + SIDECAR).decode().strip() or None
+        return store.get_bytes(sha256_sidecar_key(key)).decode().strip() or None
     except NotFound:
         return None
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from quakestack import metrics
 from quakestack.auth import current_identity
 from quakestack.errors import InvalidArgument
+from quakestack.layout import upload_key, upload_prefix
 from quakestack.quotas import StorageLedger
-from quakestack.storage import ObjectStore, validate_name
+from quakestack.storage import ObjectStore
 from quakestack.v1 import data_pb2
 
 
@@ -24,9 +25,8 @@ def store_upload(store: ObjectStore, requests: Iterator[data_pb2.UploadFileReque
     if first is None or first.WhichOneof("part") != "header":
         raise InvalidArgument("the first UploadFile message must be a header with the file name")
     header = first.header
-    validate_name(header.filename, "file name")
     upload_id = uuid.uuid4().hex
-    key = f"raw/{upload_id}/{header.filename}"
+    key = upload_key(upload_id, header.filename)
 
     def chunks() -> Iterator[bytes]:
         total = 0
@@ -46,7 +46,7 @@ def store_upload(store: ObjectStore, requests: Iterator[data_pb2.UploadFileReque
         if header.sha256 and digest != header.sha256.lower():
             raise InvalidArgument(f"{header.filename}: sha256 {digest} differs from the header's {header.sha256}")
     except BaseException:
-        store.delete_prefix(f"raw/{upload_id}/")
+        store.delete_prefix(upload_prefix(upload_id))
         raise
     metrics.BYTES_STORED.labels("upload").inc(size)
     if identity.limits.stored_bytes is not None:

@@ -12,14 +12,13 @@ import grpc
 import numpy as np
 import structlog
 import torch
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator, DetectionResult, PickResult
 from quakestack.inference.export import export_model
 from quakestack.inference.feedback import InferenceLog
-from quakestack.inference.files import allowed_local_path, fetch_object, read_stream, temporary_directory
+from quakestack.inference.files import fetch_object, read_stream, temporary_directory
 from quakestack.inference.inputs import extras_arrays, windows_array
 from quakestack.inference.manager import (
     DEFAULT_DELAY_US,
@@ -30,6 +29,8 @@ from quakestack.inference.manager import (
     wait_result,
 )
 from quakestack.oip import open_inference_pb2_grpc
+from quakestack.paths import allowed_local_path
+from quakestack.protoconv import seconds_from_timestamp, timestamp_from_seconds
 from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.interceptor import REQUEST_ID_KEY
@@ -47,13 +48,6 @@ log = structlog.get_logger()
 def health_name(model: str) -> str:
     """Per-model readiness in grpc.health.v1."""
     return f"{SERVICE}/{model}"
-
-
-def _timestamp(seconds: float | None) -> Timestamp:
-    ts = Timestamp()
-    if seconds:
-        ts.FromNanoseconds(int(round(seconds * 1e9)))
-    return ts
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
@@ -77,7 +71,8 @@ def loaded_model_pb(resident: Resident) -> inference_pb2.LoadedModel:
         memory_bytes=resident.memory_bytes, batches_served=resident.batcher.stats.batches,
         windows_served=resident.batcher.stats.windows, max_batch_size=resident.options.max_batch_size,
         max_queue_delay_us=resident.options.max_queue_delay_us, instances=resident.options.instances,
-        load_time=_timestamp(resident.load_time), last_used_time=_timestamp(resident.batcher.last_used),
+        load_time=timestamp_from_seconds(resident.load_time),
+        last_used_time=timestamp_from_seconds(resident.batcher.last_used),
         class_names=list(spec.class_names))
 
 
@@ -100,8 +95,9 @@ def predictions_pb(out: dict[str, np.ndarray], n: int) -> list[inference_pb2.Win
 
 
 def detection_pb(d: DetectionResult) -> inference_pb2.Detection:
-    pb = inference_pb2.Detection(station=d.station, start_time=_timestamp(d.start), end_time=_timestamp(d.end),
-                                 peak_time=_timestamp(d.peak_time), probability=d.probability,
+    pb = inference_pb2.Detection(station=d.station, start_time=timestamp_from_seconds(d.start),
+                                 end_time=timestamp_from_seconds(d.end),
+                                 peak_time=timestamp_from_seconds(d.peak_time), probability=d.probability,
                                  class_label=d.class_label)
     if d.magnitude is not None:
         pb.magnitude = d.magnitude
@@ -109,7 +105,8 @@ def detection_pb(d: DetectionResult) -> inference_pb2.Detection:
 
 
 def pick_pb(p: PickResult) -> inference_pb2.Pick:
-    return inference_pb2.Pick(station=p.station, phase=p.phase, time=_timestamp(p.time), probability=p.probability)
+    return inference_pb2.Pick(station=p.station, phase=p.phase, time=timestamp_from_seconds(p.time),
+                              probability=p.probability)
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -187,7 +184,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 ch = message.chunk
                 if len(ch.data) % 4:
                     raise InvalidArgument(f"chunk of {ch.seed_id}: data is not whole float32 samples")
-                start = ch.start_time.seconds + ch.start_time.nanos / 1e9
+                start = seconds_from_timestamp(ch.start_time)
                 annotator.add_samples(ch.seed_id, start, ch.sampling_rate_hz, np.frombuffer(ch.data, "<f4"))
             elif part == "mseed":
                 annotator.add_stream(_read_mseed(message.mseed))
@@ -206,7 +203,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         which = request.file.WhichOneof("location")
         with temporary_directory() as tmp:
             if which == "local_path":
-                path = allowed_local_path(request.file.local_path, self.settings.data_allowed_dirs)
+                path = allowed_local_path(request.file.local_path, self.settings.data_allowed_dirs, "file.local_path",
+                                          kind="file")
             elif which == "object_key":
                 path = fetch_object(self.store, request.file.object_key, tmp)
             else:

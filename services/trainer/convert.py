@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
 from quakestack.models.spec import ArchitectureSpec, HyperParameter, InputSpec
+from quakestack.protoconv import struct_from_dict, timestamp_from_iso
 from quakestack.v1 import common_pb2, trainer_pb2
 
 TASKS = {"magnitude": common_pb2.TASK_MAGNITUDE, "detection": common_pb2.TASK_DETECTION,
          "classification": common_pb2.TASK_CLASSIFICATION, "picking": common_pb2.TASK_PICKING}
 KINDS = {"int": trainer_pb2.HYPER_PARAMETER_KIND_INT, "float": trainer_pb2.HYPER_PARAMETER_KIND_FLOAT,
          "choice": trainer_pb2.HYPER_PARAMETER_KIND_CHOICE, "bool": trainer_pb2.HYPER_PARAMETER_KIND_BOOL}
-
-
-def timestamp(iso: str | None) -> timestamp_pb2.Timestamp | None:
-    if not iso:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(dt.datetime.fromisoformat(iso))
-    return ts
-
-
-def struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update({k: v for k, v in values.items()})
-    return out
-
-
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(value)
 
 
 def state(name: str) -> int:
@@ -72,7 +54,7 @@ def epoch_metrics(event: Mapping[str, Any], class_names: list[str] | None = None
         epoch=int(event["epoch"]), train_loss=float(event["train_loss"]), val_loss=float(event["val_loss"]),
         metrics=metric_list(event.get("metrics", {}), class_names), learning_rate=float(event["learning_rate"]),
         samples_per_s=float(event["samples_per_s"]), elapsed_s=float(event["elapsed_s"]),
-        eta_s=float(event["eta_s"]), time=timestamp(event.get("time")))
+        eta_s=float(event["eta_s"]), time=timestamp_from_iso(event.get("time")))
 
 
 def progress_event(event: Mapping[str, Any], class_names: list[str] | None = None
@@ -81,7 +63,7 @@ def progress_event(event: Mapping[str, Any], class_names: list[str] | None = Non
         return trainer_pb2.StreamTrainingProgressResponse(sequence=event["sequence"],
                                                           epoch=epoch_metrics(event, class_names))
     change = trainer_pb2.StateChange(state=state(event["state"]), message=event.get("message", ""),
-                                     time=timestamp(event.get("time")))
+                                     time=timestamp_from_iso(event.get("time")))
     return trainer_pb2.StreamTrainingProgressResponse(sequence=event["sequence"], state_change=change)
 
 
@@ -92,10 +74,11 @@ def training_job(record: Mapping[str, Any], class_names: list[str] | None = None
     job = trainer_pb2.TrainingJob(
         job_id=record["job_id"], dataset=record["dataset"],
         dataset_manifest_sha256=record.get("dataset_manifest_sha256", ""), architecture=record["architecture"],
-        hyper_parameters=struct(hp), device=record.get("device", "auto"), state=state(record["state"]),
+        hyper_parameters=struct_from_dict(hp), device=record.get("device", "auto"), state=state(record["state"]),
         epochs=int(record["epochs"]), epochs_done=int(record.get("epochs_done", 0)),
         best_epoch=int(record.get("best_epoch", 0)), error=record.get("error", ""),
-        create_time=timestamp(record.get("create_time")), update_time=timestamp(record.get("update_time")),
+        create_time=timestamp_from_iso(record.get("create_time")),
+        update_time=timestamp_from_iso(record.get("update_time")),
         display_name=record.get("display_name", ""))
     if record.get("latest"):
         job.latest.CopyFrom(epoch_metrics(record["latest"], class_names))
@@ -129,14 +112,14 @@ def architecture(spec: ArchitectureSpec) -> trainer_pb2.Architecture:
 def model_version(card: Mapping[str, Any]) -> trainer_pb2.ModelVersion:
     return trainer_pb2.ModelVersion(
         name=card["name"], version=int(card["version"]), architecture=card["architecture"],
-        task=TASKS[card["task"]], hyper_parameters=struct(card.get("hyper_parameters", {})),
+        task=TASKS[card["task"]], hyper_parameters=struct_from_dict(card.get("hyper_parameters", {})),
         input_spec=input_spec(card["input_spec"]), dataset=card.get("dataset", ""),
         dataset_manifest_sha256=card.get("dataset_manifest_sha256", ""),
         source=trainer_pb2.CheckpointRef(job_id=card["source"]["job_id"], epoch=int(card["source"]["epoch"])),
         metrics=metric_list(card.get("metrics", {}), card.get("class_names")), aliases=card.get("aliases", []),
         weights_key=card["weights_key"], weights_sha256=card["weights_sha256"],
-        create_time=timestamp(card.get("create_time")), normalization=card.get("normalization", "none"),
-        class_names=card.get("class_names", []), reproducibility=struct(card.get("reproducibility", {})))
+        create_time=timestamp_from_iso(card.get("create_time")), normalization=card.get("normalization", "none"),
+        class_names=card.get("class_names", []), reproducibility=struct_from_dict(card.get("reproducibility", {})))
 
 
 def model(name: str, cards: list[dict[str, Any]], aliases: Mapping[str, int]) -> trainer_pb2.Model:

@@ -12,16 +12,24 @@ import torch
 from quakestack.config import Settings
 from quakestack.dependants import dataset_exists, loaded_versions, model_version_dependants, refusal
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
-from quakestack.jobs.layout import checkpoint_key, job_key
+from quakestack.layout import (
+    artifact_key,
+    checkpoint_label,
+    checkpoints_prefix,
+    epoch_checkpoint_key,
+    evaluation_prefix,
+    label_epoch,
+)
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.registry import (
     get_architecture,
     list_architectures,
 )
+from quakestack.protoconv import dict_from_struct, timestamp_from_iso
 from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
-from quakestack.storage import ObjectStore, validate_key, validate_name
+from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.environment import card_reproducibility
 from quakestack.training.evaluate import evaluate_weights
 from quakestack.training.jobs import JOB_HYPER_PARAMETERS, TrainingJobs, job_record
@@ -49,7 +57,7 @@ class Jobs:
         return record, chosen
 
     def weights(self, job_id: str, epoch: int) -> dict[str, torch.Tensor]:
-        state = load_state(self.store.get_bytes(checkpoint_key(job_id, f"epoch-{epoch:04d}")))
+        state = load_state(self.store.get_bytes(epoch_checkpoint_key(job_id, epoch)))
         return state["model"]
 
     def epoch_event(self, job_id: str, epoch: int) -> dict[str, Any]:
@@ -78,7 +86,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
     def CreateTrainingJob(self, request, context):
         view = self.manager.create(dataset=request.dataset, architecture=request.architecture,
-                                   values=convert.struct_to_dict(request.hyper_parameters), device=request.device,
+                                   values=dict_from_struct(request.hyper_parameters), device=request.device,
                                    display_name=request.display_name)
         return trainer_pb2.CreateTrainingJobResponse(job=self._job(view))
 
@@ -120,15 +128,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         view = self.manager.get(request.job_id)
         losses = {int(e["epoch"]): e for e in view.events if e["type"] == "epoch"}
         out = []
-        for info in self.store.list(job_key(request.job_id, "checkpoints/")):
-            name = info.key.rsplit("/", 1)[-1]
-            if not (name.startswith("epoch-") and name.endswith(".pt")):
+        for info in self.store.list(checkpoints_prefix(request.job_id)):
+            epoch = label_epoch(checkpoint_label(info.key) or "")
+            if epoch is None:  # stopped.pt: a mid-epoch state for resuming, not a checkpoint to download
                 continue
-            epoch = int(name[6:-3])
             event = losses.get(epoch, {})
             out.append(trainer_pb2.Checkpoint(epoch=epoch, object_key=info.key, size_bytes=info.size,
                                               val_loss=float(event.get("val_loss", 0.0)),
-                                              create_time=convert.timestamp(event.get("time"))))
+                                              create_time=timestamp_from_iso(event.get("time"))))
         return trainer_pb2.ListCheckpointsResponse(checkpoints=sorted(out, key=lambda c: c.epoch))
 
     def DownloadCheckpoint(self, request, context):
@@ -139,10 +146,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
     def DownloadArtifact(self, request, context):
         self.manager.get(request.job_id)
-        path = validate_key(request.path)
-        if not path.startswith("eval/"):
-            raise InvalidArgument(f"path must lie under eval/ (evaluation artifacts), got {path!r}")
-        for chunk in self.store.iter_chunks(job_key(request.job_id, path), CHUNK):
+        for chunk in self.store.iter_chunks(artifact_key(request.job_id, request.path), CHUNK):
             yield trainer_pb2.DownloadArtifactResponse(chunk=chunk)
 
     def EvaluateModel(self, request, context):
@@ -165,7 +169,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         result = evaluate_weights(self.store, Path(self.settings.cache_dir), architecture=architecture,
                                   hyper_parameters=hp, weights=weights, dataset=dataset, split=split)
         evaluation_id = uuid.uuid4().hex[:12]
-        prefix = job_key(job_id, f"eval/{evaluation_id}/")
+        prefix = evaluation_prefix(job_id, evaluation_id)
         keys = []
         for name, png in sorted(result.plots.items()):
             self.store.put_bytes(prefix + name, png, content_type="image/png")

@@ -286,7 +286,7 @@ def test_checkpoint_and_artifact_download_as_files(qs, api, trained, tmp_path: P
     assert reply.body == data and int(reply.headers["content-length"]) == len(data)
     assert reply.headers["x-checksum-sha256"] == shown["sha256"]
     assert reply.headers["repr-digest"].startswith("sha-256=:")
-    assert f'filename="{job_id}-epoch-1.pt"' in reply.headers["content-disposition"]
+    assert f'filename="{job_id}-epoch-0001.pt"' in reply.headers["content-disposition"]  # as the CLI names it
     assert "x-checksum-sha256" not in http("GET", url).headers  # only when asked for
     assert http("GET", url, headers={"Accept": "text/event-stream"}).headers["content-type"].startswith(
         "text/event-stream")  # streams stay available by name

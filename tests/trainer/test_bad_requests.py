@@ -51,8 +51,11 @@ def test_device_that_is_not_there(trainer, magnitude_dataset) -> None:
                                                    device="cuda:3")
     error = rpc_error(lambda: trainer.CreateTrainingJob(request, timeout=30))
     assert error.code().name == "FAILED_PRECONDITION" and "cuda:3" in error.details()
-    request.device = "tpu"
-    assert rpc_error(lambda: trainer.CreateTrainingJob(request, timeout=30)).code().name == "INVALID_ARGUMENT"
+    for device in ("tpu", "gpu", "cuda:x"):  # never silently the CPU: the one strict parser, with the forms
+        request.device = device
+        error = rpc_error(lambda: trainer.CreateTrainingJob(request, timeout=30))
+        assert error.code().name == "INVALID_ARGUMENT", (device, error.details())
+        assert repr(device) in error.details() and "auto, cpu, cuda or cuda:N" in error.details()
 
 
 def test_evaluating_or_registering_untrained_weights(trainer, registry, magnitude_dataset) -> None:

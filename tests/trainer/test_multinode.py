@@ -18,10 +18,11 @@ import yaml
 
 from quakestack.embedded.seaweed import free_ports
 from quakestack.jobs.control import create_control
-from quakestack.jobs.events import EventLog, utc_now
+from quakestack.jobs.events import EventLog
 from quakestack.jobs.kubernetes import as_dicts, build_manifests
 from quakestack.jobs.spec import JobRecord, new_job_id, write_record
 from quakestack.models.checkpoint import load_state
+from quakestack.protoconv import utc_now_iso
 from quakestack.stack import settings_env, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.training.jobs import KIND, SPEC_VERSION, build_spec
@@ -36,7 +37,7 @@ def _submit(store: ObjectStore, **hp) -> str:
     values = {"n_samples": 3000, "learning_rate": 0.005, "seed": 3, **hp}
     spec = build_spec(store, dataset="syn", architecture="convnetquake_ingv", values=values, device="cpu",
                       display_name="", gpu_count=0)
-    record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now(), spec=spec)
+    record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
     write_record(store, record)
     create_control(store, record.job_id, epochs=spec["epochs"], attempt=1)
     EventLog(store, record.job_id).append({"type": "state", "state": "QUEUED", "message": "created"})
