@@ -10,8 +10,8 @@ from quakestack.cli_common import Ctx, metrics_dict, table, to_dict
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
 
-def registry(ctx: Ctx) -> trainer_pb2_grpc.ModelRegistryStub:
-    return trainer_pb2_grpc.ModelRegistryStub(ctx.channel("trainer"))
+def registry(ctx: Ctx) -> trainer_pb2_grpc.ModelRegistryServiceStub:
+    return trainer_pb2_grpc.ModelRegistryServiceStub(ctx.channel("trainer"))
 
 
 def inference(ctx: Ctx) -> inference_pb2_grpc.InferenceServiceStub:

@@ -1,4 +1,4 @@
-"""TrainerService and ModelRegistry servicers: protobuf in, job manager / registry calls, protobuf out."""
+"""TrainerService and ModelRegistryService servicers: protobuf in, job manager / registry calls, protobuf out."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             windows=result.windows, artifact_keys=keys, evaluation_id=evaluation_id)
 
 
-class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
+class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
     def __init__(self, registry: ModelRegistry, jobs: Jobs, inference_addr: str = ""):
         self.registry = registry
         self.jobs = jobs
@@ -246,7 +246,7 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(settings, store, manager, jobs, registry))
-    server.add(trainer_pb2_grpc.add_ModelRegistryServicer_to_server, RegistryServicer(registry, jobs,
+    server.add(trainer_pb2_grpc.add_ModelRegistryServiceServicer_to_server, RegistryServicer(registry, jobs,
                                                                                             settings.inference_addr))
     server.on_shutdown(manager.shutdown)
     manager.start()
@@ -254,5 +254,5 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
 
 DEFINITION = ServiceDefinition(
     name="trainer", grpc_port_setting="trainer_grpc_port", metrics_port_setting="trainer_metrics_port",
-    health_names=("quakestack.v1.TrainerService", "quakestack.v1.ModelRegistry"), register=register,
+    health_names=("quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService"), register=register,
 )
