@@ -34,6 +34,7 @@ from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.auth import Authorizer, check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.logging import configure
+from quakestack.pagination import MAX_PAGE_SIZE
 from quakestack.protocomments import load_comments
 from quakestack.tls import ReloadingSslContext
 from quakestack.v1 import trainer_pb2
@@ -142,7 +143,9 @@ class Gateway:
         if route is None:
             return
         try:
-            zoo = await self._callable(route, "unary_unary")(trainer_pb2.ListArchitecturesRequest(), timeout=5)
+            # every architecture on one page (the zoo is far below the largest page)
+            request = trainer_pb2.ListArchitecturesRequest(page_size=MAX_PAGE_SIZE)
+            zoo = await self._callable(route, "unary_unary")(request, timeout=5)
         except grpc.aio.AioRpcError as exc:
             log.warning("cannot describe hyper-parameters in /openapi.json yet", code=exc.code().name,
                         message=exc.details())

@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2
 
 from quakestack.cli_common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
 from quakestack.cli_progress import ProgressBar
+from quakestack.pagination import all_pages
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 
 # the task's main metrics, in display order: magnitude (rmse, r2), detection (f1, accuracy), classification
@@ -116,7 +117,7 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
 
 
 def list_jobs(ctx: Ctx) -> list[trainer_pb2.TrainingJob]:
-    jobs = list(stub(ctx).ListTrainingJobs(trainer_pb2.ListTrainingJobsRequest(), timeout=30).jobs)
+    jobs = list(all_pages(stub(ctx).ListTrainingJobs, trainer_pb2.ListTrainingJobsRequest(), "jobs", timeout=30))
     ctx.emit([to_dict(j) for j in jobs])
     rows = [(j.job_id, j.dataset, j.architecture, state_name(j.state), f"{j.epochs_done}/{j.epochs}",
              j.best_epoch or "-", fmt(j.latest.val_loss if j.epochs_done else None, 4),

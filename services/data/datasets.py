@@ -14,6 +14,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from quakestack.data.shards import read_shard
 from quakestack.errors import InvalidArgument, NotFound
+from quakestack.pagination import PageRequest, paginate
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.data import fetch_shard
 from quakestack.v1 import common_pb2, data_pb2
@@ -73,17 +74,21 @@ def describe(store: ObjectStore, name: str) -> data_pb2.DescribeDatasetResponse:
     return data_pb2.DescribeDatasetResponse(dataset=summary(manifest, sha), manifest=struct)
 
 
-def list_datasets(store: ObjectStore, limit: int) -> list[data_pb2.Dataset]:
-    """Datasets by name; folders without a manifest (running, cancelled, half-deleted) are not datasets."""
+def list_datasets(store: ObjectStore, page: PageRequest) -> tuple[list[data_pb2.Dataset], str]:
+    """One page of datasets by name, and the next page's token.
+
+    Folders without a manifest (running, cancelled, half-deleted) are not datasets: the page is cut
+    from the folder names first (one manifest read per name on the page, not per dataset stored),
+    so a page may hold fewer than page_size datasets while a token follows, as AIP-158 allows.
+    """
+    names, token = paginate(store.list_dirs(PREFIX), page, lambda name: (name,))
     out = []
-    for name in store.list_dirs(PREFIX):
-        if len(out) >= limit:
-            break
+    for name in names:
         try:
             out.append(get(store, name))
         except NotFound:
             continue
-    return out
+    return out, token
 
 
 def delete(store: ObjectStore, name: str) -> int:

@@ -18,6 +18,7 @@ from quakestack.models.registry import (
     get_architecture,
     list_architectures,
 )
+from quakestack.pagination import page_request, paginate
 from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
@@ -71,9 +72,12 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return convert.training_job(job_record(view), view.record.spec.get("class_names"))
 
     def ListArchitectures(self, request, context):
+        page = page_request("ListArchitectures", request.page_size, request.page_token)
+        architectures, token = paginate(list_architectures(), page, lambda a: (a.name,))
         return trainer_pb2.ListArchitecturesResponse(
-            architectures=[convert.architecture(a) for a in list_architectures()],
-            training_hyper_parameters=[convert.hyper_parameter(h) for h in JOB_HYPER_PARAMETERS])
+            architectures=[convert.architecture(a) for a in architectures],
+            training_hyper_parameters=[convert.hyper_parameter(h) for h in JOB_HYPER_PARAMETERS],
+            next_page_token=token)
 
     def CreateTrainingJob(self, request, context):
         view = self.manager.create(dataset=request.dataset, architecture=request.architecture,
@@ -85,12 +89,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.GetTrainingJobResponse(job=self._job(self.manager.get(request.job_id)))
 
     def ListTrainingJobs(self, request, context):
+        page = page_request("ListTrainingJobs", request.page_size, request.page_token, {"state": request.state})
         jobs = self.manager.list()
         if request.state:
             wanted = convert.common_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_")
             jobs = [j for j in jobs if j.state.value == wanted]
-        limit = request.page_size or 100
-        return trainer_pb2.ListTrainingJobsResponse(jobs=[self._job(j) for j in jobs[:limit]])
+        jobs, token = paginate(jobs, page, lambda j: (j.record.create_time, j.job_id), descending=True)
+        return trainer_pb2.ListTrainingJobsResponse(jobs=[self._job(j) for j in jobs], next_page_token=token)
 
     def UpdateTrainingJob(self, request, context):
         return trainer_pb2.UpdateTrainingJobResponse(job=self._job(self.manager.update_epochs(request.job_id,
@@ -116,6 +121,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             yield convert.progress_event(event, class_names)
 
     def ListCheckpoints(self, request, context):
+        page = page_request("ListCheckpoints", request.page_size, request.page_token, {"job_id": request.job_id})
         view = self.manager.get(request.job_id)
         losses = {int(e["epoch"]): e for e in view.events if e["type"] == "epoch"}
         out = []
@@ -128,7 +134,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             out.append(trainer_pb2.Checkpoint(epoch=epoch, object_key=info.key, size_bytes=info.size,
                                               val_loss=float(event.get("val_loss", 0.0)),
                                               create_time=convert.timestamp(event.get("time"))))
-        return trainer_pb2.ListCheckpointsResponse(checkpoints=sorted(out, key=lambda c: c.epoch))
+        checkpoints, token = paginate(out, page, lambda c: (c.epoch,))
+        return trainer_pb2.ListCheckpointsResponse(checkpoints=checkpoints, next_page_token=token)
 
     def DownloadCheckpoint(self, request, context):
         _, epoch = self.jobs.epoch_of(request.job_id, request.epoch)
@@ -201,9 +208,12 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
 
     def ListModels(self, request, context):
-        models = [convert.model(n, self.registry.versions(n), self.registry.aliases(n))
-                  for n in self.registry.model_names()]
-        return trainer_pb2.ListModelsResponse(models=[m for m in models if m.versions])
+        # The page is cut from the names (a model is read only when on the page); a name whose versions
+        # are all deleted is no model, so a page may hold fewer than page_size models (AIP-158 allows it).
+        page = page_request("ListModels", request.page_size, request.page_token)
+        names, token = paginate(self.registry.model_names(), page, lambda name: (name,))
+        models = [convert.model(n, self.registry.versions(n), self.registry.aliases(n)) for n in names]
+        return trainer_pb2.ListModelsResponse(models=[m for m in models if m.versions], next_page_token=token)
 
     def _model(self, name: str) -> trainer_pb2.Model:
         cards = self.registry.versions(name)
