@@ -37,6 +37,7 @@ from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.errors import InvalidArgument
 from quakestack.layout import checkpoint_file_name
 from quakestack.logging import configure
+from quakestack.pagination import MAX_PAGE_SIZE
 from quakestack.protocomments import load_comments
 from quakestack.tls import ReloadingSslContext
 from quakestack.v1 import trainer_pb2
@@ -145,7 +146,9 @@ class Gateway:
         if route is None:
             return
         try:
-            zoo = await self._callable(route, "unary_unary")(trainer_pb2.ListArchitecturesRequest(), timeout=5)
+            # every architecture on one page (the zoo is far below the largest page)
+            request = trainer_pb2.ListArchitecturesRequest(page_size=MAX_PAGE_SIZE)
+            zoo = await self._callable(route, "unary_unary")(request, timeout=5)
         except grpc.aio.AioRpcError as exc:
             log.warning("cannot describe hyper-parameters in /openapi.json yet", code=exc.code().name,
                         message=exc.details())

@@ -25,7 +25,7 @@ from quakestack.tls import client_credentials
 SERVICE_BACKENDS: dict[str, str] = {
     "quakestack.v1.DataService": "data",
     "quakestack.v1.TrainerService": "trainer",
-    "quakestack.v1.ModelRegistry": "trainer",
+    "quakestack.v1.ModelRegistryService": "trainer",
     "quakestack.v1.InferenceService": "inference",
     "inference.GRPCInferenceService": "inference",  # the Open Inference Protocol, same process
 }

@@ -212,6 +212,41 @@ def _json_path(descriptor: Descriptor, path: str) -> str:
     return ".".join(names)
 
 
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+NDJSON_DESCRIPTION = ("One JSON document per line, as `x-ndjson-line` describes: `{\"result\": message}`, "
+                      "or `{\"error\": ...}` last.")
+
+
+def _sse_event(name: str, data: dict[str, Any], description: str) -> dict[str, Any]:
+    """One kind of Server-Sent Event: its `event` name and its `data`, a JSON document of the given schema."""
+    return {"type": "object", "description": description, "required": ["event", "data"], "properties": {
+        "event": {"type": "string", "enum": [name]},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+        "id": {"type": "string"}, "retry": {"type": "integer"}}}
+
+
+def sse_event_schema(message: dict[str, Any]) -> dict[str, Any]:
+    """What each event of a `text/event-stream` answer is (the schema of one event, as before OpenAPI 3.2).
+
+    An event is read as {event, data[, id, retry]} (the SSE field names; `event` is `message` when the
+    stream names none): `data` is one JSON message of the RPC's response type, then `end` with `{}`,
+    or `error` with the error body instead when the stream fails after its first message.
+    """
+    return {"oneOf": [
+        _sse_event("message", message, "One message of the stream (no `event:` line)."),
+        _sse_event("error", ERROR_REF, "The stream failed after its first message; it ends here."),
+        _sse_event("end", {"type": "object", "maxProperties": 0}, "The stream ended cleanly."),
+    ]}
+
+
+def ndjson_line_schema(message: dict[str, Any]) -> dict[str, Any]:
+    """One line of an `application/x-ndjson` answer: a message, or the error that ended the stream."""
+    return {"oneOf": [
+        {"type": "object", "required": ["result"], "properties": {"result": message}, "additionalProperties": False},
+        {"type": "object", "required": ["error"], "properties": {"error": ERROR_REF}, "additionalProperties": False},
+    ]}
+
+
 def operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
     """One OpenAPI operation for one route."""
     comment = schemas.comments.get(route.method.full_name, "")
@@ -247,7 +282,9 @@ def operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
             "`event: error` with the error body if the stream fails after its first message, then "
             "`event: end`. `application/x-ndjson`: one `{\"result\": message}` line per message and "
             "`{\"error\": {...}}` on failure. Errors before the first message are ordinary JSON errors.")
-        content = {SSE: {"schema": {"type": "string"}}, NDJSON: {"schema": {"type": "string"}}}
+        content = {SSE: {"schema": sse_event_schema(out_schema)},
+                   NDJSON: {"schema": {"type": "string", "description": NDJSON_DESCRIPTION},
+                            "x-ndjson-line": ndjson_line_schema(out_schema)}}
         op["x-stream-message"] = out_schema
         ok = {"description": f"stream of {output.name}", "content": content}
         if is_file_stream(route):
@@ -257,7 +294,7 @@ def operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
     else:
         ok = {"description": output.name, "content": {"application/json": {"schema": out_schema}}}
     op["responses"] = {"200": ok, "default": {"description": "error", "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+        "application/json": {"schema": ERROR_REF}}}}
     op["description"] = "\n\n".join(x for x in (comment, f"gRPC `{route.grpc_path}`.", op.get("description", ""))
                                      if x)
     if oip.is_oip(route):

@@ -55,7 +55,7 @@ RPC_ROLES: dict[str, Role] = {
         "StreamTrainingProgress": R, "ListCheckpoints": R, "DownloadCheckpoint": R, "DownloadArtifact": R,
         "EvaluateModel": W,
     }.items()},
-    **{f"quakestack.v1.ModelRegistry/{m}": role for m, role in {
+    **{f"quakestack.v1.ModelRegistryService/{m}": role for m, role in {
         "RegisterModel": W, "ListModels": R, "GetModel": R, "GetModelVersion": R, "DeleteModelVersion": A,
         "SetModelAlias": W, "DeleteModelAlias": A,
     }.items()},

@@ -15,6 +15,7 @@ from quakestack.cli_common import CliError, Ctx, duration, state_name, table, to
 from quakestack.cli_progress import ProgressBar, human_bytes
 from quakestack.digests import file_sha256
 from quakestack.errors import InvalidArgument
+from quakestack.pagination import all_pages
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
 
 if TYPE_CHECKING:
@@ -315,7 +316,7 @@ def check_name_free(ctx: Ctx, name: str) -> None:
     else:
         raise CliError(f"ALREADY_EXISTS: dataset {name!r} already exists (quakestack data rm {name}, or choose "
                        "another name)")
-    jobs = stub(ctx).ListDatasetJobs(data_pb2.ListDatasetJobsRequest(page_size=1000), timeout=30).jobs
+    jobs = all_pages(stub(ctx).ListDatasetJobs, data_pb2.ListDatasetJobsRequest(), "jobs", timeout=30)
     live = [j for j in jobs if j.dataset == name and state_name(j.state) in ("QUEUED", "RUNNING")]
     if live:
         raise CliError(f"ALREADY_EXISTS: dataset {name!r} is being written by job {live[0].job_id}")
@@ -344,7 +345,7 @@ def list_formats(ctx: Ctx) -> int:
 
 
 def list_datasets(ctx: Ctx) -> list[data_pb2.Dataset]:
-    datasets = list(stub(ctx).ListDatasets(data_pb2.ListDatasetsRequest(), timeout=30).datasets)
+    datasets = list(all_pages(stub(ctx).ListDatasets, data_pb2.ListDatasetsRequest(), "datasets", timeout=30))
     ctx.emit([to_dict(d) for d in datasets])
     rows = [(d.name, sum(s.windows for s in d.splits), " ".join(f"{s.split}={s.windows}" for s in d.splits),
              d.window_samples, f"{d.sampling_rate_hz:g}", d.component_order, human_bytes(d.size_bytes))

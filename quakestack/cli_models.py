@@ -7,11 +7,12 @@ import hashlib
 from pathlib import Path
 
 from quakestack.cli_common import Ctx, metrics_dict, table, to_dict
+from quakestack.pagination import all_pages
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
 
-def registry(ctx: Ctx) -> trainer_pb2_grpc.ModelRegistryStub:
-    return trainer_pb2_grpc.ModelRegistryStub(ctx.channel("trainer"))
+def registry(ctx: Ctx) -> trainer_pb2_grpc.ModelRegistryServiceStub:
+    return trainer_pb2_grpc.ModelRegistryServiceStub(ctx.channel("trainer"))
 
 
 def inference(ctx: Ctx) -> inference_pb2_grpc.InferenceServiceStub:
@@ -32,14 +33,15 @@ def _version_row(v: trainer_pb2.ModelVersion) -> tuple:
 def list_models(ctx: Ctx, loaded: bool = False) -> list:
     """Registered models with every version, or (loaded=True) the inference service's resident models."""
     if loaded:
-        models = list(inference(ctx).ListLoadedModels(inference_pb2.ListLoadedModelsRequest(), timeout=30).models)
+        models = list(all_pages(inference(ctx).ListLoadedModels, inference_pb2.ListLoadedModelsRequest(), "models",
+                                timeout=30))
         ctx.emit([to_dict(m) for m in models])
         rows = [(m.name, m.version, task_name(m.task), m.device, m.input_spec.n_samples,
                  f"{m.input_spec.sampling_rate_hz:g}", m.input_spec.component_order, m.windows_served,
                  f"{m.memory_bytes / 2**20:.1f} MB") for m in models]
         ctx.say(table(rows, ("name", "version", "task", "device", "samples", "Hz", "comp", "windows", "memory")))
         return models
-    models = list(registry(ctx).ListModels(trainer_pb2.ListModelsRequest(), timeout=30).models)
+    models = list(all_pages(registry(ctx).ListModels, trainer_pb2.ListModelsRequest(), "models", timeout=30))
     ctx.emit([to_dict(m) for m in models])
     rows = [_version_row(v) for m in models for v in m.versions]
     ctx.say(table(rows, ("name", "version", "architecture", "task", "dataset", "source", "metrics", "aliases")))
@@ -119,7 +121,7 @@ def export(ctx: Ctx, ref: str, fmt: str, repo: str, max_batch_size: int = 0) -> 
 
 
 def loaded_model(ctx: Ctx, name: str) -> inference_pb2.LoadedModel | None:
-    for m in inference(ctx).ListLoadedModels(inference_pb2.ListLoadedModelsRequest(), timeout=30).models:
+    for m in all_pages(inference(ctx).ListLoadedModels, inference_pb2.ListLoadedModelsRequest(), "models", timeout=30):
         if m.name == name:
             return m
     return None

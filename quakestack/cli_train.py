@@ -10,6 +10,7 @@ from typing import Any
 from quakestack.cli_common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
 from quakestack.cli_progress import ProgressBar
 from quakestack.layout import checkpoint_file_name
+from quakestack.pagination import all_pages
 from quakestack.protoconv import struct_from_dict
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -115,7 +116,7 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
 
 
 def list_jobs(ctx: Ctx) -> list[trainer_pb2.TrainingJob]:
-    jobs = list(stub(ctx).ListTrainingJobs(trainer_pb2.ListTrainingJobsRequest(), timeout=30).jobs)
+    jobs = list(all_pages(stub(ctx).ListTrainingJobs, trainer_pb2.ListTrainingJobsRequest(), "jobs", timeout=30))
     ctx.emit([to_dict(j) for j in jobs])
     rows = [(j.job_id, j.dataset, j.architecture, state_name(j.state), f"{j.epochs_done}/{j.epochs}",
              j.best_epoch or "-", fmt(j.latest.val_loss if j.epochs_done else None, 4),

@@ -131,7 +131,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("s3_timeout_s", "5", _positive_float, "Connect/read timeout of one S3 request, seconds."),
     Setting("bind_host", "127.0.0.1", _text, "Address every server binds (0.0.0.0 in containers)."),
     Setting("data_grpc_port", "50051", _port, "DataService gRPC port."),
-    Setting("trainer_grpc_port", "50052", _port, "TrainerService and ModelRegistry gRPC port."),
+    Setting("trainer_grpc_port", "50052", _port, "TrainerService and ModelRegistryService gRPC port."),
     Setting("inference_grpc_port", "50053", _port, "InferenceService gRPC port."),
     Setting("data_metrics_port", "9101", _port, "Prometheus /metrics port of the data service."),
     Setting("trainer_metrics_port", "9102", _port, "Prometheus /metrics port of the trainer service."),

@@ -21,7 +21,7 @@ from quakestack.stack import SERVICES, Stack, with_free_ports
 
 EXPECTED_SERVICES = {
     "data": ["quakestack.v1.DataService"],
-    "trainer": ["quakestack.v1.ModelRegistry", "quakestack.v1.TrainerService"],
+    "trainer": ["quakestack.v1.ModelRegistryService", "quakestack.v1.TrainerService"],
     "inference": ["quakestack.v1.InferenceService"],
 }
 MATCH_TOLERANCE_S = 3.0

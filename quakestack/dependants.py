@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from quakestack.errors import NotFound
 from quakestack.layout import JOBS_PREFIX, job_id_of_spec_key, manifest_key
+from quakestack.pagination import all_pages
 from quakestack.registry import ModelRegistry
 from quakestack.storage import ObjectStore
 
@@ -71,11 +72,11 @@ def loaded_versions(inference_addr: str, timeout_s: float = 2.0) -> list[tuple[s
         return []
     with channel(inference_addr) as ch:
         try:
-            reply = inference_pb2_grpc.InferenceServiceStub(ch).ListLoadedModels(
-                inference_pb2.ListLoadedModelsRequest(), timeout=timeout_s)
+            models = list(all_pages(inference_pb2_grpc.InferenceServiceStub(ch).ListLoadedModels,
+                                    inference_pb2.ListLoadedModelsRequest(), "models", timeout=timeout_s))
         except grpc.RpcError:
             return []
-    return [(m.name, str(m.version)) for m in reply.models]
+    return [(m.name, str(m.version)) for m in models]
 
 
 def dataset_exists(store: ObjectStore, dataset: str) -> bool:

@@ -28,10 +28,10 @@ def proto_files() -> list[Path]:
     return sorted(p for package in PACKAGES for p in (PROTO_ROOT / "quakestack" / package).glob("*.proto"))
 
 
-def include_dirs() -> list[str]:
-    """protos/, grpc_tools' well-known types and googleapis-common-protos' google/api."""
+def include_dirs(proto_root: Path = PROTO_ROOT) -> list[str]:
+    """protos/ (or a copy of it), grpc_tools' well-known types and googleapis-common-protos' google/api."""
     well_known = Path(grpc_tools.__file__).parent / "_proto"
-    return [str(PROTO_ROOT), str(well_known), sysconfig.get_paths()["purelib"]]
+    return [str(proto_root), str(well_known), sysconfig.get_paths()["purelib"]]
 
 
 def generate(out_dir: Path = REPO_ROOT) -> list[Path]:

@@ -63,6 +63,9 @@ if command -v npm >/dev/null; then
   mkdir -p gateway/console/static/vendor
   cp gateway/console/node_modules/uplot/dist/uPlot.iife.min.js gateway/console/node_modules/uplot/dist/uPlot.min.css \
      gateway/console/node_modules/uplot/LICENSE gateway/console/static/vendor/
+  # the buf CLI (pinned by tools/buf/package-lock.json) that tests/test_contracts.py lints the protos with
+  # and checks them for breaking changes against protos/baseline/
+  if [ $dev = 1 ]; then npm ci --prefix tools/buf --no-audit --no-fund --silent; fi
 else
   echo "setup: npm not found; the web console (/console/) will lack its charts until npm is installed" >&2
 fi

@@ -19,7 +19,7 @@ from tests.helpers import json_log_lines, sample_value, scrape, upload_requests,
 
 EXPECTED = {
     "data": {"quakestack.v1.DataService"},
-    "trainer": {"quakestack.v1.TrainerService", "quakestack.v1.ModelRegistry"},
+    "trainer": {"quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService"},
     "inference": {"quakestack.v1.InferenceService", "inference.GRPCInferenceService"},
 }
 

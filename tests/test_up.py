@@ -36,7 +36,7 @@ def test_up_starts_and_stops_everything(tmp_path) -> None:
     children = psutil.Process(proc.pid).children(recursive=True)
     assert len(children) >= 5  # weed + data + trainer + inference + gateway
     with channel(settings.trainer_addr) as ch:
-        assert health_status(ch, "quakestack.v1.ModelRegistry") == "SERVING"
+        assert health_status(ch, "quakestack.v1.ModelRegistryService") == "SERVING"
     time.sleep(6)  # weed's maintenance worker retries its admin connection every few seconds
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: SIGINT to the whole process group
     rest, _ = proc.communicate(timeout=60)

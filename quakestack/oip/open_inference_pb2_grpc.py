@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class GRPCInferenceServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The Open Inference Protocol's inference service (KServe v2 / Triton): health, metadata, inference, repository.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -82,7 +83,8 @@ class GRPCInferenceServiceStub:
 
 
 class GRPCInferenceServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The Open Inference Protocol's inference service (KServe v2 / Triton): health, metadata, inference, repository.
+    """
 
     def ServerLive(self, request, context):
         """Whether the server can receive and answer metadata and inference requests.
@@ -204,7 +206,8 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GRPCInferenceService:
-    """Missing associated documentation comment in .proto file."""
+    """The Open Inference Protocol's inference service (KServe v2 / Triton): health, metadata, inference, repository.
+    """
 
     @staticmethod
     def ServerLive(request,

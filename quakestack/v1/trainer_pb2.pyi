@@ -79,16 +79,22 @@ class Architecture(_message.Message):
     def __init__(self, name: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.Task, str]] = ..., description: _Optional[str] = ..., input_spec: _Optional[_Union[InputSpec, _Mapping]] = ..., outputs: _Optional[_Iterable[str]] = ..., loss: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ..., hyper_parameters: _Optional[_Iterable[_Union[HyperParameterSpec, _Mapping]]] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class ListArchitecturesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListArchitecturesResponse(_message.Message):
-    __slots__ = ("architectures", "training_hyper_parameters")
+    __slots__ = ("architectures", "training_hyper_parameters", "next_page_token")
     ARCHITECTURES_FIELD_NUMBER: _ClassVar[int]
     TRAINING_HYPER_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     architectures: _containers.RepeatedCompositeFieldContainer[Architecture]
     training_hyper_parameters: _containers.RepeatedCompositeFieldContainer[HyperParameterSpec]
-    def __init__(self, architectures: _Optional[_Iterable[_Union[Architecture, _Mapping]]] = ..., training_hyper_parameters: _Optional[_Iterable[_Union[HyperParameterSpec, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, architectures: _Optional[_Iterable[_Union[Architecture, _Mapping]]] = ..., training_hyper_parameters: _Optional[_Iterable[_Union[HyperParameterSpec, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingJobRequest(_message.Message):
     __slots__ = ("dataset", "architecture", "hyper_parameters", "device", "display_name")
@@ -179,18 +185,22 @@ class GetTrainingJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...
 
 class ListTrainingJobsRequest(_message.Message):
-    __slots__ = ("page_size", "state")
+    __slots__ = ("page_size", "state", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     state: _common_pb2.JobState
-    def __init__(self, page_size: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListTrainingJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[TrainingJob]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateTrainingJobRequest(_message.Message):
     __slots__ = ("job_id", "epochs")
@@ -271,10 +281,14 @@ class StreamTrainingProgressResponse(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., epoch: _Optional[_Union[EpochMetrics, _Mapping]] = ..., state_change: _Optional[_Union[StateChange, _Mapping]] = ...) -> None: ...
 
 class ListCheckpointsRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "page_size", "page_token")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, job_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
     __slots__ = ("epoch", "object_key", "size_bytes", "val_loss", "create_time")
@@ -291,10 +305,12 @@ class Checkpoint(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., object_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., val_loss: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListCheckpointsResponse(_message.Message):
-    __slots__ = ("checkpoints",)
+    __slots__ = ("checkpoints", "next_page_token")
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     checkpoints: _containers.RepeatedCompositeFieldContainer[Checkpoint]
-    def __init__(self, checkpoints: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DownloadCheckpointRequest(_message.Message):
     __slots__ = ("job_id", "epoch")
@@ -436,14 +452,20 @@ class RegisterModelResponse(_message.Message):
     def __init__(self, model_version: _Optional[_Union[ModelVersion, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "next_page_token")
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[Model]
-    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("name",)

@@ -632,8 +632,8 @@ class TrainerService:
             _registered_method=True)
 
 
-class ModelRegistryStub:
-    """ModelRegistry keeps trained models as named, versioned artifacts with aliases (as MLflow does).
+class ModelRegistryServiceStub:
+    """ModelRegistryService keeps trained models as named, versioned artifacts with aliases (as MLflow does).
     """
 
     def __init__(self, channel):
@@ -643,44 +643,44 @@ class ModelRegistryStub:
             channel: A grpc.Channel.
         """
         self.RegisterModel = channel.unary_unary(
-                '/quakestack.v1.ModelRegistry/RegisterModel',
+                '/quakestack.v1.ModelRegistryService/RegisterModel',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.RegisterModelRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.RegisterModelResponse.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
-                '/quakestack.v1.ModelRegistry/ListModels',
+                '/quakestack.v1.ModelRegistryService/ListModels',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.GetModel = channel.unary_unary(
-                '/quakestack.v1.ModelRegistry/GetModel',
+                '/quakestack.v1.ModelRegistryService/GetModel',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.GetModelResponse.FromString,
                 _registered_method=True)
         self.GetModelVersion = channel.unary_unary(
-                '/quakestack.v1.ModelRegistry/GetModelVersion',
+                '/quakestack.v1.ModelRegistryService/GetModelVersion',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.GetModelVersionRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.GetModelVersionResponse.FromString,
                 _registered_method=True)
         self.DeleteModelVersion = channel.unary_unary(
-                '/quakestack.v1.ModelRegistry/DeleteModelVersion',
+                '/quakestack.v1.ModelRegistryService/DeleteModelVersion',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelVersionRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelVersionResponse.FromString,
                 _registered_method=True)
         self.SetModelAlias = channel.unary_unary(
-                '/quakestack.v1.ModelRegistry/SetModelAlias',
+                '/quakestack.v1.ModelRegistryService/SetModelAlias',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.SetModelAliasRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.SetModelAliasResponse.FromString,
                 _registered_method=True)
         self.DeleteModelAlias = channel.unary_unary(
-                '/quakestack.v1.ModelRegistry/DeleteModelAlias',
+                '/quakestack.v1.ModelRegistryService/DeleteModelAlias',
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasResponse.FromString,
                 _registered_method=True)
 
 
-class ModelRegistryServicer:
-    """ModelRegistry keeps trained models as named, versioned artifacts with aliases (as MLflow does).
+class ModelRegistryServiceServicer:
+    """ModelRegistryService keeps trained models as named, versioned artifacts with aliases (as MLflow does).
     """
 
     def RegisterModel(self, request, context):
@@ -733,7 +733,7 @@ class ModelRegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_ModelRegistryServicer_to_server(servicer, server):
+def add_ModelRegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterModel': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterModel,
@@ -772,14 +772,14 @@ def add_ModelRegistryServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'quakestack.v1.ModelRegistry', rpc_method_handlers)
+            'quakestack.v1.ModelRegistryService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('quakestack.v1.ModelRegistry', rpc_method_handlers)
+    server.add_registered_method_handlers('quakestack.v1.ModelRegistryService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class ModelRegistry:
-    """ModelRegistry keeps trained models as named, versioned artifacts with aliases (as MLflow does).
+class ModelRegistryService:
+    """ModelRegistryService keeps trained models as named, versioned artifacts with aliases (as MLflow does).
     """
 
     @staticmethod
@@ -796,7 +796,7 @@ class ModelRegistry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/quakestack.v1.ModelRegistry/RegisterModel',
+            '/quakestack.v1.ModelRegistryService/RegisterModel',
             quakestack_dot_v1_dot_trainer__pb2.RegisterModelRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.RegisterModelResponse.FromString,
             options,
@@ -823,7 +823,7 @@ class ModelRegistry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/quakestack.v1.ModelRegistry/ListModels',
+            '/quakestack.v1.ModelRegistryService/ListModels',
             quakestack_dot_v1_dot_trainer__pb2.ListModelsRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.ListModelsResponse.FromString,
             options,
@@ -850,7 +850,7 @@ class ModelRegistry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/quakestack.v1.ModelRegistry/GetModel',
+            '/quakestack.v1.ModelRegistryService/GetModel',
             quakestack_dot_v1_dot_trainer__pb2.GetModelRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.GetModelResponse.FromString,
             options,
@@ -877,7 +877,7 @@ class ModelRegistry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/quakestack.v1.ModelRegistry/GetModelVersion',
+            '/quakestack.v1.ModelRegistryService/GetModelVersion',
             quakestack_dot_v1_dot_trainer__pb2.GetModelVersionRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.GetModelVersionResponse.FromString,
             options,
@@ -904,7 +904,7 @@ class ModelRegistry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/quakestack.v1.ModelRegistry/DeleteModelVersion',
+            '/quakestack.v1.ModelRegistryService/DeleteModelVersion',
             quakestack_dot_v1_dot_trainer__pb2.DeleteModelVersionRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.DeleteModelVersionResponse.FromString,
             options,
@@ -931,7 +931,7 @@ class ModelRegistry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/quakestack.v1.ModelRegistry/SetModelAlias',
+            '/quakestack.v1.ModelRegistryService/SetModelAlias',
             quakestack_dot_v1_dot_trainer__pb2.SetModelAliasRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.SetModelAliasResponse.FromString,
             options,
@@ -958,7 +958,7 @@ class ModelRegistry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/quakestack.v1.ModelRegistry/DeleteModelAlias',
+            '/quakestack.v1.ModelRegistryService/DeleteModelAlias',
             quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasResponse.FromString,
             options,

@@ -12,6 +12,7 @@ from quakestack.data.manifest import load_manifest
 from quakestack.data.shards import read_shard
 from quakestack.errors import InvalidArgument, NotFound
 from quakestack.layout import DATASETS_PREFIX, dataset_prefix, manifest_key
+from quakestack.pagination import PageRequest, paginate
 from quakestack.protoconv import struct_from_dict, timestamp_from_iso
 from quakestack.storage import ObjectStore
 from quakestack.training.data import fetch_shard
@@ -47,17 +48,21 @@ def describe(store: ObjectStore, name: str) -> data_pb2.DescribeDatasetResponse:
     return data_pb2.DescribeDatasetResponse(dataset=summary(manifest, sha), manifest=struct_from_dict(manifest))
 
 
-def list_datasets(store: ObjectStore, limit: int) -> list[data_pb2.Dataset]:
-    """Datasets by name; folders without a manifest (running, cancelled, half-deleted) are not datasets."""
+def list_datasets(store: ObjectStore, page: PageRequest) -> tuple[list[data_pb2.Dataset], str]:
+    """One page of datasets by name, and the next page's token.
+
+    Folders without a manifest (running, cancelled, half-deleted) are not datasets: the page is cut
+    from the folder names first (one manifest read per name on the page, not per dataset stored),
+    so a page may hold fewer than page_size datasets while a token follows, as AIP-158 allows.
+    """
+    names, token = paginate(store.list_dirs(DATASETS_PREFIX), page, lambda name: (name,))
     out = []
-    for name in store.list_dirs(DATASETS_PREFIX):
-        if len(out) >= limit:
-            break
+    for name in names:
         try:
             out.append(get(store, name))
         except NotFound:
             continue
-    return out
+    return out, token
 
 
 def delete(store: ObjectStore, name: str) -> int:

@@ -18,6 +18,7 @@ from quakestack.config import Settings
 from quakestack.data import readers
 from quakestack.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from quakestack.layout import JOBS_PREFIX, manifest_key, spec_key
+from quakestack.pagination import PageRequest, paginate
 from quakestack.quotas import check_queued_jobs
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.v1 import data_pb2
@@ -155,12 +156,12 @@ class JobManager:
             raise NotFound(f"dataset job {job_id!r} not found")
         return Job.from_record(record)
 
-    def list(self, limit: int) -> list[Job]:
+    def list(self, page: PageRequest) -> tuple[list[Job], str]:
+        """One page of this process's and stored jobs, newest first, and the next page's token."""
         with self.lock:
             live = dict(self.jobs)
         found = {r["job_id"]: Job.from_record(r) for r in self._stored_records() if r["job_id"] not in live}
-        jobs = sorted([*live.values(), *found.values()], key=lambda j: (j.create_time, j.job_id), reverse=True)
-        return jobs[:limit]
+        return paginate([*live.values(), *found.values()], page, lambda j: (j.create_time, j.job_id), descending=True)
 
     def cancel(self, job_id: str) -> Job:
         job = self.get(job_id)

@@ -7,6 +7,7 @@ import threading
 from quakestack.config import Settings
 from quakestack.dependants import dataset_dependants, refusal
 from quakestack.errors import FailedPrecondition
+from quakestack.pagination import page_request
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore
@@ -35,8 +36,8 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
         return data_pb2.GetDatasetJobResponse(job=self.jobs.get(request.job_id).to_proto())
 
     def ListDatasetJobs(self, request, context):
-        jobs = self.jobs.list(request.page_size if request.page_size > 0 else 100)
-        return data_pb2.ListDatasetJobsResponse(jobs=[j.to_proto() for j in jobs])
+        jobs, token = self.jobs.list(page_request("ListDatasetJobs", request.page_size, request.page_token))
+        return data_pb2.ListDatasetJobsResponse(jobs=[j.to_proto() for j in jobs], next_page_token=token)
 
     def WatchDatasetJob(self, request, context):
         for job in self.jobs.watch(request.job_id, context.is_active):
@@ -50,8 +51,9 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
         return data_pb2.GetDatasetResponse(dataset=datasets.get(self.store, request.name))
 
     def ListDatasets(self, request, context):
-        limit = request.page_size if request.page_size > 0 else 1000
-        return data_pb2.ListDatasetsResponse(datasets=datasets.list_datasets(self.store, limit))
+        page = page_request("ListDatasets", request.page_size, request.page_token)
+        found, token = datasets.list_datasets(self.store, page)
+        return data_pb2.ListDatasetsResponse(datasets=found, next_page_token=token)
 
     def DescribeDataset(self, request, context):
         return datasets.describe(self.store, request.name)

@@ -29,6 +29,7 @@ from quakestack.inference.manager import (
     wait_result,
 )
 from quakestack.oip import open_inference_pb2_grpc
+from quakestack.pagination import page_request, paginate
 from quakestack.paths import allowed_local_path
 from quakestack.protoconv import seconds_from_timestamp, timestamp_from_seconds
 from quakestack.registry import ModelRegistry
@@ -131,7 +132,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         return inference_pb2.UnloadModelResponse()
 
     def ListLoadedModels(self, request, context):
-        return inference_pb2.ListLoadedModelsResponse(models=[loaded_model_pb(r) for r in self.manager.list()])
+        page = page_request("ListLoadedModels", request.page_size, request.page_token)
+        residents, token = paginate(self.manager.list(), page, lambda r: (r.name,))
+        return inference_pb2.ListLoadedModelsResponse(models=[loaded_model_pb(r) for r in residents],
+                                                      next_page_token=token)
 
     # -- predict ------------------------------------------------------------------------------
     def Predict(self, request, context):

@@ -1,4 +1,4 @@
-"""TrainerService and ModelRegistry servicers: protobuf in, job manager / registry calls, protobuf out."""
+"""TrainerService and ModelRegistryService servicers: protobuf in, job manager / registry calls, protobuf out."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from quakestack.models.registry import (
     get_architecture,
     list_architectures,
 )
+from quakestack.pagination import page_request, paginate
 from quakestack.protoconv import dict_from_struct, timestamp_from_iso
 from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
@@ -80,9 +81,12 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return convert.training_job(job_record(view), view.record.spec.get("class_names"))
 
     def ListArchitectures(self, request, context):
+        page = page_request("ListArchitectures", request.page_size, request.page_token)
+        architectures, token = paginate(list_architectures(), page, lambda a: (a.name,))
         return trainer_pb2.ListArchitecturesResponse(
-            architectures=[convert.architecture(a) for a in list_architectures()],
-            training_hyper_parameters=[convert.hyper_parameter(h) for h in JOB_HYPER_PARAMETERS])
+            architectures=[convert.architecture(a) for a in architectures],
+            training_hyper_parameters=[convert.hyper_parameter(h) for h in JOB_HYPER_PARAMETERS],
+            next_page_token=token)
 
     def CreateTrainingJob(self, request, context):
         view = self.manager.create(dataset=request.dataset, architecture=request.architecture,
@@ -94,12 +98,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.GetTrainingJobResponse(job=self._job(self.manager.get(request.job_id)))
 
     def ListTrainingJobs(self, request, context):
+        page = page_request("ListTrainingJobs", request.page_size, request.page_token, {"state": request.state})
         jobs = self.manager.list()
         if request.state:
             wanted = convert.common_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_")
             jobs = [j for j in jobs if j.state.value == wanted]
-        limit = request.page_size or 100
-        return trainer_pb2.ListTrainingJobsResponse(jobs=[self._job(j) for j in jobs[:limit]])
+        jobs, token = paginate(jobs, page, lambda j: (j.record.create_time, j.job_id), descending=True)
+        return trainer_pb2.ListTrainingJobsResponse(jobs=[self._job(j) for j in jobs], next_page_token=token)
 
     def UpdateTrainingJob(self, request, context):
         return trainer_pb2.UpdateTrainingJobResponse(job=self._job(self.manager.update_epochs(request.job_id,
@@ -125,6 +130,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             yield convert.progress_event(event, class_names)
 
     def ListCheckpoints(self, request, context):
+        page = page_request("ListCheckpoints", request.page_size, request.page_token, {"job_id": request.job_id})
         view = self.manager.get(request.job_id)
         losses = {int(e["epoch"]): e for e in view.events if e["type"] == "epoch"}
         out = []
@@ -136,7 +142,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             out.append(trainer_pb2.Checkpoint(epoch=epoch, object_key=info.key, size_bytes=info.size,
                                               val_loss=float(event.get("val_loss", 0.0)),
                                               create_time=timestamp_from_iso(event.get("time"))))
-        return trainer_pb2.ListCheckpointsResponse(checkpoints=sorted(out, key=lambda c: c.epoch))
+        checkpoints, token = paginate(out, page, lambda c: (c.epoch,))
+        return trainer_pb2.ListCheckpointsResponse(checkpoints=checkpoints, next_page_token=token)
 
     def DownloadCheckpoint(self, request, context):
         _, epoch = self.jobs.epoch_of(request.job_id, request.epoch)
@@ -183,7 +190,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             windows=result.windows, artifact_keys=keys, evaluation_id=evaluation_id)
 
 
-class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
+class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
     def __init__(self, registry: ModelRegistry, jobs: Jobs, inference_addr: str = ""):
         self.registry = registry
         self.jobs = jobs
@@ -208,9 +215,12 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServicer):
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
 
     def ListModels(self, request, context):
-        models = [convert.model(n, self.registry.versions(n), self.registry.aliases(n))
-                  for n in self.registry.model_names()]
-        return trainer_pb2.ListModelsResponse(models=[m for m in models if m.versions])
+        # The page is cut from the names (a model is read only when on the page); a name whose versions
+        # are all deleted is no model, so a page may hold fewer than page_size models (AIP-158 allows it).
+        page = page_request("ListModels", request.page_size, request.page_token)
+        names, token = paginate(self.registry.model_names(), page, lambda name: (name,))
+        models = [convert.model(n, self.registry.versions(n), self.registry.aliases(n)) for n in names]
+        return trainer_pb2.ListModelsResponse(models=[m for m in models if m.versions], next_page_token=token)
 
     def _model(self, name: str) -> trainer_pb2.Model:
         cards = self.registry.versions(name)
@@ -253,7 +263,7 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(settings, store, manager, jobs, registry))
-    server.add(trainer_pb2_grpc.add_ModelRegistryServicer_to_server, RegistryServicer(registry, jobs,
+    server.add(trainer_pb2_grpc.add_ModelRegistryServiceServicer_to_server, RegistryServicer(registry, jobs,
                                                                                             settings.inference_addr))
     server.on_shutdown(manager.shutdown)
     manager.start()
@@ -261,5 +271,5 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
 
 DEFINITION = ServiceDefinition(
     name="trainer", grpc_port_setting="trainer_grpc_port", metrics_port_setting="trainer_metrics_port",
-    health_names=("quakestack.v1.TrainerService", "quakestack.v1.ModelRegistry"), register=register,
+    health_names=("quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService"), register=register,
 )

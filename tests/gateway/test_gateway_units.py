@@ -125,13 +125,13 @@ def test_stream_format_negotiation(accept: str | None, expected: str) -> None:
 def test_tokens_parse_and_check() -> None:
     auth = GatewayAuth(Authorizer(TokenSet("rw, ro:ro ,adm:admin"), enabled=True))
     assert "rw" not in repr(auth.authorizer.tokens.env_tokens)
-    auth.check("quakestack.v1.ModelRegistry/RegisterModel", "Bearer rw")
-    auth.check("quakestack.v1.ModelRegistry/ListModels", "Bearer ro")
+    auth.check("quakestack.v1.ModelRegistryService/RegisterModel", "Bearer rw")
+    auth.check("quakestack.v1.ModelRegistryService/ListModels", "Bearer ro")
     auth.check("quakestack.v1.DataService/DeleteDataset", "Bearer adm")
-    for rpc, header, status in [("quakestack.v1.ModelRegistry/ListModels", None, 401),
-                                ("quakestack.v1.ModelRegistry/ListModels", "Bearer nope", 401),
-                                ("quakestack.v1.ModelRegistry/ListModels", "Basic rw", 401),
-                                ("quakestack.v1.ModelRegistry/RegisterModel", "Bearer ro", 403),
+    for rpc, header, status in [("quakestack.v1.ModelRegistryService/ListModels", None, 401),
+                                ("quakestack.v1.ModelRegistryService/ListModels", "Bearer nope", 401),
+                                ("quakestack.v1.ModelRegistryService/ListModels", "Basic rw", 401),
+                                ("quakestack.v1.ModelRegistryService/RegisterModel", "Bearer ro", 403),
                                 ("quakestack.v1.DataService/DeleteDataset", "Bearer ro", 403),
                                 ("quakestack.v1.DataService/DeleteDataset", "Bearer rw", 403)]:
         with pytest.raises(ApiError) as err:

@@ -197,7 +197,7 @@ def test_request_rate_limit_gives_429_with_retry_after(secured: Stack) -> None:
     assert limited[0].json()["code"] == "RESOURCE_EXHAUSTED"
     time.sleep(1.1)
     with channel(secured.settings.trainer_addr) as ch:
-        stub = trainer_pb2_grpc.ModelRegistryStub(ch)
+        stub = trainer_pb2_grpc.ModelRegistryServiceStub(ch)
         codes, trailers = [], []
         for _ in range(4):
             try:
@@ -219,7 +219,7 @@ def test_tokens_rotate_without_restart(secured: Stack) -> None:
     def grpc_code() -> grpc.StatusCode:
         with channel(secured.settings.trainer_addr) as ch:
             try:
-                trainer_pb2_grpc.ModelRegistryStub(ch).ListModels(trainer_pb2.ListModelsRequest(),
+                trainer_pb2_grpc.ModelRegistryServiceStub(ch).ListModels(trainer_pb2.ListModelsRequest(),
                                                                   metadata=_md(ROTATED), timeout=10)
             except grpc.RpcError as exc:
                 return exc.code()

@@ -49,8 +49,8 @@ def trainer(trainer_channel) -> trainer_pb2_grpc.TrainerServiceStub:
 
 
 @pytest.fixture(scope="session")
-def registry(trainer_channel) -> trainer_pb2_grpc.ModelRegistryStub:
-    return trainer_pb2_grpc.ModelRegistryStub(trainer_channel)
+def registry(trainer_channel) -> trainer_pb2_grpc.ModelRegistryServiceStub:
+    return trainer_pb2_grpc.ModelRegistryServiceStub(trainer_channel)
 
 
 def hyper(**values) -> struct_pb2.Struct:

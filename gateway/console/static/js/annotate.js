@@ -7,7 +7,7 @@ import { envelope, readMiniSeed } from "./mseed.js";
 import { act, el, errorSlot, fmt, session, table, when } from "./ui.js";
 
 export async function annotatePage(page) {
-  const { models: loaded = [] } = await api.get("/v1/loaded-models");
+  const { models: loaded = [] } = await api.listAll("/v1/loaded-models", "models");
   if (!session.canWrite) {
     // AnnotateFile is a POST (and uploads are writes): a read-only token cannot annotate.
     page.replaceChildren(el("section", {}, el("h2", {}, "Annotate"),

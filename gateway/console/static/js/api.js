@@ -48,6 +48,20 @@ export async function call(method, path, body) {
 }
 
 export const get = (path) => call("GET", path);
+
+/** A List route with every page (AIP-158: follows nextPageToken): the answer with all of `field`'s items. */
+export async function listAll(path, field) {
+  const items = [];
+  let answer = {};
+  let pageToken = "";
+  do {
+    const query = new URLSearchParams({ pageSize: "1000", ...(pageToken ? { pageToken } : {}) });
+    answer = await get(`${path}${path.includes("?") ? "&" : "?"}${query}`);
+    items.push(...(answer[field] || []));
+    pageToken = answer.nextPageToken || "";
+  } while (pageToken);
+  return { ...answer, [field]: items };
+}
 export const post = (path, body = {}) => call("POST", path, body);
 export const put = (path, body = {}) => call("PUT", path, body);
 export const patch = (path, body = {}) => call("PATCH", path, body);

@@ -5,7 +5,7 @@ import { histogram, waveform } from "./charts.js";
 import { el, fmt, table, when } from "./ui.js";
 
 export async function datasetsPage(page) {
-  const { datasets = [] } = await api.get("/v1/datasets");
+  const { datasets = [] } = await api.listAll("/v1/datasets", "datasets");
   const rows = datasets.map((d) => [
     el("a", { href: `#/datasets/${encodeURIComponent(d.name)}` }, d.name),
     (d.splits || []).map((s) => `${s.split} ${s.windows || 0}`).join(" · "),

@@ -145,7 +145,7 @@ export async function jobPage(page, jobId) {
   }
 
   async function listCheckpoints() {
-    const { checkpoints: list = [] } = await api.get(`${base}/checkpoints`);
+    const { checkpoints: list = [] } = await api.listAll(`${base}/checkpoints`, "checkpoints");
     const slot = errorSlot("checkpoint-error");
     checkpoints.replaceChildren(table(["epoch", "val loss", "size", "saved", ""], list.map((c) => [c.epoch,
       c.valLoss ?? 0, `${(Number(c.sizeBytes || 0) / 1e6).toFixed(2)} MB`, when(c.createTime),

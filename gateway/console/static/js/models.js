@@ -7,7 +7,7 @@ const task = (t) => String(t || "").replace("TASK_", "").toLowerCase();
 
 export async function modelsPage(page) {
   const [{ models = [] }, { models: loaded = [] }] = await Promise.all([
-    api.get("/v1/models"), api.get("/v1/loaded-models")]);
+    api.listAll("/v1/models", "models"), api.listAll("/v1/loaded-models", "models")]);
   const reload = () => modelsPage(page);
   const resident = el("section", {}, el("h2", {}, "Loaded in the inference service"),
     loaded.length ? table(["model", "version", "task", "device", "memory", "batches", "windows", "loaded", ""],

@@ -98,7 +98,8 @@ function jobsTable(jobs) {
 
 export async function trainingPage(page) {
   const [{ jobs = [] }, catalog, { datasets = [] }] = await Promise.all([
-    api.get("/v1/training-jobs"), api.get("/v1/architectures"), api.get("/v1/datasets")]);
+    api.listAll("/v1/training-jobs", "jobs"), api.listAll("/v1/architectures", "architectures"),
+    api.listAll("/v1/datasets", "datasets")]);
   const sections = [el("section", {}, el("h2", {}, "Training jobs"),
     jobs.length ? jobsTable(jobs) : el("p", { class: "muted" }, "No training jobs yet."))];
   if (session.canWrite) sections.unshift(jobForm(catalog, datasets));
