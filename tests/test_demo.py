@@ -23,8 +23,7 @@ def figures(text: str) -> dict[str, float]:
     return {k: float(v) for m in found if m for k, v in m.groupdict().items()}
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(900)  # ~55 s on 2 cores; kept in the default run: it is the README's main job
 def test_demo_runs_end_to_end_and_prints_the_readme_figures(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     results: dict = {}

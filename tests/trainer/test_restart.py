@@ -129,6 +129,7 @@ def test_queued_jobs_survive_a_sigkill_and_run(own_trainer) -> None:
             assert epochs_of(progress(stub, job.job_id)) == [1]
 
 
+@pytest.mark.slow
 def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path) -> None:
     replicas = [_trainer(with_free_ports(bucket_settings), tmp_path / f"r{i}") for i in range(2)]
     store = ObjectStore.from_settings(bucket_settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from quakestack.client import channel, health_status
 from quakestack.embedded.seaweed import SeaweedServer
 from quakestack.jobs.executor import stop_local_workers
@@ -19,6 +21,7 @@ from tests.trainer.test_restart import FAST_RUNTIME
 OUTAGE_S = 30
 
 
+@pytest.mark.slow
 def test_storage_stopped_for_30s_while_a_job_runs(stack, dataset_root, tmp_path) -> None:
     weed = SeaweedServer(tmp_path / "s3", log_path=tmp_path / "weed.log").start()
     settings = with_free_ports(stack.settings).replace(
