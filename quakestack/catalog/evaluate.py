@@ -16,6 +16,7 @@ import numpy as np
 from obspy import UTCDateTime
 
 from quakestack.errors import InvalidArgument
+from quakestack.figures import figure_png
 
 
 @dataclass(frozen=True)
@@ -118,23 +119,11 @@ def evaluate_catalog(predicted: Sequence, reference: Sequence[ReferenceEvent], t
     }
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def evaluation_plots(predicted: Sequence, reference: Sequence[ReferenceEvent], stations: Sequence,
                      matches: Sequence[tuple[int, int]]) -> dict[str, bytes]:
     """event_map.png (stations, reference and predicted epicentres, matches joined) and
     magnitudes.png (predicted vs reference magnitude of the matches)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # headless: quakestack.figures chose the Agg backend
 
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.scatter([s.longitude for s in stations], [s.latitude for s in stations], marker="^", c="k", label="stations")
@@ -149,7 +138,7 @@ def evaluation_plots(predicted: Sequence, reference: Sequence[ReferenceEvent], s
     ax.set_ylabel("latitude")
     ax.legend()
     ax.set_title(f"{len(matches)} matched of {len(reference)} reference, {len(predicted)} predicted")
-    event_map = _png(fig)
+    event_map = figure_png(fig)
     fig, ax = plt.subplots(figsize=(5, 5))
     pairs = [(reference[j].magnitude, predicted[i].magnitude) for i, j in matches
              if reference[j].magnitude is not None and predicted[i].magnitude is not None]
@@ -160,4 +149,4 @@ def evaluation_plots(predicted: Sequence, reference: Sequence[ReferenceEvent], s
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
     ax.set_xlabel("reference magnitude")
     ax.set_ylabel("network magnitude")
-    return {"event_map.png": event_map, "magnitudes.png": _png(fig)}
+    return {"event_map.png": event_map, "magnitudes.png": figure_png(fig)}

@@ -6,24 +6,21 @@ and the residual histogram; a confusion matrix for classifiers and detectors.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import torch
 
 from quakestack.data.manifest import load_manifest
 from quakestack.errors import FailedPrecondition
+from quakestack.figures import figure_png
 from quakestack.models.registry import build_model, get_architecture
 from quakestack.models.spec import Task
 from quakestack.storage import ObjectStore
 from quakestack.training.data import check_compatible, fetch_split, load_split
 from quakestack.training.loop import Batches, evaluate
-
-matplotlib.use("Agg")
 
 
 @dataclass
@@ -59,15 +56,6 @@ def evaluate_weights(store: ObjectStore, cache_dir: Path, *, architecture: str, 
     return result
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def plots(task: Task, predictions: dict[str, np.ndarray], targets: dict[str, np.ndarray], class_names: list[str],
           title: str) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
@@ -83,13 +71,13 @@ def plots(task: Task, predictions: dict[str, np.ndarray], targets: dict[str, np.
         ax.set_xlabel("true magnitude")
         ax.set_ylabel("predicted magnitude")
         ax.set_title(title)
-        scatter = _png(fig)
+        scatter = figure_png(fig)
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.hist(pred - true, bins=40)
         ax.set_xlabel("residual (predicted - true)")
         ax.set_ylabel("windows")
         ax.set_title(title)
-        return {"true_vs_predicted.png": scatter, "residuals.png": _png(fig)}
+        return {"true_vs_predicted.png": scatter, "residuals.png": figure_png(fig)}
     if task is Task.PICKING:
         return {"pick_residuals.png": _pick_residual_plot(predictions["sequence"], targets, title)}
     labels = targets["label"]
@@ -107,7 +95,7 @@ def plots(task: Task, predictions: dict[str, np.ndarray], targets: dict[str, np.
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    return {"confusion_matrix.png": _png(fig)}
+    return {"confusion_matrix.png": figure_png(fig)}
 
 
 def _pick_residual_plot(sequence: np.ndarray, targets: dict[str, np.ndarray], title: str) -> bytes:
@@ -124,4 +112,4 @@ def _pick_residual_plot(sequence: np.ndarray, targets: dict[str, np.ndarray], ti
         ax.set_xlabel(f"{phase} residual (samples)")
         ax.set_ylabel("windows")
         ax.set_title(f"{title} {phase}")
-    return _png(fig)
+    return figure_png(fig)
