@@ -22,7 +22,7 @@ from quakestack.devices import resolve_device
 from quakestack.errors import InvalidArgument, NotFound, ResourceExhausted
 from quakestack.inference.batcher import DynamicBatcher
 from quakestack.inference.servable import Servable, build_servable
-from quakestack.registry import ModelRegistry
+from quakestack.model_store import ModelStore
 
 log = structlog.get_logger()
 DEFAULT_MAX_BATCH = 32
@@ -76,7 +76,7 @@ class Resident:
 class ModelManager:
     """The resident set; thread-safe. ``on_ready(name, ready)`` drives per-model health."""
 
-    def __init__(self, registry: ModelRegistry, *, memory_budget_bytes: int, default_device: str = "auto",
+    def __init__(self, registry: ModelStore, *, memory_budget_bytes: int, default_device: str = "auto",
                  on_ready: Callable[[str, bool], None] | None = None):
         self.registry = registry
         self.memory_budget_bytes = memory_budget_bytes

@@ -70,7 +70,7 @@ class ZooServable:
     """A model-zoo architecture (quakestack.models) built from its card and state_dict."""
 
     def __init__(self, card: dict[str, Any], weights: bytes, device: torch.device):
-        from quakestack.models.registry import build_model, get_architecture
+        from quakestack.models.zoo import build_model, get_architecture
 
         try:
             arch = get_architecture(card["architecture"])

@@ -20,14 +20,14 @@ from quakestack.layout import (
     evaluation_prefix,
     label_epoch,
 )
+from quakestack.model_store import ModelStore, is_number, model_card
 from quakestack.models.checkpoint import load_state, state_to_bytes
-from quakestack.models.registry import (
+from quakestack.models.zoo import (
     get_architecture,
     list_architectures,
 )
 from quakestack.pagination import page_request, paginate
 from quakestack.protoconv import dict_from_struct, timestamp_from_iso
-from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_name
@@ -70,7 +70,7 @@ class Jobs:
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore, manager: TrainingJobs, jobs: Jobs,
-                 registry: ModelRegistry):
+                 registry: ModelStore):
         self.settings = settings
         self.store = store
         self.manager = manager
@@ -191,7 +191,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
 
 class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
-    def __init__(self, registry: ModelRegistry, jobs: Jobs, inference_addr: str = ""):
+    def __init__(self, registry: ModelStore, jobs: Jobs, inference_addr: str = ""):
         self.registry = registry
         self.jobs = jobs
         self.inference_addr = inference_addr  # asked which versions are loaded before one is deleted
@@ -259,7 +259,7 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
 def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
     gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     manager = TrainingJobs(store, settings, gpu_count=gpu_count)
-    registry = ModelRegistry(store)
+    registry = ModelStore(store)
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(settings, store, manager, jobs, registry))

@@ -166,11 +166,11 @@ def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, t
 
 @pytest.fixture(scope="module")
 def detector(store) -> str:
-    from quakestack.registry import ModelRegistry
+    from quakestack.model_store import ModelStore
     from tests.inference.detector import HPARAMS
     from tests.inference.helpers import register
 
-    register(ModelRegistry(store), "first-hour-detector", "convnetquake", HPARAMS)
+    register(ModelStore(store), "first-hour-detector", "convnetquake", HPARAMS)
     return "first-hour-detector"
 
 
