@@ -397,7 +397,7 @@ def test_a_failed_call_logs_the_message_the_user_saw(qs, stack: Stack) -> None:
 
 
 def test_demo_judges_its_own_acceptance_figures() -> None:
-    from quakestack.demo import FULL, QUICK, acceptance_failures
+    from quakestack.cli.demo import FULL, QUICK, acceptance_failures
 
     assert acceptance_failures(FULL, {"detected": 0, "events": 12, "metrics": {"r2": 0.8}}) == [
         "0/12 known events detected (needs >= 6)"]
