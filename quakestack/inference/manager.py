@@ -21,7 +21,8 @@ from quakestack import metrics
 from quakestack.devices import resolve_device
 from quakestack.errors import InvalidArgument, NotFound, ResourceExhausted
 from quakestack.inference.batcher import DynamicBatcher
-from quakestack.inference.servable import Servable, build_servable
+from quakestack.inference.servables.base import Servable
+from quakestack.inference.servables.factory import build_servable
 from quakestack.model_store import ModelStore
 
 log = structlog.get_logger()

@@ -21,7 +21,7 @@ from quakestack.catalog.evaluate import evaluate_catalog, read_reference
 from quakestack.catalog.pipeline import build_catalog, check_picker, run_station_day
 from quakestack.data.network import magnitude_windows, picker_windows
 from quakestack.errors import InvalidArgument
-from quakestack.inference.servable import build_servable
+from quakestack.inference.servables.factory import build_servable
 from quakestack.model_store import model_card
 from quakestack.models.zoo import build_model, get_architecture, resolve_training_hparams
 from quakestack.training.data import SplitData
