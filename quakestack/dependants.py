@@ -34,11 +34,11 @@ def dataset_dependants(store: ObjectStore, dataset: str) -> list[str]:
         # training jobs keep their request in the runtime's versioned spec (quakestack.jobs.spec.JobRecord)
         if record.get("kind") == "training" and (record.get("spec") or {}).get("dataset") == dataset:
             out.append(f"training job {record.get('job_id')}")
-    registry = ModelStore(store)
-    for name in registry.model_names():
-        for number in registry.version_numbers(name):
+    model_store = ModelStore(store)
+    for name in model_store.model_names():
+        for number in model_store.version_numbers(name):
             try:
-                card = registry.card(name, number)
+                card = model_store.card(name, number)
             except NotFound:
                 continue
             if card.get("dataset") == dataset:

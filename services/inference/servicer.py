@@ -223,8 +223,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def ExportModel(self, request, context):
         if not request.name:
             raise InvalidArgument("name is required")
-        card = self.manager.registry.get(request.name, request.version)
-        exported = export_model(card, self.manager.registry.weights(card), fmt=request.format or "onnx",
+        card = self.manager.model_store.get(request.name, request.version)
+        exported = export_model(card, self.manager.model_store.weights(card), fmt=request.format or "onnx",
                                 max_batch_size=request.max_batch_size or DEFAULT_MAX_BATCH,
                                 max_queue_delay_us=request.max_queue_delay_us or DEFAULT_DELAY_US)
         return inference_pb2.ExportModelResponse(
