@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.support.stack import running_stack  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.data.synthetic import coloured_noise  # noqa: E402
-from quakestack.registry import ModelRegistry  # noqa: E402
+from quakestack.model_store import ModelStore  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 
@@ -83,7 +83,7 @@ def main() -> None:
     seisbench_s = time.perf_counter() - start
 
     with running_stack(inference_log_sample_rate=0.0) as stack:
-        ModelRegistry(ObjectStore.from_settings(stack.settings)).register("phasenet", buf.getvalue(), card)
+        ModelStore(ObjectStore.from_settings(stack.settings)).register("phasenet", buf.getvalue(), card)
         with channel(stack.settings.inference_addr) as ch:
             stub = inference_pb2_grpc.InferenceServiceStub(ch)
             stub.LoadModel(inference_pb2.LoadModelRequest(name="phasenet", max_batch_size=BATCH), timeout=60)

@@ -36,8 +36,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from bench.support.stack import running_stack  # noqa: E402
 from quakestack.client import channel  # noqa: E402
-from quakestack.models.registry import build_model  # noqa: E402
-from quakestack.registry import ModelRegistry  # noqa: E402
+from quakestack.model_store import ModelStore  # noqa: E402
+from quakestack.models.zoo import build_model  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc  # noqa: E402
 
@@ -196,7 +196,7 @@ def main() -> None:
     before = in_process(model, seconds)
     with running_stack(inference_log_sample_rate=0.0, inference_torch_threads=args.torch_threads,
                        log_data_plane_calls=args.log_data_plane_calls) as stack:
-        registry = ModelRegistry(ObjectStore.from_settings(stack.settings))
+        registry = ModelStore(ObjectStore.from_settings(stack.settings))
         for name in ("batched", "unbatched"):
             registry.register(name, buf.getvalue(), card)
         target = stack.settings.inference_addr

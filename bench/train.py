@@ -30,7 +30,7 @@ from quakestack.config import load_settings  # noqa: E402
 from quakestack.data.manifest import load_manifest  # noqa: E402
 from quakestack.data.synthetic import write_stead  # noqa: E402
 from quakestack.models.losses import compute_loss  # noqa: E402
-from quakestack.models.registry import build_model, get_architecture  # noqa: E402
+from quakestack.models.zoo import build_model, get_architecture  # noqa: E402
 from quakestack.stack import Stack, with_free_ports  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.training.data import fetch_split, load_split  # noqa: E402

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from quakestack.errors import NotFound
 from quakestack.layout import JOBS_PREFIX, job_id_of_spec_key, manifest_key
+from quakestack.model_store import ModelStore
 from quakestack.pagination import all_pages
-from quakestack.registry import ModelRegistry
 from quakestack.storage import ObjectStore
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "STOPPED"}
@@ -34,11 +34,11 @@ def dataset_dependants(store: ObjectStore, dataset: str) -> list[str]:
         # training jobs keep their request in the runtime's versioned spec (quakestack.jobs.spec.JobRecord)
         if record.get("kind") == "training" and (record.get("spec") or {}).get("dataset") == dataset:
             out.append(f"training job {record.get('job_id')}")
-    registry = ModelRegistry(store)
-    for name in registry.model_names():
-        for number in registry.version_numbers(name):
+    model_store = ModelStore(store)
+    for name in model_store.model_names():
+        for number in model_store.version_numbers(name):
             try:
-                card = registry.card(name, number)
+                card = model_store.card(name, number)
             except NotFound:
                 continue
             if card.get("dataset") == dataset:
@@ -49,7 +49,7 @@ def dataset_dependants(store: ObjectStore, dataset: str) -> list[str]:
 def model_version_dependants(store: ObjectStore, name: str, version: int,
                              loaded: Iterable[tuple[str, str]] = ()) -> list[str]:
     """Aliases pointing at the version, and inference services that have it loaded ((name, version) pairs)."""
-    aliases = sorted(a for a, v in ModelRegistry(store).aliases(name).items() if v == int(version))
+    aliases = sorted(a for a, v in ModelStore(store).aliases(name).items() if v == int(version))
     out = [f"alias {a!r}" for a in aliases]
     out += [f"loaded in the inference service as {n!r}" for n, v in loaded if n == name and str(v) == str(version)]
     return out

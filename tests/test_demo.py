@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quakestack.demo import run_demo
+from quakestack.cli.demo import run_demo
 from tests.conftest import fresh_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -25,7 +25,7 @@ from quakestack.catalog.quakeml import events_csv, picks_csv, quakeml_bytes
 from quakestack.catalog.types import CatalogEvent, PhasePick
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator
-from quakestack.inference.servable import Servable
+from quakestack.inference.servables.base import Servable
 from quakestack.layout import catalog_file_key, picks_key
 from quakestack.storage import ObjectStore
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from quakestack.errors import InvalidArgument
-from quakestack.inference.servable import NOISE_CLASS, ServingSpec
+from quakestack.inference.servables.base import NOISE_CLASS, ServingSpec
 
 PredictFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 COMPONENT_ALIASES = {"N": "N1", "E": "E2", "Z": "Z3"}

@@ -22,7 +22,8 @@ from torch import nn
 
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.inference.oip import TensorSpec, input_tensors, output_tensors
-from quakestack.inference.servable import NOISE_CLASS, ServingSpec, ZooServable
+from quakestack.inference.servables.base import NOISE_CLASS, ServingSpec
+from quakestack.inference.servables.zoo import ZooServable
 
 FORMATS = ("onnx",)
 OPSET = 18

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from quakestack.errors import InvalidArgument, ResourceExhausted
-from quakestack.inference.servable import ServingSpec
+from quakestack.inference.servables.base import ServingSpec
 
 RATE_TOLERANCE = 1e-6
 

@@ -21,8 +21,9 @@ from quakestack import metrics
 from quakestack.devices import resolve_device
 from quakestack.errors import InvalidArgument, NotFound, ResourceExhausted
 from quakestack.inference.batcher import DynamicBatcher
-from quakestack.inference.servable import Servable, build_servable
-from quakestack.registry import ModelRegistry
+from quakestack.inference.servables.base import Servable
+from quakestack.inference.servables.factory import build_servable
+from quakestack.model_store import ModelStore
 
 log = structlog.get_logger()
 DEFAULT_MAX_BATCH = 32
@@ -76,9 +77,9 @@ class Resident:
 class ModelManager:
     """The resident set; thread-safe. ``on_ready(name, ready)`` drives per-model health."""
 
-    def __init__(self, registry: ModelRegistry, *, memory_budget_bytes: int, default_device: str = "auto",
+    def __init__(self, model_store: ModelStore, *, memory_budget_bytes: int, default_device: str = "auto",
                  on_ready: Callable[[str, bool], None] | None = None):
-        self.registry = registry
+        self.model_store = model_store
         self.memory_budget_bytes = memory_budget_bytes
         self.default_device = default_device
         self.on_ready = on_ready or (lambda name, ready: None)
@@ -94,8 +95,8 @@ class ModelManager:
         with self._lock:
             load_lock = self._load_locks.setdefault(name, threading.Lock())
         with load_lock:
-            card = self.registry.get(name, version)
-            servable = build_servable(card, self.registry.weights(card), device)
+            card = self.model_store.get(name, version)
+            servable = build_servable(card, self.model_store.weights(card), device)
             batcher = DynamicBatcher(name, servable.run, max_batch_size=options.max_batch_size,
                                      max_queue_delay_s=options.max_queue_delay_us / 1e6,
                                      instances=options.instances, max_queue_size=options.max_queue_size)
@@ -211,9 +212,9 @@ class ModelManager:
         if not alias:
             return []
         loaded = []
-        for name in self.registry.model_names():
+        for name in self.model_store.model_names():
             try:
-                version = self.registry.aliases(name).get(alias)
+                version = self.model_store.aliases(name).get(alias)
                 if version is None:
                     continue
                 with self._lock:

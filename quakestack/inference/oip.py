@@ -19,7 +19,7 @@ import numpy as np
 
 from quakestack.errors import InvalidArgument
 from quakestack.inference.inputs import extras_arrays, windows_array
-from quakestack.inference.servable import ServingSpec
+from quakestack.inference.servables.base import ServingSpec
 
 WAVEFORMS = "waveforms"
 # OIP datatype -> little-endian numpy dtype, and the typed-contents field that may carry it.

@@ -1,9 +1,10 @@
-"""The model zoo: architecture specs, the registry, losses, metrics, targets and checkpoints.
+"""The model zoo: architecture specs (zoo.py), losses, metrics, targets and checkpoints.
 
 Pure torch (+ torch-geometric for graph layers); no dependency on services or protobuf.
 """
 
-from quakestack.models.registry import (
+from quakestack.models.spec import ArchitectureSpec, HyperParameter, InputSpec, Task, resolve_hparams
+from quakestack.models.zoo import (
     ARCHITECTURES,
     TRAINING_HYPER_PARAMETERS,
     build_model,
@@ -11,7 +12,6 @@ from quakestack.models.registry import (
     list_architectures,
     resolve_training_hparams,
 )
-from quakestack.models.spec import ArchitectureSpec, HyperParameter, InputSpec, Task, resolve_hparams
 
 __all__ = [
     "ARCHITECTURES",

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from quakestack.models.losses import IGNORE_INDEX, get_loss
-from quakestack.models.registry import ARCHITECTURES, build_model, get_architecture
 from quakestack.models.spec import ArchitectureSpec, InputSpec, Task
+from quakestack.models.zoo import ARCHITECTURES, build_model, get_architecture
 
 
 def random_batch(

@@ -16,8 +16,8 @@ import torch
 from quakestack.data.manifest import load_manifest
 from quakestack.errors import FailedPrecondition
 from quakestack.figures import figure_png
-from quakestack.models.registry import build_model, get_architecture
 from quakestack.models.spec import Task
+from quakestack.models.zoo import build_model, get_architecture
 from quakestack.storage import ObjectStore
 from quakestack.training.data import check_compatible, fetch_split, load_split
 from quakestack.training.loop import Batches, evaluate

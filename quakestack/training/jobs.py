@@ -18,8 +18,8 @@ from quakestack.jobs.executor import Executor, make_executor
 from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import RESUMABLE, TERMINAL, JobState
-from quakestack.models.registry import TRAINING_HYPER_PARAMETERS, get_architecture
 from quakestack.models.spec import resolve_params
+from quakestack.models.zoo import TRAINING_HYPER_PARAMETERS, get_architecture
 from quakestack.protoconv import utc_now_iso
 from quakestack.quotas import check_queued_jobs
 from quakestack.stack import settings_env

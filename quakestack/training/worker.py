@@ -32,7 +32,7 @@ from quakestack.jobs.worker import RETRY_STORAGE_S, WorkerContext, kill_own_grou
 from quakestack.layout import STOPPED, checkpoint_key, checkpoint_label, checkpoints_prefix, label_epoch
 from quakestack.logging import configure, get_logger
 from quakestack.models.checkpoint import load_state, state_to_bytes
-from quakestack.models.registry import get_architecture
+from quakestack.models.zoo import get_architecture
 from quakestack.storage import ObjectStore
 from quakestack.training.data import check_compatible, fetch_split, load_split
 from quakestack.training.loop import run_training
@@ -149,7 +149,7 @@ def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
     normalization = manifest.get("normalization", "none")
     train = load_split([Path(d) for d in dirs["train"]], arch, input_spec, manifest, normalization)
     val = load_split([Path(d) for d in dirs["val"]], arch, input_spec, manifest, normalization)
-    from quakestack.models.registry import build_model
+    from quakestack.models.zoo import build_model
     from quakestack.training.environment import run_environment
     from quakestack.training.loop import seed_everything
 

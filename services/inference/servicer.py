@@ -28,11 +28,11 @@ from quakestack.inference.manager import (
     Resident,
     wait_result,
 )
+from quakestack.model_store import ModelStore
 from quakestack.oip import open_inference_pb2_grpc
 from quakestack.pagination import page_request, paginate
 from quakestack.paths import allowed_local_path
 from quakestack.protoconv import seconds_from_timestamp, timestamp_from_seconds
-from quakestack.registry import ModelRegistry
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.interceptor import REQUEST_ID_KEY
 from quakestack.runtime.server import NOT_SERVING, SERVING, GrpcServer
@@ -223,8 +223,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def ExportModel(self, request, context):
         if not request.name:
             raise InvalidArgument("name is required")
-        card = self.manager.registry.get(request.name, request.version)
-        exported = export_model(card, self.manager.registry.weights(card), fmt=request.format or "onnx",
+        card = self.manager.model_store.get(request.name, request.version)
+        exported = export_model(card, self.manager.model_store.weights(card), fmt=request.format or "onnx",
                                 max_batch_size=request.max_batch_size or DEFAULT_MAX_BATCH,
                                 max_queue_delay_us=request.max_queue_delay_us or DEFAULT_DELAY_US)
         return inference_pb2.ExportModelResponse(
@@ -275,7 +275,7 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     # The model's intra-op threads and the gRPC threads share the CPUs; measured on 2 cores
     # (bench/RESULTS.md), one torch thread serves more windows than two.
     torch.set_num_threads(settings.inference_torch_threads or max(1, (os.cpu_count() or 2) // 2))
-    manager = ModelManager(ModelRegistry(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
+    manager = ModelManager(ModelStore(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
                            default_device=settings.device, on_ready=on_ready)
     inference_log = InferenceLog(store, settings.inference_log_sample_rate)
     servicer = InferenceServicer(settings, store, manager, inference_log)

@@ -20,14 +20,14 @@ from quakestack.layout import (
     evaluation_prefix,
     label_epoch,
 )
+from quakestack.model_store import ModelStore, is_number, model_card
 from quakestack.models.checkpoint import load_state, state_to_bytes
-from quakestack.models.registry import (
+from quakestack.models.zoo import (
     get_architecture,
     list_architectures,
 )
 from quakestack.pagination import page_request, paginate
 from quakestack.protoconv import dict_from_struct, timestamp_from_iso
-from quakestack.registry import ModelRegistry, is_number, model_card
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_name
@@ -70,12 +70,12 @@ class Jobs:
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore, manager: TrainingJobs, jobs: Jobs,
-                 registry: ModelRegistry):
+                 model_store: ModelStore):
         self.settings = settings
         self.store = store
         self.manager = manager
         self.jobs = jobs
-        self.registry = registry
+        self.model_store = model_store
 
     def _job(self, view) -> trainer_pb2.TrainingJob:
         return convert.training_job(job_record(view), view.record.spec.get("class_names"))
@@ -163,9 +163,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             architecture, hp, dataset = record["architecture"], record["hyper_parameters"], record["dataset"]
             weights, job_id = self.jobs.weights(record["job_id"], epoch), record["job_id"]
         elif which == "registered_model":
-            card = self.registry.get(request.registered_model.name, request.registered_model.version)
+            card = self.model_store.get(request.registered_model.name, request.registered_model.version)
             architecture, hp, dataset = card["architecture"], card["hyper_parameters"], card["dataset"]
-            weights = load_state(self.registry.weights(card))
+            weights = load_state(self.model_store.weights(card))
             job_id = card["source"]["job_id"]
         else:
             raise InvalidArgument("give a checkpoint (job_id, epoch) or a registered model (name, version)")
@@ -191,8 +191,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
 
 class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
-    def __init__(self, registry: ModelRegistry, jobs: Jobs, inference_addr: str = ""):
-        self.registry = registry
+    def __init__(self, model_store: ModelStore, jobs: Jobs, inference_addr: str = ""):
+        self.model_store = model_store
         self.jobs = jobs
         self.inference_addr = inference_addr  # asked which versions are loaded before one is deleted
 
@@ -211,59 +211,59 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
                           p_offset_s=record.get("p_offset_s"),
                           reproducibility=card_reproducibility(record["training_hyper_parameters"].get("seed"),
                                                                event.get("environment")))
-        saved = self.registry.register(request.name, weights, card, request.aliases)
+        saved = self.model_store.register(request.name, weights, card, request.aliases)
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
 
     def ListModels(self, request, context):
         # The page is cut from the names (a model is read only when on the page); a name whose versions
         # are all deleted is no model, so a page may hold fewer than page_size models (AIP-158 allows it).
         page = page_request("ListModels", request.page_size, request.page_token)
-        names, token = paginate(self.registry.model_names(), page, lambda name: (name,))
-        models = [convert.model(n, self.registry.versions(n), self.registry.aliases(n)) for n in names]
+        names, token = paginate(self.model_store.model_names(), page, lambda name: (name,))
+        models = [convert.model(n, self.model_store.versions(n), self.model_store.aliases(n)) for n in names]
         return trainer_pb2.ListModelsResponse(models=[m for m in models if m.versions], next_page_token=token)
 
     def _model(self, name: str) -> trainer_pb2.Model:
-        cards = self.registry.versions(name)
+        cards = self.model_store.versions(name)
         if not cards:
             raise NotFound(f"model {name!r} is not registered")
-        return convert.model(name, cards, self.registry.aliases(name))
+        return convert.model(name, cards, self.model_store.aliases(name))
 
     def GetModel(self, request, context):
         return trainer_pb2.GetModelResponse(model=self._model(request.name))
 
     def GetModelVersion(self, request, context):
         return trainer_pb2.GetModelVersionResponse(
-            model_version=convert.model_version(self.registry.get(request.name, request.version)))
+            model_version=convert.model_version(self.model_store.get(request.name, request.version)))
 
     def DeleteModelVersion(self, request, context):
         if not is_number(request.version):
             raise InvalidArgument(f"version must be a number, got {request.version!r}")
         if not request.force:
-            self.registry.card(request.name, int(request.version))  # NOT_FOUND first
-            users = model_version_dependants(self.registry.store, request.name, int(request.version),
+            self.model_store.card(request.name, int(request.version))  # NOT_FOUND first
+            users = model_version_dependants(self.model_store.store, request.name, int(request.version),
                                              loaded_versions(self.inference_addr))
             if users:
                 raise FailedPrecondition(refusal(f"model {request.name!r} version {request.version}", users))
-        self.registry.delete_version(request.name, int(request.version))
+        self.model_store.delete_version(request.name, int(request.version))
         return trainer_pb2.DeleteModelVersionResponse()
 
     def SetModelAlias(self, request, context):
-        self.registry.set_alias(request.name, request.alias, request.version)
+        self.model_store.set_alias(request.name, request.alias, request.version)
         return trainer_pb2.SetModelAliasResponse(model=self._model(request.name))
 
     def DeleteModelAlias(self, request, context):
-        self.registry.delete_alias(request.name, request.alias)
+        self.model_store.delete_alias(request.name, request.alias)
         return trainer_pb2.DeleteModelAliasResponse(model=self._model(request.name))
 
 
 def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
     gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     manager = TrainingJobs(store, settings, gpu_count=gpu_count)
-    registry = ModelRegistry(store)
+    model_store = ModelStore(store)
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
-               TrainerServicer(settings, store, manager, jobs, registry))
-    server.add(trainer_pb2_grpc.add_ModelRegistryServiceServicer_to_server, RegistryServicer(registry, jobs,
+               TrainerServicer(settings, store, manager, jobs, model_store))
+    server.add(trainer_pb2_grpc.add_ModelRegistryServiceServicer_to_server, RegistryServicer(model_store, jobs,
                                                                                             settings.inference_addr))
     server.on_shutdown(manager.shutdown)
     manager.start()

@@ -21,9 +21,9 @@ from quakestack.catalog.evaluate import evaluate_catalog, read_reference
 from quakestack.catalog.pipeline import build_catalog, check_picker, run_station_day
 from quakestack.data.network import magnitude_windows, picker_windows
 from quakestack.errors import InvalidArgument
-from quakestack.inference.servable import build_servable
-from quakestack.models.registry import build_model, get_architecture, resolve_training_hparams
-from quakestack.registry import model_card
+from quakestack.inference.servables.factory import build_servable
+from quakestack.model_store import model_card
+from quakestack.models.zoo import build_model, get_architecture, resolve_training_hparams
 from quakestack.training.data import SplitData
 from quakestack.training.loop import run_training, seed_everything
 from tests.catalog.conftest import MIDNIGHT_EVENT

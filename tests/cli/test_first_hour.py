@@ -166,11 +166,11 @@ def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, t
 
 @pytest.fixture(scope="module")
 def detector(store) -> str:
-    from quakestack.registry import ModelRegistry
+    from quakestack.model_store import ModelStore
     from tests.inference.detector import HPARAMS
     from tests.inference.helpers import register
 
-    register(ModelRegistry(store), "first-hour-detector", "convnetquake", HPARAMS)
+    register(ModelStore(store), "first-hour-detector", "convnetquake", HPARAMS)
     return "first-hour-detector"
 
 
@@ -397,7 +397,7 @@ def test_a_failed_call_logs_the_message_the_user_saw(qs, stack: Stack) -> None:
 
 
 def test_demo_judges_its_own_acceptance_figures() -> None:
-    from quakestack.demo import FULL, QUICK, acceptance_failures
+    from quakestack.cli.demo import FULL, QUICK, acceptance_failures
 
     assert acceptance_failures(FULL, {"detected": 0, "events": 12, "metrics": {"r2": 0.8}}) == [
         "0/12 known events detected (needs >= 6)"]

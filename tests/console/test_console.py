@@ -21,8 +21,8 @@ import torch
 from playwright.sync_api import sync_playwright
 
 from quakestack.data.synthetic import write_continuous
-from quakestack.models.registry import build_model
-from quakestack.registry import ModelRegistry
+from quakestack.model_store import ModelStore
+from quakestack.models.zoo import build_model
 from quakestack.stack import Stack
 from tests.console.browser import console_page, launch, screenshot
 from tests.datasets import publish_synthetic_dataset
@@ -257,7 +257,7 @@ def detector_model(store, tmp_path_factory) -> str:
     weights = train_detector(str(tmp_path_factory.mktemp("console-detector")))
     model, _, _ = build_model("convnetquake", HPARAMS)
     model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
-    registry = ModelRegistry(store)
+    registry = ModelStore(store)
     register(registry, "console-detector", "convnetquake", HPARAMS, model=model)
     register(registry, "console-onset-mag", "convnetquake_ingv", TINY_MAGNITUDE, p_offset_s=2.0)
     return "console-detector"

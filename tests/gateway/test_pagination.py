@@ -18,9 +18,9 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from quakestack.models.registry import list_architectures
+from quakestack.model_store import ModelStore
+from quakestack.models.zoo import list_architectures
 from quakestack.pagination import all_pages
-from quakestack.registry import ModelRegistry
 from quakestack.stack import Stack
 from quakestack.storage import ObjectStore
 from quakestack.v1 import (
@@ -69,7 +69,7 @@ def created(stack: Stack, store: ObjectStore, tmp_path_factory: pytest.TempPathF
                                  waveforms=common_pb2.Location(object_key="raw/page-test/"))
     dataset_jobs = [data.CreateDataset(data_pb2.CreateDatasetRequest(name=f"page-bad-{i}", sources=[source]),
                                        timeout=30).job.job_id for i in range(N)]
-    registry = ModelRegistry(store)
+    registry = ModelStore(store)
     model = briefly_trained("convnetquake_ingv", {})
     models = [f"page-model-{i}" for i in range(N)]
     for name in models:
@@ -222,7 +222,7 @@ def test_an_item_added_between_pages_repeats_nothing(store: ObjectStore, created
     early = "0-page-new"
     assert early < first.models[0].name
     model = briefly_trained("convnetquake_ingv", {})
-    register(ModelRegistry(store), early, "convnetquake_ingv", {}, model=model)
+    register(ModelStore(store), early, "convnetquake_ingv", {}, model=model)
     seen = [m.name for m in first.models]
     token = first.next_page_token
     while token:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from quakestack.registry import ModelRegistry
+from quakestack.model_store import ModelStore
 from quakestack.v1 import inference_pb2_grpc
 
 
 @pytest.fixture(scope="session")
-def registry(store) -> ModelRegistry:
-    return ModelRegistry(store)
+def registry(store) -> ModelStore:
+    return ModelStore(store)
 
 
 @pytest.fixture(scope="session")

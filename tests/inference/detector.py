@@ -14,7 +14,7 @@ import obspy
 import torch
 
 from quakestack.data.synthetic import write_continuous
-from quakestack.models.registry import build_model
+from quakestack.models.zoo import build_model
 
 RATE = 100.0
 HPARAMS = {"n_samples": 1000, "n_layers": 8, "channels": 16, "n_clusters": 2}

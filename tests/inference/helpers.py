@@ -9,8 +9,8 @@ import grpc
 import numpy as np
 import torch
 
-from quakestack.models.registry import build_model
-from quakestack.registry import ModelRegistry, model_card
+from quakestack.model_store import ModelStore, model_card
+from quakestack.models.zoo import build_model
 from quakestack.v1 import common_pb2, inference_pb2
 
 TINY_MAGNITUDE = {"n_samples": 1000, "n_layers": 5, "channels": 8}
@@ -44,7 +44,7 @@ def card_for(architecture: str, hparams: dict[str, Any], normalization: str = "n
     return {**card, **extra}
 
 
-def register(registry: ModelRegistry, name: str, architecture: str, hparams: dict[str, Any], *,
+def register(registry: ModelStore, name: str, architecture: str, hparams: dict[str, Any], *,
              normalization: str = "none", aliases=(), seed: int = 0, model: torch.nn.Module | None = None,
              **extra: Any) -> tuple[dict, torch.nn.Module]:
     model = model or briefly_trained(architecture, hparams, seed=seed)

@@ -21,7 +21,7 @@ TOLERANCE_S = 2.0
 @pytest.fixture(scope="module")
 def detector(registry, inference, tmp_path_factory) -> str:
     weights = train_detector(str(tmp_path_factory.mktemp("train")))
-    from quakestack.models.registry import build_model
+    from quakestack.models.zoo import build_model
 
     model, _, _ = build_model("convnetquake", HPARAMS)
     model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))

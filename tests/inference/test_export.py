@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from quakestack.cli import main
-from quakestack.models.registry import build_model, get_architecture
+from quakestack.models.zoo import build_model, get_architecture
 from quakestack.oip import open_inference_pb2 as oip_pb2
 from quakestack.oip import open_inference_pb2_grpc as oip_grpc
 from quakestack.v1 import common_pb2, inference_pb2

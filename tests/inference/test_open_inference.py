@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from quakestack.client import health_status, reflected_services
-from quakestack.models.registry import build_model, get_architecture
+from quakestack.models.zoo import build_model, get_architecture
 from quakestack.oip import open_inference_pb2
 from quakestack.v1 import common_pb2, inference_pb2
 from tests.gateway.helpers import http

@@ -13,7 +13,7 @@ import torch
 
 from quakestack.client import health_status
 from quakestack.data.preprocess import normalize
-from quakestack.registry import instantiate
+from quakestack.model_store import instantiate
 from quakestack.v1 import inference_pb2
 from tests.helpers import sample_value, scrape
 from tests.inference.helpers import TINY_MAGNITUDE, predict_request, register, rpc_code

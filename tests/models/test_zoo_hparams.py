@@ -14,7 +14,7 @@ from quakestack.models import (
     resolve_hparams,
     resolve_training_hparams,
 )
-from quakestack.models.registry import ARCHITECTURES
+from quakestack.models.zoo import ARCHITECTURES
 
 
 def test_out_of_range_names_field_and_range() -> None:

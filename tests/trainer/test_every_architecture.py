@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quakestack.models.registry import ARCHITECTURES, build_model, get_architecture, resolve_training_hparams
+from quakestack.models.zoo import ARCHITECTURES, build_model, get_architecture, resolve_training_hparams
 from quakestack.training.data import check_compatible, load_split
 from quakestack.training.loop import run_training
 from tests.datasets import _built

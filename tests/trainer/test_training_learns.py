@@ -9,7 +9,7 @@ from importlib import metadata
 import torch
 from google.protobuf.json_format import MessageToDict
 
-from quakestack.models.registry import build_model
+from quakestack.models.zoo import build_model
 from quakestack.v1 import trainer_pb2
 from tests.trainer.conftest import create_job, epochs_of, metric, progress, state_name, stored_events
 

@@ -9,8 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
-from quakestack import cli_data, cli_infer, cli_models, cli_train
-from quakestack.cli_common import INTERRUPTED, Ctx, errors_to_exit
+from quakestack.cli import data as cli_data
+from quakestack.cli import infer as cli_infer
+from quakestack.cli import models as cli_models
+from quakestack.cli import train as cli_train
+from quakestack.cli.common import INTERRUPTED, Ctx, errors_to_exit
 from quakestack.config import ConfigError, Settings, load_settings, settings_table_markdown
 
 
@@ -75,7 +78,7 @@ def shutdown_line(codes: dict[str, int | None]) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from quakestack.demo import run_demo
+    from quakestack.cli.demo import run_demo
 
     settings = _settings()
     return run_demo(settings, Path(args.workdir).resolve(), quick=args.quick)
@@ -215,7 +218,3 @@ def entry() -> None:
                 stream.flush()
         os._exit(code)
     sys.exit(code)
-
-
-if __name__ == "__main__":
-    entry()

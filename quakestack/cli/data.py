@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from quakestack.cli_common import CliError, Ctx, duration, state_name, table, to_dict
-from quakestack.cli_progress import ProgressBar, human_bytes
+from quakestack.cli.common import CliError, Ctx, duration, state_name, table, to_dict
+from quakestack.cli.progress import ProgressBar, human_bytes
 from quakestack.digests import file_sha256
 from quakestack.errors import InvalidArgument
 from quakestack.pagination import all_pages

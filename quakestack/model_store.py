@@ -1,4 +1,4 @@
-"""The model registry on object storage: versions, aliases and model cards.
+"""The model store on object storage: versions, aliases and model cards (served by ModelRegistryService).
 
 Layout (DESIGN.md): `models/<name>/<version>/model.pt` (a plain state_dict) and `model.json` (the
 card: architecture, hyper-parameters, input spec, dataset lineage, metrics), plus
@@ -37,7 +37,7 @@ def is_number(text: str) -> bool:
     return re.fullmatch(r"[0-9]+", text) is not None
 
 
-class ModelRegistry:
+class ModelStore:
     """Registry operations; one lock serialises version numbering and alias edits in this process."""
 
     def __init__(self, store: ObjectStore):
@@ -159,7 +159,7 @@ def model_card(architecture: str, hyper_parameters: dict[str, Any], *, dataset: 
                dataset_manifest_sha256: str = "", metrics: dict[str, Any] | None = None,
                p_offset_s: float | None = None, reproducibility: dict[str, Any] | None = None) -> dict[str, Any]:
     """The card (model.json) of a version: what serving needs to rebuild the model and feed it."""
-    from quakestack.models.registry import get_architecture
+    from quakestack.models.zoo import get_architecture
 
     spec = get_architecture(architecture)
     resolved = spec.resolve_hparams(hyper_parameters)
@@ -173,7 +173,7 @@ def model_card(architecture: str, hyper_parameters: dict[str, Any], *, dataset: 
 
 def instantiate(card: dict[str, Any], weights: bytes, device: str | torch.device = "cpu") -> nn.Module:
     """Build the card's architecture and load its weights; a checkpoint never executes code."""
-    from quakestack.models.registry import build_model
+    from quakestack.models.zoo import build_model
 
     model, _, _ = build_model(card["architecture"], card.get("hyper_parameters") or {})
     model.load_state_dict(load_state(weights))

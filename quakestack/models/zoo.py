@@ -1,4 +1,4 @@
-"""The architectures the platform knows, and the training hyper-parameters common to every job.
+"""The model zoo: the architectures the platform knows, and the training hyper-parameters common to every job.
 
 Adding an architecture: write one module exposing ``ARCHITECTURE`` and add it to ``_MODULES``.
 """

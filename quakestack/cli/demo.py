@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from quakestack import cli_data, cli_infer, cli_models, cli_train
-from quakestack.cli_common import Ctx, errors_to_exit, metrics_dict, table
+from quakestack.cli import data as cli_data
+from quakestack.cli import infer as cli_infer
+from quakestack.cli import models as cli_models
+from quakestack.cli import train as cli_train
+from quakestack.cli.common import Ctx, errors_to_exit, metrics_dict, table
 from quakestack.client import channel, health_status, reflected_services
 from quakestack.config import Settings
 from quakestack.stack import SERVICES, Stack, with_free_ports

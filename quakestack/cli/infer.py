@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from quakestack.cli_common import CliError, Ctx, duration, fmt, table, to_dict
-from quakestack.cli_models import inference, loaded_model
-from quakestack.cli_progress import ProgressBar
+from quakestack.cli.common import CliError, Ctx, duration, fmt, table, to_dict
+from quakestack.cli.models import inference, loaded_model
+from quakestack.cli.progress import ProgressBar
 from quakestack.protoconv import iso_from_seconds, seconds_from_timestamp, timestamp_from_seconds
 from quakestack.v1 import common_pb2, inference_pb2
 

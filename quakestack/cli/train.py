@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quakestack.cli_common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
-from quakestack.cli_progress import ProgressBar
+from quakestack.cli.common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
+from quakestack.cli.progress import ProgressBar
 from quakestack.layout import checkpoint_file_name
 from quakestack.pagination import all_pages
 from quakestack.protoconv import struct_from_dict

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from quakestack.errors import FailedPrecondition
-from quakestack.inference.servable import ServingSpec, module_bytes
+from quakestack.inference.servables.base import ServingSpec, module_bytes
 from quakestack.models.checkpoint import load_state
 
 PREFIX = "seisbench:"

@@ -6,7 +6,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from quakestack.cli_common import Ctx, metrics_dict, table, to_dict
+from quakestack.cli.common import Ctx, metrics_dict, table, to_dict
 from quakestack.pagination import all_pages
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
