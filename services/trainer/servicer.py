@@ -47,25 +47,22 @@ class Jobs:
         self.store = store
         self.manager = manager
 
-    def epoch_of(self, job_id: str, epoch: int) -> tuple[dict[str, Any], int]:
-        record = job_record(self.manager.get(job_id))
+    def epoch_of(self, job_id: str, epoch: int) -> tuple[dict[str, Any], int, dict[str, Any]]:
+        """The job's record, the epoch meant (0: the best, else the last) and that epoch's event: one read."""
+        view = self.manager.get(job_id)
+        record = job_record(view)
         if not record.get("epochs_done"):
             raise FailedPrecondition(f"job {job_id} has not finished an epoch yet: there are no trained weights")
         chosen = epoch or int(record.get("best_epoch") or record["epochs_done"])
         if not 1 <= chosen <= int(record["epochs_done"]):
             raise NotFound(f"job {job_id} has no checkpoint for epoch {chosen} "
                            f"(epochs 1-{record['epochs_done']})")
-        return record, chosen
+        event = next((e for e in view.events if e["type"] == "epoch" and int(e["epoch"]) == chosen), {})
+        return record, chosen, event
 
     def weights(self, job_id: str, epoch: int) -> dict[str, torch.Tensor]:
         state = load_state(self.store.get_bytes(epoch_checkpoint_key(job_id, epoch)))
         return state["model"]
-
-    def epoch_event(self, job_id: str, epoch: int) -> dict[str, Any]:
-        for event in self.manager.get(job_id).events:
-            if event["type"] == "epoch" and int(event["epoch"]) == epoch:
-                return event
-        return {}
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
@@ -146,7 +143,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.ListCheckpointsResponse(checkpoints=checkpoints, next_page_token=token)
 
     def DownloadCheckpoint(self, request, context):
-        _, epoch = self.jobs.epoch_of(request.job_id, request.epoch)
+        _, epoch, _ = self.jobs.epoch_of(request.job_id, request.epoch)
         data = state_to_bytes(self.jobs.weights(request.job_id, epoch))
         for start in range(0, len(data), CHUNK):
             yield trainer_pb2.DownloadCheckpointResponse(chunk=data[start:start + CHUNK])
@@ -159,7 +156,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def EvaluateModel(self, request, context):
         which = request.WhichOneof("model")
         if which == "checkpoint":
-            record, epoch = self.jobs.epoch_of(request.checkpoint.job_id, request.checkpoint.epoch)
+            record, epoch, _ = self.jobs.epoch_of(request.checkpoint.job_id, request.checkpoint.epoch)
             architecture, hp, dataset = record["architecture"], record["hyper_parameters"], record["dataset"]
             weights, job_id = self.jobs.weights(record["job_id"], epoch), record["job_id"]
         elif which == "registered_model":
@@ -198,9 +195,8 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
 
     def RegisterModel(self, request, context):
         validate_name(request.name, "model name")
-        record, epoch = self.jobs.epoch_of(request.source.job_id, request.source.epoch)
+        record, epoch, event = self.jobs.epoch_of(request.source.job_id, request.source.epoch)
         weights = state_to_bytes(self.jobs.weights(record["job_id"], epoch))
-        event = self.jobs.epoch_event(record["job_id"], epoch)
         metrics = {**event.get("metrics", {}), "train_loss": event.get("train_loss"), "val_loss": event.get("val_loss")}
         card = model_card(record["architecture"], record["hyper_parameters"], dataset=record["dataset"],
                           source={"job_id": record["job_id"], "epoch": epoch},
