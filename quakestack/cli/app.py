@@ -4,9 +4,11 @@ annotate) over gRPC at the addresses of QUAKESTACK_*_ADDR or --data/--trainer/--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from quakestack.cli import data as cli_data
@@ -152,7 +154,7 @@ def run_service_command(args: argparse.Namespace) -> int:
     settings = _settings()
     addrs = {f"{name}_addr": getattr(args, name) for name in ("data", "trainer", "inference") if getattr(args, name)}
     ctx = Ctx(settings.replace(**addrs), as_json=args.json)
-    outcome: dict[str, object] = {}
+    outcome = _Outcome()
     worker = threading.Thread(target=_command_worker, args=(ctx, args, outcome), name="quakestack-command",
                               daemon=True)
     worker.start()
@@ -162,12 +164,20 @@ def run_service_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         ctx.interrupt()
         return INTERRUPTED
-    if "error" in outcome:  # a bug or a broken pipe: raised here as if the command ran on this thread
-        raise outcome["error"]  # type: ignore[misc]
-    return int(outcome.get("code", 1))  # type: ignore[call-overload]
+    if outcome.error is not None:  # a bug or a broken pipe: raised here as if the command ran on this thread
+        raise outcome.error
+    return outcome.code
 
 
-def _command_worker(ctx: Ctx, args: argparse.Namespace, outcome: dict[str, object]) -> None:
+@dataclass
+class _Outcome:
+    """What the command thread hands back: its exit code, or the exception it did not handle."""
+
+    code: int = 1
+    error: BaseException | None = None
+
+
+def _command_worker(ctx: Ctx, args: argparse.Namespace, outcome: _Outcome) -> None:
     try:
         with errors_to_exit(ctx) as result:
             try:
@@ -175,20 +185,18 @@ def _command_worker(ctx: Ctx, args: argparse.Namespace, outcome: dict[str, objec
                 result[0] = rc if isinstance(rc, int) else 0
             finally:
                 ctx.close()
-        outcome["code"] = result[0]
+        outcome.code = result[0]
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
-        outcome["error"] = exc
+        outcome.error = exc
 
 
 def _quiet_broken_pipe() -> int:
     """The reader of stdout went away (`quakestack config | head`): end quietly, as coreutils do."""
     import os
 
-    try:
+    with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
-    except (OSError, ValueError):
-        pass
     return 141  # 128 + SIGPIPE, the shell's code for a writer whose pipe closed
 
 
@@ -202,13 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         return _quiet_broken_pipe()
     except KeyboardInterrupt:  # outside a service command (config, protos): nothing runs on
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 def entry() -> None:
     """The console script and `python -m quakestack`: after Ctrl-C, leave at once (os._exit) rather than
     finalize the interpreter under a command thread that may be writing a progress bar."""
-    import contextlib
     import os
 
     code = main()

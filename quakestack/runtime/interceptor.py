@@ -44,7 +44,7 @@ class _Call:
         self.labels = (grpc_type, service, method)
         self.rpc = f"{service}/{method}"
         self.request_id = request_id
-        self.quiet_ok = quiet_ok or service.startswith("grpc.")
+        self.quiet_ok = quiet_ok
         self.start = time.perf_counter()
         metrics.GRPC_STARTED.labels(*self.labels).inc()
 
@@ -128,6 +128,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
     """Wraps each handler; the wrapping differs by kind only in how messages are counted.
 
     `quiet_rpcs` (full method names) log their successful calls at debug: the data plane's hot path.
+    So do grpc.* (health, reflection), which probes call all the time.
     """
 
     def __init__(self, quiet_rpcs: frozenset[str] = frozenset()):
@@ -149,7 +150,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
             kind, attr = "unary", "unary_unary"
         behavior = getattr(handler, attr)
         wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
-        quiet = f"{service}/{method}" in self.quiet_rpcs
+        quiet = service.startswith("grpc.") or f"{service}/{method}" in self.quiet_rpcs
         wrapped = wrap(behavior, kind, service, method, request_id, handler.request_streaming, quiet)
         return handler._replace(**{attr: wrapped})
 

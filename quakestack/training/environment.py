@@ -7,6 +7,7 @@ the model card of a version registered from it, so that "same spec, same seed" c
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from functools import lru_cache
 from importlib import metadata
@@ -21,12 +22,10 @@ LIBRARIES = ("torch", "numpy", "torch-geometric", "quakestack")
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's model name (Linux /proc/cpuinfo), else what the platform module says."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
