@@ -49,6 +49,10 @@ RPC_ROLES: dict[str, Role] = {
         "CancelDatasetJob": W, "GetDataset": R, "ListDatasets": R, "DescribeDataset": R, "SampleDataset": R,
         "DeleteDataset": A,
     }.items()},
+    **{f"quakestack.v1.CatalogService/{m}": role for m, role in {
+        "CreateAnnotationJob": W, "GetAnnotationJob": R, "ListAnnotationJobs": R, "WatchAnnotationJob": R,
+        "CancelAnnotationJob": W, "GetCatalog": R, "EvaluateCatalog": W, "DownloadCatalogArtifact": R,
+    }.items()},
     **{f"quakestack.v1.TrainerService/{m}": role for m, role in {
         "ListArchitectures": R, "CreateTrainingJob": W, "GetTrainingJob": R, "ListTrainingJobs": R,
         "UpdateTrainingJob": W, "StopTrainingJob": W, "CancelTrainingJob": W, "ResumeTrainingJob": W,
