@@ -89,6 +89,15 @@ def resolve_model(model_store: ModelStore, role: str, name: str, version: str) -
             "task": task, "weights_sha256": card.get("weights_sha256", "")}
 
 
+def classifies_events() -> bool:
+    """Whether build_catalog takes an event classifier (the keyword s3-catalog's branch adds)."""
+    import inspect
+
+    from quakestack.catalog.pipeline import build_catalog
+
+    return "classifier_model" in inspect.signature(build_catalog).parameters
+
+
 def model_label(ref: dict[str, Any] | None) -> str:
     return f"{ref['name']}:{ref['version']}" if ref else ""
 
@@ -117,6 +126,8 @@ def build_spec(store: ObjectStore, settings: Settings, *, archive: dict[str, Any
     models = {"picker": resolve_model(model_store, "picker", *picker),
               "magnitude_model": resolve_model(model_store, "magnitude_model", *magnitude_model),
               "classifier": resolve_model(model_store, "classifier", *classifier)}
+    if models["classifier"] is not None and not classifies_events():
+        raise FailedPrecondition("this build cannot classify events yet (build_catalog has no classifier_model)")
     archive_index = open_archive(store, settings, archive)
     inv = open_inventory(store, settings, inventory)
     plan = plan_station_days(archive_index, sel, start, end, margin_s=margin_s, inventory=inv)

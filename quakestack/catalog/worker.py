@@ -10,7 +10,6 @@ writes the catalog. Peers only write picks objects and leave when the job is can
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import traceback
@@ -18,7 +17,7 @@ from typing import Any
 
 from quakestack.archive.inventory import StationCoordinates
 from quakestack.archive.plan import Plan, StationDayTask
-from quakestack.catalog.jobs import open_archive, open_inventory
+from quakestack.catalog.jobs import classifies_events, open_archive, open_inventory
 from quakestack.catalog.pipeline import build_catalog, run_station_day
 from quakestack.devices import resolve_device
 from quakestack.errors import FailedPrecondition, QuakestackError
@@ -159,7 +158,7 @@ def run_job(ctx: WorkerContext) -> int:
         extra: dict[str, Any] = {}
         classifier = load_model(ctx.store, spec.get("classifier"), device)
         if classifier is not None:  # s3-catalog's keyword; refused clearly by an older build_catalog
-            if "classifier_model" not in inspect.signature(build_catalog).parameters:
+            if not classifies_events():
                 raise FailedPrecondition("this build cannot classify events (build_catalog has no classifier_model)")
             extra["classifier_model"] = classifier
         result = with_retries(lambda: build_catalog(ctx.store, ctx.job_id, plan, archive,
