@@ -14,7 +14,9 @@ from tests.conftest import fresh_settings
 README = Path(__file__).resolve().parents[1] / "README.md"
 FIGURES = (re.compile(r"\[demo\] magnitude model: RMSE (?P<rmse>[\d.]+), R² (?P<r2>[\d.]+)"),
            re.compile(r"\[demo\] annotation: (?P<detected>\d+)/(?P<events>\d+) known events detected, "
-                      r"(?P<unmatched>\d+) unmatched detections"))
+                      r"(?P<unmatched>\d+) unmatched detections"),
+           re.compile(r"\[demo\] catalog: (?P<found>\d+)/(?P<known>\d+) known events found, precision "
+                      r"(?P<precision>[\d.]+), recall (?P<recall>[\d.]+), magnitude RMSE (?P<network_rmse>[\d.]+)"))
 
 
 def figures(text: str) -> dict[str, float]:
@@ -23,7 +25,7 @@ def figures(text: str) -> dict[str, float]:
     return {k: float(v) for m in found if m for k, v in m.groupdict().items()}
 
 
-@pytest.mark.timeout(900)  # ~55 s on 2 cores; kept in the default run: it is the README's main job
+@pytest.mark.timeout(900)  # ~2 min on 2 cores; kept in the default run: it is the README's main job
 def test_demo_runs_end_to_end_and_prints_the_readme_figures(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     results: dict = {}
@@ -34,14 +36,19 @@ def test_demo_runs_end_to_end_and_prints_the_readme_figures(tmp_path: Path,
     assert any(p.name == "true_vs_predicted.png" for p in plots)
     assert all(p.read_bytes()[:4] == b"\x89PNG" and p.parent == tmp_path / "demo" / "plots" for p in plots)
     for step in ("ingesting STEAD", "training a magnitude model", "evaluating", "ConvNetQuake detector",
-                 "registering both", "annotating", "known events"):
+                 "registering both", "annotating", "known events", "building a catalog", "against the network"):
         assert step in out, step
     assert out.splitlines()[-1].startswith("[demo] OK")
 
     stated, printed, metrics = figures(README.read_text()), figures(out), results["metrics"]
-    assert len(stated) == 5, "the README no longer states what the demo prints"
-    assert len(printed) == 5 and printed["rmse"] == round(metrics["rmse"], 3), out[-2000:]
+    assert len(stated) == 10, "the README no longer states what the demo prints"
+    assert len(printed) == 10 and printed["rmse"] == round(metrics["rmse"], 3), out[-2000:]
     assert abs(metrics["rmse"] - stated["rmse"]) <= 0.05, (metrics, stated)
     assert abs(metrics["r2"] - stated["r2"]) <= 0.05, (metrics, stated)
     assert results["events"] == stated["events"] and abs(results["detected"] - stated["detected"]) <= 1, results
     assert abs(results["false_detections"] - stated["unmatched"]) <= 1, results
+    catalog = results["catalog"]
+    assert catalog["reference"] == stated["known"] and abs(catalog["matched"] - stated["found"]) <= 1, catalog
+    assert abs(catalog["precision"] - stated["precision"]) <= 0.1 and abs(catalog["recall"] - stated["recall"]) <= 0.1
+    assert abs(catalog["magnitude_rmse"] - stated["network_rmse"]) <= 0.1, (catalog, stated)
+    assert (tmp_path / "demo" / "plots" / "event_map.png").read_bytes()[:4] == b"\x89PNG"

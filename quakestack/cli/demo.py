@@ -5,14 +5,22 @@ synthetic STEAD data and a continuous multi-station recording with known events 
 the data service; a magnitude model and a ConvNetQuake detector are trained with live epoch tables;
 the magnitude model is evaluated (plots downloaded), both are registered (alias `production`) and
 loaded, and the continuous data is annotated: detections with magnitudes, next to the known truth.
+Then the catalog: a synthetic 8-station network's training hours are ingested as picker and station-magnitude
+windows, a PhaseNet-style picker and a magnitude model are trained and registered, and an annotation job
+turns two held-out days of its SDS archive (across midnight) into a QuakeML catalog, evaluated against the
+network's truth catalog.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from obspy import UTCDateTime
+
+from quakestack.cli import catalog as cli_catalog
 from quakestack.cli import data as cli_data
 from quakestack.cli import infer as cli_infer
 from quakestack.cli import models as cli_models
@@ -23,11 +31,14 @@ from quakestack.config import Settings
 from quakestack.stack import SERVICES, Stack, with_free_ports
 
 EXPECTED_SERVICES = {
-    "data": ["quakestack.v1.DataService"],
+    "data": ["quakestack.v1.CatalogService", "quakestack.v1.DataService"],
     "trainer": ["quakestack.v1.ModelRegistryService", "quakestack.v1.TrainerService"],
     "inference": ["quakestack.v1.InferenceService"],
 }
 MATCH_TOLERANCE_S = 3.0
+NETWORK_TRAIN_START = UTCDateTime(2024, 3, 1)
+HELD_OUT_START = UTCDateTime(2024, 3, 5, 23, 0)  # the held-out hours straddle midnight: two station-days each
+MIDNIGHT_EVENT = UTCDateTime(2024, 3, 5, 23, 59, 58)
 
 
 @dataclass(frozen=True)
@@ -42,15 +53,25 @@ class Sizes:
     detector_epochs: int
     test_hours: float
     test_events: int
+    network_train_hours: float
+    network_train_events: int
+    picker_epochs: int
+    network_magnitude_epochs: int
+    held_out_hours: float
+    held_out_events: int
     # acceptance figures (None: not judged; a quick run trains 2 epochs and only proves every step runs)
     min_detected_fraction: float | None = None
     min_r2: float | None = None
+    min_catalog_recall: float | None = None
 
 
 FULL = Sizes(stead_events=600, stead_noise=60, magnitude_epochs=20, train_hours=6.0, train_events=60,
-             detector_epochs=15, test_hours=2.0, test_events=12, min_detected_fraction=0.5, min_r2=0.0)
+             detector_epochs=15, test_hours=2.0, test_events=12, network_train_hours=8.0, network_train_events=120,
+             picker_epochs=12, network_magnitude_epochs=40, held_out_hours=2.0, held_out_events=12,
+             min_detected_fraction=0.5, min_r2=0.0, min_catalog_recall=0.5)
 QUICK = Sizes(stead_events=240, stead_noise=24, magnitude_epochs=2, train_hours=1.0, train_events=10,
-              detector_epochs=2, test_hours=0.5, test_events=3)
+              detector_epochs=2, test_hours=0.5, test_events=3, network_train_hours=1.0, network_train_events=12,
+              picker_epochs=1, network_magnitude_epochs=1, held_out_hours=1.0, held_out_events=4)
 
 
 def acceptance_failures(sizes: Sizes, results: dict) -> list[str]:
@@ -60,6 +81,9 @@ def acceptance_failures(sizes: Sizes, results: dict) -> list[str]:
         need = sizes.min_detected_fraction * results["events"]
         if results["detected"] < need:
             failed.append(f"{results['detected']}/{results['events']} known events detected (needs >= {need:g})")
+    recall = results.get("catalog", {}).get("recall")
+    if sizes.min_catalog_recall is not None and recall is not None and not recall >= sizes.min_catalog_recall:
+        failed.append(f"catalog recall {recall:.2f} (needs >= {sizes.min_catalog_recall:g})")
     r2 = results.get("metrics", {}).get("r2")
     if sizes.min_r2 is not None and r2 is not None and not r2 > sizes.min_r2:
         failed.append(f"magnitude R² {r2:.3f} (needs > {sizes.min_r2:g})")
@@ -104,8 +128,30 @@ def generate(workdir: Path, sizes: Sizes) -> dict:
           f"events + QuakeML {train_catalog}")
     print(f"  to annotate: {len(test_paths)} stations x {sizes.test_hours:g} h, {sizes.test_events} events "
           f"(truth in {test_catalog})")
+    network_train, held_out = generate_network(workdir / "inputs", sizes)
     return {"stead_dir": str(workdir / "inputs" / "stead"), "train_paths": train_paths,
-            "train_catalog": train_catalog, "test_paths": test_paths, "truth": truth}
+            "train_catalog": train_catalog, "test_paths": test_paths, "truth": truth,
+            "network_train": network_train, "held_out": held_out}
+
+
+def generate_network(inputs: Path, sizes: Sizes):
+    """The synthetic network: training hours (picks and magnitudes to learn from) and held-out hours."""
+    from quakestack.data.network import write_network
+
+    train = write_network(str(inputs / "network-train"), seed=31, start=NETWORK_TRAIN_START,
+                          end=NETWORK_TRAIN_START + sizes.network_train_hours * 3600,
+                          n_events=sizes.network_train_events)
+    held_out = write_network(str(inputs / "network"), seed=37, start=HELD_OUT_START,
+                             end=HELD_OUT_START + sizes.held_out_hours * 3600, n_events=sizes.held_out_events - 1,
+                             fixed_times=[MIDNIGHT_EVENT])
+    print(f"  network: {len(train.stations)} stations; {sizes.network_train_hours:g} h with "
+          f"{sizes.network_train_events} events to train on, {sizes.held_out_hours:g} h across midnight with "
+          f"{len(held_out.events)} events held out (SDS {held_out.sds_root}, truth {held_out.catalog_path})")
+    return train, held_out
+
+
+def sds_files(root: str) -> list[str]:
+    return sorted(str(p) for p in Path(root).rglob("*.D.*") if p.is_file())
 
 
 def compare_with_truth(found: list[dict], truth: list[dict]) -> tuple[int, int]:
@@ -179,7 +225,47 @@ def run_pipeline(ctx: Ctx, workdir: Path, sizes: Sizes, started: float) -> dict:
     detected, false = compare_with_truth(found, inputs["truth"])
     results.update(detected=detected, events=len(inputs["truth"]), false_detections=false, detections=len(found))
     print(f"  {detected}/{len(inputs['truth'])} known events detected; {false} detections match no known event")
+    results["catalog"] = build_catalog(ctx, workdir, inputs, sizes, started)
     return results
+
+
+def build_catalog(ctx: Ctx, workdir: Path, inputs: dict, sizes: Sizes, started: float) -> dict:
+    """Train a picker and a station-magnitude model on the network, annotate the held-out days, evaluate."""
+    train, held_out = inputs["network_train"], inputs["held_out"]
+    _step("ingesting the network's training hours: 20 s picker windows and 10 s magnitude windows", started)
+    sources = cli_data.build_sources(ctx, "mseed", sds_files(train.sds_root), catalog=train.catalog_path)
+    cli_data.ingest(ctx, "demo-network-picks", sources, cli_data.IngestOptions(
+        length_s=20.0, p_offset_range=(0.5, 14.0), noise_per_event=1, split=(0.8, 0.1, 0.1), shard_size=512, seed=1,
+        description="demo: network windows with P and S labels"))
+    cli_data.ingest(ctx, "demo-network-magnitudes", sources, cli_data.IngestOptions(
+        length_s=10.0, p_offset_s=2.0, include_noise=False, split=(0.8, 0.1, 0.1), shard_size=512, seed=1,
+        description="demo: network windows with P at 2 s and their magnitude"))
+
+    _step("training a PhaseNet-style picker and a station-magnitude model on them", started)
+    picker_job = cli_train.start(ctx, "demo-network-picks", "phasenet", {
+        "n_samples": 2000, "base_channels": 8, "depth": 4, "learning_rate": 0.002, "batch_size": 16,
+        "epochs": sizes.picker_epochs}, display_name="demo picker")
+    magnitude_job = cli_train.start(ctx, "demo-network-magnitudes", "convnetquake_ingv", {
+        "n_samples": 1000, "learning_rate": 0.005, "batch_size": 32, "epochs": sizes.network_magnitude_epochs},
+        display_name="demo station magnitudes")
+    cli_models.register(ctx, "demo-picker", picker_job.job_id, aliases=["production"])
+    cli_models.register(ctx, "demo-network-magnitude", magnitude_job.job_id, aliases=["production"])
+
+    _step("building a catalog of the held-out days (CatalogService.CreateAnnotationJob)", started)
+    job = cli_catalog.build(ctx, argparse.Namespace(
+        sds_prefix=None, sds_path=held_out.sds_root, miniseed=None, inventory=held_out.inventory_path, network="",
+        station="", location="", channel="HH?", start=str(held_out.start), end=str(held_out.end),
+        picker="demo-picker:production", magnitude_model="demo-network-magnitude:production", classifier=None,
+        param=[], margin=None, threshold=None, workers=None, device="", remove_response=False,
+        display_name="demo catalog", no_wait=False))
+    cli_catalog.get(ctx, job.job_id, "quakeml", str(workdir / "catalog.xml"))
+
+    _step("the catalog against the network's truth (CatalogService.EvaluateCatalog)", started)
+    evaluation = cli_catalog.evaluate(ctx, job.job_id, held_out.catalog_path, out_dir=workdir / "plots")
+    return {"events": evaluation.predicted_events, "reference": evaluation.reference_events,
+            "matched": evaluation.matched, "precision": evaluation.precision, "recall": evaluation.recall,
+            "magnitude_rmse": evaluation.magnitude_rmse, "origin_time_error_s": evaluation.median_origin_time_error_s,
+            "epicentral_error_km": evaluation.median_epicentral_error_km}
 
 
 def run_demo(settings: Settings, workdir: Path, *, quick: bool = False, results: dict | None = None) -> int:
@@ -189,7 +275,9 @@ def run_demo(settings: Settings, workdir: Path, *, quick: bool = False, results:
     metrics, plots and detection counts.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = with_free_ports(settings).replace(storage_dir=str(workdir / "s3"), cache_dir=str(workdir / "cache"))
+    settings = with_free_ports(settings).replace(storage_dir=str(workdir / "s3"), cache_dir=str(workdir / "cache"),
+                                                 data_allowed_dirs=(*settings.data_allowed_dirs,
+                                                                    (workdir / "inputs").resolve()))
     sizes = QUICK if quick else FULL
     started = time.monotonic()
     print(f"[demo] starting a fresh stack in {workdir} ...", flush=True)
@@ -222,6 +310,10 @@ def run_demo(settings: Settings, workdir: Path, *, quick: bool = False, results:
     if "detected" in out:
         print(f"[demo] annotation: {out['detected']}/{out['events']} known events detected, "
               f"{out['false_detections']} unmatched detections")
+    if "catalog" in out:
+        c = out["catalog"]
+        print(f"[demo] catalog: {c['matched']}/{c['reference']} known events found, precision {c['precision']:.2f}, "
+              f"recall {c['recall']:.2f}, magnitude RMSE {c['magnitude_rmse']:.2f}")
     figures = acceptance_failures(sizes, out) if not failures else []
     for line in figures:
         print(f"[demo] acceptance failed: {line}")
