@@ -27,6 +27,7 @@ from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
 from tests.conftest import SHARED_DATA
 from tests.helpers import sample_value, scrape, wait_for
+from tests.trainer.conftest import stored_events
 
 REAL_CSV = str(SHARED_DATA / "stead_100samples.csv")
 D = data_pb2
@@ -414,7 +415,8 @@ def test_cancel_leaves_no_manifest(stub, store, small_stead):
     with pytest.raises(grpc.RpcError) as exc:
         stub.CancelDatasetJob(D.CancelDatasetJobRequest(job_id=job.job_id), timeout=30)
     assert _code(exc) == grpc.StatusCode.FAILED_PRECONDITION
-    assert store.get_json(f"jobs/{job.job_id}/job.json")["state"] == "CANCELLED"
+    states = [e["state"] for e in stored_events(store, job.job_id) if e["type"] == "state"]
+    assert states[-1] == "CANCELLED", states
 
 
 # -------------------------------------------------------------------------------------------- resume
