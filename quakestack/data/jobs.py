@@ -9,6 +9,7 @@ its lease and supervises its worker.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -152,13 +153,11 @@ class DatasetJobs:
     def watch(self, job_id: str, is_active: Callable[[], bool] = lambda: True) -> Iterator[dict[str, Any]]:
         """The current summary, then one after every change, until the job ends."""
         view = self.get(job_id)
-        yield summary(view)
-        seen = int(view.status["last_sequence"])
-        shadow = JobView(record=view.record, status=dict(view.status), events=list(view.events))
-        for event in self.scheduler.subscribe(job_id, is_active):
-            if int(event.get("sequence", 0)) <= seen:
-                continue
-            if apply_event(shadow.status, event):
+        with view.cond:  # status and events change together under it
+            shadow = JobView(record=view.record, status=copy.deepcopy(view.status), events=list(view.events))
+        yield summary(shadow)
+        for index, event in enumerate(self.scheduler.subscribe(job_id, is_active)):
+            if index >= len(shadow.events) and apply_event(shadow.status, event):
                 shadow.events.append(event)
                 yield summary(shadow)
 
