@@ -36,6 +36,7 @@ KIND = "dataset"
 SPEC_VERSION = 1
 MAX_RUNNING = 2  # jobs rendering at once on one replica; each renders with data_workers processes
 CANCEL_WAIT_S = 15.0
+TICK_S = 0.2  # how often this replica reads its jobs' logs: a dataset job lasts seconds, watchers see it live
 PROGRESS_FIELDS = ("phase", "items_done", "items_total", "windows_written", "bytes_written", "windows_per_s", "eta_s")
 _PARAMETER_TYPES = {"window": WindowSpec, "preprocess": PreprocessSpec, "filters": FilterSpec, "split": SplitSpec}
 
@@ -95,7 +96,8 @@ class DatasetJobs:
         self.scheduler = Scheduler(
             store, executor or LocalExecutor(settings),
             SchedulerConfig(kind=KIND, capacity=MAX_RUNNING, lease_ttl_s=settings.jobs_lease_ttl_s,
-                            lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries),
+                            lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries,
+                            tick_s=TICK_S),
             worker_env=self._worker_env, on_event=_count)
 
     def start(self) -> None:

@@ -154,7 +154,6 @@ class DatasetRunner:
     # -- the phases ---------------------------------------------------------------------------
     def run(self) -> None:
         started = time.monotonic()
-        self.pool.start()  # the processes start while the sources download
         try:
             spec, plan = self._plan()
             results = self._write(spec, plan)
@@ -309,6 +308,7 @@ def run_job(ctx: WorkerContext) -> int:
     """One attempt of a dataset job; its outcome is in the log (the exit code is for the executor)."""
     log = get_logger(job_id=ctx.job_id, attempt=ctx.attempt)
     runner = DatasetRunner(ctx)
+    runner.pool.start()  # first: its processes import the data library while this one reports and plans
     ctx.start_heartbeat(on_cancel=runner.on_cancel, on_fenced=kill_own_group)
     try:
         ctx.state(JobState.RUNNING, f"worker started ({ctx.settings.data_workers} render process(es))")
