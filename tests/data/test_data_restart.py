@@ -189,3 +189,22 @@ def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_cancel_of_a_running_job_keeps_its_shards_and_writes_no_manifest(own_data, tmp_path) -> None:
+    settings = own_data.settings
+    store = ObjectStore.from_settings(settings)
+    prefix = _source(store, tmp_path, n_events=200, n_noise=40, seed=6)
+    job_id = _create(settings.data_addr, _request("cancelled", prefix, shard_size=6, preprocessing=SLOW))
+    assert wait_for(lambda: len(_shard_events(store, job_id)) >= 2, 120, 0.1), own_data.log_tail("data")
+    tree = _worker_tree(settings)
+    with channel(settings.data_addr) as ch:
+        job = data_pb2_grpc.DataServiceStub(ch).CancelDatasetJob(D.CancelDatasetJobRequest(job_id=job_id),
+                                                                 timeout=30).job
+    assert job.state == common_pb2.JOB_STATE_CANCELLED
+    _, alive = psutil.wait_procs(tree, timeout=15)
+    assert not alive, f"the cancelled job left {[p.cmdline()[:3] for p in alive]} running"
+    assert not store.exists("datasets/cancelled/manifest.json")
+    for event in _shard_events(store, job_id):  # what was published before the cancel stays
+        for name, sha in event["shard"]["sha256"].items():
+            assert store.stat(f"datasets/cancelled/{event['shard']['key']}/{name}").sha256 == sha
