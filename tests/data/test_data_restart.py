@@ -114,13 +114,20 @@ def _stored_shards_match(store: ObjectStore, name: str) -> list[dict]:
     return manifest["shards"]
 
 
+def _rendering(own: Stack, tmp_path: Path, name: str, n_events: int, seed: int,
+               shards: int = 3) -> tuple[ObjectStore, str, list[psutil.Process], str]:
+    """A slow job of `name` with `shards` shards published: (store, job id, the worker's process tree,
+    the source's prefix)."""
+    store = ObjectStore.from_settings(own.settings)
+    prefix = _source(store, tmp_path, n_events=n_events, n_noise=n_events // 5, seed=seed)
+    job_id = _create(own.settings.data_addr, _request(name, prefix, shard_size=6, preprocessing=SLOW))
+    assert wait_for(lambda: len(_shard_events(store, job_id)) >= shards, 120, 0.1), own.log_tail("data")
+    return store, job_id, _worker_tree(own.settings), prefix
+
+
 def test_sigkill_of_the_data_service_reattaches_to_the_running_worker(own_data, tmp_path) -> None:
     settings = own_data.settings
-    store = ObjectStore.from_settings(settings)
-    prefix = _source(store, tmp_path, n_events=400, n_noise=80, seed=9)
-    job_id = _create(settings.data_addr, _request("reattached", prefix, shard_size=6, preprocessing=SLOW))
-    assert wait_for(lambda: len(_shard_events(store, job_id)) >= 3, 120, 0.1), own_data.log_tail("data")
-    tree = _worker_tree(settings)
+    store, job_id, tree, _ = _rendering(own_data, tmp_path, "reattached", n_events=400, seed=9)
     assert len(tree) >= 3, tree  # the worker, its forkserver and a render process
     service = own_data.processes.pop("data")
     service.send_signal(signal.SIGKILL)
@@ -142,11 +149,7 @@ def test_sigkill_of_the_data_service_reattaches_to_the_running_worker(own_data, 
 
 def test_sigkill_of_the_worker_is_rescheduled_and_succeeds_with_the_same_bytes(own_data, tmp_path) -> None:
     settings = own_data.settings
-    store = ObjectStore.from_settings(settings)
-    prefix = _source(store, tmp_path, n_events=100, n_noise=20, seed=4)
-    job_id = _create(settings.data_addr, _request("retried", prefix, shard_size=6, preprocessing=SLOW))
-    assert wait_for(lambda: len(_shard_events(store, job_id)) >= 3, 120, 0.1), own_data.log_tail("data")
-    tree = _worker_tree(settings)
+    store, job_id, tree, prefix = _rendering(own_data, tmp_path, "retried", n_events=100, seed=4)
     tree[0].send_signal(signal.SIGKILL)  # the worker alone: its forkserver and renderers must die with it
     _, alive = psutil.wait_procs(tree, timeout=15)
     assert not alive, f"the killed worker left {[p.cmdline()[:3] for p in alive]} running"
@@ -193,11 +196,7 @@ def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path
 
 def test_cancel_of_a_running_job_keeps_its_shards_and_writes_no_manifest(own_data, tmp_path) -> None:
     settings = own_data.settings
-    store = ObjectStore.from_settings(settings)
-    prefix = _source(store, tmp_path, n_events=200, n_noise=40, seed=6)
-    job_id = _create(settings.data_addr, _request("cancelled", prefix, shard_size=6, preprocessing=SLOW))
-    assert wait_for(lambda: len(_shard_events(store, job_id)) >= 2, 120, 0.1), own_data.log_tail("data")
-    tree = _worker_tree(settings)
+    store, job_id, tree, _ = _rendering(own_data, tmp_path, "cancelled", n_events=200, seed=6, shards=2)
     with channel(settings.data_addr) as ch:
         job = data_pb2_grpc.DataServiceStub(ch).CancelDatasetJob(D.CancelDatasetJobRequest(job_id=job_id),
                                                                  timeout=30).job
