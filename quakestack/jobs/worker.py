@@ -125,8 +125,11 @@ def torchrun_rank() -> tuple[int, int] | None:
     return None
 
 
-RUNNERS: dict[str, str] = {"training": "quakestack.training.worker:run_job",
-                           "annotation": "quakestack.catalog.worker:run_job"}
+RUNNERS: dict[str, str] = {
+    "training": "quakestack.training.worker:run_job",
+    "dataset": "quakestack.data.worker:run_job",
+    "annotation": "quakestack.catalog.worker:run_job",
+}
 
 
 def run(job_id: str, attempt: int) -> int:

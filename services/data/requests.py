@@ -10,11 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from quakestack.config import Settings
 from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec, readers
+from quakestack.data.jobs import build_spec
 from quakestack.errors import InvalidArgument
 from quakestack.jsonmap import enum_value_text
-from quakestack.storage import validate_name
+from quakestack.storage import ObjectStore, validate_name
 from quakestack.v1 import data_pb2
+from services.data.sources import check_location
 
 DEFAULT_SHARD_SIZE = 1024
 SOURCE_PREFIX, CATALOG_PREFIX = "SOURCE_FORMAT_", "CATALOG_FORMAT_"
@@ -211,3 +214,22 @@ def source_format(source: data_pb2.DataSource, index: int) -> str:
         raise InvalidArgument(enum_value_text(data_pb2.CatalogFormat, source.catalog_format,
                                               f"sources[{index}].catalog_format"))
     return fmt
+
+
+def dataset_job_spec(request: data_pb2.CreateDatasetRequest, store: ObjectStore, settings: Settings) -> dict[str, Any]:
+    """The dataset job's spec: parameters validated and every source resolved (NOT_FOUND, PERMISSION_DENIED,
+    INVALID_ARGUMENT now, before a job exists); the worker takes it as-is."""
+    params = parameters(request)
+    if not request.sources:
+        raise InvalidArgument("a dataset needs at least one source")
+    sources = []
+    for i, source in enumerate(request.sources):
+        entry: dict[str, Any] = {"format": source_format(source, i), "catalog_format": catalog_format_name(source),
+                                 "catalog": None}
+        entry["waveforms"] = check_location(store, source.waveforms, f"sources[{i}].waveforms",
+                                            settings.data_allowed_dirs).to_dict()
+        if source.catalog.WhichOneof("location"):
+            entry["catalog"] = check_location(store, source.catalog, f"sources[{i}].catalog",
+                                              settings.data_allowed_dirs).to_dict()
+        sources.append(entry)
+    return build_spec(dataset=request.name, parameters=params.spec_kwargs(), sources=sources)

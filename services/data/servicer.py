@@ -2,49 +2,51 @@
 
 from __future__ import annotations
 
-import threading
-
 from quakestack.config import Settings
+from quakestack.data.jobs import DatasetJobs, summary
 from quakestack.dependants import dataset_dependants, refusal
 from quakestack.errors import FailedPrecondition
-from quakestack.pagination import page_request
+from quakestack.pagination import page_request, paginate
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore
 from quakestack.v1 import data_pb2, data_pb2_grpc
 from services.data import catalog, datasets
-from services.data.jobs import JobManager
+from services.data.convert import dataset_job
+from services.data.requests import dataset_job_spec
 from services.data.uploads import store_upload
 
 MAX_UPLOAD_BYTES = 64 * 1024**3
 
 
 class DataServicer(data_pb2_grpc.DataServiceServicer):
-    def __init__(self, settings: Settings, store: ObjectStore):
+    def __init__(self, settings: Settings, store: ObjectStore, jobs: DatasetJobs):
         self.settings = settings
         self.store = store
-        self.jobs = JobManager(store, settings)
+        self.jobs = jobs
 
     def UploadFile(self, request_iterator, context):
         return store_upload(self.store, request_iterator, MAX_UPLOAD_BYTES)
 
     # -- jobs ---------------------------------------------------------------------------------
     def CreateDataset(self, request, context):
-        return data_pb2.CreateDatasetResponse(job=self.jobs.create(request).to_proto())
+        view = self.jobs.create(dataset_job_spec(request, self.store, self.settings))
+        return data_pb2.CreateDatasetResponse(job=dataset_job(summary(view)))
 
     def GetDatasetJob(self, request, context):
-        return data_pb2.GetDatasetJobResponse(job=self.jobs.get(request.job_id).to_proto())
+        return data_pb2.GetDatasetJobResponse(job=dataset_job(summary(self.jobs.get(request.job_id))))
 
     def ListDatasetJobs(self, request, context):
-        jobs, token = self.jobs.list(page_request("ListDatasetJobs", request.page_size, request.page_token))
-        return data_pb2.ListDatasetJobsResponse(jobs=[j.to_proto() for j in jobs], next_page_token=token)
+        page = page_request("ListDatasetJobs", request.page_size, request.page_token)
+        jobs, token = paginate(self.jobs.list(), page, lambda v: (v.record.create_time, v.job_id), descending=True)
+        return data_pb2.ListDatasetJobsResponse(jobs=[dataset_job(summary(v)) for v in jobs], next_page_token=token)
 
     def WatchDatasetJob(self, request, context):
         for job in self.jobs.watch(request.job_id, context.is_active):
-            yield data_pb2.WatchDatasetJobResponse(job=job)
+            yield data_pb2.WatchDatasetJobResponse(job=dataset_job(job))
 
     def CancelDatasetJob(self, request, context):
-        return data_pb2.CancelDatasetJobResponse(job=self.jobs.cancel(request.job_id).to_proto())
+        return data_pb2.CancelDatasetJobResponse(job=dataset_job(summary(self.jobs.cancel(request.job_id))))
 
     # -- datasets -----------------------------------------------------------------------------
     def GetDataset(self, request, context):
@@ -62,8 +64,9 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
         return datasets.sample(self.store, request.name, request.split, request.count, self.settings.cache_dir)
 
     def DeleteDataset(self, request, context):
-        if any(j.dataset == request.name and not j.terminal for j in list(self.jobs.jobs.values())):
-            raise FailedPrecondition(f"dataset {request.name!r} is being written by a running job")
+        writer = self.jobs.writer_of(request.name)
+        if writer is not None:
+            raise FailedPrecondition(f"dataset {request.name!r} is being written by job {writer}")
         if not request.force:
             datasets.get(self.store, request.name)  # NOT_FOUND first: nothing to protect
             users = dataset_dependants(self.store, request.name)
@@ -73,18 +76,11 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
 
 
 def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
-    servicer = DataServicer(settings, store)
-    server.add(data_pb2_grpc.add_DataServiceServicer_to_server, servicer)
-    server.on_shutdown(servicer.jobs.shutdown)
+    jobs = DatasetJobs(store, settings)
+    server.add(data_pb2_grpc.add_DataServiceServicer_to_server, DataServicer(settings, store, jobs))
+    server.on_shutdown(jobs.shutdown)
+    jobs.start()
     catalog.register(server, settings, store)
-
-    def on_dependencies(healthy: bool) -> None:
-        if healthy:
-            servicer.jobs.pool.get()  # warm renderers before SERVING: ready means ready at full speed
-            # first time storage answers: rerun the jobs a dead process left unfinished
-            threading.Thread(target=servicer.jobs.recover, name="dataset-recover", daemon=True).start()
-
-    server.on_dependencies(on_dependencies)
 
 
 DEFINITION = ServiceDefinition(
