@@ -115,6 +115,7 @@ def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[st
 
 
 FANOUT_KINDS = {"annotation": "annot"}  # job kinds split over independent workers (quakestack.jobs.fanout)
+FANOUT_IDENTITY = {"annotation": "data"}  # whose S3 keys (in the quakestack-s3 secret) the kind's pods use
 
 
 def fanout_job_name(kind: str, job_id: str, attempt: int) -> str:
@@ -138,10 +139,13 @@ def build_fanout_manifests(settings: Settings, job_id: str, attempt: int, kind: 
     (container,) = job.spec.template.spec.containers
     container.command = ["python", *worker_command(job_id, attempt)]
     container.ports = None
+    identity = FANOUT_IDENTITY[kind]
     container.env = [k8s.V1EnvVar(name=COUNT_ENV, value=str(workers)),
                      k8s.V1EnvVar(name=INDEX_ENV, value_from=k8s.V1EnvVarSource(
                          field_ref=k8s.V1ObjectFieldSelector(field_path=COMPLETION_INDEX))),
-                     *[e for e in container.env if not e.name.startswith("PET_")]]
+                     *[k8s.V1EnvVar(name=f"QUAKESTACK_S3_{part.upper()}_KEY", value_from=k8s.V1EnvVarSource(
+                         secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-s3", key=f"{identity}-{part}-key")))
+                       for part in ("access", "secret")]]
     if not gpu:
         job.spec.template.spec.node_selector = None  # CPU pods stay off the GPU node pool
     job.spec.completions = job.spec.parallelism = workers

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from quakestack.catalog.jobs import AnnotationJobs, job_record
-from quakestack.catalog.stored import artifact_key, catalog_file, evaluate_stored, read_location
+from quakestack.catalog.stored import catalog_file, evaluate_stored, read_location
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
+from quakestack.layout import catalog_artifact_key
 from quakestack.pagination import page_request, paginate
 from quakestack.protoconv import dict_from_struct, seconds_from_timestamp, timestamp_from_iso
 from quakestack.storage import ObjectStore
@@ -117,7 +118,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     def DownloadCatalogArtifact(self, request, context):
         self.jobs.get(request.job_id)
-        for chunk in self.store.iter_chunks(artifact_key(request.job_id, request.path), CHUNK):
+        for chunk in self.store.iter_chunks(catalog_artifact_key(request.job_id, request.path), CHUNK):
             yield catalog_pb2.DownloadCatalogArtifactResponse(chunk=chunk)
 
 

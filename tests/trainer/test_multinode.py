@@ -154,6 +154,9 @@ def test_annotation_manifest_is_an_indexed_job_that_passes_kubernetes_validate_s
     assert env["JOB_FANOUT_COUNT"]["value"] == "3"
     assert "job-completion-index" in env["JOB_FANOUT_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert not any(name.startswith("PET_") for name in env) and container["command"][0] == "python"
+    for part in ("ACCESS", "SECRET"):  # the data service's identity: it writes catalogs/ and jobs/
+        ref = env[f"QUAKESTACK_S3_{part}_KEY"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "quakestack-s3", "key": f"data-{part.lower()}-key"}
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     path = tmp_path / "annotation.yaml"
     path.write_text(yaml.safe_dump_all([job]))
