@@ -24,6 +24,7 @@ from quakestack.tls import client_credentials
 # Which backend serves each gRPC service (a new service of an existing backend needs no change).
 SERVICE_BACKENDS: dict[str, str] = {
     "quakestack.v1.DataService": "data",
+    "quakestack.v1.CatalogService": "data",
     "quakestack.v1.TrainerService": "trainer",
     "quakestack.v1.ModelRegistryService": "trainer",
     "quakestack.v1.InferenceService": "inference",

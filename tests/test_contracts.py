@@ -11,10 +11,10 @@ from google.api import annotations_pb2
 from quakestack import protocheck
 from quakestack.oip import open_inference_pb2
 from quakestack.protogen import PACKAGES, PROTO_ROOT, generate
-from quakestack.v1 import common_pb2, data_pb2, inference_pb2, trainer_pb2
+from quakestack.v1 import catalog_pb2, common_pb2, data_pb2, inference_pb2, trainer_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FILES = (common_pb2, data_pb2, trainer_pb2, inference_pb2, open_inference_pb2)
+FILES = (common_pb2, data_pb2, trainer_pb2, inference_pb2, open_inference_pb2, catalog_pb2)
 
 
 def services():

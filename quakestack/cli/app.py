@@ -1,5 +1,5 @@
 """The `quakestack` command: run the stack and the demo; talk to the services (data, train, models, predict,
-annotate) over gRPC at the addresses of QUAKESTACK_*_ADDR or --data/--trainer/--inference."""
+annotate, catalog) over gRPC at the addresses of QUAKESTACK_*_ADDR or --data/--trainer/--inference."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from quakestack.cli import catalog as cli_catalog
 from quakestack.cli import data as cli_data
 from quakestack.cli import infer as cli_infer
 from quakestack.cli import models as cli_models
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quakestack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = common_options()
-    for module in (cli_data, cli_train, cli_models, cli_infer):
+    for module in (cli_data, cli_train, cli_models, cli_infer, cli_catalog):
         module.add_parser(sub, common)
     up = sub.add_parser("up", help="start the embedded stack until Ctrl-C")
     up.add_argument("--storage-dir", help="embedded S3 data directory (default QUAKESTACK_STORAGE_DIR)")

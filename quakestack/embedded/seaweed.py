@@ -23,6 +23,7 @@ from pathlib import Path
 from quakestack.errors import Unavailable
 from quakestack.layout import (
     AUDIT_PREFIX,
+    CATALOGS_PREFIX,
     DATASETS_PREFIX,
     INFERENCE_LOGS_PREFIX,
     JOBS_PREFIX,
@@ -97,7 +98,7 @@ def weed_binary() -> str:
 # inference service, for instance, cannot delete anything under datasets/. The deployment files
 # (deploy/) give the same prefixes to the same identities.
 SERVICE_WRITE_PREFIXES: dict[str, tuple[str, ...]] = {
-    "data": (RAW_PREFIX, DATASETS_PREFIX, JOBS_PREFIX, USAGE_PREFIX, AUDIT_PREFIX),
+    "data": (RAW_PREFIX, DATASETS_PREFIX, JOBS_PREFIX, CATALOGS_PREFIX, USAGE_PREFIX, AUDIT_PREFIX),
     "trainer": (JOBS_PREFIX, MODELS_PREFIX, AUDIT_PREFIX),
     "inference": (INFERENCE_LOGS_PREFIX, AUDIT_PREFIX),
 }

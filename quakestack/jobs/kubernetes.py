@@ -4,9 +4,11 @@ A 1-node job is a plain Job; a multi-node DDP job is an Indexed Job (completions
 nodes) plus a headless Service for the rendezvous, launched with torchrun's static rendezvous and
 the environment Kubeflow Trainer v2's torch runtime injects (PET_NNODES, PET_NPROC_PER_NODE,
 PET_NODE_RANK from the completion index, PET_MASTER_ADDR/PET_MASTER_PORT), so the same entry point
-also runs under a Kubeflow TrainJob. The pods report only through object storage (the scheduler
-watches their heartbeats); cancel deletes the Job with background propagation. Manifests are built
-with the official client's models, so what is submitted is what the API server validates.
+also runs under a Kubeflow TrainJob. Annotation jobs are an Indexed Job of `workers` plain worker
+pods (quakestack.jobs.fanout: index from the completion index). The pods report only through object
+storage (the scheduler watches their heartbeats); cancel deletes the Job with background propagation.
+Manifests are built with the official client's models, so what is submitted is what the API server
+validates.
 """
 
 from __future__ import annotations
@@ -112,6 +114,41 @@ def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[st
     return out
 
 
+FANOUT_KINDS = {"annotation": "annot"}  # job kinds split over independent workers (quakestack.jobs.fanout)
+
+
+def fanout_job_name(kind: str, job_id: str, attempt: int) -> str:
+    return f"qs-{FANOUT_KINDS[kind]}-{job_id.lower()}-a{attempt}"[:63]
+
+
+def build_fanout_manifests(settings: Settings, job_id: str, attempt: int, kind: str, spec: dict[str, Any]) -> list[Any]:
+    """An Indexed Job of `workers` pods (completions = parallelism), each the job runtime's worker with its
+    index from the completion index and the count in QUAKESTACK_FANOUT_COUNT; pod 0 reports. The pod is
+    the training pod's (same security context, volumes, secrets) without torchrun and its rendezvous."""
+    from quakestack.jobs.fanout import COUNT_ENV, INDEX_ENV
+
+    workers = max(1, int(spec.get("workers", 1) or 1))
+    gpu = str(spec.get("device", "cpu")).startswith("cuda")
+    (job,) = build_manifests(settings, job_id, attempt, {"training_hyper_parameters": {}, "device": "cpu"}, gpu=gpu)
+    name = fanout_job_name(kind, job_id, attempt)
+    component = f"{kind}-worker"
+    for labels in (job.metadata.labels, job.spec.template.metadata.labels):
+        labels["app.kubernetes.io/component"] = component
+    job.metadata.name = name
+    (container,) = job.spec.template.spec.containers
+    container.command = ["python", *worker_command(job_id, attempt)]
+    container.ports = None
+    container.env = [k8s.V1EnvVar(name=COUNT_ENV, value=str(workers)),
+                     k8s.V1EnvVar(name=INDEX_ENV, value_from=k8s.V1EnvVarSource(
+                         field_ref=k8s.V1ObjectFieldSelector(field_path=COMPLETION_INDEX))),
+                     *[e for e in container.env if not e.name.startswith("PET_")]]
+    if not gpu:
+        job.spec.template.spec.node_selector = None  # CPU pods stay off the GPU node pool
+    job.spec.completions = job.spec.parallelism = workers
+    job.spec.completion_mode = "Indexed"
+    return [job]
+
+
 def as_dicts(objects: list[Any]) -> list[dict[str, Any]]:
     """Manifests as plain dicts (camelCase, Nones dropped), as `kubectl apply` would send them."""
     return [k8s.ApiClient().sanitize_for_serialization(o) for o in objects]
@@ -133,18 +170,23 @@ class KubernetesExecutor:
         self.store = ObjectStore.from_settings(settings)
 
     def launch(self, job_id: str, attempt: int, env: dict[str, str]) -> Handle:
-        spec = read_record(self.store, job_id).spec  # the spec as created, nothing re-resolved
+        record = read_record(self.store, job_id)  # the spec as created, nothing re-resolved
+        spec = record.spec
         namespace = self.settings.jobs_k8s_namespace
-        for obj in build_manifests(self.settings, job_id, attempt, spec):
+        objects = (build_fanout_manifests(self.settings, job_id, attempt, record.kind, spec)
+                   if record.kind in FANOUT_KINDS else build_manifests(self.settings, job_id, attempt, spec))
+        for obj in objects:
             if isinstance(obj, k8s.V1Service):
                 self.core.create_namespaced_service(namespace, obj)
             else:
                 self.batch.create_namespaced_job(namespace, obj)
-        return Handle(job_id, attempt, extra={"name": job_name(job_id, attempt)})
+        return Handle(job_id, attempt, extra={"name": objects[-1].metadata.name})
 
     def attach(self, heartbeat: dict[str, Any]) -> Handle | None:
-        attempt = int(heartbeat["attempt"])
-        return Handle(heartbeat["job_id"], attempt, extra={"name": job_name(heartbeat["job_id"], attempt)})
+        attempt, job_id = int(heartbeat["attempt"]), heartbeat["job_id"]
+        kind = read_record(self.store, job_id).kind
+        name = fanout_job_name(kind, job_id, attempt) if kind in FANOUT_KINDS else job_name(job_id, attempt)
+        return Handle(job_id, attempt, extra={"name": name})
 
     def alive(self, handle: Handle) -> bool | None:
         try:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from quakestack.config import Settings, load_settings
 from quakestack.errors import QuakestackError
+from quakestack.jobs import fanout
 from quakestack.jobs.control import read_control
 from quakestack.jobs.events import EventLog, with_retries
 from quakestack.jobs.heartbeat import write_heartbeat
@@ -124,7 +125,8 @@ def torchrun_rank() -> tuple[int, int] | None:
     return None
 
 
-RUNNERS: dict[str, str] = {"training": "quakestack.training.worker:run_job"}
+RUNNERS: dict[str, str] = {"training": "quakestack.training.worker:run_job",
+                           "annotation": "quakestack.catalog.worker:run_job"}
 
 
 def run(job_id: str, attempt: int) -> int:
@@ -133,7 +135,7 @@ def run(job_id: str, attempt: int) -> int:
     store = ObjectStore.from_settings(settings)
     record = with_retries(lambda: read_record(store, job_id), RETRY_STORAGE_S)
     ranked = torchrun_rank()
-    ctx = WorkerContext(settings, store, record, attempt, rank=ranked[0] if ranked else 0)
+    ctx = WorkerContext(settings, store, record, attempt, rank=ranked[0] if ranked else fanout.index())
     if ctx.rank == 0:
         control = ctx.control()
         if int(control.get("attempt", 0)) != attempt:

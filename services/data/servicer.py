@@ -12,7 +12,7 @@ from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore
 from quakestack.v1 import data_pb2, data_pb2_grpc
-from services.data import datasets
+from services.data import catalog, datasets
 from services.data.jobs import JobManager
 from services.data.uploads import store_upload
 
@@ -76,6 +76,7 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     servicer = DataServicer(settings, store)
     server.add(data_pb2_grpc.add_DataServiceServicer_to_server, servicer)
     server.on_shutdown(servicer.jobs.shutdown)
+    catalog.register(server, settings, store)
 
     def on_dependencies(healthy: bool) -> None:
         if healthy:
@@ -88,5 +89,5 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
 
 DEFINITION = ServiceDefinition(
     name="data", grpc_port_setting="data_grpc_port", metrics_port_setting="data_metrics_port",
-    health_names=("quakestack.v1.DataService",), register=register,
+    health_names=("quakestack.v1.DataService", "quakestack.v1.CatalogService"), register=register,
 )

@@ -24,6 +24,8 @@ from quakestack.pagination import all_pages
 from quakestack.stack import Stack
 from quakestack.storage import ObjectStore
 from quakestack.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
     common_pb2,
     data_pb2,
     data_pb2_grpc,
@@ -103,10 +105,32 @@ def created(stack: Stack, store: ObjectStore, tmp_path_factory: pytest.TempPathF
         return all(jobs[j].state == common_pb2.JOB_STATE_FAILED for j in dataset_jobs)
 
     assert wait_for(dataset_jobs_ended, 60, 0.2)
+    annotation_jobs = _cancelled_annotation_jobs(store, root, data_channel)
     yield {"datasets": datasets, "dataset_jobs": dataset_jobs, "models": models, "loaded": loaded,
-           "trained": trained, "training_jobs": [trained, *cancelled]}
+           "trained": trained, "training_jobs": [trained, *cancelled], "annotation_jobs": annotation_jobs}
     for name in loaded:
         inference.UnloadModel(inference_pb2.UnloadModelRequest(name=name), timeout=30)
+
+
+def _cancelled_annotation_jobs(store: ObjectStore, root, data_channel) -> list[str]:
+    """N annotation jobs over a small synthetic network (an untrained picker), each cancelled at once."""
+    from obspy import UTCDateTime
+
+    from quakestack.data.network import write_network
+    from tests.catalog.annotation_helpers import annotation_request, picker_weights, publish_archive
+    from tests.catalog.annotation_helpers import register as register_picker
+
+    start = UTCDateTime(2024, 3, 1, 12)
+    network = write_network(str(root / "network"), seed=2, start=start, end=start + 600, n_events=1)
+    archive = publish_archive(store, network, "archives/page-test")
+    register_picker(store, "page-picker", picker_weights(0))
+    catalogs = catalog_pb2_grpc.CatalogServiceStub(data_channel)
+    jobs = []
+    for _ in range(N):
+        job = catalogs.CreateAnnotationJob(annotation_request(archive, "page-picker"), timeout=60).job
+        catalogs.CancelAnnotationJob(catalog_pb2.CancelAnnotationJobRequest(job_id=job.job_id), timeout=30)
+        jobs.append(job.job_id)
+    return jobs
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +140,7 @@ def lists(created: dict[str, Any], data_channel, trainer_channel, inference_chan
     trainer = trainer_pb2_grpc.TrainerServiceStub(trainer_channel)
     models = trainer_pb2_grpc.ModelRegistryServiceStub(trainer_channel)
     inference = inference_pb2_grpc.InferenceServiceStub(inference_channel)
+    catalogs = catalog_pb2_grpc.CatalogServiceStub(data_channel)
     job = created["trained"]
     return {lister.name: lister for lister in [
         Lister("ListDatasets", data.ListDatasets, data_pb2.ListDatasetsRequest, "/v1/datasets", "datasets",
@@ -133,6 +158,8 @@ def lists(created: dict[str, Any], data_channel, trainer_channel, inference_chan
                lambda m: m["name"] if isinstance(m, dict) else m.name),
         Lister("ListLoadedModels", inference.ListLoadedModels, inference_pb2.ListLoadedModelsRequest,
                "/v1/loaded-models", "models", lambda m: m["name"] if isinstance(m, dict) else m.name),
+        Lister("ListAnnotationJobs", catalogs.ListAnnotationJobs, catalog_pb2.ListAnnotationJobsRequest,
+               "/v1/annotation-jobs", "jobs", lambda j: j["jobId"] if isinstance(j, dict) else j.job_id),
     ]}
 
 
@@ -169,7 +196,7 @@ def walk_rest(stack: Stack, lister: Lister, page_size: int = PAGE) -> tuple[list
 
 
 EXPECTED = {"ListDatasets": "datasets", "ListDatasetJobs": "dataset_jobs", "ListTrainingJobs": "training_jobs",
-            "ListModels": "models", "ListLoadedModels": "loaded"}
+            "ListModels": "models", "ListLoadedModels": "loaded", "ListAnnotationJobs": "annotation_jobs"}
 
 
 @pytest.mark.timeout(420)
@@ -192,20 +219,22 @@ def test_every_list_rpc_walks_all_pages_once_over_grpc_and_rest(stack: Stack, cr
 
 
 def _list_rpcs() -> set[str]:
+    from quakestack.v1 import catalog_pb2 as c
     from quakestack.v1 import data_pb2 as d
     from quakestack.v1 import inference_pb2 as i
     from quakestack.v1 import trainer_pb2 as t
 
-    return {m.name for f in (d, i, t) for s in f.DESCRIPTOR.services_by_name.values() for m in s.methods
+    return {m.name for f in (d, i, t, c) for s in f.DESCRIPTOR.services_by_name.values() for m in s.methods
             if m.name.startswith("List")}
 
 
 def test_every_list_rpc_has_aip158_fields() -> None:
+    from quakestack.v1 import catalog_pb2 as c
     from quakestack.v1 import data_pb2 as d
     from quakestack.v1 import inference_pb2 as i
     from quakestack.v1 import trainer_pb2 as t
 
-    for f in (d, i, t):
+    for f in (d, i, t, c):
         for service in f.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 if method.name.startswith("List"):

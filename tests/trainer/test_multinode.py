@@ -138,3 +138,25 @@ def test_two_torchrun_nodes_on_loopback_equal_one_process(stack, dataset_root, t
     assert runs[two].keys() == runs[one].keys()
     for name, value in runs[one].items():
         torch.testing.assert_close(runs[two][name], value, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_annotation_manifest_is_an_indexed_job_that_passes_kubernetes_validate_strict(tmp_path) -> None:
+    pytest.importorskip("kubernetes_validate")
+    from quakestack.config import load_settings
+    from quakestack.jobs.kubernetes import build_fanout_manifests
+
+    (job,) = as_dicts(build_fanout_manifests(load_settings({}), "0123456789abcdef", 3, "annotation",
+                                             {"workers": 3, "device": "cpu"}))
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["QUAKESTACK_FANOUT_COUNT"]["value"] == "3"
+    assert "job-completion-index" in env["QUAKESTACK_FANOUT_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert not any(name.startswith("PET_") for name in env) and container["command"][0] == "python"
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    path = tmp_path / "annotation.yaml"
+    path.write_text(yaml.safe_dump_all([job]))
+    result = subprocess.run(["kubernetes-validate", "--strict", "-k", _kubernetes_version(), str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

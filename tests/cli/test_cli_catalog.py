@@ -1,0 +1,76 @@
+"""`quakestack catalog ...` against the session stack: a refused build is one error line; build --no-wait
+(the inventory uploaded from a local file), list and cancel; (slow) build to the end with progress, get the
+catalog files and evaluate against a local reference file with its plots."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import obspy
+import pytest
+from obspy import UTCDateTime
+
+from quakestack.storage import ObjectStore
+from tests.catalog.annotation_helpers import magnitude_weights, picker_weights, publish_archive, register
+from tests.catalog.conftest import network  # noqa: F401 - the synthetic network fixture
+
+
+@pytest.fixture(scope="module")
+def published(store: ObjectStore, network) -> tuple[dict, object]:  # noqa: F811
+    archive = publish_archive(store, network, "archives/cli-catalog")
+    register(store, "cli-picker-untrained", picker_weights(0))
+    register(store, "cli-magnitude", magnitude_weights())
+    return archive, network
+
+
+def _build_args(archive: dict, net, picker: str, *extra: str) -> list[str]:
+    return ["catalog", "build", "--sds-prefix", archive["sds_prefix"], "--inventory", net.inventory_path,
+            "--channel", "HH?", "--start", str(UTCDateTime(archive["start"])), "--end",
+            str(UTCDateTime(archive["end"])), "--picker", picker, *extra]
+
+
+def test_catalog_build_refused_no_wait_list_and_cancel(cli, cli_json, published) -> None:
+    archive, net = published
+    code, _, err = cli(*_build_args(archive, net, "cli-magnitude"))
+    assert code == 1 and "INVALID_ARGUMENT" in err and "cannot pick or detect" in err, err
+    code, _, err = cli(*_build_args(archive, net, "cli-picker-untrained", "--start", "yesterday-ish"))
+    assert code == 1 and "not a time" in err, err
+    job = cli_json(*_build_args(archive, net, "cli-picker-untrained", "--no-wait", "--param", "min_picks=8"))
+    assert job["progress"]["stationDaysTotal"] == "15" and job["picker"] == "cli-picker-untrained:1"
+    listed = cli_json("catalog", "list")
+    assert job["jobId"] in {j["jobId"] for j in listed}
+    cancelled = cli_json("catalog", "cancel", job["jobId"])
+    assert cancelled["jobId"] == job["jobId"]
+    code, _, err = cli("catalog", "watch", job["jobId"])
+    assert code == 1 and "CANCELLED" in err, err
+    code, _, err = cli("catalog", "get", job["jobId"])
+    assert code == 1 and "FAILED_PRECONDITION" in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_catalog_build_get_and_evaluate(cli, store, published, tmp_path: Path) -> None:
+    archive, net = published
+    register(store, "cli-picker", picker_weights(8))
+    code, out, err = cli(*_build_args(archive, net, "cli-picker", "--magnitude-model", "cli-magnitude",
+                                      "--workers", "2"))
+    assert code == 0, err
+    assert "SUCCEEDED" in out and "events" in out, out
+    job_id = out.split()[2].rstrip(":")
+    quakeml = tmp_path / "catalog.xml"
+    assert cli("catalog", "get", job_id, "-o", str(quakeml))[0] == 0
+    catalog = obspy.read_events(str(quakeml))
+    assert len(catalog) > 0 and all(e.origins and e.picks for e in catalog)
+    for fmt, head in (("csv", b"event_id,origin_time"), ("picks-csv", b"event_id,station")):
+        path = tmp_path / f"{fmt}.csv"
+        assert cli("catalog", "get", job_id, "--format", fmt, "-o", str(path))[0] == 0
+        assert path.read_bytes().startswith(head)
+    code, out, err = cli("catalog", "evaluate", job_id, "--reference", net.catalog_path,
+                         "--out", str(tmp_path / "eval"))
+    assert code == 0, err
+    assert "recall" in out and "precision" in out
+    pngs = sorted(p.name for p in (tmp_path / "eval").iterdir())
+    assert pngs == ["event_map.png", "magnitudes.png"]
+    assert (tmp_path / "eval" / "event_map.png").read_bytes().startswith(b"\x89PNG")
+    assert obspy.read_events(io.BytesIO(quakeml.read_bytes()))[0].origins
