@@ -222,6 +222,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("auto", "service", "library"), default="auto",
                         help="the job through CatalogService, or through its worker's library calls")
     args = parser.parse_args()
+    bench_started = time.perf_counter()
     mode = ("service" if service_available() else "library") if args.mode == "auto" else args.mode
     if mode == "service" and not service_available():
         parser.error("this build does not serve CatalogService yet: use --mode library")
@@ -267,6 +268,7 @@ def main() -> None:
         "association_share": round(one["summary"]["association_s"] / one["wall_s"], 4),
         "truth_picks": truth_picks, "truth_association_s": round(truth_s, 3),
         "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "bench_wall_s": round(time.perf_counter() - bench_started, 1),
     }
     if "stages_s" in one:
         result["stages_s"] = one["stages_s"]

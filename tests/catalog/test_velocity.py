@@ -13,6 +13,7 @@ import pytest
 from quakestack.catalog.associate import associate, association_parameters
 from quakestack.catalog.velocity import cached_table, first_arrival_times, table_bytes, validate_layers
 from quakestack.errors import InvalidArgument
+from quakestack.protoconv import dict_from_struct, struct_from_dict
 from tests.catalog.test_associate import _km, _stations, _truth_picks
 
 X = np.arange(0.0, 120.5, 0.5)
@@ -104,9 +105,10 @@ def test_bad_layer_tables_are_refused(layers, message) -> None:
 
 
 def test_layers_arrive_as_struct_lists_or_json_and_only_with_1d() -> None:
-    rows = [[0.0, 5.8, 3.3], [12.0, 6.4, 3.7]]  # a google.protobuf.Struct gives lists of floats
-    assert association_parameters({"velocity_model": "1d", "velocity_layers": rows})["velocity_layers"] == \
-        ((0.0, 5.8, 3.3), (12.0, 6.4, 3.7))
+    rows = [[0, 5.8, 3.3], [12, 6.4, 3.7]]
+    request = dict_from_struct(struct_from_dict({"velocity_model": "1d", "velocity_layers": rows}))
+    assert request["velocity_layers"] == [[0.0, 5.8, 3.3], [12.0, 6.4, 3.7]]  # a Struct gives lists of floats
+    assert association_parameters(request)["velocity_layers"] == ((0.0, 5.8, 3.3), (12.0, 6.4, 3.7))
     assert association_parameters({"velocity_model": "1d", "velocity_layers": "[[0, 5.8, 3.3]]"})[
         "velocity_layers"] == ((0.0, 5.8, 3.3),)
     with pytest.raises(InvalidArgument, match='velocity_layers is only used with velocity_model "1d"'):
