@@ -265,3 +265,16 @@ def catalog_file_key(catalog_id: str, name: str) -> str:
     if name not in CATALOG_FILES:
         raise InvalidArgument(f"catalog file must be one of {', '.join(CATALOG_FILES)}, got {name!r}")
     return catalog_prefix(catalog_id) + name
+
+
+def catalog_evaluation_prefix(catalog_id: str, evaluation_id: str) -> str:
+    """`catalogs/<catalog-id>/eval/<evaluation-id>/`: an EvaluateCatalog's plots (PNG) and metrics.json."""
+    return catalog_prefix(catalog_id) + f"{EVAL_DIR}{_id(evaluation_id, 'evaluation id')}/"
+
+
+def catalog_artifact_key(catalog_id: str, path: str) -> str:
+    """The key of a catalog's evaluation artifact named by its path inside the catalog (`eval/<id>/<file>`)."""
+    path = validate_key(path)
+    if not path.startswith(EVAL_DIR):
+        raise InvalidArgument(f"path must lie under {EVAL_DIR} (evaluation artifacts), got {path!r}")
+    return catalog_prefix(catalog_id) + path

@@ -36,6 +36,7 @@ EXAMPLES = {
     "usage_key": layout.usage_key("ci"),
     "picks_key": layout.picks_key("cat1", "XX.STA..HH.2026.336"),
     "catalog_file_key": layout.catalog_file_key("cat1", "summary.json"),
+    "catalog_evaluation_prefix": layout.catalog_evaluation_prefix("cat1", "e1") + "event_map.png",
 }
 
 

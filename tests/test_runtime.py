@@ -18,7 +18,7 @@ from quakestack.v1 import data_pb2, data_pb2_grpc, inference_pb2, inference_pb2_
 from tests.helpers import json_log_lines, sample_value, scrape, upload_requests, wait_for
 
 EXPECTED = {
-    "data": {"quakestack.v1.DataService"},
+    "data": {"quakestack.v1.DataService", "quakestack.v1.CatalogService"},
     "trainer": {"quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService"},
     "inference": {"quakestack.v1.InferenceService", "inference.GRPCInferenceService"},
 }

@@ -9,6 +9,7 @@ parameters are validated. The worker takes the spec as-is (nothing is re-resolve
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -40,6 +41,8 @@ SLOTS = 4  # worker processes of annotation jobs this service runs at once (a jo
 MAX_WORKERS = 256
 DEFAULT_MARGIN_S = 60.0
 DEFAULT_THRESHOLD = 0.3
+EARLIEST, LATEST = -2208988800.0, 7258118400.0  # 1900-01-01 and 2200-01-01, POSIX seconds
+MAX_RANGE_S = 3660 * 86400.0  # ten years of station-days in one job.json
 
 
 # -- where the data and the inventory are -----------------------------------------------------------
@@ -119,8 +122,17 @@ def build_spec(store: ObjectStore, settings: Settings, *, archive: dict[str, Any
         raise InvalidArgument(f"workers must be in [1, {MAX_WORKERS}], got {workers}")
     if not start or not end:
         raise InvalidArgument("start_time and end_time are required")
+    for name, value in (("start_time", start), ("end_time", end)):
+        if not (math.isfinite(value) and EARLIEST <= value <= LATEST):
+            raise InvalidArgument(f"{name} must lie between 1900 and 2200")
+    if end - start > MAX_RANGE_S:
+        raise InvalidArgument(f"the time range spans {(end - start) / 86400:.0f} days; at most "
+                              f"{MAX_RANGE_S / 86400:.0f} per job (split longer ranges over several jobs)")
     device = check_gpus(device or settings.device, gpu_count)
-    params = association_parameters(parameters or {})
+    try:
+        params = association_parameters(parameters or {})
+    except (TypeError, ValueError) as exc:  # a value of the wrong JSON type
+        raise InvalidArgument(f"association_parameters: {exc}") from None
     sel = Selection(**{k: (v or "*") for k, v in selection.items()})
     model_store = ModelStore(store)
     models = {"picker": resolve_model(model_store, "picker", *picker),

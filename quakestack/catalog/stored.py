@@ -11,7 +11,7 @@ from quakestack.archive.inventory import StationCoordinates
 from quakestack.catalog.evaluate import evaluate_catalog, evaluation_plots, match_events, read_reference
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
-from quakestack.layout import catalog_file_key, catalog_prefix, validate_key
+from quakestack.layout import catalog_evaluation_prefix, catalog_file_key, validate_key
 from quakestack.paths import allowed_local_path
 from quakestack.storage import ObjectStore
 
@@ -23,13 +23,6 @@ def catalog_file(job_id: str, fmt: str = "quakeml") -> str:
     if fmt not in FILES:
         raise InvalidArgument(f"catalog format must be one of {', '.join(FILES)}, got {fmt!r}")
     return catalog_file_key(job_id, FILES[fmt])
-
-
-def artifact_key(job_id: str, path: str) -> str:
-    """An evaluation plot's key; only files under `eval/` may be read this way."""
-    if not path.startswith("eval/") or ".." in path.split("/"):
-        raise InvalidArgument(f"artifact path must lie under eval/, got {path!r}")
-    return validate_key(catalog_prefix(job_id) + path)
 
 
 def read_location(store: ObjectStore, settings: Settings, location: dict[str, str], what: str) -> tuple[bytes, str]:
@@ -55,7 +48,7 @@ def evaluate_stored(store: ObjectStore, job_id: str, spec: dict[str, Any], refer
     plots = evaluation_plots(predicted, wanted, stations, match_events(predicted, wanted, time_tolerance_s,
                                                                        distance_tolerance_km))
     evaluation_id = uuid.uuid4().hex[:12]
-    prefix = catalog_prefix(job_id) + f"eval/{evaluation_id}/"
+    prefix = catalog_evaluation_prefix(job_id, evaluation_id)
     keys = []
     for file_name, png in sorted(plots.items()):
         store.put_bytes(prefix + file_name, png, content_type="image/png")

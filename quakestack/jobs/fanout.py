@@ -18,8 +18,9 @@ import sys
 from collections.abc import Sequence
 from typing import TypeVar
 
-INDEX_ENV = "QUAKESTACK_FANOUT_INDEX"
-COUNT_ENV = "QUAKESTACK_FANOUT_COUNT"
+# not QUAKESTACK_*: settings refuse unknown QUAKESTACK_ variables, and these describe a process, not a setting
+INDEX_ENV = "JOB_FANOUT_INDEX"
+COUNT_ENV = "JOB_FANOUT_COUNT"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in every pod of an Indexed Job
 PR_SET_PDEATHSIG = 1
 T = TypeVar("T")

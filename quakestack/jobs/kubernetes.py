@@ -123,7 +123,7 @@ def fanout_job_name(kind: str, job_id: str, attempt: int) -> str:
 
 def build_fanout_manifests(settings: Settings, job_id: str, attempt: int, kind: str, spec: dict[str, Any]) -> list[Any]:
     """An Indexed Job of `workers` pods (completions = parallelism), each the job runtime's worker with its
-    index from the completion index and the count in QUAKESTACK_FANOUT_COUNT; pod 0 reports. The pod is
+    index from the completion index and the count in JOB_FANOUT_COUNT; pod 0 reports. The pod is
     the training pod's (same security context, volumes, secrets) without torchrun and its rendezvous."""
     from quakestack.jobs.fanout import COUNT_ENV, INDEX_ENV
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from quakestack.catalog.jobs import AnnotationJobs, job_record
-from quakestack.catalog.stored import artifact_key, catalog_file, evaluate_stored, read_location
+from quakestack.catalog.stored import catalog_file, evaluate_stored, read_location
 from quakestack.config import Settings
+from quakestack.errors import InvalidArgument
+from quakestack.layout import catalog_artifact_key
 from quakestack.pagination import page_request, paginate
 from quakestack.protoconv import dict_from_struct, seconds_from_timestamp, timestamp_from_iso
 from quakestack.storage import ObjectStore
@@ -79,6 +81,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def ListAnnotationJobs(self, request, context):
         page = page_request("ListAnnotationJobs", request.page_size, request.page_token, {"state": request.state})
         jobs = self.jobs.list()
+        if request.state not in common_pb2.JobState.values():
+            raise InvalidArgument(f"state {request.state} is not a JobState")
         if request.state:
             wanted = common_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_")
             jobs = [j for j in jobs if j.state.value == wanted]
@@ -93,6 +97,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return catalog_pb2.CancelAnnotationJobResponse(job=self._job(self.jobs.cancel(request.job_id)))
 
     def GetCatalog(self, request, context):
+        if request.format not in FORMATS:
+            raise InvalidArgument(f"format {request.format} is not a CatalogFileFormat")
         self.jobs.succeeded(request.job_id)
         for chunk in self.store.iter_chunks(catalog_file(request.job_id, FORMATS[request.format]), CHUNK):
             yield catalog_pb2.GetCatalogResponse(chunk=chunk)
@@ -112,7 +118,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     def DownloadCatalogArtifact(self, request, context):
         self.jobs.get(request.job_id)
-        for chunk in self.store.iter_chunks(artifact_key(request.job_id, request.path), CHUNK):
+        for chunk in self.store.iter_chunks(catalog_artifact_key(request.job_id, request.path), CHUNK):
             yield catalog_pb2.DownloadCatalogArtifactResponse(chunk=chunk)
 
 

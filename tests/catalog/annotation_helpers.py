@@ -30,6 +30,24 @@ def publish_archive(store: ObjectStore, network: SyntheticNetwork, prefix: str) 
             "truth_key": f"{prefix}/truth.xml", "start": network.start.timestamp, "end": network.end.timestamp}
 
 
+def small_archive(store: ObjectStore, root, prefix: str, picker: str) -> dict[str, str]:
+    """A 10-minute synthetic network published under `prefix`, and an untrained picker named `picker`."""
+    from quakestack.data.network import write_network
+
+    start = UTCDateTime(2024, 3, 1, 12)
+    network = write_network(str(root / prefix.replace("/", "-")), seed=2, start=start, end=start + 600, n_events=1)
+    archive = publish_archive(store, network, prefix)
+    register(store, picker, picker_weights(0))
+    return archive
+
+
+def cancelled_job(stub, archive: dict, picker: str) -> str:
+    """An annotation job created and cancelled at once; its id."""
+    job = stub.CreateAnnotationJob(annotation_request(archive, picker), timeout=60).job
+    stub.CancelAnnotationJob(catalog_pb2.CancelAnnotationJobRequest(job_id=job.job_id), timeout=30)
+    return job.job_id
+
+
 def picker_weights(epochs: int = 0) -> tuple[bytes, dict]:
     """A PhaseNet-style picker's state_dict (trained in-process for `epochs`, untrained with 0) and its card."""
     seed_everything(0)

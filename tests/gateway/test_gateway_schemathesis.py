@@ -24,7 +24,8 @@ from quakestack.client import channel
 from quakestack.config import load_settings
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
-from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from quakestack.v1 import catalog_pb2_grpc, common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from tests.catalog.annotation_helpers import cancelled_job, small_archive
 from tests.datasets import publish_synthetic_dataset
 from tests.gateway.helpers import http
 from tests.helpers import wait_for
@@ -76,9 +77,11 @@ def real_ids(own_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict
         watch = data.GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=dataset_job), timeout=10).job
         assert wait_for(lambda: data.GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=dataset_job),
                                                    timeout=10).job.state == common_pb2.JOB_STATE_FAILED, 60), watch
+        archive = small_archive(store, tmp_path_factory.mktemp("st-network"), "archives/st", "st-picker")
+        annotation_job = cancelled_job(catalog_pb2_grpc.CatalogServiceStub(data_ch), archive, "st-picker")
     artifact = next(k for k in evaluation.artifact_keys if k.endswith(".png"))
     return {"dataset_job": dataset_job, "job_id": job_id, "epoch": 1,
-            "artifact": artifact.split(f"jobs/{job_id}/", 1)[1]}
+            "artifact": artifact.split(f"jobs/{job_id}/", 1)[1], "annotation_job": annotation_job}
 
 
 def streaming_operations(ids: dict[str, Any]) -> str:
@@ -88,6 +91,9 @@ def streaming_operations(ids: dict[str, Any]) -> str:
         "/v1/training-jobs/{job_id}/checkpoints/{epoch}:download": {"job_id": ids["job_id"], "epoch": ids["epoch"]},
         "/v1/training-jobs/{job_id}/artifacts/{path}": {"job_id": ids["job_id"], "path": ids["artifact"]},
         "/v1/dataset-jobs/{job_id}:watch": {"job_id": ids["dataset_job"]},
+        "/v1/annotation-jobs/{job_id}:watch": {"job_id": ids["annotation_job"]},
+        "/v1/catalogs/{job_id}": {"job_id": ids["annotation_job"]},
+        "/v1/catalogs/{job_id}/artifacts/{path}": {"job_id": ids["annotation_job"], "path": "eval/none/x.png"},
     }
     assert set(values) == {r.openapi_path for r in build_routes() if r.kind.name == "SERVER_STREAM"}
     out = ""

@@ -114,23 +114,11 @@ def created(stack: Stack, store: ObjectStore, tmp_path_factory: pytest.TempPathF
 
 def _cancelled_annotation_jobs(store: ObjectStore, root, data_channel) -> list[str]:
     """N annotation jobs over a small synthetic network (an untrained picker), each cancelled at once."""
-    from obspy import UTCDateTime
+    from tests.catalog.annotation_helpers import cancelled_job, small_archive
 
-    from quakestack.data.network import write_network
-    from tests.catalog.annotation_helpers import annotation_request, picker_weights, publish_archive
-    from tests.catalog.annotation_helpers import register as register_picker
-
-    start = UTCDateTime(2024, 3, 1, 12)
-    network = write_network(str(root / "network"), seed=2, start=start, end=start + 600, n_events=1)
-    archive = publish_archive(store, network, "archives/page-test")
-    register_picker(store, "page-picker", picker_weights(0))
+    archive = small_archive(store, root, "archives/page-test", "page-picker")
     catalogs = catalog_pb2_grpc.CatalogServiceStub(data_channel)
-    jobs = []
-    for _ in range(N):
-        job = catalogs.CreateAnnotationJob(annotation_request(archive, "page-picker"), timeout=60).job
-        catalogs.CancelAnnotationJob(catalog_pb2.CancelAnnotationJobRequest(job_id=job.job_id), timeout=30)
-        jobs.append(job.job_id)
-    return jobs
+    return [cancelled_job(catalogs, archive, "page-picker") for _ in range(N)]
 
 
 @pytest.fixture(scope="module")

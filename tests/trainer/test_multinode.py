@@ -151,8 +151,8 @@ def test_annotation_manifest_is_an_indexed_job_that_passes_kubernetes_validate_s
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["QUAKESTACK_FANOUT_COUNT"]["value"] == "3"
-    assert "job-completion-index" in env["QUAKESTACK_FANOUT_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert env["JOB_FANOUT_COUNT"]["value"] == "3"
+    assert "job-completion-index" in env["JOB_FANOUT_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert not any(name.startswith("PET_") for name in env) and container["command"][0] == "python"
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     path = tmp_path / "annotation.yaml"
