@@ -251,8 +251,9 @@ def main() -> None:
     result = {
         "bench": "archive", "mode": mode,
         "mode_note": "the whole job through CatalogService (CreateAnnotationJob -> WatchAnnotationJob)" if mode ==
-        "service" else "CatalogService not served by this build: the job worker's library calls (run_station_day, "
-        "build_catalog) in spawned worker processes",
+        "service" else ("" if service_available() else "CatalogService not served by this build: ") +
+        "the job worker's library calls (run_station_day, build_catalog) in spawned worker processes, per-rank "
+        "torch threads",
         "quick": args.quick, "stations": len(network.stations), "station_day_tasks": len(plan.tasks),
         "data_hours": round(data_hours, 3), "station_days": round(station_days, 4),
         "model": f"zoo phasenet {OUR_HP} vs seisbench PhaseNet (fixed-seed initial weights)",
