@@ -1,5 +1,6 @@
-"""A fresh local stack for a benchmark: embedded S3 and the inference service only (the other
-services and the gateway take no part and would only compete for the CPU), stopped on exit."""
+"""A fresh local stack for a benchmark: embedded S3 and the inference service only, or the services a
+benchmark names (the others and the gateway take no part and would only compete for the CPU), stopped
+on exit."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from quakestack.stack import Stack, with_free_ports
 
 
 @contextlib.contextmanager
-def running_stack(**changes) -> Iterator[Stack]:
+def running_stack(names: tuple[str, ...] = ("inference",), **changes) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="quakestack-bench-") as tmp:
         state = Path(tmp)
         settings = with_free_ports(load_settings({})).replace(storage_dir=str(state / "s3"),
                                                               cache_dir=str(state / "cache"), **changes)
         stack = Stack(settings, state_dir=state)
         try:
-            stack.start(90.0, names=("inference",))
+            stack.start(90.0, names=names)
             yield stack
         finally:
             stack.stop()

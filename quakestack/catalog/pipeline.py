@@ -5,8 +5,8 @@ model's device (the streaming Annotator: overlapping windows, batched, stacked p
 triggers), keeps the picks its core owns and writes them to
 ``catalogs/<catalog-id>/picks/<task-id>.json``. A task whose picks object exists is skipped, so a
 resumed job redoes nothing; the object is written in one put, so it is either whole or absent.
-``build_catalog`` associates every task's picks, adds network magnitudes and writes the QuakeML and
-CSV tables beside them.
+``build_catalog`` associates every task's picks, adds network magnitudes and (with an event classifier)
+event types, and writes the QuakeML and CSV tables beside them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,15 +22,19 @@ import numpy as np
 from quakestack.archive.plan import Plan, StationDayTask
 from quakestack.archive.source import Archive
 from quakestack.catalog.associate import associate, first_p_per_station, network_magnitude
+from quakestack.catalog.classify import check_classifier, combine
 from quakestack.catalog.quakeml import events_csv, picks_csv, quakeml_bytes
 from quakestack.catalog.types import CatalogEvent, PhasePick
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator
-from quakestack.inference.servables.base import Servable
+from quakestack.inference.servables.base import Servable, ServingSpec
 from quakestack.layout import catalog_file_key, picks_key
 from quakestack.storage import ObjectStore
 
 ANNOTATING_TASKS = ("picking", "detection", "classification")
+# Windows per model call on a CPU: a U-Net's activations for 64 windows of 3001 samples stay in cache, where
+# 1024 at once run ~2x slower per window (bench/archive.py); a GPU takes the annotator's whole batch.
+CPU_PICK_BATCH = 64
 
 
 def check_picker(servable: Servable) -> None:
@@ -67,7 +72,7 @@ def run_station_day(task: StationDayTask, archive: Archive, picker: Servable, st
     picks: list[PhasePick] = []
     seconds = 0.0
     if len(stream):
-        annotator = Annotator(picker.spec, lambda x: picker.run(x, {}), options or AnnotateOptions())
+        annotator = Annotator(picker.spec, _batched(picker), options or AnnotateOptions())
         annotator.add_stream(stream)
         found = annotator.step()[1] + annotator.finish()[1]
         picks = [PhasePick(task.station, p.phase, float(p.time), float(p.probability), _channel_for(task, p.phase))
@@ -82,6 +87,18 @@ def run_station_day(task: StationDayTask, archive: Archive, picker: Servable, st
     return {**record, "skipped": False}
 
 
+def _batched(model: Servable):
+    """The model's run over a batch of windows, in CPU_PICK_BATCH pieces on a CPU."""
+    if getattr(model, "device", None) is not None and model.device.type != "cpu":
+        return lambda x: model.run(x, {})
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        parts = [model.run(x[i:i + CPU_PICK_BATCH], {}) for i in range(0, len(x), CPU_PICK_BATCH)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    return run
+
+
 def load_task_picks(store: ObjectStore, catalog_id: str, tasks: Sequence[StationDayTask]) -> list[PhasePick]:
     """Every task's picks; a task without its picks object is not done (the catalog waits for it)."""
     missing = [t.task_id for t in tasks if not store.exists(picks_key(catalog_id, t.task_id))]
@@ -93,9 +110,10 @@ def load_task_picks(store: ObjectStore, catalog_id: str, tasks: Sequence[Station
     return picks
 
 
-def station_magnitudes(event: CatalogEvent, plan: Plan, archive: Archive, model: Servable) -> dict[str, float]:
-    """One magnitude per station, from the model's window placed with its trained P offset at the station's P."""
-    spec = model.spec
+def station_windows(event: CatalogEvent, plan: Plan, archive: Archive, spec: ServingSpec
+                    ) -> tuple[list[str], np.ndarray | None]:
+    """One window per station with an associated P, shaped for ``spec`` [N, C, L] and placed with its trained
+    P offset at the station's P (zeros where the archive has no samples); None when there is none."""
     streams = {t.station: t for t in plan.tasks}
     windows, names = [], []
     for station, pick in sorted(first_p_per_station(event).items()):
@@ -114,30 +132,63 @@ def station_magnitudes(event: CatalogEvent, plan: Plan, archive: Archive, model:
                     x[i, max(-k, 0):max(-k, 0) + seg.size] = seg
         windows.append(x)
         names.append(station)
-    if not windows:
+    return names, (np.stack(windows) if windows else None)
+
+
+def station_magnitudes(event: CatalogEvent, plan: Plan, archive: Archive, model: Servable) -> dict[str, float]:
+    """One magnitude per station, from the model's window placed with its trained P offset at the station's P."""
+    names, windows = station_windows(event, plan, archive, model.spec)
+    if windows is None:
         return {}
-    mags = model.run(np.stack(windows), {})["magnitude"]
+    mags = model.run(windows, {})["magnitude"]
     return {name: float(m) for name, m in zip(names, mags, strict=True)}
 
 
+def station_class_probabilities(event: CatalogEvent, plan: Plan, archive: Archive,
+                                model: Servable) -> dict[str, np.ndarray]:
+    """The classifier's class probabilities (``class_names`` order) per station, windows placed at the P."""
+    names, windows = station_windows(event, plan, archive, model.spec)
+    if windows is None:
+        return {}
+    probabilities = model.run(windows, {})["class_probabilities"]
+    return dict(zip(names, probabilities, strict=True))
+
+
 def build_catalog(store: ObjectStore, catalog_id: str, plan: Plan, archive: Archive,
-                  params: dict[str, Any] | None = None, magnitude_model: Servable | None = None) -> dict[str, Any]:
-    """Associate all tasks' picks, add network magnitudes, write catalog.xml, events.csv, picks.csv, summary."""
+                  params: dict[str, Any] | None = None, magnitude_model: Servable | None = None,
+                  classifier_model: Servable | None = None, *, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Associate all tasks' picks, add network magnitudes and event types, write catalog.xml, events.csv,
+    picks.csv, summary. ``cache_dir`` holds 1D travel-time tables (default: the settings' cache_dir)."""
     if magnitude_model is not None and magnitude_model.spec.task != "magnitude":
         raise InvalidArgument(f"magnitude_model must be a magnitude model, not a {magnitude_model.spec.task} model")
+    if classifier_model is not None:
+        check_classifier(classifier_model)
     picks = load_task_picks(store, catalog_id, plan.tasks)
     started = time.monotonic()
-    events = associate(picks, plan.stations, params, id_prefix=f"smi:quakestack/catalogs/{catalog_id}")
+    events = associate(picks, plan.stations, params, id_prefix=f"smi:quakestack/catalogs/{catalog_id}",
+                       cache_dir=cache_dir)
     association_s = time.monotonic() - started
     if magnitude_model is not None:
         for ev in events:
             network_magnitude(ev, station_magnitudes(ev, plan, archive, magnitude_model))
+    if classifier_model is not None:
+        for ev in events:
+            combine(ev, station_class_probabilities(ev, plan, archive, classifier_model),
+                    classifier_model.spec.class_names)
     store.put_bytes(catalog_file_key(catalog_id, "events.csv"), events_csv(events), content_type="text/csv")
     store.put_bytes(catalog_file_key(catalog_id, "picks.csv"), picks_csv(events), content_type="text/csv")
     store.put_bytes(catalog_file_key(catalog_id, "catalog.xml"),
                     quakeml_bytes(events, f"smi:quakestack/catalogs/{catalog_id}"), content_type="application/xml")
     summary = {"catalog_id": catalog_id, "events": len(events), "picks": len(picks),
                "associated_picks": sum(len(e.picks) for e in events), "station_days": len(plan.tasks),
-               "missing_station_days": plan.missing, "association_s": round(association_s, 3)}
+               "missing_station_days": plan.missing, "association_s": round(association_s, 3),
+               "event_types": _type_counts(events)}
     store.put_json(catalog_file_key(catalog_id, "summary.json"), summary)
     return {**summary, "catalog": events}
+
+
+def _type_counts(events: Sequence[CatalogEvent]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ev in events:
+        counts[ev.event_type] = counts.get(ev.event_type, 0) + 1
+    return dict(sorted(counts.items()))

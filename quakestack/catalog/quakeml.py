@@ -1,4 +1,9 @@
-"""The catalog as QuakeML (ObsPy: events, origins, arrivals, picks, magnitudes, station magnitudes) and CSV."""
+"""The catalog as QuakeML (ObsPy: events, origins, arrivals, picks, magnitudes, station magnitudes) and CSV.
+
+An event classifier's result is the event's ``type`` and ``typeCertainty``; its probabilities, which
+QuakeML has no field for, are an event comment (``CLASSIFIER_COMMENT`` prefix) that ``classification_of``
+reads back from what ``obspy.read_events`` returns.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,9 @@ from quakestack.catalog.types import CatalogEvent
 
 AGENCY = "quakestack"
 EVENT_COLUMNS = ["event_id", "origin_time", "latitude", "longitude", "depth_km", "magnitude", "magnitude_type",
-                 "magnitude_spread", "magnitude_count", "n_picks"]
+                 "magnitude_spread", "magnitude_count", "n_picks", "event_type", "event_type_probability",
+                 "event_type_certainty"]
+CLASSIFIER_COMMENT = "classifier:"
 PICK_COLUMNS = ["event_id", "station", "channel", "phase", "time", "probability", "residual_s"]
 
 
@@ -43,8 +50,11 @@ def to_obspy(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/c
         origin = Origin(resource_id=ResourceIdentifier(f"{eid}/origin"), time=UTCDateTime(ev.origin_time),
                         latitude=round(ev.latitude, 6), longitude=round(ev.longitude, 6),
                         depth=round(ev.depth_km * 1000.0, 1), evaluation_mode="automatic")
-        event = Event(resource_id=ResourceIdentifier(eid), event_type="earthquake",
-                      creation_info=CreationInfo(agency_id=AGENCY))
+        event = Event(resource_id=ResourceIdentifier(eid), event_type=ev.event_type,
+                      event_type_certainty=ev.event_type_certainty, creation_info=CreationInfo(agency_id=AGENCY))
+        if ev.event_type_probability is not None:
+            event.comments.append(Comment(resource_id=ResourceIdentifier(f"{eid}/comment/classifier"),
+                                          text=classifier_comment(ev)))
         for pick, residual in ev.picks:
             pid = ResourceIdentifier(f"{eid}/pick/{pick.pick_id}")
             event.picks.append(Pick(resource_id=pid, time=UTCDateTime(pick.time), phase_hint=pick.phase,
@@ -74,6 +84,25 @@ def to_obspy(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/c
     return cat
 
 
+def classifier_comment(ev: CatalogEvent) -> str:
+    """``classifier: event_type_probability=0.9312; earthquake=0.9312; explosion=0.0401; noise=0.0287;
+    stations=8``."""
+    parts = [f"event_type_probability={ev.event_type_probability:.4f}"]
+    parts += [f"{name}={p:.4f}" for name, p in ev.class_probabilities.items()]
+    parts.append(f"stations={ev.classification_count}")
+    return f"{CLASSIFIER_COMMENT} " + "; ".join(parts)
+
+
+def classification_of(event: Event) -> dict[str, float] | None:
+    """The classifier's figures of an ObsPy event read back (``event_type_probability``, one per class,
+    ``stations``); None for an event without them."""
+    for comment in event.comments:
+        if comment.text and comment.text.startswith(CLASSIFIER_COMMENT):
+            pairs = (part.split("=", 1) for part in comment.text[len(CLASSIFIER_COMMENT):].split(";"))
+            return {key.strip(): float(value) for key, value in pairs}
+    return None
+
+
 def quakeml_bytes(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/catalog") -> bytes:
     buffer = io.BytesIO()
     to_obspy(events, catalog_id).write(buffer, format="QUAKEML")
@@ -89,7 +118,9 @@ def events_csv(events: Sequence[CatalogEvent]) -> bytes:
                     f"{ev.longitude:.5f}", f"{ev.depth_km:.3f}",
                     "" if ev.magnitude is None else f"{ev.magnitude:.3f}", ev.magnitude_type,
                     "" if ev.magnitude_spread is None else f"{ev.magnitude_spread:.3f}", ev.magnitude_count,
-                    len(ev.picks)])
+                    len(ev.picks), ev.event_type,
+                    "" if ev.event_type_probability is None else f"{ev.event_type_probability:.4f}",
+                    ev.event_type_certainty or ""])
     return buffer.getvalue().encode()
 
 

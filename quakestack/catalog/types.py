@@ -37,7 +37,8 @@ class StationMagnitude:
 
 @dataclass
 class CatalogEvent:
-    """An associated event: its origin, its picks (with travel-time residuals) and magnitudes."""
+    """An associated event: its origin, its picks (with travel-time residuals), magnitudes and, with an event
+    classifier, its type (a QuakeML EventType) with the mean class probabilities over its stations."""
 
     event_id: str
     origin_time: float
@@ -50,3 +51,8 @@ class CatalogEvent:
     magnitude_count: int = 0
     station_magnitudes: list[StationMagnitude] = field(default_factory=list)
     magnitude_type: str = "ML"
+    event_type: str = "earthquake"  # QuakeML EventType; the classifier's label when there is one
+    event_type_probability: float | None = None  # the classifier's mean probability of that label
+    event_type_certainty: str | None = None  # "known" or "suspected" (QuakeML EventTypeCertainty)
+    class_probabilities: dict[str, float] = field(default_factory=dict)
+    classification_count: int = 0  # stations whose windows were classified
