@@ -16,11 +16,11 @@ from typing import Any
 from kubernetes import client as k8s
 
 from quakestack.config import Settings
-from quakestack.jobs.executor import Handle, worker_command
+from quakestack.jobs.executor import Handle
 from quakestack.jobs.spec import read_record
+from quakestack.jobs.torchrun import RENDEZVOUS_PORT, container_command, nodes_of, torchrun_variables
 from quakestack.storage import ObjectStore
 
-RENDEZVOUS_PORT = 29500
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 LABEL_JOB = "quakestack.io/job-id"
 
@@ -29,27 +29,14 @@ def job_name(job_id: str, attempt: int) -> str:
     return f"qs-train-{job_id.lower()}-a{attempt}"[:63]
 
 
-def nodes_of(spec: dict[str, Any]) -> tuple[int, int]:
-    """(nodes, processes per node): num_nodes x num_gpus on GPU, num_nodes x ddp_processes on CPU."""
-    hp = spec["training_hyper_parameters"]
-    per_node = int(hp.get("num_gpus", 1) or 1) if spec.get("device", "auto") != "cpu" else int(
-        hp.get("ddp_processes", 1) or 1)
-    return max(1, int(hp.get("num_nodes", 1) or 1)), max(1, per_node)
-
-
 def torchrun_env(nodes: int, per_node: int, master: str) -> list[k8s.V1EnvVar]:
-    rank = (k8s.V1EnvVar(name="PET_NODE_RANK", value_from=k8s.V1EnvVarSource(
+    """The PET_* variables of quakestack.jobs.torchrun; a multi-node pod's rank is its completion index."""
+    values = torchrun_variables(nodes, per_node, master, RENDEZVOUS_PORT, node_rank=None)
+    env = [k8s.V1EnvVar(name=name, value=value) for name, value in values.items()]
+    env.insert(2, k8s.V1EnvVar(name="PET_NODE_RANK", value_from=k8s.V1EnvVarSource(
         field_ref=k8s.V1ObjectFieldSelector(field_path=COMPLETION_INDEX))) if nodes > 1
-            else k8s.V1EnvVar(name="PET_NODE_RANK", value="0"))
-    return [k8s.V1EnvVar(name="PET_NNODES", value=str(nodes)),
-            k8s.V1EnvVar(name="PET_NPROC_PER_NODE", value=str(per_node)), rank,
-            k8s.V1EnvVar(name="PET_MASTER_ADDR", value=master),
-            k8s.V1EnvVar(name="PET_MASTER_PORT", value=str(RENDEZVOUS_PORT))]
-
-
-def container_command(job_id: str, attempt: int) -> list[str]:
-    """What every pod runs: torchrun (configured by PET_*) around the job runtime's worker."""
-    return ["torchrun", *worker_command(job_id, attempt)]
+               else k8s.V1EnvVar(name="PET_NODE_RANK", value="0"))
+    return env
 
 
 def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[str, Any],

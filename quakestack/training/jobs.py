@@ -100,6 +100,7 @@ class TrainingJobs:
                      view.state not in TERMINAL)
         check_queued_jobs(owner, active)
         spec = {**build_spec(self.store, gpu_count=self.gpu_count, **request), "owner": owner.id}
+        self._check_local_nodes(spec)
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {"epochs": spec["epochs"]})
 
@@ -158,12 +159,23 @@ class TrainingJobs:
     def subscribe(self, job_id: str, is_active=lambda: True):
         return self.scheduler.subscribe(job_id, is_active)
 
+    def _check_local_nodes(self, spec: dict[str, Any]) -> None:
+        """The local executor runs every node of a job on this machine: their GPUs must all be here."""
+        hp = spec["training_hyper_parameters"]
+        nodes, gpus = int(hp.get("num_nodes", 1) or 1), int(hp.get("num_gpus", 1) or 1)
+        if (self.scheduler.executor.name == "local" and spec["device"] != "cpu" and self.gpu_count
+                and nodes * gpus > self.gpu_count):
+            raise FailedPrecondition(f"num_nodes={nodes} x num_gpus={gpus} needs {nodes * gpus} GPUs on this "
+                                     f"machine (local executor) but it has {self.gpu_count}")
+
     # -- workers ------------------------------------------------------------------------------
     def _slots_needed(self, view: JobView) -> int:
+        """GPU slots of a job on this machine: every node's GPUs (the local executor runs all its nodes here)."""
         if not self.gpu_count:
             return 1
         hp = view.record.spec["training_hyper_parameters"]
-        return max(1, min(self.gpu_count, int(hp.get("num_gpus", 1) or 1)))
+        nodes = max(1, int(hp.get("num_nodes", 1) or 1)) if self.scheduler.executor.name == "local" else 1
+        return max(1, min(self.gpu_count, nodes * int(hp.get("num_gpus", 1) or 1)))
 
     def _worker_env(self, view: JobView) -> dict[str, str]:
         import os
