@@ -22,7 +22,9 @@ import psutil
 import structlog
 
 from quakestack.config import Settings
+from quakestack.jobs.spec import read_record
 from quakestack.jobs.torchrun import WORKER_MODULE, container_command, nodes_of, torchrun_variables, worker_command
+from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()
 __all__ = ["WORKER_MODULE", "Executor", "Handle", "LocalExecutor", "make_executor", "worker_command"]
@@ -65,15 +67,12 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, settings: Settings, log_dir: Path | None = None, store: Any = None):
+    def __init__(self, settings: Settings, log_dir: Path | None = None, store: ObjectStore | None = None):
         self.settings = settings
         self.log_dir = log_dir or Path(settings.cache_dir) / "job-logs"
         self._store = store
 
     def _nodes(self, job_id: str) -> tuple[int, int]:
-        from quakestack.jobs.spec import read_record
-        from quakestack.storage import ObjectStore
-
         if self._store is None:
             self._store = ObjectStore.from_settings(self.settings)
         return nodes_of(read_record(self._store, job_id).spec)

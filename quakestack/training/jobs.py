@@ -6,6 +6,7 @@ replica, and the job's worker, will see; nothing depends on which process the wo
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from quakestack import metrics
@@ -15,6 +16,7 @@ from quakestack.data.manifest import load_manifest
 from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.jobs.executor import Executor, make_executor
+from quakestack.jobs.migrate import migrate_legacy_job
 from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import RESUMABLE, TERMINAL, JobState
@@ -26,6 +28,7 @@ from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
 from quakestack.training.data import check_compatible
+from quakestack.training.legacy import legacy_training_job
 
 KIND = "training"
 SPEC_VERSION = 1
@@ -84,7 +87,8 @@ class TrainingJobs:
             store, executor or make_executor(settings),
             SchedulerConfig(kind=KIND, capacity=capacity, lease_ttl_s=settings.jobs_lease_ttl_s,
                             lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries),
-            worker_env=self._worker_env, slots_needed=self._slots_needed, on_event=self._on_event)
+            worker_env=self._worker_env, slots_needed=self._slots_needed, on_event=self._on_event,
+            migrate=self._migrate)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -167,6 +171,12 @@ class TrainingJobs:
                 and nodes * gpus > self.gpu_count):
             raise FailedPrecondition(f"num_nodes={nodes} x num_gpus={gpus} needs {nodes * gpus} GPUs on this "
                                      f"machine (local executor) but it has {self.gpu_count}")
+
+    def _migrate(self, job_id: str) -> JobRecord | None:
+        """An older version's training job (job.json + metrics.jsonl) as a runtime job (jobs.migrate)."""
+        convert = partial(legacy_training_job, kind=KIND, version=SPEC_VERSION,
+                          job_hyper_parameters=JOB_HYPER_PARAMETERS)
+        return migrate_legacy_job(self.store, job_id, convert)
 
     # -- workers ------------------------------------------------------------------------------
     def _slots_needed(self, view: JobView) -> int:
