@@ -73,9 +73,16 @@ class LocalExecutor:
         self._store = store
 
     def _nodes(self, job_id: str) -> tuple[int, int]:
+        """(nodes, processes per node) of the job, as its ranks will see this machine (GPUs or not)."""
         if self._store is None:
             self._store = ObjectStore.from_settings(self.settings)
-        return nodes_of(read_record(self._store, job_id).spec)
+        spec = read_record(self._store, job_id).spec
+        nodes, per_node = nodes_of(spec)
+        if nodes > 1:
+            import torch  # only multi-node jobs need to know (a data service never imports it here)
+
+            nodes, per_node = nodes_of(spec, gpu=torch.cuda.is_available())
+        return nodes, per_node
 
     def launch(self, job_id: str, attempt: int, env: dict[str, str]) -> Handle:
         self.log_dir.mkdir(parents=True, exist_ok=True)

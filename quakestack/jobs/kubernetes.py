@@ -39,11 +39,30 @@ def torchrun_env(nodes: int, per_node: int, master: str) -> list[k8s.V1EnvVar]:
     return env
 
 
+def pod_gpus(settings: Settings, spec: dict[str, Any]) -> bool:
+    """Whether a job's pods go to the GPU pool: the pool has GPUs and the job did not ask for the CPU."""
+    return settings.jobs_k8s_gpus_per_node > 0 and spec.get("device", "auto") != "cpu"
+
+
+def tolerations(text: str) -> list[k8s.V1Toleration]:
+    """`key[=value]:effect[,...]` (QUAKESTACK_JOBS_K8S_TOLERATIONS) as pod tolerations."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key_value, _, effect = item.rpartition(":")
+        key, has_value, value = key_value.partition("=")
+        out.append(k8s.V1Toleration(key=key, operator="Equal" if has_value else "Exists",
+                                    value=value if has_value else None, effect=effect))
+    return out
+
+
 def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[str, Any],
-                    gpu: bool = True) -> list[Any]:
-    """The Service (multi-node only) and the Job for one attempt, as client model objects."""
+                    gpu: bool | None = None) -> list[Any]:
+    """The Service (multi-node only) and the Job for one attempt, as client model objects.
+
+    gpu None: as configured (pod_gpus); the pool's node selector and tolerations apply either way."""
     name = job_name(job_id, attempt)
-    nodes, per_node = nodes_of(spec)
+    gpu = pod_gpus(settings, spec) if gpu is None else gpu
+    nodes, per_node = nodes_of(spec, gpu)
     labels = {"app.kubernetes.io/part-of": "quakestack", "app.kubernetes.io/component": "training-worker",
               LABEL_JOB: job_id, "quakestack.io/storage-client": "true"}
     master = f"{name}-0.{name}" if nodes > 1 else "127.0.0.1"
@@ -71,7 +90,7 @@ def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[st
         containers=[container], restart_policy="Never", service_account_name=settings.jobs_k8s_service_account,
         automount_service_account_token=False, enable_service_links=False,
         subdomain=name if nodes > 1 else None, node_selector=selector or None,
-        tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")] if gpu else None,
+        tolerations=tolerations(settings.jobs_k8s_tolerations) or None,
         security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001, run_as_group=10001,
                                                   fs_group=10001,
                                                   seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),

@@ -25,12 +25,15 @@ def container_command(job_id: str, attempt: int) -> list[str]:
     return ["torchrun", *worker_command(job_id, attempt)]
 
 
-def nodes_of(spec: dict[str, Any]) -> tuple[int, int]:
+def nodes_of(spec: dict[str, Any], gpu: bool | None = None) -> tuple[int, int]:
     """(nodes, processes per node): num_nodes x num_gpus on GPU, num_nodes x ddp_processes on CPU.
 
-    Specs of kinds without training hyper-parameters run on one node, one process."""
+    gpu: whether the nodes have GPUs (None: unless the spec asks for the CPU). Specs of kinds without
+    training hyper-parameters run on one node, one process."""
     hp = spec.get("training_hyper_parameters") or {}
-    if spec.get("device", "auto") != "cpu":
+    if gpu is None:
+        gpu = spec.get("device", "auto") != "cpu"
+    if gpu and spec.get("device", "auto") != "cpu":
         per_node = int(hp.get("num_gpus", 1) or 1)
     else:
         per_node = int(hp.get("ddp_processes", 1) or 1)

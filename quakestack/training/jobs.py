@@ -82,6 +82,8 @@ class TrainingJobs:
         self.store = store
         self.settings = settings
         self.gpu_count = gpu_count
+        # the GPUs a job may ask for: this machine's, or a job pod's node's with the kubernetes executor
+        self.job_gpus = settings.jobs_k8s_gpus_per_node if settings.jobs_executor == "kubernetes" else gpu_count
         capacity = gpu_count or settings.trainer_cpu_slots
         self.scheduler = Scheduler(
             store, executor or make_executor(settings),
@@ -103,7 +105,7 @@ class TrainingJobs:
         active = sum(1 for view in self.list() if view.record.spec.get("owner") == owner.id and
                      view.state not in TERMINAL)
         check_queued_jobs(owner, active)
-        spec = {**build_spec(self.store, gpu_count=self.gpu_count, **request), "owner": owner.id}
+        spec = {**build_spec(self.store, gpu_count=self.job_gpus, **request), "owner": owner.id}
         self._check_local_nodes(spec)
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {"epochs": spec["epochs"]})
