@@ -113,6 +113,17 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _tolerations(text: str) -> str:
+    """`key[=value]:effect[,...]`: Kubernetes tolerations (Exists without a value, Equal with one)."""
+    value = text.strip()
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, _, effect = item.rpartition(":")
+        if not key.split("=", 1)[0] or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise ValueError(f"expected key[=value]:effect (effect NoSchedule, PreferNoSchedule or NoExecute), "
+                             f"got {item!r}")
+    return value
+
+
 def _bucket(text: str) -> str:
     value = text.strip()
     if not 3 <= len(value) <= 63 or not all(c.islower() or c.isdigit() or c in "-." for c in value):
@@ -208,8 +219,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jobs_k8s_image", "quakestack/trainer:0.1.0", _text, "Image of the training job pods."),
     Setting("jobs_k8s_service_account", "quakestack-training-worker", _text,
             "Service account of the training job pods (no API access needed)."),
-    Setting("jobs_k8s_node_selector", "nvidia.com/gpu.present=true", _text,
-            "Node selector of the training job pods, `key=value[,key=value]` (the GPU node pool)."),
+    Setting("jobs_k8s_node_selector", "", _text,
+            "Node selector of the training job pods, `key=value[,key=value]` (the gpu overlay: the GPU node pool)."),
+    Setting("jobs_k8s_tolerations", "", _tolerations,
+            "Tolerations of the training job pods, `key[=value]:effect[,...]` (the gpu overlay: "
+            "`nvidia.com/gpu:NoSchedule`, the GPU pool's taint)."),
+    Setting("jobs_k8s_gpus_per_node", "0", _non_negative_int,
+            "GPUs of one node of the job pods' pool: a pod requests a job's num_gpus (at least 1) as "
+            "`nvidia.com/gpu`, and no job may ask for more; 0: job pods run on CPU."),
     Setting("jobs_k8s_cpu", "4", _text, "CPU request and limit of each training job pod."),
     Setting("jobs_k8s_memory", "16Gi", _text, "Memory request and limit of each training job pod."),
 )

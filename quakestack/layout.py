@@ -128,6 +128,16 @@ def job_id_of_spec_key(key: str) -> str | None:
     return None
 
 
+def legacy_record_key(job_id: str) -> str:
+    """`jobs/<job-id>/job.v0.json`: an older version's job.json, kept as it was when the job was migrated."""
+    return job_key(job_id, "job.v0.json")
+
+
+def legacy_history_key(job_id: str) -> str:
+    """`jobs/<job-id>/metrics.jsonl`: an older version's event history (rewritten whole per event); kept."""
+    return job_key(job_id, "metrics.jsonl")
+
+
 def control_key(job_id: str) -> str:
     """`jobs/<job-id>/control.json`: desired epochs, stop, cancel, current attempt."""
     return job_key(job_id, "control.json")

@@ -25,6 +25,8 @@ EXAMPLES = {
     "control_key": layout.control_key("train-1a2b"),
     "heartbeat_key": layout.heartbeat_key("train-1a2b"),
     "lease_key": layout.lease_key("train-1a2b"),
+    "legacy_record_key": layout.legacy_record_key("train-1a2b"),
+    "legacy_history_key": layout.legacy_history_key("train-1a2b"),
     "checkpoint_key": layout.checkpoint_key("train-1a2b", "epoch-0003"),
     "epoch_checkpoint_key": layout.epoch_checkpoint_key("train-1a2b", 3),
     "evaluation_prefix": layout.evaluation_prefix("train-1a2b", "e1"),

@@ -1,14 +1,15 @@
 """Executors: how a job's worker process is started, recognised, cancelled and reaped.
 
 Chosen by configuration (`QUAKESTACK_JOBS_EXECUTOR`): `local` starts one detached process per job
-on this machine; `kubernetes` (quakestack.jobs.kubernetes) submits a batch/v1 Job. A scheduler only
-ever talks to this interface.
+on this machine (one torchrun launcher per node for a multi-node job, on loopback); `kubernetes`
+(quakestack.jobs.kubernetes) submits a batch/v1 Job. A scheduler only ever talks to this interface.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,9 +22,12 @@ import psutil
 import structlog
 
 from quakestack.config import Settings
+from quakestack.jobs.spec import read_record
+from quakestack.jobs.torchrun import WORKER_MODULE, container_command, nodes_of, torchrun_variables, worker_command
+from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()
-WORKER_MODULE = "quakestack.jobs.worker"
+__all__ = ["WORKER_MODULE", "Executor", "Handle", "LocalExecutor", "make_executor", "worker_command"]
 
 
 @dataclass
@@ -52,32 +56,55 @@ class Executor(Protocol):
     def reap(self, handle: Handle) -> int | None: ...
 
 
-def worker_command(job_id: str, attempt: int) -> list[str]:
-    return ["-m", WORKER_MODULE, "--job-id", job_id, "--attempt", str(attempt)]
-
-
 class LocalExecutor:
     """One process per job, in its own session (it survives the service's death and signals);
-    stdout/stderr go to a log file. The service reaps the processes it started; a re-attached
-    worker (started by a previous incarnation) is recognised by pid and start time."""
+    stdout/stderr go to a log file. A multi-node job (num_nodes > 1) is one torchrun launcher per
+    node, each in its own session, with the Indexed Job pod's command and PET_* environment on
+    loopback (rank 0 on 127.0.0.1 holds the rendezvous store; gloo on CPU). The service reaps the
+    processes it started; a re-attached worker (started by a previous incarnation) is recognised
+    by pid and start time. Cancel kills every process of the job (found by its command line: the
+    launchers, their ranks and their children), so nothing outlives a job."""
 
     name = "local"
 
-    def __init__(self, settings: Settings, log_dir: Path | None = None):
+    def __init__(self, settings: Settings, log_dir: Path | None = None, store: ObjectStore | None = None):
         self.settings = settings
         self.log_dir = log_dir or Path(settings.cache_dir) / "job-logs"
+        self._store = store
+
+    def _nodes(self, job_id: str) -> tuple[int, int]:
+        """(nodes, processes per node) of the job, as its ranks will see this machine (GPUs or not)."""
+        if self._store is None:
+            self._store = ObjectStore.from_settings(self.settings)
+        spec = read_record(self._store, job_id).spec
+        nodes, per_node = nodes_of(spec)
+        if nodes > 1:
+            import torch  # only multi-node jobs need to know (a data service never imports it here)
+
+            nodes, per_node = nodes_of(spec, gpu=torch.cuda.is_available())
+        return nodes, per_node
 
     def launch(self, job_id: str, attempt: int, env: dict[str, str]) -> Handle:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / f"{job_id}-{attempt}.log").open("ab")
+        nodes, per_node = self._nodes(job_id)
+        if nodes == 1:
+            popen = self._start([sys.executable, *worker_command(job_id, attempt)], env, f"{job_id}-{attempt}")
+            log.info("worker started", job_id=job_id, attempt=attempt, pid=popen.pid)
+            return Handle(job_id, attempt, pid=popen.pid, pid_start=_start_time(popen.pid), popen=popen)
+        popens = [self._start(command, node_env, f"{job_id}-{attempt}-node{rank}")
+                  for rank, (command, node_env) in enumerate(node_launchers(job_id, attempt, env, nodes, per_node))]
+        log.info("torchrun launchers started", job_id=job_id, attempt=attempt, nodes=nodes,
+                 pids=[p.pid for p in popens])
+        return Handle(job_id, attempt, pid=popens[0].pid, pid_start=_start_time(popens[0].pid), popen=popens[0],
+                      extra={"popens": popens})
+
+    def _start(self, command: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
+        out = (self.log_dir / f"{log_name}.log").open("ab")
         try:
-            popen = subprocess.Popen([sys.executable, *worker_command(job_id, attempt)], env=env,
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+            return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         finally:
             out.close()
-        log.info("worker started", job_id=job_id, attempt=attempt, pid=popen.pid)
-        return Handle(job_id, attempt, pid=popen.pid, pid_start=_start_time(popen.pid), popen=popen)
 
     def attach(self, heartbeat: dict[str, Any]) -> Handle | None:
         if heartbeat.get("host") != socket.gethostname():
@@ -87,27 +114,89 @@ class LocalExecutor:
         return handle
 
     def alive(self, handle: Handle) -> bool | None:
-        if handle.popen is not None:
-            return handle.popen.poll() is None
+        popens = _popens(handle)
+        if popens:
+            return any(p.poll() is None for p in popens)
         return _same_process(handle)
 
     def cancel(self, handle: Handle) -> None:
-        """SIGKILL the worker's process group (it leads one: its DDP ranks die with it)."""
-        if handle.popen is not None and handle.popen.poll() is not None:
-            return
-        if handle.popen is None and not _same_process(handle):
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(handle.pid, signal.SIGKILL)
+        """SIGKILL the worker's process group (its spawned DDP ranks die with it) and every other
+        process of the job: torchrun starts each rank in a session of its own."""
+        popens = _popens(handle)
+        if handle.popen is None and _same_process(handle) or any(p.poll() is None for p in popens):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.pid, signal.SIGKILL)
+        kill_job_processes(handle.job_id)
+        for popen in popens:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(10)
 
     def reap(self, handle: Handle) -> int | None:
-        if handle.popen is not None:
-            try:
-                return handle.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.cancel(handle)
-                return handle.popen.wait(10)
-        return None
+        popens = _popens(handle)
+        if not popens:
+            return None
+        try:
+            codes = [p.wait(10) for p in popens]
+        except subprocess.TimeoutExpired:
+            self.cancel(handle)
+            codes = [p.wait(10) for p in popens]
+        return next((code for code in codes if code), 0)
+
+
+def node_launchers(job_id: str, attempt: int, env: dict[str, str], nodes: int,
+                   per_node: int) -> list[tuple[list[str], dict[str, str]]]:
+    """(command, environment) of each node's torchrun launcher on this machine: the pod's command,
+    its PET_* variables with node 0 on 127.0.0.1 as the master, and each node's share of the
+    GPUs the scheduler gave the job (CUDA_VISIBLE_DEVICES), or of the CPU threads."""
+    from quakestack.embedded.seaweed import free_ports
+
+    torchrun = shutil.which("torchrun", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                              env.get("PATH", os.defpath)]))
+    launcher = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
+    command = [*launcher, *container_command(job_id, attempt)[1:]]
+    port = free_ports(1)[0]
+    gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
+    out = []
+    for rank in range(nodes):
+        node_env = {k: v for k, v in env.items() if not k.startswith("PET_")}
+        node_env.update(torchrun_variables(nodes, per_node, "127.0.0.1", port, node_rank=rank))
+        if len(gpus) >= nodes * per_node:
+            node_env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[rank * per_node:(rank + 1) * per_node])
+        elif "OMP_NUM_THREADS" not in env:
+            node_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (nodes * per_node)))
+        out.append((command, node_env))
+    return out
+
+
+def _popens(handle: Handle) -> list[subprocess.Popen]:
+    return list(handle.extra.get("popens") or ([handle.popen] if handle.popen is not None else []))
+
+
+def job_processes(job_id: str) -> list[psutil.Process]:
+    """Every process on this machine running a worker of this job (a worker, a torchrun launcher, a rank)."""
+    marker = f"--job-id {job_id} "
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.info["cmdline"] or []) + " "
+            if WORKER_MODULE in cmdline and marker in cmdline:
+                found.append(proc)
+    return found
+
+
+def kill_job_processes(job_id: str) -> int:
+    """SIGKILL every process of a job with its process group (DataLoader workers, spawned ranks)."""
+    procs = job_processes(job_id)
+    own_group = os.getpgid(0)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError, OSError):
+            group = os.getpgid(proc.pid)
+            if group != own_group:
+                os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=10)
+    return len(procs)
 
 
 def _start_time(pid: int) -> float | None:

@@ -18,11 +18,11 @@ from typing import Any
 from kubernetes import client as k8s
 
 from quakestack.config import Settings
-from quakestack.jobs.executor import Handle, worker_command
+from quakestack.jobs.executor import Handle
 from quakestack.jobs.spec import read_record
+from quakestack.jobs.torchrun import RENDEZVOUS_PORT, container_command, nodes_of, torchrun_variables
 from quakestack.storage import ObjectStore
 
-RENDEZVOUS_PORT = 29500
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 LABEL_JOB = "quakestack.io/job-id"
 
@@ -31,34 +31,40 @@ def job_name(job_id: str, attempt: int) -> str:
     return f"qs-train-{job_id.lower()}-a{attempt}"[:63]
 
 
-def nodes_of(spec: dict[str, Any]) -> tuple[int, int]:
-    """(nodes, processes per node): num_nodes x num_gpus on GPU, num_nodes x ddp_processes on CPU."""
-    hp = spec["training_hyper_parameters"]
-    per_node = int(hp.get("num_gpus", 1) or 1) if spec.get("device", "auto") != "cpu" else int(
-        hp.get("ddp_processes", 1) or 1)
-    return max(1, int(hp.get("num_nodes", 1) or 1)), max(1, per_node)
-
-
 def torchrun_env(nodes: int, per_node: int, master: str) -> list[k8s.V1EnvVar]:
-    rank = (k8s.V1EnvVar(name="PET_NODE_RANK", value_from=k8s.V1EnvVarSource(
+    """The PET_* variables of quakestack.jobs.torchrun; a multi-node pod's rank is its completion index."""
+    values = torchrun_variables(nodes, per_node, master, RENDEZVOUS_PORT, node_rank=None)
+    env = [k8s.V1EnvVar(name=name, value=value) for name, value in values.items()]
+    env.insert(2, k8s.V1EnvVar(name="PET_NODE_RANK", value_from=k8s.V1EnvVarSource(
         field_ref=k8s.V1ObjectFieldSelector(field_path=COMPLETION_INDEX))) if nodes > 1
-            else k8s.V1EnvVar(name="PET_NODE_RANK", value="0"))
-    return [k8s.V1EnvVar(name="PET_NNODES", value=str(nodes)),
-            k8s.V1EnvVar(name="PET_NPROC_PER_NODE", value=str(per_node)), rank,
-            k8s.V1EnvVar(name="PET_MASTER_ADDR", value=master),
-            k8s.V1EnvVar(name="PET_MASTER_PORT", value=str(RENDEZVOUS_PORT))]
+               else k8s.V1EnvVar(name="PET_NODE_RANK", value="0"))
+    return env
 
 
-def container_command(job_id: str, attempt: int) -> list[str]:
-    """What every pod runs: torchrun (configured by PET_*) around the job runtime's worker."""
-    return ["torchrun", *worker_command(job_id, attempt)]
+def pod_gpus(settings: Settings, spec: dict[str, Any]) -> bool:
+    """Whether a job's pods go to the GPU pool: the pool has GPUs and the job did not ask for the CPU."""
+    return settings.jobs_k8s_gpus_per_node > 0 and spec.get("device", "auto") != "cpu"
+
+
+def tolerations(text: str) -> list[k8s.V1Toleration]:
+    """`key[=value]:effect[,...]` (QUAKESTACK_JOBS_K8S_TOLERATIONS) as pod tolerations."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key_value, _, effect = item.rpartition(":")
+        key, has_value, value = key_value.partition("=")
+        out.append(k8s.V1Toleration(key=key, operator="Equal" if has_value else "Exists",
+                                    value=value if has_value else None, effect=effect))
+    return out
 
 
 def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[str, Any],
-                    gpu: bool = True) -> list[Any]:
-    """The Service (multi-node only) and the Job for one attempt, as client model objects."""
+                    gpu: bool | None = None) -> list[Any]:
+    """The Service (multi-node only) and the Job for one attempt, as client model objects.
+
+    gpu None: as configured (pod_gpus); the pool's node selector and tolerations apply either way."""
     name = job_name(job_id, attempt)
-    nodes, per_node = nodes_of(spec)
+    gpu = pod_gpus(settings, spec) if gpu is None else gpu
+    nodes, per_node = nodes_of(spec, gpu)
     labels = {"app.kubernetes.io/part-of": "quakestack", "app.kubernetes.io/component": "training-worker",
               LABEL_JOB: job_id, "quakestack.io/storage-client": "true"}
     master = f"{name}-0.{name}" if nodes > 1 else "127.0.0.1"
@@ -86,7 +92,7 @@ def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[st
         containers=[container], restart_policy="Never", service_account_name=settings.jobs_k8s_service_account,
         automount_service_account_token=False, enable_service_links=False,
         subdomain=name if nodes > 1 else None, node_selector=selector or None,
-        tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")] if gpu else None,
+        tolerations=tolerations(settings.jobs_k8s_tolerations) or None,
         security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001, run_as_group=10001,
                                                   fs_group=10001,
                                                   seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),

@@ -81,13 +81,15 @@ class SchedulerConfig:
 class Scheduler:
     def __init__(self, store: ObjectStore, executor: Executor, config: SchedulerConfig,
                  worker_env: Callable[[JobView], dict[str, str]], slots_needed: Callable[[JobView], int] = lambda v: 1,
-                 on_event: Callable[[JobView, dict[str, Any]], None] | None = None):
+                 on_event: Callable[[JobView, dict[str, Any]], None] | None = None,
+                 migrate: Callable[[str], JobRecord | None] | None = None):
         self.store = store
         self.executor = executor
         self.config = config
         self.worker_env = worker_env
         self.slots_needed = slots_needed
         self.on_event = on_event
+        self.migrate = migrate  # turns an older version's job of our kind into a runtime job (jobs.migrate)
         self.leases = Leases(store, config.owner, config.lease_ttl_s)
         self.views: dict[str, JobView] = {}
         self.logs: dict[str, EventLog] = {}
@@ -206,6 +208,16 @@ class Scheduler:
                 raise
             self.foreign.add(job_id)
             return None
+        if (isinstance(raw, dict) and raw.get("kind") == self.config.kind and "spec" not in raw
+                and self.migrate is not None):
+            try:
+                migrated = self.migrate(job_id)
+            except Unavailable:
+                raise
+            except (QuakestackError, ValueError, KeyError, TypeError) as exc:
+                log.warning("an older version's job could not be migrated", job_id=job_id, error=str(exc))
+                migrated = None
+            raw = migrated.to_dict() if migrated is not None else raw
         if not isinstance(raw, dict) or raw.get("kind") != self.config.kind or "spec" not in raw:
             self.foreign.add(job_id)
             return None

@@ -50,6 +50,7 @@ def write_record(store: ObjectStore, record: JobRecord) -> None:
 def read_record(store: ObjectStore, job_id: str) -> JobRecord:
     value = store.get_json(spec_key(job_id))
     if not isinstance(value, dict) or "spec" not in value:
-        raise NotFound(f"job {job_id!r} has no runtime record (written by an older version?)")
+        raise NotFound(f"job {job_id!r} has no runtime record (written by an older version: a scheduler of its "
+                       "kind migrates it when it discovers it)")
     return JobRecord.from_dict(value)
 

@@ -6,6 +6,7 @@ replica, and the job's worker, will see; nothing depends on which process the wo
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from quakestack import metrics
@@ -15,6 +16,7 @@ from quakestack.data.manifest import load_manifest
 from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.jobs.executor import Executor, make_executor
+from quakestack.jobs.migrate import migrate_legacy_job
 from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import RESUMABLE, TERMINAL, JobState
@@ -26,6 +28,7 @@ from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
 from quakestack.training.data import check_compatible
+from quakestack.training.legacy import legacy_training_job
 
 KIND = "training"
 SPEC_VERSION = 1
@@ -79,12 +82,15 @@ class TrainingJobs:
         self.store = store
         self.settings = settings
         self.gpu_count = gpu_count
+        # the GPUs a job may ask for: this machine's, or a job pod's node's with the kubernetes executor
+        self.job_gpus = settings.jobs_k8s_gpus_per_node if settings.jobs_executor == "kubernetes" else gpu_count
         capacity = gpu_count or settings.trainer_cpu_slots
         self.scheduler = Scheduler(
             store, executor or make_executor(settings),
             SchedulerConfig(kind=KIND, capacity=capacity, lease_ttl_s=settings.jobs_lease_ttl_s,
                             lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries),
-            worker_env=self._worker_env, slots_needed=self._slots_needed, on_event=self._on_event)
+            worker_env=self._worker_env, slots_needed=self._slots_needed, on_event=self._on_event,
+            migrate=self._migrate)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -99,7 +105,8 @@ class TrainingJobs:
         active = sum(1 for view in self.list() if view.record.spec.get("owner") == owner.id and
                      view.state not in TERMINAL)
         check_queued_jobs(owner, active)
-        spec = {**build_spec(self.store, gpu_count=self.gpu_count, **request), "owner": owner.id}
+        spec = {**build_spec(self.store, gpu_count=self.job_gpus, **request), "owner": owner.id}
+        self._check_local_nodes(spec)
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {"epochs": spec["epochs"]})
 
@@ -158,12 +165,29 @@ class TrainingJobs:
     def subscribe(self, job_id: str, is_active=lambda: True):
         return self.scheduler.subscribe(job_id, is_active)
 
+    def _check_local_nodes(self, spec: dict[str, Any]) -> None:
+        """The local executor runs every node of a job on this machine: their GPUs must all be here."""
+        hp = spec["training_hyper_parameters"]
+        nodes, gpus = int(hp.get("num_nodes", 1) or 1), int(hp.get("num_gpus", 1) or 1)
+        if (self.scheduler.executor.name == "local" and spec["device"] != "cpu" and self.gpu_count
+                and nodes * gpus > self.gpu_count):
+            raise FailedPrecondition(f"num_nodes={nodes} x num_gpus={gpus} needs {nodes * gpus} GPUs on this "
+                                     f"machine (local executor) but it has {self.gpu_count}")
+
+    def _migrate(self, job_id: str) -> JobRecord | None:
+        """An older version's training job (job.json + metrics.jsonl) as a runtime job (jobs.migrate)."""
+        convert = partial(legacy_training_job, kind=KIND, version=SPEC_VERSION,
+                          job_hyper_parameters=JOB_HYPER_PARAMETERS)
+        return migrate_legacy_job(self.store, job_id, convert)
+
     # -- workers ------------------------------------------------------------------------------
     def _slots_needed(self, view: JobView) -> int:
+        """GPU slots of a job on this machine: every node's GPUs (the local executor runs all its nodes here)."""
         if not self.gpu_count:
             return 1
         hp = view.record.spec["training_hyper_parameters"]
-        return max(1, min(self.gpu_count, int(hp.get("num_gpus", 1) or 1)))
+        nodes = max(1, int(hp.get("num_nodes", 1) or 1)) if self.scheduler.executor.name == "local" else 1
+        return max(1, min(self.gpu_count, nodes * int(hp.get("num_gpus", 1) or 1)))
 
     def _worker_env(self, view: JobView) -> dict[str, str]:
         import os

@@ -220,7 +220,8 @@ def test_overlay_pods_are_hardened_and_sized(rendered_overlays, overlay):
                 m["mountPath"] for m in container["volumeMounts"]}, owner
 
 
-def test_gpu_overlay_schedules_trainer_and_inference_on_the_gpu_pool(rendered_overlays):
+def test_gpu_overlay_puts_inference_and_the_training_job_pods_on_the_gpu_pool(rendered_overlays):
+    """inference holds a GPU; the trainer holds none (it submits Jobs): its job-pod settings send them there."""
     _path, docs = rendered_overlays["gpu"]
     for d in docs:
         if d["kind"] != "Deployment":
@@ -228,12 +229,21 @@ def test_gpu_overlay_schedules_trainer_and_inference_on_the_gpu_pool(rendered_ov
         spec = d["spec"]["template"]["spec"]
         (container,) = spec["containers"]
         gpu = container["resources"]["limits"].get("nvidia.com/gpu")
-        if d["metadata"]["name"] in ("trainer", "inference"):
+        if d["metadata"]["name"] == "inference":
             assert gpu == "1"
-            assert spec["nodeSelector"]
+            assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
         else:
-            assert gpu is None and "tolerations" not in spec, d["metadata"]["name"]
+            assert gpu is None and "nvidia.com/gpu" not in container["resources"]["requests"], d["metadata"]["name"]
+            assert "tolerations" not in spec and "nodeSelector" not in spec, d["metadata"]["name"]
+    (trainer,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "trainer"]
+    (container,) = trainer["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["QUAKESTACK_JOBS_EXECUTOR"] == "kubernetes"
+    assert env["QUAKESTACK_JOBS_K8S_NODE_SELECTOR"] == "nvidia.com/gpu.present=true"
+    assert env["QUAKESTACK_JOBS_K8S_TOLERATIONS"] == "nvidia.com/gpu:NoSchedule"
+    assert int(env["QUAKESTACK_JOBS_K8S_GPUS_PER_NODE"]) >= 1
+    assert len([e for e in container["env"] if e["name"] == "QUAKESTACK_TRAINER_CPU_SLOTS"]) == 1
 
 
 def test_cpu_overlay_requests_no_gpu_and_runs_minio(rendered_overlays):

@@ -93,6 +93,44 @@ def test_overlay_passes_kubernetes_validate_strict(rendered_overlays, overlay):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_gpu_overlay_job_pods_pass_kubernetes_validate_strict(rendered_overlays, tmp_path, nodes):
+    """The Jobs the trainer of the gpu overlay submits, built from its own settings (the overlay's env on
+    the defaults), request the GPUs, select and tolerate the pool, and pass the strict validator."""
+    from quakestack.config import load_settings
+    from quakestack.jobs.kubernetes import as_dicts, build_manifests
+
+    _path, docs = rendered_overlays["gpu"]
+    (trainer,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "trainer"]
+    (container,) = trainer["spec"]["template"]["spec"]["containers"]
+    config = next(d["data"] for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "quakestack-config")
+    env = {**config, **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
+    secrets = {e["name"]: "from-the-secret" for e in container["env"] if "valueFrom" in e}  # mounted in the pod
+    settings = load_settings({**env, **secrets})
+    assert settings.jobs_executor == "kubernetes"
+    spec = {"training_hyper_parameters": {"num_gpus": 1, "num_nodes": nodes, "ddp_processes": 1}, "device": "auto"}
+    manifests = as_dicts(build_manifests(settings, "0123456789abcdef", 1, spec))
+    pod = manifests[-1]["spec"]["template"]["spec"]
+    (worker,) = pod["containers"]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == worker["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    cpu_job = as_dicts(build_manifests(settings, "0123456789abcdef", 1, {**spec, "device": "cpu"}))[-1]
+    assert "nvidia.com/gpu" not in cpu_job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump_all(manifests))
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("bad", ["nvidia.com/gpu", "nvidia.com/gpu:Never", ":NoSchedule"])
+def test_a_malformed_toleration_setting_is_refused_by_name(bad):
+    from quakestack.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="QUAKESTACK_JOBS_K8S_TOLERATIONS"):
+        load_settings({"QUAKESTACK_JOBS_K8S_TOLERATIONS": bad})
+
+
 def test_kubernetes_validate_strict_catches_typos(tmp_path):
     """The check above would notice a misspelt field (guards against a silently lax validator)."""
     bad = tmp_path / "bad.yaml"

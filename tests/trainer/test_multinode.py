@@ -94,7 +94,9 @@ def _kubernetes_version() -> str:
 def test_executor_manifests_pass_kubernetes_validate_strict(stack, tmp_path, nodes) -> None:
     pytest.importorskip("kubernetes_validate")
     spec = {"training_hyper_parameters": {"num_gpus": 1, "num_nodes": nodes, "ddp_processes": 1}, "device": "auto"}
-    manifests = as_dicts(build_manifests(stack.settings, "0123456789abcdef", 2, spec))
+    settings = stack.settings.replace(jobs_k8s_gpus_per_node=1, jobs_k8s_tolerations="nvidia.com/gpu:NoSchedule",
+                                      jobs_k8s_node_selector="nvidia.com/gpu.present=true")
+    manifests = as_dicts(build_manifests(settings, "0123456789abcdef", 2, spec))
     assert [m["kind"] for m in manifests] == (["Service", "Job"] if nodes > 1 else ["Job"])
     job = manifests[-1]
     pod = job["spec"]["template"]["spec"]
