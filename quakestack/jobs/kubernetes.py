@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from quakestack.config import Settings
 from quakestack.jobs.executor import Handle
 from quakestack.jobs.spec import read_record
-from quakestack.jobs.torchrun import RENDEZVOUS_PORT, container_command, nodes_of, torchrun_variables
+from quakestack.jobs.torchrun import RENDEZVOUS_PORT, container_command, nodes_of, torchrun_variables, worker_command
 from quakestack.storage import ObjectStore
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
