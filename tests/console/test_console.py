@@ -228,7 +228,7 @@ def test_read_only_token_sees_no_write_buttons_and_the_api_refuses(stack: Stack,
         sign_in(page, RO, "readonly")
         assert "readonly" in page.inner_text("[data-testid=who]")
         jobs = http("GET", gateway.url + "/v1/training-jobs", headers={"Authorization": f"Bearer {RO}"}).json()
-        for view in ("#/training", "#/models", "#/annotate", "#/datasets"):
+        for view in ("#/training", "#/models", "#/annotate", "#/catalogs", "#/datasets"):
             page.goto(f"/console/{view}")
             page.wait_for_selector("main section")
             assert page.locator("button.write").count() == 0, view

@@ -6,6 +6,7 @@ import { jobPage } from "./job.js";
 import { trainingPage } from "./training.js";
 import { modelsPage } from "./models.js";
 import { annotatePage } from "./annotate.js";
+import { catalogPage, catalogsPage } from "./catalogs.js";
 import { describe, el, session } from "./ui.js";
 
 const ROUTES = [
@@ -15,6 +16,8 @@ const ROUTES = [
   [/^#\/training$/, trainingPage, "training"],
   [/^#\/models$/, modelsPage, "models"],
   [/^#\/annotate$/, annotatePage, "annotate"],
+  [/^#\/catalogs\/(.+)$/, catalogPage, "catalogs"],
+  [/^#\/catalogs$/, catalogsPage, "catalogs"],
 ];
 
 let current = null; // the page's cleanup (stops its streams)

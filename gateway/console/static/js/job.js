@@ -3,19 +3,12 @@
 
 import * as api from "./api.js";
 import { lineChart } from "./charts.js";
-import { act, describe, el, errorSlot, fmt, metricMap, stateBadge, stateName, table, when, writeButton } from "./ui.js";
+import {
+  act, describe, el, errorSlot, fmt, metricMap, saveBlob, stateBadge, stateName, table, when, writeButton,
+} from "./ui.js";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "STOPPED"]);
 const ACTIVE = new Set(["QUEUED", "RUNNING", "STOPPING"]);
-
-function saveBlob(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const link = el("a", { href: url, download: filename });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 export async function jobPage(page, jobId) {
   const base = `/v1/training-jobs/${encodeURIComponent(jobId)}`;

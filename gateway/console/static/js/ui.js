@@ -92,3 +92,13 @@ export function metricMap(metrics) {
   for (const m of metrics || []) if (m.value !== undefined || !m.values) out[m.name] = m.value ?? 0;
   return out;
 }
+
+/** Saves a Blob under `filename` (downloads go through fetch, so the bearer token goes along). */
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
