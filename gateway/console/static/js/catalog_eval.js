@@ -24,7 +24,7 @@ export function evaluationForm(jobId) {
       const blob = await api.downloadBlob(`${base}/artifacts/${relative}`, "image/png");
       return el("img", { class: "plot", alt: relative.split("/").pop(), src: URL.createObjectURL(blob) });
     }));
-    const n = (v) => Number(v || 0);
+    const n = (v) => (Number.isFinite(Number(v || 0)) ? Number(v || 0) : "–"); // NaN: no magnitudes to compare
     result.replaceChildren(table(["predicted", "reference", "matched", "precision", "recall", "origin time error s",
       "epicentral error km", "magnitude bias", "magnitude rmse"], [[n(answer.predictedEvents),
       n(answer.referenceEvents), n(answer.matched), n(answer.precision), n(answer.recall),

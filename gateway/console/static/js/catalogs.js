@@ -76,7 +76,7 @@ async function catalogSection(jobId) {
     e.magnitude === "" ? "" : num(e.magnitude), num(e.n_picks), ...(typed ? [e.event_type || ""] : [])]);
   const points = events.map((e) => ({ kind: "event", lon: num(e.longitude), lat: num(e.latitude),
     magnitude: num(e.magnitude), label: `${e.origin_time} M${e.magnitude || "?"} ${fmt(num(e.depth_km))} km` }));
-  return el("section", {}, el("h2", {}, `Catalog: ${events.length} events`), downloads, slot,
+  return el("section", {}, el("h2", {}, `Catalog: ${events.length} event${events.length === 1 ? "" : "s"}`), downloads, slot,
     events.length ? table(["origin time", "latitude", "longitude", "depth km", "magnitude", "picks",
       ...(typed ? ["event type"] : [])], rows, { "data-testid": "catalog-events" })
       : el("p", { class: "muted" }, "The job found no event."),
