@@ -11,10 +11,7 @@ same 3001-sample windows (overlap 1500 / stride half a window) and threshold 0.3
 - quakestack: the zoo's ``phasenet`` with ``channel_growth=2.0`` (267,971 parameters: the same widths
   8-16-32-64-128), registered in the model registry, run as the annotation job with 1 and with 2 workers.
 
-The job runs through the real CatalogService (CreateAnnotationJob, then WatchAnnotationJob until it ends)
-when this build serves it (``--mode service``); until then (``--mode library``) through the same library
-functions the job's worker runs (``run_station_day`` on each worker's share ``i::n``, rank 0 finishing what
-is missing and ``build_catalog``), in spawned worker processes. ``mode`` in the JSON says which ran.
+The job runs through the real CatalogService (CreateAnnotationJob, then WatchAnnotationJob until it ends).
 
 ``ratio`` = job station-days/s (1 worker) / SeisBench station-days/s (goal >= 1.0); ``speedup_2_workers``;
 ``association_share`` = the job's association seconds (catalogs/<id>/summary.json) / its wall time. A
@@ -22,16 +19,14 @@ is missing and ``build_catalog``), in spawned worker processes. ``mode`` in the 
 random weights the picker finds few picks, so ``truth_association_s`` also times the association of the
 network's true picks (what a trained picker finds) in-process. Prints one JSON object last.
 
-    python bench/archive.py [--quick] [--mode auto|service|library]
+    python bench/archive.py [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import json
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -48,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support.stack import running_stack  # noqa: E402
 from quakestack.archive.inventory import read_inventory  # noqa: E402
-from quakestack.archive.plan import Plan, StationDayTask, plan_station_days  # noqa: E402
+from quakestack.archive.plan import Plan, plan_station_days  # noqa: E402
 from quakestack.archive.selection import Selection  # noqa: E402
 from quakestack.archive.source import Archive  # noqa: E402
 from quakestack.catalog.associate import associate  # noqa: E402
@@ -61,15 +56,6 @@ from quakestack.storage import ObjectStore  # noqa: E402
 THRESHOLD, MARGIN_S, BATCH, PREFIX = 0.3, 60.0, 256, "archives/bench"
 OUR_HP = {"n_samples": 3001, "channel_growth": 2.0, "depth": 4}
 MODEL_NAME = "bench-phasenet"
-
-
-def service_available() -> bool:
-    """Whether this build serves CatalogService (the data service registers services/data/catalog.py)."""
-    try:
-        import services.data.catalog  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # -- data -----------------------------------------------------------------------------------------------
@@ -126,70 +112,17 @@ def seisbench_peer(store: ObjectStore, plan: Plan, archive: Archive) -> tuple[fl
     return time.perf_counter() - started, picks
 
 
-# -- our side, mode "library": the job worker's library calls in spawned worker processes ---------------
-def _library_worker(rank: int, count: int, store_args: tuple[str, str, str, str], tasks: list[dict],
-                    stations: dict, missing: list[str], version: int, catalog_id: str) -> None:
-    """What quakestack/catalog/worker.py's run_job does for one rank (TODO: drop once the service runs)."""
-    from quakestack.archive.inventory import StationCoordinates
-    from quakestack.catalog.pipeline import build_catalog, run_station_day
-    from quakestack.inference.annotate import AnnotateOptions
-    from quakestack.inference.servables.factory import build_servable
-    from quakestack.layout import picks_key
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))  # as the training worker does per rank
-    store = ObjectStore(*store_args)
-    plan = Plan([StationDayTask(**{**t, "channels": tuple(t["channels"])}) for t in tasks], missing,
-                {k: StationCoordinates(**v) for k, v in stations.items()})
-    archive = Archive.object_sds(store, f"{PREFIX}/sds")
-    models = ModelStore(store)
-    card = models.card(MODEL_NAME, version)
-    picker = build_servable(card, models.weights(card), torch.device("cpu"))
-    options = AnnotateOptions(threshold=THRESHOLD)
-    for task in plan.tasks[rank::count]:
-        run_station_day(task, archive, picker, store, catalog_id, options)
-    if rank != 0:
-        return
-    while todo := [t for t in plan.tasks if not store.exists(picks_key(catalog_id, t.task_id))]:
-        run_station_day(todo[-1], archive, picker, store, catalog_id, options)
-    build_catalog(store, catalog_id, plan, archive)
-
-
-def library_job(settings, store: ObjectStore, plan: Plan, version: int, workers: int,
-                catalog_id: str) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    store_args = (settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket)
-    tasks = [dataclasses.asdict(t) for t in plan.tasks]
-    stations = {k: dataclasses.asdict(v) for k, v in plan.stations.items()}
-    started = time.perf_counter()
-    procs = [ctx.Process(target=_library_worker, args=(rank, workers, store_args, tasks, stations, plan.missing,
-                                                        version, catalog_id)) for rank in range(workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    wall = time.perf_counter() - started
-    if any(p.exitcode != 0 for p in procs):
-        raise RuntimeError(f"a library worker failed: exit codes {[p.exitcode for p in procs]}")
-    return {"wall_s": wall, "summary": store.get_json(f"catalogs/{catalog_id}/summary.json")}
-
-
-# -- our side, mode "service": CreateAnnotationJob -> WatchAnnotationJob ---------------------------------
+# -- our side: CreateAnnotationJob -> WatchAnnotationJob ---------------------------------
 def service_job(settings, store: ObjectStore, network, version: int, workers: int) -> dict[str, Any]:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
     from quakestack.client import settings_channel
+    from quakestack.protoconv import timestamp_from_seconds as stamp
     from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, trainer_pb2
-
-    def stamp(t: UTCDateTime) -> Timestamp:
-        out = Timestamp()
-        out.FromNanoseconds(int(round(t.timestamp * 1e9)))
-        return out
 
     request = catalog_pb2.CreateAnnotationJobRequest(
         archive=catalog_pb2.ArchiveSource(sds_prefix=f"{PREFIX}/sds"),
         inventory=common_pb2.Location(object_key=f"{PREFIX}/stations.xml"),
-        selection=catalog_pb2.StreamSelection(channel="HH?"), start_time=stamp(network.start),
-        end_time=stamp(network.end), picker=trainer_pb2.ModelRef(name=MODEL_NAME, version=str(version)),
+        selection=catalog_pb2.StreamSelection(channel="HH?"), start_time=stamp(network.start.timestamp),
+        end_time=stamp(network.end.timestamp), picker=trainer_pb2.ModelRef(name=MODEL_NAME, version=str(version)),
         margin_s=MARGIN_S, pick_threshold=THRESHOLD, workers=workers, device="cpu", display_name="bench/archive")
     stages: dict[str, float] = {}
     with settings_channel(settings, settings.data_addr) as ch:
@@ -219,16 +152,11 @@ def truth_association(network, plan: Plan) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 stations x 2 hours (< 60 s in all)")
-    parser.add_argument("--mode", choices=("auto", "service", "library"), default="auto",
-                        help="the job through CatalogService, or through its worker's library calls")
     args = parser.parse_args()
     bench_started = time.perf_counter()
-    mode = ("service" if service_available() else "library") if args.mode == "auto" else args.mode
-    if mode == "service" and not service_available():
-        parser.error("this build does not serve CatalogService yet: use --mode library")
     with tempfile.TemporaryDirectory(prefix="quakestack-bench-archive-") as tmp:
         network = prepare(tmp, args.quick)
-        with running_stack(names=("data",) if mode == "service" else (),
+        with running_stack(names=("data",),
                            inference_log_sample_rate=0.0) as stack:
             store = ObjectStore.from_settings(stack.settings)
             upload(store, network)
@@ -239,21 +167,13 @@ def main() -> None:
                                      inventory=read_inventory(store=store, key=f"{PREFIX}/stations.xml"))
             data_hours = sum(t.end - t.start for t in plan.tasks) / 3600.0
             seisbench_s, seisbench_picks = seisbench_peer(store, plan, archive)
-            runs = {}
-            for workers in (1, 2):
-                if mode == "service":
-                    runs[workers] = service_job(stack.settings, store, network, version, workers)
-                else:
-                    runs[workers] = library_job(stack.settings, store, plan, version, workers, f"bench-{workers}w")
+            runs = {workers: service_job(stack.settings, store, network, version, workers) for workers in (1, 2)}
         truth_s, truth_picks = truth_association(network, plan)
     station_days = data_hours / 24.0
     one, two = runs[1], runs[2]
     result = {
-        "bench": "archive", "mode": mode,
-        "mode_note": "the whole job through CatalogService (CreateAnnotationJob -> WatchAnnotationJob)" if mode ==
-        "service" else ("" if service_available() else "CatalogService not served by this build: ") +
-        "the job worker's library calls (run_station_day, build_catalog) in spawned worker processes, per-rank "
-        "torch threads",
+        "bench": "archive", "mode": "service",
+        "mode_note": "the whole job through CatalogService (CreateAnnotationJob -> WatchAnnotationJob)",
         "quick": args.quick, "stations": len(network.stations), "station_day_tasks": len(plan.tasks),
         "data_hours": round(data_hours, 3), "station_days": round(station_days, 4),
         "model": f"zoo phasenet {OUR_HP} vs seisbench PhaseNet (fixed-seed initial weights)",
