@@ -18,7 +18,6 @@ from quakestack.archive.inventory import read_inventory
 from quakestack.archive.plan import plan_station_days
 from quakestack.archive.selection import Selection
 from quakestack.archive.source import Archive
-from quakestack.auth import current_identity
 from quakestack.catalog.associate import association_parameters
 from quakestack.catalog.pipeline import ANNOTATING_TASKS
 from quakestack.config import Settings
@@ -31,7 +30,6 @@ from quakestack.jobs.state import TERMINAL, JobState
 from quakestack.model_store import ModelStore
 from quakestack.paths import allowed_local_path
 from quakestack.protoconv import utc_now_iso
-from quakestack.quotas import check_queued_jobs
 from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_key
 
@@ -195,11 +193,8 @@ class AnnotationJobs:
 
     def create(self, **request: Any) -> JobView:
         """Queue a job owned by the caller's token; that token's queued-jobs quota is checked first."""
-        owner = current_identity()
-        active = sum(1 for view in self.list() if view.record.spec.get("owner") == owner.id and
-                     view.state not in TERMINAL)
-        check_queued_jobs(owner, active)
-        spec = {**build_spec(self.store, self.settings, gpu_count=self.gpu_count(), **request), "owner": owner.id}
+        owner = self.scheduler.caller_within_quota()
+        spec = {**build_spec(self.store, self.settings, gpu_count=self.gpu_count(), **request), "owner": owner}
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {})
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from quakestack import metrics
-from quakestack.auth import current_identity
 from quakestack.config import Settings
 from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec, readers
 from quakestack.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -28,7 +27,6 @@ from quakestack.jobs.state import TERMINAL, JobState
 from quakestack.jobs.status import apply_event
 from quakestack.layout import manifest_key
 from quakestack.protoconv import utc_now_iso
-from quakestack.quotas import check_queued_jobs
 from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
 
@@ -109,9 +107,8 @@ class DatasetJobs:
     # -- requests -----------------------------------------------------------------------------
     def create(self, spec: dict[str, Any]) -> JobView:
         """Queue a job owned by the caller's token (quota checked); refuse a dataset that exists or is being written."""
-        owner = current_identity()
+        owner = self.scheduler.caller_within_quota()
         views = self.list()
-        check_queued_jobs(owner, sum(1 for v in views if v.record.spec.get("owner") == owner.id and not v.terminal))
         dataset = spec["dataset"]
         if self.store.exists(manifest_key(dataset)):
             raise AlreadyExists(f"dataset {dataset!r} already exists")
@@ -119,7 +116,7 @@ class DatasetJobs:
         if writer is not None:
             raise AlreadyExists(f"dataset {dataset!r} is being written by job {writer}")
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id("ds-"), create_time=utc_now_iso(),
-                           spec={**spec, "owner": owner.id})
+                           spec={**spec, "owner": owner})
         return self.scheduler.create(record, {})
 
     def get(self, job_id: str) -> JobView:

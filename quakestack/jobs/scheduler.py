@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from quakestack.auth import current_identity
 from quakestack.errors import NotFound, QuakestackError, Unavailable
 from quakestack.jobs.control import create_control, read_control, update_control
 from quakestack.jobs.events import EventLog
@@ -30,6 +31,7 @@ from quakestack.jobs.spec import JobRecord, write_record
 from quakestack.jobs.state import TERMINAL, JobState
 from quakestack.jobs.status import apply_event, initial_status
 from quakestack.layout import JOBS_PREFIX, spec_key
+from quakestack.quotas import check_queued_jobs
 from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()
@@ -127,6 +129,14 @@ class Scheduler:
                     view.cond.notify_all()
 
     # -- requests (any replica) ---------------------------------------------------------------
+    def caller_within_quota(self) -> str:
+        """The caller's token id, once its queued-jobs quota (counted over this kind's unfinished jobs) allows one
+        more; RESOURCE_EXHAUSTED otherwise. Every kind stamps it on the spec as the job's owner."""
+        owner = current_identity()
+        check_queued_jobs(owner, sum(1 for view in self.list() if view.record.spec.get("owner") == owner.id and
+                                     not view.terminal))
+        return owner.id
+
     def create(self, record: JobRecord, control: dict[str, Any]) -> JobView:
         """Durable before it is answered: job.json, the control record and the QUEUED event."""
         write_record(self.store, record)

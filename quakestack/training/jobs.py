@@ -10,7 +10,6 @@ from functools import partial
 from typing import Any
 
 from quakestack import metrics
-from quakestack.auth import current_identity
 from quakestack.config import Settings
 from quakestack.data.manifest import load_manifest
 from quakestack.devices import check_gpus
@@ -23,7 +22,6 @@ from quakestack.jobs.state import RESUMABLE, TERMINAL, JobState
 from quakestack.models.spec import resolve_params
 from quakestack.models.zoo import TRAINING_HYPER_PARAMETERS, get_architecture
 from quakestack.protoconv import utc_now_iso
-from quakestack.quotas import check_queued_jobs
 from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
@@ -101,11 +99,8 @@ class TrainingJobs:
     # -- requests -----------------------------------------------------------------------------
     def create(self, **request: Any) -> JobView:
         """Queue a job owned by the caller's token; that token's queued-jobs quota is checked first."""
-        owner = current_identity()
-        active = sum(1 for view in self.list() if view.record.spec.get("owner") == owner.id and
-                     view.state not in TERMINAL)
-        check_queued_jobs(owner, active)
-        spec = {**build_spec(self.store, gpu_count=self.job_gpus, **request), "owner": owner.id}
+        owner = self.scheduler.caller_within_quota()
+        spec = {**build_spec(self.store, gpu_count=self.job_gpus, **request), "owner": owner}
         self._check_local_nodes(spec)
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {"epochs": spec["epochs"]})
