@@ -51,17 +51,19 @@ def test_conditional_create_and_replace_have_one_winner_under_concurrent_puts(st
 
 
 def test_lease_one_holder_fencing_token_and_takeover_after_expiry(store) -> None:
+    """The race runs under a long TTL (a loaded runner once took 3 s for it and the lease lapsed); the
+    take-over is then provoked by renewing the lease for 0.5 s, so no step depends on the machine's speed."""
     job_id = f"lease-{time.time_ns()}"
-    replicas = [Leases(store, f"replica-{i}", ttl_s=3.0) for i in range(6)]
+    replicas = [Leases(store, f"replica-{i}", ttl_s=60.0) for i in range(6)]
     got = _race(6, lambda i: replicas[i].acquire(job_id))
     holders = [(i, r[1]) for i, r in enumerate(got) if r[1] is not None]
     assert len(holders) == 1
     index, lease = holders[0]
     other = replicas[(index + 1) % 6]
     assert other.acquire(job_id) is None, "a live lease is not taken"
-    renewed = replicas[index].renew(lease)
+    renewed = Leases(store, replicas[index].owner, ttl_s=0.5).renew(lease)
     assert renewed is not None and renewed.token == lease.token
-    time.sleep(3.2)
+    time.sleep(0.7)
     taken = other.acquire(job_id)
     assert taken is not None and taken.token == lease.token + 1, "take-over bumps the fencing token"
     assert replicas[index].renew(renewed) is None, "the old holder learns it lost the lease"

@@ -400,3 +400,26 @@ def test_without_tokens_the_console_asks_for_none(stack: Stack, dataset: str, br
         assert not page.is_visible("#token-dialog") and not page.is_visible("#change-token")
         page.goto("/console/#/datasets")
         page.wait_for_selector(f"a[href='#/datasets/{dataset}']")
+
+
+def test_a_page_that_loads_late_never_replaces_the_one_navigated_to(stack: Stack, dataset: str, browser) -> None:
+    """The datasets list (the start page) is held back until the user has gone to Models and it has drawn:
+    the late answer must not draw the datasets page over it (the router's race CI once hit)."""
+    held: list = []
+    with console_page(browser, stack.endpoints().gateway) as (page, _log):
+        page.route("**/v1/datasets?*", lambda route: held.append(route))
+        page.goto("/console/")
+        page.wait_for_function("() => document.body.dataset.role !== undefined")
+        assert wait_for(lambda: page.evaluate("1") and bool(held), 10, 0.05), "the start page asked for no list"
+        page.goto("/console/#/models")
+        page.wait_for_selector("h2:has-text('Registered models')")
+        drawn = page.inner_text("#page")
+        for route in held:
+            route.continue_()
+        page.wait_for_timeout(1000)  # the datasets answer arrives and its (superseded) page draws
+        assert page.inner_text("#page") == drawn and location_hash(page) == "#/models"
+        assert page.locator(f"a[href='#/datasets/{dataset}']").count() == 0
+
+
+def location_hash(page) -> str:
+    return page.evaluate("location.hash")

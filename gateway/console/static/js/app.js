@@ -62,21 +62,30 @@ function askToken(message) {
   });
 }
 
+let renders = 0; // which render is the latest: an earlier, slower page must never show over it
+
+/** Each render draws into its own element; a newer render detaches it, so a slow page finishing late
+ * (the datasets list still loading when the user already went to Catalogs) writes where no one looks. */
 async function render() {
   if (current) current();
   current = null;
+  const mine = ++renders;
   const hash = location.hash || "#/datasets";
-  const page = document.getElementById("page");
+  const page = el("div", {});
+  document.getElementById("page").replaceChildren(page);
   for (const [pattern, handler, nav] of ROUTES) {
     const match = hash.match(pattern);
     if (!match) continue;
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === nav);
     page.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+    let cleanup = null;
     try {
-      current = await handler(page, ...match.slice(1).map(decodeURIComponent));
+      cleanup = await handler(page, ...match.slice(1).map(decodeURIComponent));
     } catch (err) {
       page.replaceChildren(el("section", {}, el("p", { class: "error", role: "alert" }, describe(err))));
     }
+    if (mine === renders) current = cleanup;
+    else if (cleanup) cleanup(); // superseded while loading: stop its streams at once
     return;
   }
   location.hash = "#/datasets";
