@@ -91,6 +91,12 @@ def manifest_key(name: str) -> str:
     return dataset_prefix(name) + MANIFEST_FILE
 
 
+def dataset_writer_key(name: str) -> str:
+    """`datasets/<name>/writer.json`: which job may write the dataset (created conditionally, so of two
+    replicas accepting the same name at once one wins); a dataset is only its manifest, never this."""
+    return dataset_prefix(name) + "writer.json"
+
+
 def shard_dir(split: str, index: int) -> str:
     """`shards/<split>/<nnnnn>`: a shard's place relative to its dataset (key prefix and local directory)."""
     return validate_key(f"shards/{validate_name(split, 'split')}/{int(index):05d}")
@@ -146,6 +152,21 @@ def control_key(job_id: str) -> str:
 def heartbeat_key(job_id: str) -> str:
     """`jobs/<job-id>/heartbeat.json`: the running worker's heartbeat."""
     return job_key(job_id, "heartbeat.json")
+
+
+def peer_heartbeat_key(job_id: str, rank: int) -> str:
+    """`jobs/<job-id>/peers/<rank>.json`: the heartbeat of fan-out worker `rank` > 0 (rank 0 writes heartbeat.json)."""
+    return job_key(job_id, f"peers/{int(rank)}.json")
+
+
+def shard_result_key(job_id: str, shard: str) -> str:
+    """`jobs/<job-id>/<shard dir>.json`: a rendered and uploaded shard's result, created once by whichever
+    worker of a dataset job rendered it (a conditional create: a shard has one result)."""
+    return job_key(job_id, f"{validate_key(shard)}.json")
+
+
+def shard_results_prefix(job_id: str) -> str:
+    return job_key(job_id, "shards/")
 
 
 def lease_key(job_id: str) -> str:

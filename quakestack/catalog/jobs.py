@@ -23,7 +23,8 @@ from quakestack.catalog.pipeline import ANNOTATING_TASKS
 from quakestack.config import Settings
 from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
-from quakestack.jobs.executor import Executor, make_executor
+from quakestack.jobs import fanout
+from quakestack.jobs.executor import Executor, check_reachable_by_workers, make_executor
 from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import TERMINAL, JobState
@@ -36,7 +37,6 @@ from quakestack.storage import ObjectStore, validate_key
 KIND = "annotation"
 SPEC_VERSION = 1
 SLOTS = 4  # worker processes of annotation jobs this service runs at once (a job takes min(workers, SLOTS))
-MAX_WORKERS = 256
 DEFAULT_MARGIN_S = 60.0
 DEFAULT_THRESHOLD = 0.3
 EARLIEST, LATEST = -2208988800.0, 7258118400.0  # 1900-01-01 and 2200-01-01, POSIX seconds
@@ -115,9 +115,7 @@ def build_spec(store: ObjectStore, settings: Settings, *, archive: dict[str, Any
     threshold = DEFAULT_THRESHOLD if not pick_threshold else float(pick_threshold)
     if not 0.0 < threshold < 1.0:
         raise InvalidArgument(f"pick_threshold must be in (0, 1), got {pick_threshold:g}")
-    workers = 1 if not workers else int(workers)
-    if not 1 <= workers <= MAX_WORKERS:
-        raise InvalidArgument(f"workers must be in [1, {MAX_WORKERS}], got {workers}")
+    workers = fanout.requested_workers(workers)
     if not start or not end:
         raise InvalidArgument("start_time and end_time are required")
     for name, value in (("start_time", start), ("end_time", end)):
@@ -138,6 +136,8 @@ def build_spec(store: ObjectStore, settings: Settings, *, archive: dict[str, Any
               "classifier": resolve_model(model_store, "classifier", *classifier)}
     if models["classifier"] is not None and not classifies_events():
         raise FailedPrecondition("this build cannot classify events yet (build_catalog has no classifier_model)")
+    check_reachable_by_workers(settings, {"archive.sds_local_path": archive.get("sds_local_path", ""),
+                                          "inventory.local_path": inventory.get("local_path", "")})
     archive_index = open_archive(store, settings, archive)
     inv = open_inventory(store, settings, inventory)
     plan = plan_station_days(archive_index, sel, start, end, margin_s=margin_s, inventory=inv)

@@ -220,6 +220,7 @@ class IngestOptions:
     float16: bool = False
     seed: int = 0
     description: str = ""
+    workers: int = 0
 
 
 def dataset_request(name: str, sources: Sequence[data_pb2.DataSource],
@@ -244,7 +245,7 @@ def dataset_request(name: str, sources: Sequence[data_pb2.DataSource],
                                  strategy=data_pb2.SPLIT_STRATEGY_BY_TIME if o.split_by == "time"
                                  else data_pb2.SPLIT_STRATEGY_BY_EVENT),
         shard_size=o.shard_size, dtype=data_pb2.SAMPLE_DTYPE_FLOAT16 if o.float16 else data_pb2.SAMPLE_DTYPE_FLOAT32,
-        seed=o.seed, description=o.description)
+        seed=o.seed, description=o.description, workers=o.workers)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -399,7 +400,7 @@ def options_from_args(args: argparse.Namespace) -> IngestOptions:
         min_magnitude=args.min_magnitude, max_magnitude=args.max_magnitude, min_snr_db=args.min_snr,
         min_distance_km=args.min_distance, max_distance_km=args.max_distance, max_count=args.max_count,
         split=_floats(args.split, 3, "--split"), split_by=args.split_by, shard_size=args.shard_size,
-        float16=args.float16, seed=args.seed, description=args.description)
+        float16=args.float16, seed=args.seed, description=args.description, workers=args.workers)
 
 
 def cmd_ingest(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -468,6 +469,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     g.add_argument("--float16", action="store_true", help="store float16 samples")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--description", default="")
+    g.add_argument("--workers", type=int, default=0,
+                   help="workers rendering shards side by side (pods of an Indexed Job on Kubernetes; default 1)")
     p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
     p.set_defaults(func=cmd_ingest)
     dsub.add_parser("formats", parents=[common], help="source formats --format accepts").set_defaults(

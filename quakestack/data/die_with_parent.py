@@ -4,16 +4,21 @@ The forkserver is the dataset worker's child; its render workers are the forkser
 already die with it (PR_SET_PDEATHSIG in the pool initializer). Without this, a SIGKILLed worker
 would leave its forkserver and a render process running for ever, re-parented to init.
 Importing this module anywhere else would tie that process's life to its parent: only the
-forkserver preload names it.
+forkserver preload names it. A parent killed before the prctl took effect (the forkserver's first
+~100 ms) is caught by comparing the parent pid with the one the worker left in the environment.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 
 PR_SET_PDEATHSIG = 1
+PARENT_ENV = "RENDER_POOL_PARENT"  # not QUAKESTACK_*: a process fact, not a setting
 
 with contextlib.suppress(OSError, AttributeError):
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+if os.environ.get(PARENT_ENV, str(os.getppid())) != str(os.getppid()):
+    os._exit(0)  # the worker died before the prctl: re-parented already, nothing would ever kill us

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,13 +20,14 @@ from typing import Any
 from quakestack import metrics
 from quakestack.config import Settings
 from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec, readers
-from quakestack.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from quakestack.jobs.executor import Executor, LocalExecutor
+from quakestack.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from quakestack.jobs import fanout
+from quakestack.jobs.executor import Executor, check_reachable_by_workers, make_executor
 from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import TERMINAL, JobState
 from quakestack.jobs.status import apply_event
-from quakestack.layout import manifest_key
+from quakestack.layout import dataset_writer_key, manifest_key
 from quakestack.protoconv import utc_now_iso
 from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
@@ -34,6 +36,7 @@ KIND = "dataset"
 SPEC_VERSION = 1
 MAX_RUNNING = 2  # jobs rendering at once on one replica; each renders with data_workers processes
 CANCEL_WAIT_S = 15.0
+CLAIM_GRACE_S = 30.0  # a dataset claim whose job record never appeared is stale after this
 TICK_S = 0.2  # how often this replica reads its jobs' logs: a dataset job lasts seconds, watchers see it live
 PROGRESS_FIELDS = ("phase", "items_done", "items_total", "windows_written", "bytes_written", "windows_per_s", "eta_s")
 _PARAMETER_TYPES = {"window": WindowSpec, "preprocess": PreprocessSpec, "filters": FilterSpec, "split": SplitSpec}
@@ -56,9 +59,11 @@ def spec_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_spec(*, dataset: str, parameters: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, Any]:
+def build_spec(*, dataset: str, parameters: dict[str, Any], sources: list[dict[str, Any]],
+               workers: int = 0) -> dict[str, Any]:
     """The dataset spec, validated once: the worker takes it as-is."""
     validate_name(dataset, "dataset name")
+    workers = fanout.requested_workers(workers)
     if not sources:
         raise InvalidArgument("a dataset needs at least one source")
     for source in sources:
@@ -68,7 +73,7 @@ def build_spec(*, dataset: str, parameters: dict[str, Any], sources: list[dict[s
         spec_parameters(params)  # what the worker will build must build
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(str(exc)) from None
-    return {"dataset": dataset, "parameters": params, "sources": sources}
+    return {"dataset": dataset, "parameters": params, "sources": sources, "workers": workers}
 
 
 def summary(view: JobView) -> dict[str, Any]:
@@ -90,13 +95,13 @@ class DatasetJobs:
         readers.registry()  # a plugin that cannot load stops the start, naming it, not the first request
         self.store = store
         self.settings = settings
-        # dataset workers run where the data service runs: its allow-listed local paths are there
         self.scheduler = Scheduler(
-            store, executor or LocalExecutor(settings),
+            store, executor or make_executor(settings),
             SchedulerConfig(kind=KIND, capacity=MAX_RUNNING, lease_ttl_s=settings.jobs_lease_ttl_s,
                             lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries,
                             tick_s=TICK_S),
-            worker_env=self._worker_env, on_event=_count)
+            worker_env=self._worker_env, on_event=_count,
+            slots_needed=lambda v: min(MAX_RUNNING, int(v.record.spec.get("workers", 1))))
 
     def start(self) -> None:
         self.scheduler.start()
@@ -108,16 +113,51 @@ class DatasetJobs:
     def create(self, spec: dict[str, Any]) -> JobView:
         """Queue a job owned by the caller's token (quota checked); refuse a dataset that exists or is being written."""
         owner = self.scheduler.caller_within_quota()
-        views = self.list()
+        check_reachable_by_workers(self.settings, {
+            f"sources[{i}].{part}": source[part]["local_root"] for i, source in enumerate(spec["sources"])
+            for part in ("waveforms", "catalog") if source.get(part)})
         dataset = spec["dataset"]
         if self.store.exists(manifest_key(dataset)):
             raise AlreadyExists(f"dataset {dataset!r} already exists")
-        writer = self.writer_of(dataset, views)
-        if writer is not None:
-            raise AlreadyExists(f"dataset {dataset!r} is being written by job {writer}")
-        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id("ds-"), create_time=utc_now_iso(),
+        job_id = new_job_id("ds-")
+        self._claim(dataset, job_id)
+        if self.store.exists(manifest_key(dataset)):  # published between the first check and the claim
+            raise AlreadyExists(f"dataset {dataset!r} already exists")
+        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=job_id, create_time=utc_now_iso(),
                            spec={**spec, "owner": owner})
         return self.scheduler.create(record, {})
+
+    def _claim(self, dataset: str, job_id: str) -> None:
+        """Make `job_id` the dataset's only writer, by a conditional write: ALREADY_EXISTS while another job
+        that has not ended holds it. A claim of an ended job (failed, cancelled) or of a job whose record
+        never got written (its service died in between) is taken over, again conditionally."""
+        key = dataset_writer_key(dataset)
+        body = json.dumps({"job_id": job_id, "time": time.time()}).encode()
+        try:
+            self.store.put_if(key, body)
+            return
+        except Conflict:
+            pass
+        try:
+            raw, etag = self.store.get_with_etag(key)
+        except NotFound:  # deleted with its dataset meanwhile
+            raw, etag = b"{}", None
+        claim = json.loads(raw)
+        if claim.get("job_id") and self._unfinished(claim["job_id"], float(claim.get("time", 0.0))):
+            raise AlreadyExists(f"dataset {dataset!r} is being written by job {claim['job_id']}")
+        try:
+            self.store.put_if(key, body, etag=etag)
+        except Conflict:
+            raise AlreadyExists(f"dataset {dataset!r} is being written by another job, created just now") from None
+
+    def _unfinished(self, job_id: str, claimed_at: float) -> bool:
+        """Whether the claim's job may still write: it has not ended, or its record is not there yet and the
+        claim is younger than CLAIM_GRACE_S (the other replica is between claim and record, milliseconds;
+        later, it died there). Replicas' clocks must agree within that, as for leases."""
+        try:
+            return not self.get(job_id).terminal
+        except NotFound:
+            return time.time() - claimed_at < CLAIM_GRACE_S
 
     def get(self, job_id: str) -> JobView:
         validate_name(job_id, "job id")

@@ -8,16 +8,27 @@ attempt skips the shards already stored with the same plan_sha256 and sha256s, a
 locally before a crash is reused by `render_shard(resume=True)`: a retried job ends with the same
 bytes, each shard published once. A cancel (the control record) kills this process group at once:
 the finished shards stay, the manifest is never written.
+
+Fan-out (spec `workers` = n > 1, quakestack.jobs.fanout): every worker plans (the plan is a pure
+function of the spec and the sources' bytes) and renders shards ``i::n``; each uploaded shard's
+result is created once, conditionally, under `jobs/<id>/shards/`. Rank 0 alone reports: it turns the
+peers' results into the shard events, watches the peers' heartbeats and renders the share of a
+peer that died or stalled itself (a shard is recorded once even if a stalled peer finishes it too:
+the bytes are the same), then publishes the manifest. Locally rank 0 starts the peers; on Kubernetes
+they are the other pods of the Indexed Job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
+import json
 import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 import traceback
@@ -32,17 +43,22 @@ from quakestack.data.manifest import manifest_json
 from quakestack.data.pipeline import DatasetPlan, build_manifest
 from quakestack.data.readers import minor_reasons
 from quakestack.data.source_files import SourceFiles, fetch, source_spec
-from quakestack.errors import NotFound, QuakestackError
+from quakestack.errors import Conflict, NotFound, QuakestackError
+from quakestack.jobs import fanout
 from quakestack.jobs.events import with_retries
+from quakestack.jobs.executor import worker_command
+from quakestack.jobs.heartbeat import HeartbeatWatch, read_heartbeat
 from quakestack.jobs.state import JobState
 from quakestack.jobs.status import fold
 from quakestack.jobs.worker import RETRY_STORAGE_S, WorkerContext, kill_own_group
-from quakestack.layout import dataset_file_key, manifest_key, shards_prefix
+from quakestack.layout import dataset_file_key, manifest_key, shard_result_key, shard_results_prefix, shards_prefix
 from quakestack.logging import get_logger
 
 __all__ = ["run_job"]
 PROGRESS_EVERY_S = 1.0  # progress between shards (downloads) is reported at most this often
+PEERS_POLL_S = 0.5  # how often rank 0 lists the peers' shard results
 MAX_WARNINGS = 50
+_RESULT_FIELDS = {f.name for f in dataclasses.fields(ShardResult)}
 
 
 class JobFailed(Exception):
@@ -76,6 +92,7 @@ class RenderPool:
         self._warming: list[Future] = []
 
     def start(self) -> None:
+        os.environ["RENDER_POOL_PARENT"] = str(os.getpid())  # die_with_parent's check (this process's pid)
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["quakestack.data.die_with_parent", "quakestack.data.pipeline"])
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_render_init)
@@ -101,13 +118,16 @@ class RenderPool:
 class DatasetRunner:
     """One attempt: plan, write, publish; the progress it reports is the job's only state."""
 
-    def __init__(self, ctx: WorkerContext):
+    def __init__(self, ctx: WorkerContext, rank: int = 0, count: int = 1):
         self.ctx = ctx
         self.spec = ctx.spec
+        self.rank, self.count = rank, count
         self.dataset: str = ctx.spec["dataset"]
         self.cache_dir = ctx.settings.cache_dir
-        self.work_dir = os.path.join(self.cache_dir, "work", ctx.job_id)
-        self.pool = RenderPool(ctx.settings.data_workers)
+        self.job_dir = os.path.join(self.cache_dir, "work", ctx.job_id)
+        self.work_dir = os.path.join(self.job_dir, f"worker-{rank}")  # local peers share the cache
+        self.pool = RenderPool(fanout.local_share(ctx.settings.data_workers, count))
+        self.peers: list[subprocess.Popen] = []  # local peers (rank 0 on this machine only)
         self.publishing = threading.Lock()  # a cancel waits for a manifest being written (then undoes it)
         self.progress: dict[str, Any] = {k: 0 for k in PROGRESS_FIELDS} | {"phase": "planning"}
         self.skipped: Counter[str] = Counter()
@@ -118,6 +138,8 @@ class DatasetRunner:
     # -- reporting ----------------------------------------------------------------------------
     def report(self, force: bool = True, shard: dict[str, Any] | None = None, warnings: bool = False,
                **changes: Any) -> None:
+        if self.rank != 0:
+            return  # rank 0 reports for every worker
         with self._lock:
             self.progress.update(changes)
             now = time.monotonic()
@@ -148,8 +170,13 @@ class DatasetRunner:
         """The job was ended CANCELLED (by the heartbeat thread): stop everything, at once."""
         with self.publishing:
             self.pool.discard()
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+            shutil.rmtree(self.job_dir, ignore_errors=True)
             kill_own_group()
+
+    def leave(self) -> None:
+        """A peer's end on cancel or a newer attempt: its renderers and itself, never rank 0's group."""
+        self.pool.discard()
+        os._exit(0)
 
     # -- the phases ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -157,10 +184,14 @@ class DatasetRunner:
         try:
             spec, plan = self._plan()
             results = self._write(spec, plan)
+            if self.rank != 0:
+                return
+            fanout.stop_peers(self.peers)
             self._publish(spec, plan, results)
         finally:
             self.pool.discard()
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+            fanout.stop_peers(self.peers)
+        shutil.rmtree(self.job_dir, ignore_errors=True)
         self.ctx.state(JobState.SUCCEEDED, f"dataset {self.dataset!r} published", elapsed_s=time.monotonic() - started)
 
     def _plan(self) -> tuple[DatasetSpec, DatasetPlan]:
@@ -211,54 +242,84 @@ class DatasetRunner:
                     return None
         except NotFound:
             return None
-        return ShardResult.from_dict({**prev, "reused": True})
+        return ShardResult.from_dict({**{k: v for k, v in prev.items() if k in _RESULT_FIELDS}, "reused": True})
+
+    def _stored_results(self) -> dict[str, dict[str, Any]]:
+        """The shard results the job's workers created so far (any attempt), by shard key: one LIST, then a GET
+        for each."""
+        prefix = shard_results_prefix(self.ctx.job_id)
+        infos = with_retries(lambda: self.ctx.store.list(prefix), RETRY_STORAGE_S)
+        out = {}
+        for info in infos:
+            value = with_retries(lambda key=info.key: self.ctx.store.get_json(key), RETRY_STORAGE_S)
+            out[value["key"]] = value
+        return out
 
     def _write(self, spec: DatasetSpec, plan: DatasetPlan) -> list[ShardResult]:
+        """Render this worker's share; rank 0 also gathers every peer's and renders a lost peer's share."""
+        planned = {sp.key: sp for sp in plan.shards}
         published = self._published()
-        results: list[ShardResult] = []
-        todo = []
+        results: dict[str, ShardResult] = {}
         for sp in plan.shards:
             done = self._reusable(published.get(sp.key), sp.plan_sha256)
-            (results.append(done) if done else todo.append(sp))  # type: ignore[func-returns-value]
-        for r in results:
+            if done:
+                results[sp.key] = done
+        for r in results.values():
             self.add_skipped(r.skipped, [])
         self.report(phase="writing", items_total=len(plan.shards), items_done=len(results),
-                    windows_written=sum(r.count for r in results), windows_per_s=0.0, eta_s=0.0)
-        if not todo:
-            return results
-        started, fresh_windows, fresh_shards = time.monotonic(), 0, 0
-        pending: set[Future] = set()
+                    windows_written=sum(r.count for r in results.values()), windows_per_s=0.0, eta_s=0.0)
+        clock = Rate(self, len(plan.shards), len(results))
+        gather = PeerGather(self, planned, results) if self.rank == 0 and self.count > 1 else None
+        if gather is not None:  # results an earlier attempt's peers recorded count before anything is rendered
+            for r in gather.poll(force=True):
+                clock.accepted(r, fresh=False, peer=True)
+        elif self.rank != 0:
+            stored = self._stored_results()
+            for key, value in stored.items():
+                done = self._reusable(value, planned[key].plan_sha256) if key in planned else None
+                if done:
+                    results[key] = done
+        mine = [sp for sp in fanout.share(plan.shards, self.rank, self.count) if sp.key not in results]
+        if not mine and gather is None:
+            return list(results.values())
+        pending: dict[Future, Any] = {}
         uploads: set[Future] = set()
         # renders run in worker processes; uploads overlap them, one upload thread per process
         uploader = ThreadPoolExecutor(max_workers=self.pool.workers, thread_name_prefix="shard-upload")
         try:
             pool = self.pool.get()
-            pending = {pool.submit(render_shard, sp, spec, self.work_dir, True) for sp in todo}
-            while pending or uploads:
-                finished, _ = wait(pending | uploads, timeout=0.25, return_when=FIRST_COMPLETED)
-                for fut in finished & pending:
-                    pending.discard(fut)
+            pending = {pool.submit(render_shard, sp, spec, self.work_dir, True): sp for sp in mine}
+            taken = {sp.key for sp in mine}  # everything this worker renders, until it is recorded
+            while pending or uploads or (gather is not None and len(results) < len(plan.shards)):
+                if pending or uploads:
+                    finished, _ = wait(set(pending) | uploads, timeout=0.25, return_when=FIRST_COMPLETED)
+                else:
+                    finished = set()
+                    time.sleep(0.25)
+                for fut in finished & set(pending):
+                    pending.pop(fut)
                     uploads.add(uploader.submit(self._upload, fut.result()))
                 for fut in finished & uploads:
                     uploads.discard(fut)
                     r = fut.result()
-                    results.append(r)
-                    fresh_windows += r.count
-                    fresh_shards += 1
-                    elapsed = max(time.monotonic() - started, 1e-6)
-                    left = len(plan.shards) - len(results)
-                    new_warnings = self.add_skipped(r.skipped, r.skipped_examples)
-                    self.report(shard={**r.to_dict(), "files": {}, "reused": False}, warnings=new_warnings,
-                                items_done=len(results), windows_written=self.progress["windows_written"] + r.count,
-                                windows_per_s=fresh_windows / elapsed, eta_s=left * elapsed / fresh_shards)
+                    if r.key not in results:
+                        results[r.key] = r
+                        clock.accepted(r, fresh=True)
+                if gather is not None:
+                    for r in gather.poll():
+                        clock.accepted(r, fresh=True, peer=True)
+                    for sp in gather.orphaned(taken):
+                        taken.add(sp.key)
+                        pending[pool.submit(render_shard, sp, spec, self.work_dir, True)] = sp
         finally:
             for fut in pending:
                 fut.cancel()
             uploader.shutdown(wait=True, cancel_futures=True)
-        return results
+        return [results[sp.key] for sp in plan.shards if sp.key in results]
 
     def _upload(self, r: ShardResult) -> ShardResult:
-        """Put a shard's files under datasets/<name>/<shard key>/ (skipped when already stored identical)."""
+        """Put a shard's files under datasets/<name>/<shard key>/ (skipped when already stored identical),
+        then create its result once (another worker's identical result may have won)."""
         store = self.ctx.store
         for name, path in sorted(r.files.items()):
             key = dataset_file_key(self.dataset, f"{r.key}/{name}")
@@ -272,6 +333,10 @@ class DatasetRunner:
             size = r.sizes.get(name) or os.path.getsize(path)
             with self._lock:
                 self.progress["bytes_written"] += size
+        body = {**r.to_dict(), "files": {}, "reused": False, "rank": self.rank, "attempt": self.ctx.attempt}
+        with contextlib.suppress(Conflict):
+            with_retries(lambda: store.put_if(shard_result_key(self.ctx.job_id, r.key),
+                                              json.dumps(body).encode()), RETRY_STORAGE_S)
         return r
 
     def _publish(self, spec: DatasetSpec, plan: DatasetPlan, results: list[ShardResult]) -> None:
@@ -304,15 +369,119 @@ class DatasetRunner:
         return fold(self.ctx.record.create_time, events)[0]["state"] == JobState.CANCELLED.value
 
 
+class Rate:
+    """Rank 0's writing progress: one shard event per newly recorded shard, with speed and ETA."""
+
+    def __init__(self, runner: DatasetRunner, total: int, done: int):
+        self.runner, self.total, self.done = runner, total, done
+        self.started, self.windows, self.shards = time.monotonic(), 0, 0
+
+    def accepted(self, r: ShardResult, fresh: bool, peer: bool = False) -> None:
+        runner = self.runner
+        self.done += 1
+        if peer:  # this worker's own uploads count their bytes as they go
+            with runner._lock:
+                runner.progress["bytes_written"] += sum(int(v) for v in r.sizes.values())
+        if fresh:
+            self.windows += r.count
+            self.shards += 1
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        new_warnings = runner.add_skipped(r.skipped, r.skipped_examples)
+        runner.report(shard={**r.to_dict(), "files": {}, "reused": False}, warnings=new_warnings,
+                      items_done=self.done, windows_written=runner.progress["windows_written"] + r.count,
+                      windows_per_s=self.windows / elapsed,
+                      eta_s=(self.total - self.done) * elapsed / max(self.shards, 1))
+
+
+class PeerGather:
+    """Rank 0's view of its peers: their recorded shards (one LIST a poll) and whether each is still alive
+    (its heartbeat moves, its local process runs); a lost peer's unrecorded shards are handed to rank 0."""
+
+    def __init__(self, runner: DatasetRunner, planned: dict[str, Any], results: dict[str, ShardResult]):
+        self.runner, self.planned, self.results = runner, planned, results
+        ctx = runner.ctx
+        self.watches = {rank: HeartbeatWatch(ctx.settings.jobs_lost_after_s) for rank in range(1, runner.count)}
+        self.lost: set[int] = set()
+        self.last_poll = 0.0
+
+    def poll(self, force: bool = False) -> list[ShardResult]:
+        """The peers' results not seen before (verified against this worker's own plan)."""
+        if not force and time.monotonic() - self.last_poll < PEERS_POLL_S:
+            return []
+        self.last_poll = time.monotonic()
+        self._watch()  # before the LIST: a peer seen exited has every result it made in it
+        fresh = []
+        for key, value in self.runner._stored_results().items():
+            if key in self.results or key not in self.planned:
+                continue
+            if value.get("plan_sha256") != self.planned[key].plan_sha256:
+                raise JobFailed(f"worker {value.get('rank')} planned shard {key} differently from worker 0 "
+                                f"(plan sha256 {value.get('plan_sha256')} vs {self.planned[key].plan_sha256}): "
+                                "the sources changed while the job ran")
+            done = self.runner._reusable(value, value["plan_sha256"])
+            if done is not None:
+                self.results[key] = done
+                fresh.append(done)
+        return fresh
+
+    def _watch(self) -> None:
+        ctx = self.runner.ctx
+        local = {rank: peer for rank, peer in enumerate(self.runner.peers, start=1)}
+        for rank, watch in self.watches.items():
+            if rank in self.lost:
+                continue
+            try:
+                beat = read_heartbeat(ctx.store, ctx.job_id, rank)
+            except QuakestackError:
+                watch.storage_unreachable()
+                continue
+            current = beat if beat is not None and int(beat.get("attempt", -1)) == ctx.attempt else None
+            watch.observe(current)
+            process_ended = rank in local and local[rank].poll() is not None
+            if watch.lost or process_ended or (current or {}).get("exited"):
+                self.lost.add(rank)
+
+    def orphaned(self, taken: set[str]) -> list[Any]:
+        """The unrecorded shards of lost peers that rank 0 is not yet rendering: now rank 0's."""
+        runner = self.runner
+        shards = list(self.planned.values())
+        out = []
+        for rank in sorted(self.lost):
+            for sp in fanout.share(shards, rank, runner.count):
+                if sp.key not in self.results and sp.key not in taken:
+                    out.append(sp)
+        if out:
+            get_logger(job_id=runner.ctx.job_id).warning("taking over the shards of lost workers",
+                                                         workers=sorted(self.lost), shards=len(out))
+        return out
+
+
 def run_job(ctx: WorkerContext) -> int:
-    """One attempt of a dataset job; its outcome is in the log (the exit code is for the executor)."""
-    log = get_logger(job_id=ctx.job_id, attempt=ctx.attempt)
-    runner = DatasetRunner(ctx)
+    """One attempt of a dataset job (rank 0), or one peer's share of it; the outcome is in the log (the exit
+    code is for the executor)."""
+    rank, count = fanout.index(), max(1, int(ctx.spec.get("workers", 1)))
+    log = get_logger(job_id=ctx.job_id, attempt=ctx.attempt, rank=rank)
+    runner = DatasetRunner(ctx, rank, count)
     runner.pool.start()  # first: its processes import the data library while this one reports and plans
+    if rank != 0:
+        ctx.start_heartbeat(on_cancel=runner.leave, on_fenced=runner.leave)
+        try:
+            runner.run()
+            return 0
+        except Exception as exc:  # noqa: BLE001 - rank 0 sees the missing shards and takes them over
+            log.error("dataset worker failed", error=str(exc), traceback=traceback.format_exc())
+            return 1
+        finally:
+            runner.pool.discard()
+            shutil.rmtree(runner.work_dir, ignore_errors=True)
     ctx.start_heartbeat(on_cancel=runner.on_cancel, on_fenced=kill_own_group)
     try:
-        ctx.state(JobState.RUNNING, f"worker started ({ctx.settings.data_workers} render process(es))")
-        log.info("dataset job", dataset=runner.dataset)
+        ctx.state(JobState.RUNNING, f"worker started ({count} worker(s), {runner.pool.workers} render process(es) "
+                                    "each)" if count > 1 else
+                  f"worker started ({runner.pool.workers} render process(es))")
+        if count > 1 and not fanout.in_pods():
+            runner.peers = fanout.spawn_peers(worker_command(ctx.job_id, ctx.attempt), count)
+        log.info("dataset job", dataset=runner.dataset, workers=count)
         runner.run()
         return 0
     except Cancelled:
@@ -327,5 +496,5 @@ def run_job(ctx: WorkerContext) -> int:
         reason = f"{type(exc).__name__}: {runner.local_message(str(exc))}"
     if reason:
         ctx.state(JobState.FAILED, reason[:2000])
-    shutil.rmtree(runner.work_dir, ignore_errors=True)  # nothing of an ended job is reused
+    shutil.rmtree(runner.job_dir, ignore_errors=True)  # nothing of an ended job is reused
     return 1 if reason else 0

@@ -22,6 +22,7 @@ import psutil
 import structlog
 
 from quakestack.config import Settings
+from quakestack.errors import FailedPrecondition
 from quakestack.jobs.spec import read_record
 from quakestack.jobs.torchrun import WORKER_MODULE, container_command, nodes_of, torchrun_variables, worker_command
 from quakestack.storage import ObjectStore
@@ -241,6 +242,18 @@ def stop_local_workers(endpoint: str, bucket: str) -> int:
             proc.kill()
     psutil.wait_procs(workers, timeout=10)
     return len(workers)
+
+
+def check_reachable_by_workers(settings: Settings, local_paths: dict[str, str]) -> None:
+    """Refuse, before a job exists, a local path its workers could not read: with the kubernetes executor
+    they run in pods of their own, which see object storage but never this service's disks."""
+    if getattr(settings, "jobs_executor", "local") != "kubernetes":
+        return
+    for what, path in local_paths.items():
+        if path:
+            raise FailedPrecondition(
+                f"{what} is a local path of this service ({path}); with QUAKESTACK_JOBS_EXECUTOR=kubernetes the "
+                "job's workers run in pods of their own, which cannot read it: upload it to object storage first")
 
 
 def make_executor(settings: Settings) -> Executor:

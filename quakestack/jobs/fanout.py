@@ -18,11 +18,14 @@ import sys
 from collections.abc import Sequence
 from typing import TypeVar
 
+from quakestack.errors import InvalidArgument
+
 # not QUAKESTACK_*: settings refuse unknown QUAKESTACK_ variables, and these describe a process, not a setting
 INDEX_ENV = "JOB_FANOUT_INDEX"
 COUNT_ENV = "JOB_FANOUT_COUNT"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in every pod of an Indexed Job
 PR_SET_PDEATHSIG = 1
+MAX_WORKERS = 256  # an Indexed Job's pods; far beyond one machine, which shares its cores among them
 T = TypeVar("T")
 
 
@@ -35,6 +38,25 @@ def index() -> int:
 def count(default: int = 1) -> int:
     """How many workers share the job (the environment's, else default)."""
     return max(1, int(os.environ.get(COUNT_ENV) or default))
+
+
+def requested_workers(value: int) -> int:
+    """A request's worker count (0: one), INVALID_ARGUMENT outside [1, MAX_WORKERS]."""
+    workers = 1 if not value else int(value)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidArgument(f"workers must be in [1, {MAX_WORKERS}], got {workers}")
+    return workers
+
+
+def in_pods() -> bool:
+    """Whether this worker is one pod of an Indexed Job (its peers are pods too), not a local process."""
+    return COMPLETION_INDEX_ENV in os.environ
+
+
+def local_share(total: int, n: int) -> int:
+    """Worker processes of n local peers each get this many of `total` (CPU threads, render processes);
+    a pod of an Indexed Job has its own and keeps them all."""
+    return total if in_pods() else max(1, total // n)
 
 
 def share(items: Sequence[T], i: int, n: int) -> list[T]:

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from quakestack.errors import NotFound
-from quakestack.layout import heartbeat_key
+from quakestack.layout import heartbeat_key, peer_heartbeat_key
 from quakestack.storage import ObjectStore
 
 
@@ -26,15 +26,20 @@ def process_identity(pid: int | None = None) -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": proc.pid, "pid_start": proc.create_time()}
 
 
-def write_heartbeat(store: ObjectStore, job_id: str, attempt: int, beat: int, **extra: Any) -> None:
+def _key(job_id: str, rank: int) -> str:
+    return heartbeat_key(job_id) if rank == 0 else peer_heartbeat_key(job_id, rank)
+
+
+def write_heartbeat(store: ObjectStore, job_id: str, attempt: int, beat: int, rank: int = 0, **extra: Any) -> None:
+    """Rank 0's beat is the job's (schedulers watch it); a fan-out peer's is watched by rank 0 alone."""
     body = {"job_id": job_id, "attempt": attempt, "beat": beat, "time": time.time(), **process_identity(),
             **extra}
-    store.put_bytes(heartbeat_key(job_id), json.dumps(body).encode(), content_type="application/json")
+    store.put_bytes(_key(job_id, rank), json.dumps(body).encode(), content_type="application/json")
 
 
-def read_heartbeat(store: ObjectStore, job_id: str) -> dict[str, Any] | None:
+def read_heartbeat(store: ObjectStore, job_id: str, rank: int = 0) -> dict[str, Any] | None:
     try:
-        return json.loads(store.get_bytes(heartbeat_key(job_id)))
+        return json.loads(store.get_bytes(_key(job_id, rank)))
     except NotFound:
         return None
 

@@ -4,8 +4,8 @@ A 1-node job is a plain Job; a multi-node DDP job is an Indexed Job (completions
 nodes) plus a headless Service for the rendezvous, launched with torchrun's static rendezvous and
 the environment Kubeflow Trainer v2's torch runtime injects (PET_NNODES, PET_NPROC_PER_NODE,
 PET_NODE_RANK from the completion index, PET_MASTER_ADDR/PET_MASTER_PORT), so the same entry point
-also runs under a Kubeflow TrainJob. Annotation jobs are an Indexed Job of `workers` plain worker
-pods (quakestack.jobs.fanout: index from the completion index). The pods report only through object
+also runs under a Kubeflow TrainJob. Annotation and dataset jobs are an Indexed Job of `workers` plain
+worker pods (quakestack.jobs.fanout: index from the completion index). The pods report only through object
 storage (the scheduler watches their heartbeats); cancel deletes the Job with background propagation.
 Manifests are built with the official client's models, so what is submitted is what the API server
 validates.
@@ -120,8 +120,8 @@ def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[st
     return out
 
 
-FANOUT_KINDS = {"annotation": "annot"}  # job kinds split over independent workers (quakestack.jobs.fanout)
-FANOUT_IDENTITY = {"annotation": "data"}  # whose S3 keys (in the quakestack-s3 secret) the kind's pods use
+FANOUT_KINDS = {"annotation": "annot", "dataset": "data"}  # kinds split over workers (quakestack.jobs.fanout)
+FANOUT_IDENTITY = {"annotation": "data", "dataset": "data"}  # whose S3 keys (quakestack-s3 secret) its pods use
 
 
 def fanout_job_name(kind: str, job_id: str, attempt: int) -> str:

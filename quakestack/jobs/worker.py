@@ -54,6 +54,7 @@ class WorkerContext:
         self.log = EventLog(store, record.job_id)
         self.control_target: ControlTarget | None = None
         self._beat = 0
+        self._beating = False
         self._done = threading.Event()
 
     @property
@@ -76,6 +77,9 @@ class WorkerContext:
 
     # -- heartbeat and commands ---------------------------------------------------------------
     def start_heartbeat(self, on_cancel: Callable[[], None], on_fenced: Callable[[], None]) -> None:
+        """Beat (rank 0: the job's heartbeat; a fan-out peer: its own, for rank 0) and follow the control
+        record: cancel (rank 0 ends the job CANCELLED) or a newer attempt ends this worker."""
+        self._beating = True
         threading.Thread(target=self._heartbeat_loop, args=(on_cancel, on_fenced), name="heartbeat",
                          daemon=True).start()
 
@@ -87,7 +91,7 @@ class WorkerContext:
                 self._beat += 1
                 next_beat = time.monotonic() + self.settings.jobs_heartbeat_s
                 with contextlib.suppress(QuakestackError):
-                    write_heartbeat(self.store, self.job_id, self.attempt, self._beat)
+                    write_heartbeat(self.store, self.job_id, self.attempt, self._beat, rank=self.rank)
             try:
                 control = read_control(self.store, self.job_id)
             except QuakestackError:
@@ -98,7 +102,8 @@ class WorkerContext:
                     on_fenced()
                     return
                 if control.get("cancel"):
-                    self.state(JobState.CANCELLED, "cancelled")
+                    if self.rank == 0:
+                        self.state(JobState.CANCELLED, "cancelled")
                     on_cancel()
                     return
                 if self.control_target is not None:
@@ -107,8 +112,9 @@ class WorkerContext:
 
     def finished(self) -> None:
         self._done.set()
-        with contextlib.suppress(QuakestackError):
-            write_heartbeat(self.store, self.job_id, self.attempt, self._beat + 1, exited=True)
+        if self._beating:
+            with contextlib.suppress(QuakestackError):
+                write_heartbeat(self.store, self.job_id, self.attempt, self._beat + 1, rank=self.rank, exited=True)
 
 
 def kill_own_group() -> None:
@@ -150,8 +156,7 @@ def run(job_id: str, attempt: int) -> int:
     try:
         return int(getattr(module, function)(ctx))
     finally:
-        if ctx.rank == 0:
-            ctx.finished()
+        ctx.finished()
 
 
 def main() -> None:

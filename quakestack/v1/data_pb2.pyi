@@ -188,7 +188,7 @@ class SplitSpec(_message.Message):
     def __init__(self, train: _Optional[float] = ..., val: _Optional[float] = ..., test: _Optional[float] = ..., strategy: _Optional[_Union[SplitStrategy, str]] = ...) -> None: ...
 
 class CreateDatasetRequest(_message.Message):
-    __slots__ = ("name", "sources", "window", "preprocessing", "filters", "split", "shard_size", "dtype", "seed", "description")
+    __slots__ = ("name", "sources", "window", "preprocessing", "filters", "split", "shard_size", "dtype", "seed", "description", "workers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +199,7 @@ class CreateDatasetRequest(_message.Message):
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     sources: _containers.RepeatedCompositeFieldContainer[DataSource]
     window: WindowSpec
@@ -209,7 +210,8 @@ class CreateDatasetRequest(_message.Message):
     dtype: SampleDtype
     seed: int
     description: str
-    def __init__(self, name: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[DataSource, _Mapping]]] = ..., window: _Optional[_Union[WindowSpec, _Mapping]] = ..., preprocessing: _Optional[_Union[Preprocessing, _Mapping]] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., split: _Optional[_Union[SplitSpec, _Mapping]] = ..., shard_size: _Optional[int] = ..., dtype: _Optional[_Union[SampleDtype, str]] = ..., seed: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    workers: int
+    def __init__(self, name: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[DataSource, _Mapping]]] = ..., window: _Optional[_Union[WindowSpec, _Mapping]] = ..., preprocessing: _Optional[_Union[Preprocessing, _Mapping]] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., split: _Optional[_Union[SplitSpec, _Mapping]] = ..., shard_size: _Optional[int] = ..., dtype: _Optional[_Union[SampleDtype, str]] = ..., seed: _Optional[int] = ..., description: _Optional[str] = ..., workers: _Optional[int] = ...) -> None: ...
 
 class CreateDatasetResponse(_message.Message):
     __slots__ = ("job",)

@@ -232,4 +232,4 @@ def dataset_job_spec(request: data_pb2.CreateDatasetRequest, store: ObjectStore,
             entry["catalog"] = check_location(store, source.catalog, f"sources[{i}].catalog",
                                               settings.data_allowed_dirs).to_dict()
         sources.append(entry)
-    return build_spec(dataset=request.name, parameters=params.spec_kwargs(), sources=sources)
+    return build_spec(dataset=request.name, parameters=params.spec_kwargs(), sources=sources, workers=request.workers)

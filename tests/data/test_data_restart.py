@@ -9,10 +9,12 @@ stack's jobs.
 from __future__ import annotations
 
 import signal
+import threading
 import uuid
 from collections import Counter
 from pathlib import Path
 
+import grpc
 import psutil
 import pytest
 
@@ -176,6 +178,28 @@ def test_sigkill_of_the_worker_is_rescheduled_and_succeeds_with_the_same_bytes(o
         "the same bytes as an unbroken run"
 
 
+def _race_create(addrs: list[str], request: D.CreateDatasetRequest) -> list[tuple[str, str]]:
+    """CreateDataset of one request through every address at once: ("ok", job id) or (status code, details)."""
+    barrier = threading.Barrier(len(addrs))
+    out: list = [None] * len(addrs)
+
+    def one(i: int) -> None:
+        with channel(addrs[i]) as ch:
+            stub = data_pb2_grpc.DataServiceStub(ch)
+            barrier.wait()
+            try:
+                out[i] = ("ok", stub.CreateDataset(request, timeout=30).job.job_id)
+            except grpc.RpcError as exc:
+                out[i] = (exc.code().name, exc.details())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(addrs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path) -> None:
     replicas = [_data_service(with_free_ports(bucket_settings), tmp_path / f"r{i}") for i in range(2)]
     store = ObjectStore.from_settings(bucket_settings)
@@ -196,6 +220,11 @@ def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path
             keys = [e["shard"]["key"] for e in _shard_events(store, job_id)]
             name = f"replicated-{ids.index(job_id)}"
             assert sorted(keys) == sorted(s["key"] for s in _stored_shards_match(store, name)), (job_id, keys)
+        for trial in range(3):  # one name asked of both replicas at the same instant: one job, one refusal
+            outcomes = _race_create([r.settings.data_addr for r in replicas], _request(f"raced-{trial}", prefix))
+            assert sorted(o[0] for o in outcomes) == ["ALREADY_EXISTS", "ok"], outcomes
+            winner = next(o[1] for o in outcomes if o[0] == "ok")
+            assert _finished(replicas[0].settings.data_addr, winner).state == common_pb2.JOB_STATE_SUCCEEDED
     finally:
         for replica in replicas:
             replica.stop()

@@ -213,7 +213,7 @@ def test_same_request_gives_identical_shards(stub, store, real_prefix, real_data
 
     assert digests(name) == digests(again) and len(digests(name)) == 4  # 80 train windows in shards of 40
     deleted = stub.DeleteDataset(D.DeleteDatasetRequest(name=again), timeout=30).objects_deleted
-    assert deleted == 1 + 2 * 4
+    assert deleted == 1 + 2 * 4 + 1  # the manifest, two files per shard, the writer claim
     assert store.list(f"datasets/{again}/") == []
     with pytest.raises(grpc.RpcError) as exc:
         stub.GetDataset(D.GetDatasetRequest(name=again), timeout=10)
@@ -278,6 +278,10 @@ def test_requests_refused_in_the_rpc(stub, store, real_prefix, real_dataset, sta
         (_request("rate", real_prefix, window=D.WindowSpec(sampling_rate_hz=-100)), grpc.StatusCode.INVALID_ARGUMENT,
          "window.sampling_rate_hz must be > 0"),
         (_request("../up", real_prefix), grpc.StatusCode.INVALID_ARGUMENT, "dataset name '../up'"),
+        (_request("crowd", real_prefix, workers=257), grpc.StatusCode.INVALID_ARGUMENT,
+         "workers must be in [1, 256], got 257"),
+        (_request("negative", real_prefix, workers=-2), grpc.StatusCode.INVALID_ARGUMENT,
+         "workers must be in [1, 256], got -2"),
         (_request("fmt", real_prefix, fmt=0), grpc.StatusCode.INVALID_ARGUMENT,
          "sources[0].format 0 (SOURCE_FORMAT_UNSPECIFIED) is not valid; valid: SOURCE_FORMAT_STEAD"),
         (_request(name, real_prefix), grpc.StatusCode.ALREADY_EXISTS, f"dataset {name!r} already exists"),

@@ -93,20 +93,50 @@ def test_overlay_passes_kubernetes_validate_strict(rendered_overlays, overlay):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _deployment_settings(docs: list[dict], name: str):
+    """A Deployment's settings as its pod would load them (the ConfigMap, then its own env; secrets mounted)."""
+    from quakestack.config import load_settings
+
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    config = next(d["data"] for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "quakestack-config")
+    env = {**config, **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
+    secrets = {e["name"]: "from-the-secret" for e in container["env"] if "valueFrom" in e}  # mounted in the pod
+    return load_settings({**env, **secrets})
+
+
+def test_gpu_overlay_data_service_fans_dataset_jobs_out_as_indexed_jobs(rendered_overlays, tmp_path):
+    """The data service of the gpu overlay submits Indexed Jobs (its account may, and has a token), and the
+    dataset Job built from its own settings passes the strict validator with CPU pods off the GPU pool."""
+    from quakestack.jobs.kubernetes import as_dicts, build_fanout_manifests
+
+    _path, docs = rendered_overlays["gpu"]
+    settings = _deployment_settings(docs, "data")
+    assert settings.jobs_executor == "kubernetes"
+    (data,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "data"]
+    pod = data["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "quakestack-data" and pod["automountServiceAccountToken"] is True
+    bound = [b for b in docs if b["kind"] == "RoleBinding" and b["roleRef"]["name"] == "quakestack-job-executor"]
+    assert any(s["name"] == "quakestack-data" for b in bound for s in b["subjects"])
+    (job,) = as_dicts(build_fanout_manifests(settings, "0123456789abcdef", 2, "dataset",
+                                             {"workers": 4, "dataset": "stead-2026", "sources": []}))
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 4
+    spec = job["spec"]["template"]["spec"]
+    assert "nodeSelector" not in spec and "nvidia.com/gpu" not in spec["containers"][0]["resources"]["limits"]
+    path = tmp_path / "dataset-job.yaml"
+    path.write_text(yaml.safe_dump_all([job]))
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("nodes", [1, 2])
 def test_gpu_overlay_job_pods_pass_kubernetes_validate_strict(rendered_overlays, tmp_path, nodes):
     """The Jobs the trainer of the gpu overlay submits, built from its own settings (the overlay's env on
     the defaults), request the GPUs, select and tolerate the pool, and pass the strict validator."""
-    from quakestack.config import load_settings
     from quakestack.jobs.kubernetes import as_dicts, build_manifests
 
     _path, docs = rendered_overlays["gpu"]
-    (trainer,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "trainer"]
-    (container,) = trainer["spec"]["template"]["spec"]["containers"]
-    config = next(d["data"] for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "quakestack-config")
-    env = {**config, **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
-    secrets = {e["name"]: "from-the-secret" for e in container["env"] if "valueFrom" in e}  # mounted in the pod
-    settings = load_settings({**env, **secrets})
+    settings = _deployment_settings(docs, "trainer")
     assert settings.jobs_executor == "kubernetes"
     spec = {"training_hyper_parameters": {"num_gpus": 1, "num_nodes": nodes, "ddp_processes": 1}, "device": "auto"}
     manifests = as_dicts(build_manifests(settings, "0123456789abcdef", 1, spec))

@@ -142,13 +142,16 @@ def test_two_torchrun_nodes_on_loopback_equal_one_process(stack, dataset_root, t
         torch.testing.assert_close(runs[two][name], value, rtol=1e-3, atol=1e-4, msg=name)
 
 
-def test_annotation_manifest_is_an_indexed_job_that_passes_kubernetes_validate_strict(tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["annotation", "dataset"])
+def test_fanout_manifest_is_an_indexed_job_that_passes_kubernetes_validate_strict(tmp_path, kind: str) -> None:
+    """Annotation jobs (station-days) and dataset jobs (shards) fan out the same way."""
     pytest.importorskip("kubernetes_validate")
     from quakestack.config import load_settings
     from quakestack.jobs.kubernetes import build_fanout_manifests
 
-    (job,) = as_dicts(build_fanout_manifests(load_settings({}), "0123456789abcdef", 3, "annotation",
-                                             {"workers": 3, "device": "cpu"}))
+    spec = {"workers": 3, "device": "cpu"} if kind == "annotation" else {"workers": 3, "dataset": "x", "sources": []}
+    (job,) = as_dicts(build_fanout_manifests(load_settings({}), "0123456789abcdef", 3, kind, spec))
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == f"{kind}-worker"
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
     (container,) = job["spec"]["template"]["spec"]["containers"]
@@ -160,7 +163,8 @@ def test_annotation_manifest_is_an_indexed_job_that_passes_kubernetes_validate_s
         ref = env[f"QUAKESTACK_S3_{part}_KEY"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "quakestack-s3", "key": f"data-{part.lower()}-key"}
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
-    path = tmp_path / "annotation.yaml"
+    assert "nodeSelector" not in job["spec"]["template"]["spec"], "CPU pods stay off the GPU pool"
+    path = tmp_path / f"{kind}.yaml"
     path.write_text(yaml.safe_dump_all([job]))
     result = subprocess.run(["kubernetes-validate", "--strict", "-k", _kubernetes_version(), str(path)],
                             capture_output=True, text=True, timeout=120)
