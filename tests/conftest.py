@@ -59,7 +59,7 @@ def inference_channel(stack: Stack) -> Iterator[grpc.Channel]:
 
 
 STACK_MARKERS = ("quakestack.jobs.worker", "services.data", "services.trainer", "services.inference", "gateway",
-                 "weed")
+                 "weed", "multiprocessing.forkserver", "multiprocessing.resource_tracker")  # a worker's render pool
 
 
 def _test_stack_processes(basetemp: Path) -> list:

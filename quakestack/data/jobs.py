@@ -9,6 +9,7 @@ its lease and supervises its worker.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -133,11 +134,9 @@ class DatasetJobs:
         never got written (its service died in between) is taken over, again conditionally."""
         key = dataset_writer_key(dataset)
         body = json.dumps({"job_id": job_id, "time": time.time()}).encode()
-        try:
+        with contextlib.suppress(Conflict):  # free: ours at once
             self.store.put_if(key, body)
             return
-        except Conflict:
-            pass
         try:
             raw, etag = self.store.get_with_etag(key)
         except NotFound:  # deleted with its dataset meanwhile

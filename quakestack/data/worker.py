@@ -33,6 +33,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Container
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -244,13 +245,15 @@ class DatasetRunner:
             return None
         return ShardResult.from_dict({**{k: v for k, v in prev.items() if k in _RESULT_FIELDS}, "reused": True})
 
-    def _stored_results(self) -> dict[str, dict[str, Any]]:
-        """The shard results the job's workers created so far (any attempt), by shard key: one LIST, then a GET
-        for each."""
-        prefix = shard_results_prefix(self.ctx.job_id)
-        infos = with_retries(lambda: self.ctx.store.list(prefix), RETRY_STORAGE_S)
+    def _stored_results(self, known: Container[str] = ()) -> dict[str, dict[str, Any]]:
+        """The shard results the job's workers created so far (any attempt) and not in `known`, by shard key:
+        one LIST, then a GET for each new one (rank 0 polls this; results once read are never read again)."""
+        job_prefix = shard_results_prefix(self.ctx.job_id).removesuffix("shards/")
+        infos = with_retries(lambda: self.ctx.store.list(shard_results_prefix(self.ctx.job_id)), RETRY_STORAGE_S)
         out = {}
         for info in infos:
+            if info.key[len(job_prefix):].removesuffix(".json") in known:
+                continue
             value = with_retries(lambda key=info.key: self.ctx.store.get_json(key), RETRY_STORAGE_S)
             out[value["key"]] = value
         return out
@@ -411,7 +414,7 @@ class PeerGather:
         self.last_poll = time.monotonic()
         self._watch()  # before the LIST: a peer seen exited has every result it made in it
         fresh = []
-        for key, value in self.runner._stored_results().items():
+        for key, value in self.runner._stored_results(known=self.results.keys()).items():
             if key in self.results or key not in self.planned:
                 continue
             if value.get("plan_sha256") != self.planned[key].plan_sha256:
