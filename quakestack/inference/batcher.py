@@ -25,7 +25,7 @@ from quakestack.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 RunFn = Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the queue's remove() must not compare the windows (numpy arrays) of two requests
 class _Request:
     """One submitted request; ``taken`` windows have been put in batches, ``parts`` came back."""
 
@@ -67,6 +67,7 @@ class DynamicBatcher:
         self._form_lock = threading.Lock()
         self._closing = False
         self._in_flight = 0
+        self._pending = 0  # windows queued and not yet in a batch
         self._threads = [threading.Thread(target=self._loop, name=f"batcher-{name}-{i}", daemon=True)
                          for i in range(max(1, int(instances)))]
         for t in self._threads:
@@ -88,8 +89,12 @@ class DynamicBatcher:
                 return request.future
             self._queue.append(request)
             self._in_flight += 1
+            self._pending += request.n
             self.last_used = time.time()
-            self._cond.notify()
+            # wake the executor only when it must act: the first request starts the delay, a full batch ends
+            # it. Every other request would cost a thread switch for nothing (the executor sleeps until the delay).
+            if len(self._queue) == 1 or self._pending >= self.max_batch_size:
+                self._cond.notify()
         return request.future
 
     def cancel(self, future: Future) -> None:
@@ -98,6 +103,7 @@ class DynamicBatcher:
             for request in self._queue:
                 if request.future is future and request.taken == 0:
                     self._queue.remove(request)
+                    self._pending -= request.n
                     self._fail(request, DeadlineExceeded("deadline exceeded while queued"), "deadline")
                     return
 
@@ -112,7 +118,9 @@ class DynamicBatcher:
             self._closing = True
             if not drain:
                 while self._queue:
-                    self._fail(self._queue.popleft(), Unavailable(f"model {self.name!r} was unloaded"), "unloaded")
+                    request = self._queue.popleft()
+                    self._pending -= request.n - request.taken
+                    self._fail(request, Unavailable(f"model {self.name!r} was unloaded"), "unloaded")
             self._cond.notify_all()
         end = time.monotonic() + timeout_s
         for t in self._threads:
@@ -134,7 +142,7 @@ class DynamicBatcher:
                     return None
                 self._cond.wait(0.5)
             close_at = self._queue[0].enqueued + self.max_queue_delay_s
-            while sum(r.n - r.taken for r in self._queue) < self.max_batch_size and not self._closing:
+            while self._pending < self.max_batch_size and not self._closing:
                 remaining = close_at - time.monotonic()
                 if remaining <= 0:
                     break
@@ -146,9 +154,11 @@ class DynamicBatcher:
                 request = self._queue[0]
                 if request.failed:
                     self._queue.popleft()
+                    self._pending -= request.n - request.taken
                     continue
                 if request.taken == 0 and request.deadline is not None and now > request.deadline:
                     self._queue.popleft()
+                    self._pending -= request.n
                     self._fail(request, DeadlineExceeded("deadline exceeded before the model ran"), "deadline")
                     continue
                 if request.taken == 0:
@@ -156,6 +166,7 @@ class DynamicBatcher:
                 k = min(room, request.n - request.taken)
                 batch.append((request, request.taken, request.taken + k))
                 request.taken += k
+                self._pending -= k
                 room -= k
                 if request.taken == request.n:
                     self._queue.popleft()
