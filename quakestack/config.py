@@ -179,6 +179,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Models carrying this alias are loaded at start (empty: none)."),
     Setting("inference_log_sample_rate", "0.1", _fraction,
             "Fraction of predictions logged to object storage for feedback."),
+    Setting("keep_freed_memory", "true", _bool,
+            "Processes that run models (inference service, job workers) keep freed heap blocks for reuse "
+            "(glibc: 32 MiB mmap threshold, no trimming) instead of faulting in fresh pages for every batch; "
+            "they keep their peak heap."),
     Setting("inference_torch_threads", "0", _non_negative_int,
             "torch intra-op threads of the inference service on CPU (0: half the CPUs, at least 1): the "
             "other cores are left to the gRPC threads."),

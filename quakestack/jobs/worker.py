@@ -31,6 +31,7 @@ from quakestack.jobs.spec import JobRecord, read_record
 from quakestack.jobs.state import JobState
 from quakestack.jobs.status import fold
 from quakestack.logging import configure, get_logger
+from quakestack.runtime.memory import keep_freed_memory
 from quakestack.storage import ObjectStore
 
 RETRY_STORAGE_S = 900.0  # how long a worker waits out a storage outage before giving up on an event
@@ -141,6 +142,8 @@ RUNNERS: dict[str, str] = {
 def run(job_id: str, attempt: int) -> int:
     settings = load_settings()
     configure("job-worker", settings.log_level, settings.log_format)
+    if settings.keep_freed_memory:
+        keep_freed_memory()
     store = ObjectStore.from_settings(settings)
     record = with_retries(lambda: read_record(store, job_id), RETRY_STORAGE_S)
     ranked = torchrun_rank()

@@ -34,7 +34,8 @@ from quakestack.pagination import page_request, paginate
 from quakestack.paths import allowed_local_path
 from quakestack.protoconv import seconds_from_timestamp, timestamp_from_seconds
 from quakestack.runtime.app import ServiceDefinition
-from quakestack.runtime.interceptor import REQUEST_ID_KEY
+from quakestack.runtime.interceptor import REQUEST_ID_KEY, current_request_id
+from quakestack.runtime.memory import keep_freed_memory
 from quakestack.runtime.server import NOT_SERVING, SERVING, GrpcServer
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2
@@ -52,10 +53,7 @@ def health_name(model: str) -> str:
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
-    bound = structlog.contextvars.get_contextvars().get("request_id")
-    if bound:
-        return str(bound)
-    return next((v for k, v in context.invocation_metadata() if k == REQUEST_ID_KEY), "")
+    return current_request_id() or next((v for k, v in context.invocation_metadata() if k == REQUEST_ID_KEY), "")
 
 
 def _timeout(context: grpc.ServicerContext) -> float | None:
@@ -275,6 +273,8 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     # The model's intra-op threads and the gRPC threads share the CPUs; measured on 2 cores
     # (bench/RESULTS.md), one torch thread serves more windows than two.
     torch.set_num_threads(settings.inference_torch_threads or max(1, (os.cpu_count() or 2) // 2))
+    if settings.keep_freed_memory:
+        keep_freed_memory()
     manager = ModelManager(ModelStore(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
                            default_device=settings.device, on_ready=on_ready)
     inference_log = InferenceLog(store, settings.inference_log_sample_rate)
