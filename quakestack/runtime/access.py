@@ -18,7 +18,7 @@ from quakestack.audit import AuditTrail, resource_of
 from quakestack.auth import ANONYMOUS, Authorizer, Identity, is_state_changing, reset_identity, set_identity
 from quakestack.errors import QuakestackError, ResourceExhausted
 from quakestack.quotas import RateLimiter
-from quakestack.runtime.interceptor import request_id_from
+from quakestack.runtime.interceptor import bound_log_context, current_request_id, request_id_from
 
 log = structlog.get_logger()
 AUTHORIZATION_KEY = "authorization"
@@ -77,7 +77,8 @@ class AccessInterceptor(grpc.ServerInterceptor):
         metadata = handler_call_details.invocation_metadata
         identity, refusal, retry_after = self.decide(rpc, metadata)
         audited = is_state_changing(rpc)
-        request_id = request_id_from(metadata)
+        # outside ObservabilityInterceptor (tests of this one alone) the id comes from the metadata
+        request_id = request_id_from(metadata) if audited else ""
         if handler.request_streaming and handler.response_streaming:
             attr = "stream_stream"
         elif handler.request_streaming:
@@ -111,7 +112,7 @@ class _AccessCall:
         if not self.audited:
             return
         # the id ObservabilityInterceptor bound for this call (the one echoed to the client and logged)
-        request_id = structlog.contextvars.get_contextvars().get("request_id", self.request_id)
+        request_id = current_request_id() or self.request_id
         try:
             self.owner.audit.record(self.identity, self.rpc, _code_of(exc, context), request_id,
                                     resource_of(request, response))
@@ -123,7 +124,7 @@ class _AccessCall:
             token = set_identity(self.identity)
             response, error = None, None
             try:
-                with structlog.contextvars.bound_contextvars(caller=self.identity.id):
+                with bound_log_context(caller=self.identity.id):
                     self._refuse(context)
                     response = behavior(request, context)
                     return response
@@ -141,7 +142,7 @@ class _AccessCall:
             token = set_identity(self.identity)
             error = None
             try:
-                with structlog.contextvars.bound_contextvars(caller=self.identity.id):
+                with bound_log_context(caller=self.identity.id):
                     self._refuse(context)
                     yield from behavior(request, context)
             except BaseException as exc:

@@ -8,6 +8,7 @@ become their gRPC status here, so servicers only raise.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,16 +38,74 @@ def request_id_from(metadata: Any) -> str:
     return uuid.uuid4().hex
 
 
-class _Call:
-    """Bookkeeping of one RPC: labels, start time, request id, and the code it ended with."""
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("quakestack_request_id", default="")
 
-    def __init__(self, grpc_type: str, service: str, method: str, request_id: str, quiet_ok: bool = False):
-        self.labels = (grpc_type, service, method)
+
+def current_request_id() -> str:
+    """The id of the call this thread is serving ('' outside a call): cheaper than reading structlog's context."""
+    return _request_id.get()
+
+
+@contextlib.contextmanager
+def bound_log_context(**values: Any) -> Iterator[None]:
+    """structlog's ``bound_contextvars`` without its copy of the whole context on entry (the hot path pays
+    for that on every call); a generator finalised from another context falls back to unbinding."""
+    tokens = structlog.contextvars.bind_contextvars(**values)
+    try:
+        yield
+    finally:
+        try:
+            structlog.contextvars.reset_contextvars(**tokens)
+        except (ValueError, RuntimeError):
+            structlog.contextvars.unbind_contextvars(*values)
+
+
+class _MethodMetrics:
+    """One method's metric children, resolved once: ``labels()`` takes a lock and builds a key on every use."""
+
+    def __init__(self, labels: tuple[str, str, str]):
+        self.labels = labels
+        self.started = metrics.GRPC_STARTED.labels(*labels)
+        self.received = metrics.GRPC_MSG_RECEIVED.labels(*labels)
+        self.sent = metrics.GRPC_MSG_SENT.labels(*labels)
+        self.seconds = metrics.GRPC_HANDLING_SECONDS.labels(*labels)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = metrics.GRPC_HANDLED.labels(*self.labels, code_label(code))
+        return child
+
+
+class _Method:
+    """What the interceptor knows of one method before any call: its kind, names, quietness and metrics."""
+
+    def __init__(self, full_method: str, handler: grpc.RpcMethodHandler, quiet_rpcs: frozenset[str]):
+        _, service, method = full_method.split("/")
+        if handler.request_streaming and handler.response_streaming:
+            kind, self.attr = "bidi_stream", "stream_stream"
+        elif handler.request_streaming:
+            kind, self.attr = "client_stream", "stream_unary"
+        elif handler.response_streaming:
+            kind, self.attr = "server_stream", "unary_stream"
+        else:
+            kind, self.attr = "unary", "unary_unary"
         self.rpc = f"{service}/{method}"
+        self.request_streaming, self.response_streaming = handler.request_streaming, handler.response_streaming
+        self.quiet = service.startswith("grpc.") or self.rpc in quiet_rpcs
+        self.metrics = _MethodMetrics((kind, service, method))
+
+
+class _Call:
+    """Bookkeeping of one RPC: its method, start time, request id, and the code it ended with."""
+
+    def __init__(self, method: _Method, request_id: str):
+        self.method = method
+        self.rpc = method.rpc
         self.request_id = request_id
-        self.quiet_ok = quiet_ok
         self.start = time.perf_counter()
-        metrics.GRPC_STARTED.labels(*self.labels).inc()
+        method.metrics.started.inc()
 
     def begin(self, request: Any, context: grpc.ServicerContext, request_streaming: bool) -> Any:
         """Echo the request id and count what arrives; returns the request (or counted iterator)."""
@@ -57,44 +116,49 @@ class _Call:
         return request
 
     def received(self) -> None:
-        metrics.GRPC_MSG_RECEIVED.labels(*self.labels).inc()
+        self.method.metrics.received.inc()
 
     def sent(self) -> None:
-        metrics.GRPC_MSG_SENT.labels(*self.labels).inc()
+        self.method.metrics.sent.inc()
 
     @contextlib.contextmanager
     def outcome(self, context: grpc.ServicerContext) -> Iterator[None]:
         """Bind the request id to the call's log lines, map library errors, record the final code."""
         error: BaseException | None = None
+        id_token = _request_id.set(self.request_id)
         try:
-            with structlog.contextvars.bound_contextvars(request_id=self.request_id, rpc=self.rpc):
-                yield
-        except QuakestackError as exc:
-            error = exc
-            context.abort(exc.code, str(exc))
-        except GeneratorExit as exc:  # the client went away mid-stream
-            error = exc
-            raise
-        except Exception as exc:
-            error = exc
-            if context.code() is None:
-                log.exception("rpc failed")
-            raise
+            with bound_log_context(request_id=self.request_id, rpc=self.rpc):
+                try:
+                    yield
+                except QuakestackError as exc:
+                    error = exc
+                    context.abort(exc.code, str(exc))
+                except GeneratorExit as exc:  # the client went away mid-stream
+                    error = exc
+                    raise
+                except Exception as exc:
+                    error = exc
+                    if context.code() is None:
+                        log.exception("rpc failed")
+                    raise
+                finally:
+                    self.finish(_ended_code(context, error), _ended_message(context, error))
         finally:
-            self.finish(_ended_code(context, error), _ended_message(context, error))
+            with contextlib.suppress(ValueError, RuntimeError):  # a generator finalised from another context
+                _request_id.reset(id_token)
 
     def finish(self, code: grpc.StatusCode, message: str = "") -> None:
-        metrics.GRPC_HANDLED.labels(*self.labels, code_label(code)).inc()
-        metrics.GRPC_HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - self.start)
+        """Count the final code and log the call (inside the call's bound log context)."""
+        elapsed = time.perf_counter() - self.start
+        self.method.metrics.handled(code).inc()
+        self.method.metrics.seconds.observe(elapsed)
         if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
-            level = log.debug if self.quiet_ok else log.info
+            level = log.debug if self.method.quiet else log.info
         else:
             level = log.warning
-        with structlog.contextvars.bound_contextvars(request_id=self.request_id, rpc=self.rpc):
-            # a failed call carries the message the client saw, so grepping the log for it finds the call
-            extra = {"message": message} if message and code != grpc.StatusCode.OK else {}
-            level("rpc finished", grpc_code=code.name,
-                  duration_ms=round((time.perf_counter() - self.start) * 1e3, 3), **extra)
+        # a failed call carries the message the client saw, so grepping the log for it finds the call
+        extra = {"message": message} if message and code != grpc.StatusCode.OK else {}
+        level("rpc finished", grpc_code=code.name, duration_ms=round(elapsed * 1e3, 3), **extra)
 
 
 def _ended_message(context: grpc.ServicerContext, exc: BaseException | None) -> str:
@@ -133,26 +197,19 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, quiet_rpcs: frozenset[str] = frozenset()):
         self.quiet_rpcs = quiet_rpcs
+        self._methods: dict[str, _Method] = {}
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        _, service, method = handler_call_details.method.split("/")
+        full_method = handler_call_details.method
+        method = self._methods.get(full_method)
+        if method is None:
+            method = self._methods[full_method] = _Method(full_method, handler, self.quiet_rpcs)
         request_id = request_id_from(handler_call_details.invocation_metadata)
-        if handler.request_streaming and handler.response_streaming:
-            kind, attr = "bidi_stream", "stream_stream"
-        elif handler.request_streaming:
-            kind, attr = "client_stream", "stream_unary"
-        elif handler.response_streaming:
-            kind, attr = "server_stream", "unary_stream"
-        else:
-            kind, attr = "unary", "unary_unary"
-        behavior = getattr(handler, attr)
         wrap = _wrap_streaming if handler.response_streaming else _wrap_unary
-        quiet = service.startswith("grpc.") or f"{service}/{method}" in self.quiet_rpcs
-        wrapped = wrap(behavior, kind, service, method, request_id, handler.request_streaming, quiet)
-        return handler._replace(**{attr: wrapped})
+        return handler._replace(**{method.attr: wrap(getattr(handler, method.attr), method, request_id)})
 
 
 def _counted(requests: Iterator[Any], call: _Call) -> Iterator[Any]:
@@ -161,22 +218,22 @@ def _counted(requests: Iterator[Any], call: _Call) -> Iterator[Any]:
         yield request
 
 
-def _wrap_unary(behavior, kind, service, method, request_id, request_streaming, quiet):
+def _wrap_unary(behavior, method: _Method, request_id: str):
     def wrapper(request, context: grpc.ServicerContext):
-        call = _Call(kind, service, method, request_id, quiet)
+        call = _Call(method, request_id)
         with call.outcome(context):
-            response = behavior(call.begin(request, context, request_streaming), context)
+            response = behavior(call.begin(request, context, method.request_streaming), context)
             call.sent()
             return response
 
     return wrapper
 
 
-def _wrap_streaming(behavior, kind, service, method, request_id, request_streaming, quiet):
+def _wrap_streaming(behavior, method: _Method, request_id: str):
     def wrapper(request, context: grpc.ServicerContext):
-        call = _Call(kind, service, method, request_id, quiet)
+        call = _Call(method, request_id)
         with call.outcome(context):
-            for response in behavior(call.begin(request, context, request_streaming), context):
+            for response in behavior(call.begin(request, context, method.request_streaming), context):
                 call.sent()
                 yield response
 
