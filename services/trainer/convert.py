@@ -109,13 +109,20 @@ def architecture(spec: ArchitectureSpec) -> trainer_pb2.Architecture:
         reference=spec.reference)
 
 
+def checkpoint_ref(source: Mapping[str, Any] | None) -> trainer_pb2.CheckpointRef:
+    """The training checkpoint a version came from; empty for an imported model (a SeisBench one), which has none."""
+    if not source:
+        return trainer_pb2.CheckpointRef()
+    return trainer_pb2.CheckpointRef(job_id=str(source.get("job_id", "")), epoch=int(source.get("epoch", 0)))
+
+
 def model_version(card: Mapping[str, Any]) -> trainer_pb2.ModelVersion:
     return trainer_pb2.ModelVersion(
         name=card["name"], version=int(card["version"]), architecture=card["architecture"],
         task=TASKS[card["task"]], hyper_parameters=struct_from_dict(card.get("hyper_parameters", {})),
         input_spec=input_spec(card["input_spec"]), dataset=card.get("dataset", ""),
         dataset_manifest_sha256=card.get("dataset_manifest_sha256", ""),
-        source=trainer_pb2.CheckpointRef(job_id=card["source"]["job_id"], epoch=int(card["source"]["epoch"])),
+        source=checkpoint_ref(card.get("source")),
         metrics=metric_list(card.get("metrics", {}), card.get("class_names")), aliases=card.get("aliases", []),
         weights_key=card["weights_key"], weights_sha256=card["weights_sha256"],
         create_time=timestamp_from_iso(card.get("create_time")), normalization=card.get("normalization", "none"),

@@ -161,12 +161,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             weights, job_id = self.jobs.weights(record["job_id"], epoch), record["job_id"]
         elif which == "registered_model":
             card = self.model_store.get(request.registered_model.name, request.registered_model.version)
-            architecture, hp, dataset = card["architecture"], card["hyper_parameters"], card["dataset"]
+            architecture, hp, dataset = card["architecture"], card.get("hyper_parameters", {}), card.get("dataset", "")
             weights = load_state(self.model_store.weights(card))
-            job_id = card["source"]["job_id"]
+            job_id = (card.get("source") or {}).get("job_id", "")
         else:
             raise InvalidArgument("give a checkpoint (job_id, epoch) or a registered model (name, version)")
         dataset = request.dataset or dataset
+        if not dataset:
+            raise InvalidArgument("this model was not trained here and names no dataset: give dataset")
         split = request.split or "test"
         if split not in ("train", "val", "test"):
             raise InvalidArgument(f"split must be train, val or test, got {split!r}")
