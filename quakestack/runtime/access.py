@@ -105,7 +105,8 @@ class _AccessCall:
         if self.refusal is None:
             return
         if self.retry_after is not None:
-            context.set_trailing_metadata(((RETRY_AFTER_KEY, str(self.retry_after)),))
+            kept = tuple(context.trailing_metadata() or ())  # the request id of a data-plane call
+            context.set_trailing_metadata((*kept, (RETRY_AFTER_KEY, str(self.retry_after))))
         raise self.refusal
 
     def _audit(self, request: Any, response: Any, exc: BaseException | None, context: grpc.ServicerContext) -> None:

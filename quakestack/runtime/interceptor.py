@@ -1,8 +1,10 @@
 """One server interceptor for every RPC kind: Prometheus metrics, request ids, error mapping.
 
 go-grpc-prometheus names and labels; `x-request-id` taken from metadata (or generated), echoed in
-the initial metadata and bound to every log line of the call; library errors (QuakestackError)
-become their gRPC status here, so servicers only raise.
+the initial metadata and bound to every log line of the call (the data plane's unary calls echo it in
+the trailing metadata instead, which travels in the same batch as the status: a separate batch for the
+initial metadata cost them 0.06 ms of server CPU per call, and their responses carry the id too);
+library errors (QuakestackError) become their gRPC status here, so servicers only raise.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class _Method:
         self.rpc = f"{service}/{method}"
         self.request_streaming, self.response_streaming = handler.request_streaming, handler.response_streaming
         self.quiet = service.startswith("grpc.") or self.rpc in quiet_rpcs
+        self.echo_in_trailers = self.rpc in DATA_PLANE_RPCS and not (self.request_streaming or self.response_streaming)
         self.metrics = _MethodMetrics((kind, service, method))
 
 
@@ -109,7 +112,10 @@ class _Call:
 
     def begin(self, request: Any, context: grpc.ServicerContext, request_streaming: bool) -> Any:
         """Echo the request id and count what arrives; returns the request (or counted iterator)."""
-        context.send_initial_metadata(((REQUEST_ID_KEY, self.request_id),))
+        if self.method.echo_in_trailers:
+            context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+        else:
+            context.send_initial_metadata(((REQUEST_ID_KEY, self.request_id),))
         if request_streaming:
             return _counted(request, self)
         self.received()

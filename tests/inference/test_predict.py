@@ -208,3 +208,19 @@ def test_unknown_models_and_unload(registry, inference, inference_channel) -> No
     assert rpc_code(lambda: inference.Predict(predict_request("tiny-gone", _x(1)), timeout=30)) == nf
     assert rpc_code(lambda: inference.UnloadModel(inference_pb2.UnloadModelRequest(name="tiny-gone"),
                                                   timeout=30)) == nf
+
+
+def test_predict_echoes_the_request_id_in_its_trailers_on_success_and_failure(inference, magnitude) -> None:
+    """The data plane's unary calls echo x-request-id with the status (one batch), not in initial metadata."""
+    response, call = inference.Predict.with_call(predict_request(magnitude, _x(1)),
+                                                 metadata=[("x-request-id", "predict-rid-1")], timeout=30)
+    assert ("x-request-id", "predict-rid-1") in call.trailing_metadata()
+    assert response.request_id == "predict-rid-1"
+    assert "x-request-id" not in dict(call.initial_metadata())
+    with pytest.raises(grpc.RpcError) as err:
+        inference.Predict(predict_request("no-such", _x(1)), metadata=[("x-request-id", "predict-rid-2")],
+                          timeout=30)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ("x-request-id", "predict-rid-2") in err.value.trailing_metadata()
+    _, generated = inference.Predict.with_call(predict_request(magnitude, _x(1)), timeout=30)
+    assert len(dict(generated.trailing_metadata())["x-request-id"]) == 32
