@@ -18,42 +18,31 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import multiprocessing as mp
-import os
 import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
+from bench.support.clients import CLIENTS, EMPTY_CALL, PROCESSES, Clients, cpu_seconds  # noqa: E402
 from bench.support.stack import running_stack  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
 from quakestack.models.zoo import build_model  # noqa: E402
 from quakestack.runtime.memory import keep_freed_memory  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
-from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc  # noqa: E402
+from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 
-ARCH, CLIENTS, MAX_BATCH, PROCESSES = "convnetquake_ingv", 32, 32, 4
-EMPTY_CALL = "grpc.health.v1.Health/Check"
+ARCH, MAX_BATCH = "convnetquake_ingv", 32
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRITON_PYTHON = REPO_ROOT / ".venv-triton" / "bin" / "python"
 OIP_LOAD = REPO_ROOT / "bench" / "support" / "oip_load.py"
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def oip_windows_per_s(target: str, name: str, seconds: float) -> float:
@@ -92,6 +81,18 @@ class Profiler:
             proc.wait(timeout=120)
 
 
+def bench_model() -> tuple[torch.nn.Module, bytes, dict]:
+    """The benchmarked model (seed 0): the module, its weights as the registry stores them, its card."""
+    torch.manual_seed(0)
+    model, _, spec = build_model(ARCH, {})
+    model.eval()
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    card = {"architecture": ARCH, "task": "magnitude", "hyper_parameters": {}, "input_spec": spec.to_dict(),
+            "class_names": [], "normalization": "none", "metrics": {}}
+    return model, buf.getvalue(), card
+
+
 def in_process(model: torch.nn.Module, seconds: float) -> float:
     """The best of torch's default intra-op threads and one thread (one wins on a busy machine)."""
     default = torch.get_num_threads()
@@ -114,75 +115,6 @@ def _in_process(model: torch.nn.Module, seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
-def _client_process(target: str, threads: int, jobs, ready, out) -> None:
-    """``threads`` clients in one process; each job (model, seconds, go event) runs them all once."""
-    x = (np.random.default_rng(0).standard_normal((1, 3, 6000)) * 1000).astype("<f4")
-    waveforms = common_pb2.Waveforms(data=x.tobytes(), shape=[1, 3, 6000], sampling_rate_hz=100.0,
-                                     component_order="ZNE")
-    with channel(target) as ch:
-        stub = inference_pb2_grpc.InferenceServiceStub(ch)
-        health = health_pb2_grpc.HealthStub(ch)
-        while (job := jobs.get()) is not None:
-            name, seconds, go = job
-            if name == EMPTY_CALL:  # the floor: the same server's cheapest unary, no model, no payload
-                call, request = health.Check, health_pb2.HealthCheckRequest()
-            else:
-                call, request = stub.Predict, inference_pb2.PredictRequest(model=name, windows=waveforms)
-            call(request, timeout=60)
-            counts = [0] * threads
-            ready.put(1)
-            go.wait()
-            end = time.time() + seconds
-
-            def client(i: int, call=call, request=request, end=end, counts=counts) -> None:
-                while time.time() < end:
-                    call(request, timeout=60)
-                    counts[i] += 1
-
-            pool = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
-            for t in pool:
-                t.start()
-            for t in pool:
-                t.join()
-            out.put(sum(counts))
-
-
-class Clients:
-    """CLIENTS concurrent clients spread over PROCESSES processes (so the client GIL is no limit)."""
-
-    def __init__(self, target: str):
-        self.ctx = mp.get_context("spawn")
-        self.manager = self.ctx.Manager()
-        self.jobs = [self.ctx.Queue() for _ in range(PROCESSES)]
-        self.ready, self.out = self.ctx.Queue(), self.ctx.Queue()
-        self.procs = [self.ctx.Process(target=_client_process,
-                                       args=(target, CLIENTS // PROCESSES, q, self.ready, self.out))
-                      for q in self.jobs]
-        for p in self.procs:
-            p.start()
-
-    def windows_per_s(self, name: str, seconds: float, on_start=None) -> float:
-        go = self.manager.Event()
-        for q in self.jobs:
-            q.put((name, seconds, go))
-        for _ in self.procs:
-            self.ready.get()
-        before = sum(cpu_seconds(p.pid) for p in self.procs)
-        go.set()
-        if on_start is not None:
-            on_start()
-        rate = sum(self.out.get() for _ in self.procs) / seconds
-        self.last_cpu_s = sum(cpu_seconds(p.pid) for p in self.procs) - before
-        return rate
-
-    def close(self) -> None:
-        for q in self.jobs:
-            q.put(None)
-        for p in self.procs:
-            p.join()
-        self.manager.shutdown()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (< 60 s in all)")
@@ -195,13 +127,7 @@ def main() -> None:
                         help="QUAKESTACK_LOG_DATA_PLANE_CALLS=true: one JSON line per successful Predict (before)")
     args = parser.parse_args()
     seconds = 3.0 if args.quick else 20.0
-    torch.manual_seed(0)
-    model, _, spec = build_model(ARCH, {})
-    model.eval()
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    card = {"architecture": ARCH, "task": "magnitude", "hyper_parameters": {}, "input_spec": spec.to_dict(),
-            "class_names": [], "normalization": "none", "metrics": {}}
+    model, weights, card = bench_model()
     keep_freed_memory()  # the limit is the best this process can do, whatever the server is told
     before = in_process(model, seconds)
     with running_stack(inference_log_sample_rate=0.0, inference_torch_threads=args.torch_threads,
@@ -209,7 +135,7 @@ def main() -> None:
                        keep_freed_memory=not args.glibc_malloc) as stack:
         registry = ModelStore(ObjectStore.from_settings(stack.settings))
         for name in ("batched", "unbatched"):
-            registry.register(name, buf.getvalue(), card)
+            registry.register(name, weights, card)
         target = stack.settings.inference_addr
         with channel(target) as ch:
             stub = inference_pb2_grpc.InferenceServiceStub(ch)

@@ -1,0 +1,100 @@
+"""The real InferenceServicer, ModelManager and batcher behind a bare gRPC server, for bench/server_kinds.py.
+
+    python bench/support/bare_server.py {sync|interceptors|aio} PORT MODEL
+
+``sync``: ``grpc.server`` with no interceptors. ``interceptors``: the same plus the runtime's
+observability and access interceptors. ``aio``: ``grpc.aio.server`` with an async Predict that awaits the
+batcher's future on the event loop. Storage settings come from the environment (QUAKESTACK_*). Prints
+``ready`` once serving; stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent import futures
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import grpc  # noqa: E402
+import torch  # noqa: E402
+from grpc_health.v1 import health, health_pb2_grpc  # noqa: E402
+
+from quakestack.audit import AuditTrail  # noqa: E402
+from quakestack.auth import Authorizer  # noqa: E402
+from quakestack.config import load_settings  # noqa: E402
+from quakestack.inference.feedback import InferenceLog  # noqa: E402
+from quakestack.inference.inputs import extras_arrays, windows_array  # noqa: E402
+from quakestack.inference.manager import LoadOptions, ModelManager  # noqa: E402
+from quakestack.logging import configure  # noqa: E402
+from quakestack.model_store import ModelStore  # noqa: E402
+from quakestack.runtime.access import AccessInterceptor  # noqa: E402
+from quakestack.runtime.interceptor import DATA_PLANE_RPCS, ObservabilityInterceptor  # noqa: E402
+from quakestack.runtime.memory import keep_freed_memory  # noqa: E402
+from quakestack.runtime.server import grpc_options  # noqa: E402
+from quakestack.storage import ObjectStore  # noqa: E402
+from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
+from services.inference.servicer import InferenceServicer, predictions_pb  # noqa: E402
+
+MAX_BATCH, DELAY_US, POOL_THREADS = 32, 2000, 64
+
+
+class AsyncPredict(inference_pb2_grpc.InferenceServiceServicer):
+    """Predict as a coroutine: validation on the loop, the model on the batcher's thread."""
+
+    def __init__(self, manager: ModelManager, max_bytes: int):
+        self.manager, self.max_bytes = manager, max_bytes
+
+    async def Predict(self, request, context):
+        spec = self.manager.get(request.model).servable.spec
+        w = request.windows
+        x = windows_array(w.data, w.shape, w.sampling_rate_hz, w.component_order, spec, self.max_bytes)
+        extras = extras_arrays({e.name: e.values for e in request.extra_inputs}, spec, x.shape[0])
+        resident, future = self.manager.submit(request.model, x, extras, None)
+        out = await asyncio.wrap_future(future)
+        return inference_pb2.PredictResponse(model=request.model, model_version=resident.version,
+                                             predictions=predictions_pb(out, x.shape[0]))
+
+
+def main() -> None:
+    kind, port, model = sys.argv[1], sys.argv[2], sys.argv[3]
+    settings = load_settings()
+    configure("inference", settings.log_level, settings.log_format)
+    torch.set_num_threads(1)
+    keep_freed_memory()
+    store = ObjectStore.from_settings(settings)
+    manager = ModelManager(ModelStore(store), memory_budget_bytes=1 << 32, default_device="cpu")
+    manager.load(model, "", LoadOptions("cpu", MAX_BATCH, DELAY_US, 1, 1024))
+    address = f"127.0.0.1:{port}"
+    if kind == "aio":
+        asyncio.run(serve_aio(AsyncPredict(manager, settings.max_message_mb << 20), address))
+        return
+    interceptors = []
+    if kind == "interceptors":
+        interceptors = [ObservabilityInterceptor(DATA_PLANE_RPCS),
+                        AccessInterceptor(Authorizer.from_settings(settings),
+                                          AuditTrail("inference", store, settings.audit_flush_s))]
+    server = grpc.server(futures.ThreadPoolExecutor(POOL_THREADS), interceptors=interceptors,
+                         options=grpc_options(settings))
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(
+        InferenceServicer(settings, store, manager, InferenceLog(store, 0.0)), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    server.add_insecure_port(address)
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+async def serve_aio(servicer: AsyncPredict, address: str) -> None:
+    server = grpc.aio.server()
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    server.add_insecure_port(address)
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
