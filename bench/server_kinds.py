@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.support.clients import EMPTY_CALL, Clients, cpu_seconds  # noqa: E402
 from bench.support.stack import running_stack  # noqa: E402
 from quakestack.embedded.seaweed import free_ports  # noqa: E402
+from quakestack.jobs.fanout import die_with_parent  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
 from quakestack.stack import settings_env  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
@@ -37,7 +38,8 @@ MODEL = "bare"
 def start(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     port = free_ports(1)[0]
     return subprocess.Popen([sys.executable, str(BARE_SERVER), kind, str(port), MODEL], env=env,
-                            stdout=subprocess.PIPE, text=True), port
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent), port  # noqa: PLW1509 - prctl only, no locks
 
 
 def wait_ready(kind: str, server: subprocess.Popen) -> None:

@@ -66,7 +66,8 @@ def share(items: Sequence[T], i: int, n: int) -> list[T]:
     return list(items[i::n])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Called in a child before exec: the kernel SIGKILLs it when the process that started it dies."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -80,7 +81,7 @@ def spawn_peers(argv: Sequence[str], n: int, env: dict[str, str] | None = None) 
     for i in range(1, n):
         peer_env = {**base, INDEX_ENV: str(i), COUNT_ENV: str(n)}
         peers.append(subprocess.Popen([sys.executable, *argv], env=peer_env, stdin=subprocess.DEVNULL,
-                                      preexec_fn=_die_with_parent))  # noqa: PLW1509 - prctl only, no locks
+                                      preexec_fn=die_with_parent))  # noqa: PLW1509 - prctl only, no locks
     return peers
 
 
