@@ -43,9 +43,8 @@ def start(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
 
 
 def wait_ready(kind: str, server: subprocess.Popen) -> None:
-    while (line := server.stdout.readline()) and line.strip() != "ready":
-        pass
-    if not line:
+    """Read the server's output up to its `ready` line (its log lines come first)."""
+    if not any(line.strip() == "ready" for line in server.stdout):
         raise RuntimeError(f"the {kind} server exited before serving (rc {server.wait()})")
 
 

@@ -25,7 +25,6 @@ from quakestack.audit import AuditTrail  # noqa: E402
 from quakestack.auth import Authorizer  # noqa: E402
 from quakestack.config import load_settings  # noqa: E402
 from quakestack.inference.feedback import InferenceLog  # noqa: E402
-from quakestack.inference.inputs import extras_arrays, windows_array  # noqa: E402
 from quakestack.inference.manager import LoadOptions, ModelManager  # noqa: E402
 from quakestack.logging import configure  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
@@ -34,27 +33,24 @@ from quakestack.runtime.interceptor import DATA_PLANE_RPCS, ObservabilityInterce
 from quakestack.runtime.memory import keep_freed_memory  # noqa: E402
 from quakestack.runtime.server import grpc_options  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
-from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
-from services.inference.servicer import InferenceServicer, predictions_pb  # noqa: E402
+from quakestack.v1 import inference_pb2_grpc  # noqa: E402
+from services.inference.servicer import InferenceServicer, predict_response  # noqa: E402
 
 MAX_BATCH, DELAY_US, POOL_THREADS = 32, 2000, 64
 
 
 class AsyncPredict(inference_pb2_grpc.InferenceServiceServicer):
-    """Predict as a coroutine: validation on the loop, the model on the batcher's thread."""
+    """Predict as a coroutine around the service's own servicer: validation on the loop, the model on the
+    batcher's thread."""
 
-    def __init__(self, manager: ModelManager, max_bytes: int):
-        self.manager, self.max_bytes = manager, max_bytes
+    def __init__(self, servicer: InferenceServicer):
+        self.servicer = servicer
 
     async def Predict(self, request, context):
-        spec = self.manager.get(request.model).servable.spec
-        w = request.windows
-        x = windows_array(w.data, w.shape, w.sampling_rate_hz, w.component_order, spec, self.max_bytes)
-        extras = extras_arrays({e.name: e.values for e in request.extra_inputs}, spec, x.shape[0])
-        resident, future = self.manager.submit(request.model, x, extras, None)
+        x, extras = self.servicer.predict_inputs(request)
+        resident, future = self.servicer.manager.submit(request.model, x, extras, None)
         out = await asyncio.wrap_future(future)
-        return inference_pb2.PredictResponse(model=request.model, model_version=resident.version,
-                                             predictions=predictions_pb(out, x.shape[0]))
+        return predict_response(request.model, resident, out, x.shape[0])
 
 
 def main() -> None:
@@ -66,9 +62,10 @@ def main() -> None:
     store = ObjectStore.from_settings(settings)
     manager = ModelManager(ModelStore(store), memory_budget_bytes=1 << 32, default_device="cpu")
     manager.load(model, "", LoadOptions("cpu", MAX_BATCH, DELAY_US, 1, 1024))
+    servicer = InferenceServicer(settings, store, manager, InferenceLog(store, 0.0))
     address = f"127.0.0.1:{port}"
     if kind == "aio":
-        asyncio.run(serve_aio(AsyncPredict(manager, settings.max_message_mb << 20), address))
+        asyncio.run(serve_aio(AsyncPredict(servicer), address))
         return
     interceptors = []
     if kind == "interceptors":
@@ -77,8 +74,7 @@ def main() -> None:
                                           AuditTrail("inference", store, settings.audit_flush_s))]
     server = grpc.server(futures.ThreadPoolExecutor(POOL_THREADS), interceptors=interceptors,
                          options=grpc_options(settings))
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(
-        InferenceServicer(settings, store, manager, InferenceLog(store, 0.0)), server)
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
     server.add_insecure_port(address)
     server.start()

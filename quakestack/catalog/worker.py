@@ -122,14 +122,13 @@ def run_job(ctx: WorkerContext) -> int:
         if rank == 0:
             ctx.start_heartbeat(on_cancel=kill_own_group, on_fenced=kill_own_group)
             ctx.state(JobState.RUNNING, f"worker started ({count} process(es))")
-            if count > 1 and fanout.COMPLETION_INDEX_ENV not in os.environ:
+            if count > 1 and not fanout.in_pods():
                 peers = fanout.spawn_peers(worker_command(ctx.job_id, ctx.attempt), count)
         device = resolve_device(spec.get("device", "auto"))
         if device.type == "cpu":  # peers on this machine share its cores (an Indexed Job's pod has its own)
             import torch
 
-            here = 1 if fanout.COMPLETION_INDEX_ENV in os.environ else count
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // here))
+            torch.set_num_threads(fanout.local_share(os.cpu_count() or 1, count))
         plan = plan_of(spec)
         archive = open_archive(ctx.store, ctx.settings, spec["archive"])
         inventory = open_inventory(ctx.store, ctx.settings, spec["inventory"]) if spec.get("remove_response") else None

@@ -10,15 +10,12 @@ forkserver preload names it. A parent killed before the prctl took effect (the f
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
 
-PR_SET_PDEATHSIG = 1
+from quakestack.jobs.fanout import die_with_parent
+
 PARENT_ENV = "RENDER_POOL_PARENT"  # not QUAKESTACK_*: a process fact, not a setting
 
-with contextlib.suppress(OSError, AttributeError):
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+die_with_parent()
 if os.environ.get(PARENT_ENV, str(os.getppid())) != str(os.getppid()):
     os._exit(0)  # the worker died before the prctl: re-parented already, nothing would ever kill us

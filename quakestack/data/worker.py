@@ -21,7 +21,6 @@ they are the other pods of the Indexed Job.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import json
 import multiprocessing
@@ -72,8 +71,7 @@ class Cancelled(Exception):
 
 def _render_init() -> None:
     """Die with the forkserver: a render process must never outlive its job."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    fanout.die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -67,7 +67,7 @@ def share(items: Sequence[T], i: int, n: int) -> list[T]:
 
 
 def die_with_parent() -> None:
-    """Called in a child before exec: the kernel SIGKILLs it when the process that started it dies."""
+    """The kernel SIGKILLs this process when the one that started it dies (as a Popen preexec_fn: before exec)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 

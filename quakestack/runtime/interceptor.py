@@ -105,7 +105,6 @@ class _Call:
 
     def __init__(self, method: _Method, request_id: str):
         self.method = method
-        self.rpc = method.rpc
         self.request_id = request_id
         self.start = time.perf_counter()
         method.metrics.started.inc()
@@ -133,7 +132,7 @@ class _Call:
         error: BaseException | None = None
         id_token = _request_id.set(self.request_id)
         try:
-            with bound_log_context(request_id=self.request_id, rpc=self.rpc):
+            with bound_log_context(request_id=self.request_id, rpc=self.method.rpc):
                 try:
                     yield
                 except QuakestackError as exc:

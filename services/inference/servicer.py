@@ -93,6 +93,14 @@ def predictions_pb(out: dict[str, np.ndarray], n: int) -> list[inference_pb2.Win
     return rows
 
 
+def predict_response(model: str, resident: Resident, out: dict[str, np.ndarray], n: int,
+                     request_id: str = "") -> inference_pb2.PredictResponse:
+    """The answer to a Predict whose n windows the resident model (the version that ran them) produced `out` for."""
+    return inference_pb2.PredictResponse(model=model, model_version=resident.version, request_id=request_id,
+                                         class_names=list(resident.servable.spec.class_names),
+                                         predictions=predictions_pb(out, n))
+
+
 def detection_pb(d: DetectionResult) -> inference_pb2.Detection:
     pb = inference_pb2.Detection(station=d.station, start_time=timestamp_from_seconds(d.start),
                                  end_time=timestamp_from_seconds(d.end),
@@ -137,15 +145,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     # -- predict ------------------------------------------------------------------------------
     def Predict(self, request, context):
-        resident = self.manager.get(request.model)
-        spec = resident.servable.spec
+        x, extras = self.predict_inputs(request)
+        resident, out, request_id = self.run_windows(request.model, x, extras, context)
+        return predict_response(request.model, resident, out, x.shape[0], request_id)
+
+    def predict_inputs(self, request: inference_pb2.PredictRequest) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A Predict request's windows and extra inputs, validated against the loaded model's input spec."""
+        spec = self.manager.get(request.model).servable.spec
         w = request.windows
         x = windows_array(w.data, w.shape, w.sampling_rate_hz, w.component_order, spec, self.max_bytes)
-        extras = extras_arrays({e.name: e.values for e in request.extra_inputs}, spec, x.shape[0])
-        resident, out, request_id = self.run_windows(request.model, x, extras, context)
-        return inference_pb2.PredictResponse(model=request.model, model_version=resident.version,
-                                             request_id=request_id, class_names=list(spec.class_names),
-                                             predictions=predictions_pb(out, x.shape[0]))
+        return x, extras_arrays({e.name: e.values for e in request.extra_inputs}, spec, x.shape[0])
 
     def run_windows(self, model: str, x: np.ndarray, extras: dict[str, np.ndarray],
                     context: grpc.ServicerContext) -> tuple[Resident, dict[str, np.ndarray], str]:
