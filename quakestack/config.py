@@ -124,6 +124,14 @@ def _tolerations(text: str) -> str:
     return value
 
 
+def _database_url(text: str) -> str:
+    """An SQLAlchemy URL of SQLite or PostgreSQL (the two backends the metadata store is tested on)."""
+    value = text.strip()
+    if value and not re.match(r"^(sqlite|postgresql|postgres)(\+[a-z0-9]+)?://", value):
+        raise ValueError("expected sqlite:///path or postgresql://user:password@host:port/database")
+    return value
+
+
 def _bucket(text: str) -> str:
     value = text.strip()
     if not 3 <= len(value) <= 63 or not all(c.islower() or c.isdigit() or c in "-." for c in value):
@@ -211,6 +219,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audit_flush_s", "2", _positive_float,
             "Seconds between writes of buffered audit events to `audit/<date>/...jsonl`."),
     Setting("max_body_mb", "64", _positive_int, "Largest REST request body in MiB (413 beyond)."),
+    Setting("database_url", "", _database_url,
+            "Metadata database (jobs, events, leases, registry, datasets, usage) as an SQLAlchemy URL: "
+            "`postgresql://user:password@host:5432/db` for several replicas or machines. Empty: SQLite in "
+            "`metadata.db` beside QUAKESTACK_STORAGE_DIR (one machine).", secret=True),
+    Setting("database_url_file", "", _text,
+            "File holding the database URL (a mounted Secret); read at start, used when QUAKESTACK_DATABASE_URL "
+            "is empty."),
+    Setting("database_timeout_s", "5", _positive_float,
+            "Seconds to connect to the metadata database, and to wait for a lock, before a call fails UNAVAILABLE."),
     Setting("jobs_executor", "local", _choice("local", "kubernetes"),
             "Where job workers run: local (detached processes) or kubernetes (batch/v1 Jobs)."),
     Setting("jobs_lease_ttl_s", "10", _positive_float,
@@ -282,6 +299,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if bool(values["tls_client_cert_file"]) != bool(values["tls_client_key_file"]):
         raise ConfigError("QUAKESTACK_TLS_CLIENT_CERT_FILE and QUAKESTACK_TLS_CLIENT_KEY_FILE go together")
     return Settings(values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Settings back to QUAKESTACK_* variables, for child processes."""
+    env = {}
+    for s in SETTINGS:
+        value = getattr(settings, s.name)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, tuple):
+            text = os.pathsep.join(str(v) for v in value)
+        else:
+            text = str(value)
+        env[s.env] = text
+    return env
 
 
 def settings_table_markdown() -> str:

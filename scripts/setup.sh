@@ -51,6 +51,8 @@ if [ $dev = 1 ]; then
   # the console's browser test drives Debian's chromium with Playwright (never `playwright install`)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v npm >/dev/null || missing+=(npm)
+  # the embedded PostgreSQL server the tests and benchmarks start (quakestack/embedded/postgres.py)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 else
   "$py" -m pip install -q -e .
