@@ -1,63 +1,62 @@
-"""Who depends on a dataset or a model version, read from what storage holds (job records, model cards).
+"""Who depends on a dataset or a model version, found by indexed queries of the metadata store.
 
-One small function per kind of thing deleted, so that safe deletes (refused with the list of
-dependants unless forced) ask one place; the job-record layout is read only here, so a change of
-the job runtime re-points this module and nothing else.
+A safe delete is refused with how many things still use what it would delete and the first few of
+them, never with the whole list: a dataset under a thousand jobs gets a refusal of one line, in
+milliseconds, that still reaches the client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from quakestack.errors import NotFound
-from quakestack.layout import JOBS_PREFIX, job_id_of_spec_key, manifest_key
-from quakestack.model_store import ModelStore
+from quakestack.metadata.jobs import JobStore
+from quakestack.metadata.registry import Registry
 from quakestack.pagination import all_pages
-from quakestack.storage import ObjectStore
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "STOPPED"}
-
-
-def _job_records(store: ObjectStore) -> Iterable[dict]:
-    for info in store.list(JOBS_PREFIX):
-        if job_id_of_spec_key(info.key) is not None:
-            try:
-                yield store.get_json(info.key)
-            except (NotFound, ValueError):
-                continue  # deleted meanwhile, or half-written: not a dependant
+FIRST_FEW = 5
 
 
-def dataset_dependants(store: ObjectStore, dataset: str) -> list[str]:
-    """Training jobs trained on `dataset` and registered model versions whose lineage names it."""
-    out = []
-    for record in _job_records(store):
-        # training jobs keep their request in the runtime's versioned spec (quakestack.jobs.spec.JobRecord)
-        if record.get("kind") == "training" and (record.get("spec") or {}).get("dataset") == dataset:
-            out.append(f"training job {record.get('job_id')}")
-    model_store = ModelStore(store)
-    for name in model_store.model_names():
-        for number in model_store.version_numbers(name):
-            try:
-                card = model_store.card(name, number)
-            except NotFound:
+@dataclass(frozen=True)
+class Dependants:
+    """What still uses a thing: (count, the first few names) per kind of user."""
+
+    groups: list[tuple[str, int, list[str]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(count for _, count, _ in self.groups)
+
+    def describe(self) -> str:
+        parts = []
+        for what, count, first in self.groups:
+            if not count:
                 continue
-            if card.get("dataset") == dataset:
-                out.append(f"model {name} version {number}")
-    return out
+            shown = ", ".join(first)
+            more = f" and {count - len(first)} more" if count > len(first) else ""
+            parts.append(f"{count} {what} ({shown}{more})")
+        return "; ".join(parts)
 
 
-def model_version_dependants(store: ObjectStore, name: str, version: int,
-                             loaded: Iterable[tuple[str, str]] = ()) -> list[str]:
+def dataset_dependants(jobs: JobStore, registry: Registry, dataset: str) -> Dependants:
+    """Training jobs trained on `dataset` and registered model versions whose lineage names it."""
+    job_count, job_ids = jobs.using_dataset(dataset, ("training",), FIRST_FEW)
+    version_count, versions = registry.trained_on(dataset, FIRST_FEW)
+    return Dependants([("training job(s)", job_count, [f"training job {j}" for j in job_ids]),
+                       ("model version(s)", version_count, [f"model {n} version {v}" for n, v in versions])])
+
+
+def model_version_dependants(registry: Registry, name: str, version: int,
+                             loaded: Iterable[tuple[str, str]] = ()) -> Dependants:
     """Aliases pointing at the version, and inference services that have it loaded ((name, version) pairs)."""
-    aliases = sorted(a for a, v in ModelStore(store).aliases(name).items() if v == int(version))
-    out = [f"alias {a!r}" for a in aliases]
-    out += [f"loaded in the inference service as {n!r}" for n, v in loaded if n == name and str(v) == str(version)]
-    return out
+    aliases = sorted(a for a, v in registry.aliases(name).items() if v == int(version))
+    serving = [f"loaded in the inference service as {n!r}" for n, v in loaded if n == name and str(v) == str(version)]
+    return Dependants([("alias(es)", len(aliases), [f"alias {a!r}" for a in aliases[:FIRST_FEW]]),
+                       ("inference service(s)", len(serving), serving[:FIRST_FEW])])
 
 
-def refusal(what: str, dependants: list[str]) -> str:
+def refusal(what: str, dependants: Dependants) -> str:
     """The FAILED_PRECONDITION message of a refused delete."""
-    return f"{what} is still used by: {'; '.join(dependants)}. Delete those first, or pass force=true (--force)"
+    return f"{what} is still used by {dependants.describe()}. Delete those first, or pass force=true (--force)"
 
 
 def loaded_versions(inference_addr: str, timeout_s: float = 2.0) -> list[tuple[str, str]]:
@@ -77,8 +76,3 @@ def loaded_versions(inference_addr: str, timeout_s: float = 2.0) -> list[tuple[s
         except grpc.RpcError:
             return []
     return [(m.name, str(m.version)) for m in models]
-
-
-def dataset_exists(store: ObjectStore, dataset: str) -> bool:
-    """A dataset exists exactly when its manifest does (what a resumed job would read)."""
-    return store.exists(manifest_key(dataset))

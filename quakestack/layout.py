@@ -250,17 +250,25 @@ def version_prefix(name: str, version: int) -> str:
 
 
 def weights_key(name: str, version: int) -> str:
-    """`models/<name>/<version>/model.pt`: a registered version's weights (state_dict)."""
+    """`models/<name>/<version>/model.pt`: a version's weights as versions before the metadata store kept them."""
     return version_prefix(name, version) + "model.pt"
 
 
+def content_weights_key(name: str, sha256: str) -> str:
+    """`models/<name>/weights/<sha256>.pt`: a registered version's weights (state_dict), named by their digest so
+    that the bytes are stored before the version number is taken (the version's row names this key)."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise InvalidArgument(f"weights digest must be 64 hex digits, got {sha256!r}")
+    return validate_key(f"{model_prefix(name)}weights/{sha256}.pt")
+
+
 def card_key(name: str, version: int) -> str:
-    """`models/<name>/<version>/model.json`: its card, written last."""
+    """`models/<name>/<version>/model.json`: its card, as versions before the metadata store kept it (imported)."""
     return version_prefix(name, version) + "model.json"
 
 
 def aliases_key(name: str) -> str:
-    """`models/<name>/aliases.json`: alias -> version."""
+    """`models/<name>/aliases.json`: alias -> version, as versions before the metadata store kept them (imported)."""
     return model_prefix(name) + "aliases.json"
 
 

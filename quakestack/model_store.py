@@ -1,34 +1,28 @@
-"""The model store on object storage: versions, aliases and model cards (served by ModelRegistryService).
+"""The model store: versions, aliases and model cards (served by ModelRegistryService).
 
-Layout (DESIGN.md): `models/<name>/<version>/model.pt` (a plain state_dict) and `model.json` (the
-card: architecture, hyper-parameters, input spec, dataset lineage, metrics), plus
-`models/<name>/aliases.json`. The card is written last, so a version without its card does not
-exist; weights are verified by sha256 and loaded with `weights_only=True`.
+The registry's rows (names, versions with their cards, aliases) live in the metadata store; weights
+stay in object storage. A new version's weights are stored first, under a key named by their sha256
+(`models/<name>/weights/<sha256>.pt`, so a retried or concurrent upload writes the same bytes to the
+same key), then the version's row is inserted with the next number: a version without its weights
+never exists. Weights are verified by sha256 and loaded with `weights_only=True`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+from quakestack.config import Settings
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
-from quakestack.layout import (
-    MODELS_PREFIX,
-    aliases_key,
-    card_key,
-    model_prefix,
-    validate_name,
-    version_prefix,
-    weights_key,
-)
+from quakestack.layout import content_weights_key, model_prefix, validate_name
+from quakestack.metadata.database import Database
+from quakestack.metadata.registry import Registry
 from quakestack.models.checkpoint import load_state
-from quakestack.protoconv import utc_now_iso
 from quakestack.storage import ObjectStore
 
 
@@ -38,35 +32,30 @@ def is_number(text: str) -> bool:
 
 
 class ModelStore:
-    """Registry operations; one lock serialises version numbering and alias edits in this process."""
+    """Registry operations over the registry's rows and the weights in object storage."""
 
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, db: Database):
         self.store = store
-        self._lock = threading.Lock()
+        self.registry = Registry(db)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelStore:
+        """The registry a configured stack uses (its object store and metadata database)."""
+        return cls(ObjectStore.from_settings(settings), Database.from_settings(settings))
 
     # -- reads --------------------------------------------------------------------------------
-    def model_names(self) -> list[str]:
-        return list(self.store.list_dirs(MODELS_PREFIX))
+    def model_names(self, after: str | None = None, size: int | None = None) -> tuple[list[str], bool]:
+        """Registered names in order (a page of them after `after`, when a size is given)."""
+        return self.registry.names(after, size)
 
     def version_numbers(self, name: str) -> list[int]:
-        dirs = self.store.list_dirs(model_prefix(name))
-        numbers = sorted(int(d) for d in dirs if is_number(d))
-        return [n for n in numbers if self.store.exists(card_key(name, n))]
+        return self.registry.version_numbers(validate_name(name, "model name"))
 
     def aliases(self, name: str) -> dict[str, int]:
-        try:
-            return {k: int(v) for k, v in self.store.get_json(aliases_key(name)).items()}
-        except NotFound:
-            return {}
+        return self.registry.aliases(validate_name(name, "model name"))
 
     def card(self, name: str, version: int) -> dict[str, Any]:
-        try:
-            card = self.store.get_json(card_key(name, version))
-        except NotFound:
-            raise NotFound(f"model {name!r} has no version {version}") from None
-        aliases = self.aliases(name)
-        card["aliases"] = sorted(a for a, v in aliases.items() if v == int(version))
-        return card
+        return self.registry.card(validate_name(name, "model name"), int(version))
 
     def resolve(self, name: str, version: str | int = "") -> int:
         """A version number from '', a number, or an alias ('' is the latest version)."""
@@ -89,7 +78,10 @@ class ModelStore:
         return self.card(name, self.resolve(name, version))
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        return [self.card(name, n) for n in self.version_numbers(name)]
+        return self.registry.cards(validate_name(name, "model name"))
+
+    def with_alias(self, alias: str) -> list[tuple[str, int]]:
+        return self.registry.with_alias(alias)
 
     def weights(self, card: dict[str, Any]) -> bytes:
         data = self.store.get_bytes(card["weights_key"])
@@ -99,59 +91,36 @@ class ModelStore:
 
     # -- writes -------------------------------------------------------------------------------
     def register(self, name: str, weights: bytes, card: dict[str, Any], aliases: Iterable[str] = ()) -> dict:
-        """Store weights, then the card (last), then move the aliases; returns the card."""
+        """Store the weights, then the version's row with its card and aliases; returns the card."""
         model_prefix(name)  # refuses a name that cannot be a model's
         aliases = [validate_name(a, "alias") for a in aliases]
         for alias in aliases:
             if is_number(alias):
                 raise InvalidArgument(f"alias {alias!r} must not be a number (it would shadow a version)")
-        with self._lock:
-            existing = self.store.list_dirs(model_prefix(name))
-            version = max((int(d) for d in existing if is_number(d)), default=0) + 1
-            digest = self.store.put_bytes(weights_key(name, version), weights)
-            card = {**card, "name": name, "version": version, "weights_key": weights_key(name, version),
-                    "weights_sha256": digest, "create_time": utc_now_iso()}
-            card.pop("aliases", None)
-            self.store.put_json(card_key(name, version), card)
-            if aliases:
-                self._edit_aliases(name, {a: version for a in aliases})
+        digest = hashlib.sha256(weights).hexdigest()
+        key = content_weights_key(name, digest)
+        self.store.put_bytes(key, weights)
+        version = self.registry.add_version(name, {**card, "weights_key": key, "weights_sha256": digest}, aliases)
         return self.card(name, version)
 
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, int]:
         validate_name(alias, "alias")
         if is_number(alias):
             raise InvalidArgument(f"alias {alias!r} must not be a number")
-        if int(version) not in self.version_numbers(name):
-            raise NotFound(f"model {name!r} has no version {version}")
-        with self._lock:
-            return self._edit_aliases(name, {alias: int(version)})
+        self.registry.set_alias(name, alias, int(version))
+        return self.aliases(name)
 
     def delete_alias(self, name: str, alias: str) -> dict[str, int]:
-        with self._lock:
-            if alias not in self.aliases(name):
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-            return self._edit_aliases(name, {alias: None})
+        self.registry.delete_alias(name, alias)
+        return self.aliases(name)
 
     def delete_version(self, name: str, version: int) -> None:
-        """Card first (the version stops existing), then weights; aliases pointing at it go too."""
-        if int(version) not in self.version_numbers(name):
-            raise NotFound(f"model {name!r} has no version {version}")
-        with self._lock:
-            self.store.delete(card_key(name, version))
-            self.store.delete_prefix(version_prefix(name, version))
-            stale = {a: None for a, v in self.aliases(name).items() if v == int(version)}
-            if stale:
-                self._edit_aliases(name, stale)
-
-    def _edit_aliases(self, name: str, changes: dict[str, int | None]) -> dict[str, int]:
-        aliases = self.aliases(name)
-        for alias, version in changes.items():
-            if version is None:
-                aliases.pop(alias, None)
-            else:
-                aliases[alias] = version
-        self.store.put_json(aliases_key(name), aliases)
-        return aliases
+        """The row first (the version stops existing, its aliases with it), then its weights when no other
+        version uses the same object."""
+        card = self.registry.delete_version(name, int(version))
+        key = card.get("weights_key", "")
+        if key and not self.registry.weights_shared(key):
+            self.store.delete(key)
 
 
 def model_card(architecture: str, hyper_parameters: dict[str, Any], *, dataset: str, source: dict[str, Any],

@@ -1,22 +1,21 @@
-"""Per-token limits: request rate (token buckets), stored bytes (a ledger on object storage), queued jobs.
+"""Per-token limits: request rate (token buckets), stored bytes (a ledger in the metadata store), queued jobs.
 
 The limits themselves are part of each token's entry (quakestack.auth), so one place configures
 who may call and how much. The rate is enforced per process (each service and the gateway keep
-their own buckets); stored bytes are counted in `usage/<token-id>.json`, updated after each
+their own buckets); stored bytes are counted in the metadata store's `usage` table, updated after each
 finished upload.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
+from collections.abc import Callable
 
 from quakestack.auth import Identity
-from quakestack.errors import NotFound, ResourceExhausted
-from quakestack.layout import usage_key
-from quakestack.storage import ObjectStore
+from quakestack.errors import ResourceExhausted
+from quakestack.metadata.usage import UsageLedger
 
 
 class RateLimiter:
@@ -43,42 +42,19 @@ class RateLimiter:
             return max(1, math.ceil((1.0 - tokens) / rate))
 
 
-class StorageLedger:
-    """Bytes each token has stored through uploads, kept on object storage so restarts keep the count."""
+def storage_quota_guard(ledger: UsageLedger, identity: Identity) -> Callable[[int], None]:
+    """A per-chunk check for one upload: raises RESOURCE_EXHAUSTED as the running total crosses the quota."""
+    limit = identity.limits.stored_bytes
+    if limit is None:
+        return lambda _total: None
+    used = ledger.used(identity.id)
 
-    def __init__(self, store: ObjectStore):
-        self.store = store
-        self._lock = threading.Lock()
+    def check(total: int) -> None:
+        if used + total > limit:
+            raise ResourceExhausted(f"storage quota of token {identity.id} is {limit} bytes and {used} are "
+                                    "used; this upload would cross it, nothing of it was kept")
 
-    @staticmethod
-    def key(identity_id: str) -> str:
-        return usage_key(identity_id)
-
-    def used(self, identity_id: str) -> int:
-        try:
-            return int(json.loads(self.store.get_bytes(self.key(identity_id)))["stored_bytes"])
-        except NotFound:
-            return 0
-
-    def add(self, identity_id: str, size: int) -> None:
-        with self._lock:
-            total = self.used(identity_id) + size
-            self.store.put_bytes(self.key(identity_id), json.dumps({"stored_bytes": total}).encode(),
-                                 content_type="application/json")
-
-    def guard(self, identity: Identity):
-        """A per-chunk check for one upload: raises RESOURCE_EXHAUSTED as the running total crosses the quota."""
-        limit = identity.limits.stored_bytes
-        if limit is None:
-            return lambda _total: None
-        used = self.used(identity.id)
-
-        def check(total: int) -> None:
-            if used + total > limit:
-                raise ResourceExhausted(f"storage quota of token {identity.id} is {limit} bytes and {used} are "
-                                        "used; this upload would cross it, nothing of it was kept")
-
-        return check
+    return check
 
 
 def check_queued_jobs(identity: Identity, active_of_owner: int) -> None:

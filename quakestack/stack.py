@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quakestack.client import health_status, settings_channel
-from quakestack.config import SETTINGS, Settings
+from quakestack.config import Settings, settings_env
 from quakestack.embedded.seaweed import SeaweedServer, free_ports
 from quakestack.errors import Unavailable
 from quakestack.storage import ObjectStore
@@ -35,21 +35,6 @@ class Endpoints:
     grpc: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
     gateway: str = ""
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Settings back to QUAKESTACK_* variables, for child processes."""
-    env = {}
-    for s in SETTINGS:
-        value = getattr(settings, s.name)
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, tuple):
-            text = os.pathsep.join(str(v) for v in value)
-        else:
-            text = str(value)
-        env[s.env] = text
-    return env
 
 
 def with_free_ports(settings: Settings) -> Settings:

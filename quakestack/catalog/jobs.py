@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,14 +23,15 @@ from quakestack.config import Settings
 from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.jobs import fanout
-from quakestack.jobs.executor import Executor, check_reachable_by_workers, make_executor
-from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
+from quakestack.jobs.executor import Executor, check_reachable_by_workers, make_executor, worker_env
+from quakestack.jobs.scheduler import Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
 from quakestack.jobs.state import TERMINAL, JobState
+from quakestack.metadata.database import Database
+from quakestack.metadata.jobs import JobStore, JobView
 from quakestack.model_store import ModelStore
 from quakestack.paths import allowed_local_path
 from quakestack.protoconv import utc_now_iso
-from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_key
 
 KIND = "annotation"
@@ -104,8 +104,8 @@ def model_label(ref: dict[str, Any] | None) -> str:
 
 
 # -- the spec ---------------------------------------------------------------------------------------
-def build_spec(store: ObjectStore, settings: Settings, *, archive: dict[str, Any], inventory: dict[str, Any],
-               selection: dict[str, str], start: float, end: float, picker: tuple[str, str],
+def build_spec(store: ObjectStore, model_store: ModelStore, settings: Settings, *, archive: dict[str, Any],
+               inventory: dict[str, Any], selection: dict[str, str], start: float, end: float, picker: tuple[str, str],
                magnitude_model: tuple[str, str] = ("", ""), classifier: tuple[str, str] = ("", ""),
                parameters: dict[str, Any] | None = None, margin_s: float = 0.0, pick_threshold: float = 0.0,
                workers: int = 0, device: str = "", remove_response: bool = False, display_name: str = "",
@@ -130,7 +130,6 @@ def build_spec(store: ObjectStore, settings: Settings, *, archive: dict[str, Any
     except (TypeError, ValueError) as exc:  # a value of the wrong JSON type
         raise InvalidArgument(f"association_parameters: {exc}") from None
     sel = Selection(**{k: (v or "*") for k, v in selection.items()})
-    model_store = ModelStore(store)
     models = {"picker": resolve_model(model_store, "picker", *picker),
               "magnitude_model": resolve_model(model_store, "magnitude_model", *magnitude_model),
               "classifier": resolve_model(model_store, "classifier", *classifier)}
@@ -166,16 +165,18 @@ def job_record(view: JobView) -> dict[str, Any]:
 class AnnotationJobs:
     """The annotation jobs of a service: create (validated), get, list, watch, cancel; a scheduler runs them."""
 
-    def __init__(self, store: ObjectStore, settings: Settings, *, gpu_count: int | None = None,
+    def __init__(self, store: ObjectStore, db: Database, settings: Settings, *, gpu_count: int | None = None,
                  executor: Executor | None = None):
         self.store = store
+        self.model_store = ModelStore(store, db)
         self.settings = settings
         self._gpu_count = gpu_count
         self.scheduler = Scheduler(
-            store, executor or make_executor(settings),
+            JobStore(db), executor or make_executor(settings),
             SchedulerConfig(kind=KIND, capacity=SLOTS, lease_ttl_s=settings.jobs_lease_ttl_s,
                             lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries),
-            worker_env=self._worker_env, slots_needed=lambda v: min(SLOTS, int(v.record.spec["workers"])))
+            worker_env=lambda view, slots: worker_env(settings),
+            slots_needed=lambda v: min(SLOTS, int(v.record.spec["workers"])))
 
     def start(self) -> None:
         self.scheduler.start()
@@ -194,37 +195,32 @@ class AnnotationJobs:
     def create(self, **request: Any) -> JobView:
         """Queue a job owned by the caller's token; that token's queued-jobs quota is checked first."""
         owner = self.scheduler.caller_within_quota()
-        spec = {**build_spec(self.store, self.settings, gpu_count=self.gpu_count(), **request), "owner": owner}
+        spec = {**build_spec(self.store, self.model_store, self.settings, gpu_count=self.gpu_count(), **request),
+                "owner": owner}
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {})
 
     def get(self, job_id: str) -> JobView:
         return self.scheduler.get(job_id)
 
-    def list(self) -> list[JobView]:
-        return self.scheduler.list()
-
     def cancel(self, job_id: str) -> JobView:
         """The worker ends the job CANCELLED within a heartbeat; a job with no worker is ended here."""
         view = self.get(job_id)
         if view.state in TERMINAL:
             raise FailedPrecondition(f"annotation job {job_id} is already {view.state.value}")
-        self.scheduler.update_control(view, cancel=True)
+        self.scheduler.update_control(job_id, cancel=True)
         if view.state is JobState.QUEUED:
-            self.scheduler.append(view, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
-        return view
+            self.scheduler.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
+        return self.get(job_id)
 
     def watch(self, job_id: str, is_active=lambda: True) -> Iterator[JobView]:
         """The job as it is now, then again after every change, until it ends."""
         view = self.get(job_id)
         yield view
-        seen = int(view.status["last_sequence"])
         if view.terminal:
             return
-        for event in self.scheduler.subscribe(job_id, is_active):
-            if int(event.get("sequence", 0)) > seen:
-                seen = int(event["sequence"])
-                yield view
+        for _ in self.scheduler.subscribe(job_id, is_active, after=int(view.status["last_sequence"])):
+            yield self.get(job_id)
 
     def succeeded(self, job_id: str) -> JobView:
         view = self.get(job_id)
@@ -232,9 +228,3 @@ class AnnotationJobs:
             raise FailedPrecondition(f"annotation job {job_id} is {view.state.value}: its catalog exists once it "
                                      "has SUCCEEDED")
         return view
-
-    def _worker_env(self, view: JobView) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
-        env.update(settings_env(self.settings))
-        env["PYTHONUNBUFFERED"] = "1"
-        return env

@@ -25,25 +25,22 @@ from quakestack.inference.annotate import AnnotateOptions
 from quakestack.inference.servables.base import Servable
 from quakestack.inference.servables.factory import build_servable
 from quakestack.jobs import fanout
-from quakestack.jobs.control import read_control
-from quakestack.jobs.events import with_retries
 from quakestack.jobs.executor import worker_command
+from quakestack.jobs.retry import with_retries
 from quakestack.jobs.state import JobState
 from quakestack.jobs.worker import RETRY_STORAGE_S, WorkerContext, kill_own_group
 from quakestack.layout import CATALOG_FILES, catalog_file_key, catalog_prefix, picks_key
 from quakestack.logging import get_logger
 from quakestack.model_store import ModelStore
-from quakestack.storage import ObjectStore
 
 __all__ = ["run_job"]
 REPORT_EVERY_S = 1.0
 
 
-def load_model(store: ObjectStore, ref: dict[str, Any] | None, device) -> Servable | None:
+def load_model(model_store: ModelStore, ref: dict[str, Any] | None, device) -> Servable | None:
     """A registered version (pinned at creation) on the device; weights sha256-checked, loaded weights-only."""
     if not ref:
         return None
-    model_store = ModelStore(store)
     card = model_store.card(ref["name"], int(ref["version"]))
     if ref.get("weights_sha256") and card.get("weights_sha256") != ref["weights_sha256"]:
         raise FailedPrecondition(f"model {ref['name']} v{ref['version']} was replaced after the job was created")
@@ -106,7 +103,7 @@ class Progress:
 def _replaced(ctx: WorkerContext) -> bool:
     """A peer's check between station-days: the job was cancelled, or this attempt is no longer current."""
     try:
-        control = read_control(ctx.store, ctx.job_id)
+        control = ctx.jobs.control(ctx.job_id)
     except QuakestackError:
         return False
     return bool(control.get("cancel")) or int(control.get("attempt", 0)) != ctx.attempt
@@ -131,8 +128,9 @@ def run_job(ctx: WorkerContext) -> int:
             torch.set_num_threads(fanout.local_share(os.cpu_count() or 1, count))
         plan = plan_of(spec)
         archive = open_archive(ctx.store, ctx.settings, spec["archive"])
+        models = ModelStore(ctx.store, ctx.jobs.db)
         inventory = open_inventory(ctx.store, ctx.settings, spec["inventory"]) if spec.get("remove_response") else None
-        picker = load_model(ctx.store, spec["picker"], device)
+        picker = load_model(models, spec["picker"], device)
         options = AnnotateOptions(threshold=float(spec["pick_threshold"]))
 
         def pick(task: StationDayTask) -> dict[str, Any]:
@@ -158,9 +156,9 @@ def run_job(ctx: WorkerContext) -> int:
         fanout.stop_peers(peers)
         peers = []
         progress.report("associating", force=True)
-        magnitude = load_model(ctx.store, spec.get("magnitude_model"), device)
+        magnitude = load_model(models, spec.get("magnitude_model"), device)
         extra: dict[str, Any] = {}
-        classifier = load_model(ctx.store, spec.get("classifier"), device)
+        classifier = load_model(models, spec.get("classifier"), device)
         if classifier is not None:  # s3-catalog's keyword; refused clearly by an older build_catalog
             if not classifies_events():
                 raise FailedPrecondition("this build cannot classify events (build_catalog has no classifier_model)")

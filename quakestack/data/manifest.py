@@ -1,7 +1,8 @@
 """The dataset manifest: everything a trainer or auditor needs, as deterministic JSON.
 
-Written last (a dataset without its manifest does not exist). Keys are sorted and floats are plain,
-so two runs of the same request give the same text except ``created_at``.
+Written last, then published in the metadata store's dataset catalog (a dataset exists from that
+commit). Keys are sorted and floats are plain, so two runs of the same request give the same text
+except ``created_at``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import os
 import time
 from typing import Any
 
-from quakestack.errors import NotFound
-from quakestack.layout import manifest_key
+from quakestack.errors import FailedPrecondition, NotFound
+from quakestack.layout import validate_name
+from quakestack.metadata.datasets import DatasetCatalog
 from quakestack.protoconv import iso_from_seconds
 from quakestack.storage import ObjectStore
 
@@ -58,14 +60,31 @@ def read_manifest(path: str) -> dict[str, Any]:
         return json.load(fh)
 
 
-def load_manifest(store: ObjectStore, dataset: str) -> tuple[dict[str, Any], str]:
+def load_manifest(store: ObjectStore, catalog: DatasetCatalog, dataset: str) -> tuple[dict[str, Any], str]:
     """A published dataset's manifest and the sha256 of its stored bytes (the dataset's lineage id).
 
-    NOT_FOUND while the dataset has no manifest (running, cancelled or deleted); INVALID_ARGUMENT for a
-    name that cannot be a dataset.
+    NOT_FOUND while the dataset is not published (running, cancelled or deleted); INVALID_ARGUMENT for a
+    name that cannot be a dataset; FAILED_PRECONDITION when the stored manifest is not the one published.
     """
+    row = catalog.get(validate_name(dataset, "dataset name"))
     try:
-        raw = store.get_bytes(manifest_key(dataset))
+        raw = store.get_bytes(row.manifest_key)
     except NotFound:
         raise NotFound(f"dataset {dataset!r} not found") from None
-    return json.loads(raw), hashlib.sha256(raw).hexdigest()
+    sha = hashlib.sha256(raw).hexdigest()
+    if sha != row.manifest_sha256:
+        raise FailedPrecondition(f"dataset {dataset!r}: its stored manifest (sha256 {sha}) is not the one published "
+                                 f"({row.manifest_sha256}); it was changed outside quakestack")
+    return json.loads(raw), sha
+
+
+def manifest_size(manifest: dict[str, Any]) -> int:
+    """Bytes of a dataset's shards, as its manifest records them."""
+    size = manifest.get("size_bytes")
+    if size is None:
+        size = sum(int(f.get("size") or 0) for sh in manifest.get("shards", []) for f in sh["files"].values())
+    return int(size)
+
+
+def manifest_windows(manifest: dict[str, Any]) -> int:
+    return sum(int(s.get("count", 0)) for s in (manifest.get("splits") or {}).values())

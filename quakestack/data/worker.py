@@ -39,20 +39,20 @@ from typing import Any
 
 from quakestack.data import DatasetSpec, ShardResult, plan_dataset, render_shard
 from quakestack.data.jobs import PROGRESS_FIELDS, spec_parameters
-from quakestack.data.manifest import manifest_json
+from quakestack.data.manifest import manifest_json, manifest_size, manifest_windows
 from quakestack.data.pipeline import DatasetPlan, build_manifest
 from quakestack.data.readers import minor_reasons
 from quakestack.data.source_files import SourceFiles, fetch, source_spec
 from quakestack.errors import Conflict, NotFound, QuakestackError
 from quakestack.jobs import fanout
-from quakestack.jobs.events import with_retries
 from quakestack.jobs.executor import worker_command
-from quakestack.jobs.heartbeat import HeartbeatWatch, read_heartbeat
+from quakestack.jobs.heartbeat import HeartbeatWatch
+from quakestack.jobs.retry import with_retries
 from quakestack.jobs.state import JobState
-from quakestack.jobs.status import fold
 from quakestack.jobs.worker import RETRY_STORAGE_S, WorkerContext, kill_own_group
 from quakestack.layout import dataset_file_key, manifest_key, shard_result_key, shard_results_prefix, shards_prefix
 from quakestack.logging import get_logger
+from quakestack.metadata.datasets import DatasetCatalog
 
 __all__ = ["run_job"]
 PROGRESS_EVERY_S = 1.0  # progress between shards (downloads) is reported at most this often
@@ -227,9 +227,7 @@ class DatasetRunner:
 
     def _published(self) -> dict[str, dict[str, Any]]:
         """The shards earlier attempts of this job published (their progress events), by key."""
-        events = with_retries(lambda: self.ctx.log.read(), RETRY_STORAGE_S)
-        accepted = fold(self.ctx.record.create_time, events)[1]
-        return {e["shard"]["key"]: e["shard"] for e in accepted if e.get("type") == "progress" and e.get("shard")}
+        return {e["shard"]["key"]: e["shard"] for e in self.ctx.events(("progress",)) if e.get("shard")}
 
     def _reusable(self, prev: dict[str, Any] | None, plan_sha256: str) -> ShardResult | None:
         """A shard already published for the same plan, still stored with the recorded sha256s."""
@@ -354,20 +352,24 @@ class DatasetRunner:
         for info in store.list(shards_prefix(self.dataset)):
             if info.key not in wanted:  # left by a cancelled job of another request under this name
                 store.delete(info.key)
-        text = manifest_json(build_manifest(spec, plan, results)).encode()
+        manifest = build_manifest(spec, plan, results)
+        text = manifest_json(manifest).encode()
+        catalog = DatasetCatalog(self.ctx.jobs.db)
         with self.publishing:
             if self.ctx.control().get("cancel"):
                 raise Cancelled()
             with_retries(lambda: store.put_bytes(manifest_key(self.dataset), text, content_type="application/json"),
                          RETRY_STORAGE_S)
+            with_retries(lambda: catalog.publish(self.dataset, self.ctx.job_id, text, manifest_windows(manifest),
+                                                 manifest_size(manifest)), RETRY_STORAGE_S)
             self.report(phase="done", items_done=1, bytes_written=self.progress["bytes_written"] + len(text))
-            if self._cancelled_meanwhile():
-                store.delete(manifest_key(self.dataset))  # a cancel won the race: no manifest
+            if self._cancelled_meanwhile():  # a cancel won the race: no dataset
+                with_retries(lambda: catalog.unpublish(self.dataset, self.ctx.job_id), RETRY_STORAGE_S)
+                store.delete(manifest_key(self.dataset))
                 raise Cancelled()
 
     def _cancelled_meanwhile(self) -> bool:
-        events = with_retries(lambda: self.ctx.log.read(), RETRY_STORAGE_S)
-        return fold(self.ctx.record.create_time, events)[0]["state"] == JobState.CANCELLED.value
+        return self.ctx.status()["state"] == JobState.CANCELLED.value
 
 
 class Rate:
@@ -432,7 +434,7 @@ class PeerGather:
             if rank in self.lost:
                 continue
             try:
-                beat = read_heartbeat(ctx.store, ctx.job_id, rank)
+                beat = ctx.jobs.heartbeat(ctx.job_id, rank)
             except QuakestackError:
                 watch.storage_unreachable()
                 continue

@@ -212,11 +212,8 @@ class ModelManager:
         if not alias:
             return []
         loaded = []
-        for name in self.model_store.model_names():
+        for name, version in self.model_store.with_alias(alias):
             try:
-                version = self.model_store.aliases(name).get(alias)
-                if version is None:
-                    continue
                 with self._lock:
                     current = self._models.get(name)
                 if current is not None and current.version == version:

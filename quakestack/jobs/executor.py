@@ -21,11 +21,10 @@ from typing import Any, Protocol
 import psutil
 import structlog
 
-from quakestack.config import Settings
+from quakestack.config import Settings, settings_env
 from quakestack.errors import FailedPrecondition
-from quakestack.jobs.spec import read_record
+from quakestack.jobs.spec import JobRecord
 from quakestack.jobs.torchrun import WORKER_MODULE, container_command, nodes_of, torchrun_variables, worker_command
-from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()
 __all__ = ["WORKER_MODULE", "Executor", "Handle", "LocalExecutor", "make_executor", "worker_command"]
@@ -46,9 +45,9 @@ class Handle:
 class Executor(Protocol):
     name: str
 
-    def launch(self, job_id: str, attempt: int, env: dict[str, str]) -> Handle: ...
+    def launch(self, record: JobRecord, attempt: int, env: dict[str, str]) -> Handle: ...
 
-    def attach(self, heartbeat: dict[str, Any]) -> Handle | None: ...
+    def attach(self, heartbeat: dict[str, Any], record: JobRecord) -> Handle | None: ...
 
     def alive(self, handle: Handle) -> bool | None: ...
 
@@ -68,16 +67,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, settings: Settings, log_dir: Path | None = None, store: ObjectStore | None = None):
+    def __init__(self, settings: Settings, log_dir: Path | None = None):
         self.settings = settings
         self.log_dir = log_dir or Path(settings.cache_dir) / "job-logs"
-        self._store = store
 
-    def _nodes(self, job_id: str) -> tuple[int, int]:
+    @staticmethod
+    def _nodes(spec: dict[str, Any]) -> tuple[int, int]:
         """(nodes, processes per node) of the job, as its ranks will see this machine (GPUs or not)."""
-        if self._store is None:
-            self._store = ObjectStore.from_settings(self.settings)
-        spec = read_record(self._store, job_id).spec
         nodes, per_node = nodes_of(spec)
         if nodes > 1:
             import torch  # only multi-node jobs need to know (a data service never imports it here)
@@ -85,9 +81,10 @@ class LocalExecutor:
             nodes, per_node = nodes_of(spec, gpu=torch.cuda.is_available())
         return nodes, per_node
 
-    def launch(self, job_id: str, attempt: int, env: dict[str, str]) -> Handle:
+    def launch(self, record: JobRecord, attempt: int, env: dict[str, str]) -> Handle:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        nodes, per_node = self._nodes(job_id)
+        job_id = record.job_id
+        nodes, per_node = self._nodes(record.spec)
         if nodes == 1:
             popen = self._start([sys.executable, *worker_command(job_id, attempt)], env, f"{job_id}-{attempt}")
             log.info("worker started", job_id=job_id, attempt=attempt, pid=popen.pid)
@@ -107,7 +104,7 @@ class LocalExecutor:
         finally:
             out.close()
 
-    def attach(self, heartbeat: dict[str, Any]) -> Handle | None:
+    def attach(self, heartbeat: dict[str, Any], record: JobRecord) -> Handle | None:
         if heartbeat.get("host") != socket.gethostname():
             return None  # another machine's process: only its heartbeats tell
         handle = Handle(heartbeat["job_id"], int(heartbeat["attempt"]), pid=int(heartbeat["pid"]),
@@ -254,6 +251,14 @@ def check_reachable_by_workers(settings: Settings, local_paths: dict[str, str]) 
             raise FailedPrecondition(
                 f"{what} is a local path of this service ({path}); with QUAKESTACK_JOBS_EXECUTOR=kubernetes the "
                 "job's workers run in pods of their own, which cannot read it: upload it to object storage first")
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """A worker's environment: this process's, with every QUAKESTACK_* setting as the service has it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
+    env.update(settings_env(settings))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def make_executor(settings: Settings) -> Executor:

@@ -1,4 +1,4 @@
-"""Heartbeats: a worker proves it is alive by rewriting `heartbeat.json`; schedulers watch it change.
+"""Heartbeats: a worker proves it is alive by rewriting its heartbeat row; schedulers watch it change.
 
 Staleness is judged on the watcher's own monotonic clock (how long since it last saw the beat
 counter move), never by comparing clocks of two machines; time during which the watcher itself
@@ -7,17 +7,12 @@ cannot read storage does not count against the worker.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 from typing import Any
 
 import psutil
-
-from quakestack.errors import NotFound
-from quakestack.layout import heartbeat_key, peer_heartbeat_key
-from quakestack.storage import ObjectStore
 
 
 def process_identity(pid: int | None = None) -> dict[str, Any]:
@@ -26,22 +21,9 @@ def process_identity(pid: int | None = None) -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": proc.pid, "pid_start": proc.create_time()}
 
 
-def _key(job_id: str, rank: int) -> str:
-    return heartbeat_key(job_id) if rank == 0 else peer_heartbeat_key(job_id, rank)
-
-
-def write_heartbeat(store: ObjectStore, job_id: str, attempt: int, beat: int, rank: int = 0, **extra: Any) -> None:
-    """Rank 0's beat is the job's (schedulers watch it); a fan-out peer's is watched by rank 0 alone."""
-    body = {"job_id": job_id, "attempt": attempt, "beat": beat, "time": time.time(), **process_identity(),
-            **extra}
-    store.put_bytes(_key(job_id, rank), json.dumps(body).encode(), content_type="application/json")
-
-
-def read_heartbeat(store: ObjectStore, job_id: str, rank: int = 0) -> dict[str, Any] | None:
-    try:
-        return json.loads(store.get_bytes(_key(job_id, rank)))
-    except NotFound:
-        return None
+def heartbeat_body(job_id: str, attempt: int, beat: int, **extra: Any) -> dict[str, Any]:
+    """What a worker's beat says: its attempt and counter, and who it is (executors re-attach by it)."""
+    return {"job_id": job_id, "attempt": attempt, "beat": beat, "time": time.time(), **process_identity(), **extra}
 
 
 class HeartbeatWatch:

@@ -5,8 +5,8 @@ nodes) plus a headless Service for the rendezvous, launched with torchrun's stat
 the environment Kubeflow Trainer v2's torch runtime injects (PET_NNODES, PET_NPROC_PER_NODE,
 PET_NODE_RANK from the completion index, PET_MASTER_ADDR/PET_MASTER_PORT), so the same entry point
 also runs under a Kubeflow TrainJob. Annotation and dataset jobs are an Indexed Job of `workers` plain
-worker pods (quakestack.jobs.fanout: index from the completion index). The pods report only through object
-storage (the scheduler watches their heartbeats); cancel deletes the Job with background propagation.
+worker pods (quakestack.jobs.fanout: index from the completion index). The pods report only through the metadata
+store (the scheduler watches their heartbeats); cancel deletes the Job with background propagation.
 Manifests are built with the official client's models, so what is submitted is what the API server
 validates.
 """
@@ -19,11 +19,13 @@ from kubernetes import client as k8s
 
 from quakestack.config import Settings
 from quakestack.jobs.executor import Handle
-from quakestack.jobs.spec import read_record
+from quakestack.jobs.spec import JobRecord
 from quakestack.jobs.torchrun import RENDEZVOUS_PORT, container_command, nodes_of, torchrun_variables, worker_command
-from quakestack.storage import ObjectStore
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+# every job pod reports to the metadata database; its URL (with the password) comes from a Secret, never a value
+DATABASE_URL_ENV = k8s.V1EnvVar(name="QUAKESTACK_DATABASE_URL", value_from=k8s.V1EnvVarSource(
+    secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-database", key="url")))
 LABEL_JOB = "quakestack.io/job-id"
 
 
@@ -66,7 +68,7 @@ def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[st
     gpu = pod_gpus(settings, spec) if gpu is None else gpu
     nodes, per_node = nodes_of(spec, gpu)
     labels = {"app.kubernetes.io/part-of": "quakestack", "app.kubernetes.io/component": "training-worker",
-              LABEL_JOB: job_id, "quakestack.io/storage-client": "true"}
+              LABEL_JOB: job_id, "quakestack.io/storage-client": "true", "quakestack.io/database-client": "true"}
     master = f"{name}-0.{name}" if nodes > 1 else "127.0.0.1"
     limits = {"cpu": settings.jobs_k8s_cpu, "memory": settings.jobs_k8s_memory}
     if gpu:
@@ -79,7 +81,8 @@ def build_manifests(settings: Settings, job_id: str, attempt: int, spec: dict[st
              k8s.V1EnvVar(name="QUAKESTACK_S3_ACCESS_KEY", value_from=k8s.V1EnvVarSource(
                  secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-s3", key="access-key"))),
              k8s.V1EnvVar(name="QUAKESTACK_S3_SECRET_KEY", value_from=k8s.V1EnvVarSource(
-                 secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-s3", key="secret-key")))],
+                 secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-s3", key="secret-key"))),
+             DATABASE_URL_ENV],
         env_from=[k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name="quakestack-config"))],
         ports=[k8s.V1ContainerPort(name="rendezvous", container_port=RENDEZVOUS_PORT, protocol="TCP")],
         resources=k8s.V1ResourceRequirements(requests=dict(limits), limits=dict(limits)),
@@ -151,7 +154,8 @@ def build_fanout_manifests(settings: Settings, job_id: str, attempt: int, kind: 
                          field_ref=k8s.V1ObjectFieldSelector(field_path=COMPLETION_INDEX))),
                      *[k8s.V1EnvVar(name=f"QUAKESTACK_S3_{part.upper()}_KEY", value_from=k8s.V1EnvVarSource(
                          secret_key_ref=k8s.V1SecretKeySelector(name="quakestack-s3", key=f"{identity}-{part}-key")))
-                       for part in ("access", "secret")]]
+                       for part in ("access", "secret")],
+                     DATABASE_URL_ENV]
     if not gpu:
         job.spec.template.spec.node_selector = None  # CPU pods stay off the GPU node pool
     job.spec.completions = job.spec.parallelism = workers
@@ -177,11 +181,9 @@ class KubernetesExecutor:
         self.settings = settings
         self.batch = k8s.BatchV1Api()
         self.core = k8s.CoreV1Api()
-        self.store = ObjectStore.from_settings(settings)
 
-    def launch(self, job_id: str, attempt: int, env: dict[str, str]) -> Handle:
-        record = read_record(self.store, job_id)  # the spec as created, nothing re-resolved
-        spec = record.spec
+    def launch(self, record: JobRecord, attempt: int, env: dict[str, str]) -> Handle:
+        job_id, spec = record.job_id, record.spec  # the spec as created, nothing re-resolved
         namespace = self.settings.jobs_k8s_namespace
         objects = (build_fanout_manifests(self.settings, job_id, attempt, record.kind, spec)
                    if record.kind in FANOUT_KINDS else build_manifests(self.settings, job_id, attempt, spec))
@@ -192,9 +194,8 @@ class KubernetesExecutor:
                 self.batch.create_namespaced_job(namespace, obj)
         return Handle(job_id, attempt, extra={"name": objects[-1].metadata.name})
 
-    def attach(self, heartbeat: dict[str, Any]) -> Handle | None:
-        attempt, job_id = int(heartbeat["attempt"]), heartbeat["job_id"]
-        kind = read_record(self.store, job_id).kind
+    def attach(self, heartbeat: dict[str, Any], record: JobRecord) -> Handle | None:
+        attempt, job_id, kind = int(heartbeat["attempt"]), record.job_id, record.kind
         name = fanout_job_name(kind, job_id, attempt) if kind in FANOUT_KINDS else job_name(job_id, attempt)
         return Handle(job_id, attempt, extra={"name": name})
 

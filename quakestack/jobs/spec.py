@@ -1,4 +1,4 @@
-"""The durable record of a job: `job.json`, written once at creation and never rewritten.
+"""The durable record of a job, written once at creation and never rewritten (its row in the metadata store).
 
 It carries the kind, the spec's schema version and the spec itself, built and validated once by the
 service that accepted the job; the worker takes it as-is (nothing is re-resolved downstream).
@@ -7,14 +7,11 @@ service that accepted the job; the worker takes it as-is (nothing is re-resolved
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from quakestack.errors import FailedPrecondition, NotFound
-from quakestack.layout import spec_key
-from quakestack.storage import ObjectStore
+from quakestack.errors import FailedPrecondition
 
 
 def new_job_id(prefix: str = "") -> str:
@@ -42,15 +39,4 @@ class JobRecord:
         return record
 
 
-def write_record(store: ObjectStore, record: JobRecord) -> None:
-    """Create job.json (never overwrite one: job ids are unique, and a record is immutable)."""
-    store.put_if(spec_key(record.job_id), json.dumps(record.to_dict(), sort_keys=True, indent=1).encode())
-
-
-def read_record(store: ObjectStore, job_id: str) -> JobRecord:
-    value = store.get_json(spec_key(job_id))
-    if not isinstance(value, dict) or "spec" not in value:
-        raise NotFound(f"job {job_id!r} has no runtime record (written by an older version: a scheduler of its "
-                       "kind migrates it when it discovers it)")
-    return JobRecord.from_dict(value)
-
+Migrated = tuple[JobRecord, list[dict[str, Any]], dict[str, Any]]  # an older version's job: record, events, control

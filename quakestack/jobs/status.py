@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from quakestack.jobs.state import JobState, allowed
+from quakestack.jobs.state import TERMINAL, JobState, allowed
 
 STREAMED_TYPES = ("state", "epoch", "progress")
+PROGRESS_EXCLUDED = ("type", "sequence", "time", "warnings", "shard")  # kept in the event, not in the status
 
 
 def initial_status(create_time: str) -> dict[str, Any]:
     return {"state": JobState.QUEUED.value, "error": "", "retries": 0, "epochs_done": 0, "best_epoch": 0,
             "elapsed_s": 0.0, "latest": None, "p_offset_s": None, "world_size": 1, "update_time": create_time,
-            "last_sequence": 0, "progress": {}}
+            "last_sequence": 0, "progress": {}, "warnings": [], "end_time": None}
 
 
 def apply_event(status: dict[str, Any], event: dict[str, Any]) -> bool:
@@ -28,6 +29,7 @@ def apply_event(status: dict[str, Any], event: dict[str, Any]) -> bool:
         if not allowed(current, new):
             return False
         status["state"] = new.value
+        status["end_time"] = event.get("time") if new in TERMINAL else None
         if new is JobState.FAILED:
             status["error"] = event.get("message", "")
         if new is JobState.QUEUED:
@@ -47,7 +49,9 @@ def apply_event(status: dict[str, Any], event: dict[str, Any]) -> bool:
                       elapsed_s=float(event.get("elapsed_s", 0.0)),
                       latest={k: v for k, v in event.items() if k not in ("type", "best_epoch")})
     elif kind == "progress":
-        status["progress"] = {k: v for k, v in event.items() if k not in ("type", "sequence", "time")}
+        status["progress"] = {k: v for k, v in event.items() if k not in PROGRESS_EXCLUDED}
+        if "warnings" in event:
+            status["warnings"] = list(event["warnings"])
     else:
         return False
     status["update_time"] = event.get("time", status["update_time"])

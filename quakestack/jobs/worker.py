@@ -3,10 +3,11 @@
     python -m quakestack.jobs.worker --job-id <id> --attempt <n>
 
 The same command runs as a detached local process, in a Kubernetes pod, or under torchrun (one
-process per rank; rank 0 reports). It reports only through storage: events to the job's log
-(waiting out storage outages), a heartbeat every QUAKESTACK_JOBS_HEARTBEAT_S, and it reads the
-control record every CONTROL_POLL_S: cancel ends the job CANCELLED and the worker with it; an attempt
-number that is no longer the current one means it was replaced, so it leaves without a word.
+process per rank; rank 0 reports). It reports only through the metadata store: events to the job's
+log (waiting out outages of the database), a heartbeat every QUAKESTACK_JOBS_HEARTBEAT_S, and it
+reads the control record every CONTROL_POLL_S: cancel ends the job CANCELLED and the worker with it;
+an attempt number that is no longer the current one means it was replaced, so it leaves without a
+word (and the store refuses its events). Artifacts (checkpoints, shards, picks) go to object storage.
 """
 
 from __future__ import annotations
@@ -24,18 +25,18 @@ from typing import Any, Protocol
 from quakestack.config import Settings, load_settings
 from quakestack.errors import QuakestackError
 from quakestack.jobs import fanout
-from quakestack.jobs.control import read_control
-from quakestack.jobs.events import EventLog, with_retries
-from quakestack.jobs.heartbeat import write_heartbeat
-from quakestack.jobs.spec import JobRecord, read_record
+from quakestack.jobs.heartbeat import heartbeat_body
+from quakestack.jobs.retry import with_retries
+from quakestack.jobs.spec import JobRecord
 from quakestack.jobs.state import JobState
-from quakestack.jobs.status import fold
 from quakestack.logging import configure, get_logger
+from quakestack.metadata.database import Database
+from quakestack.metadata.jobs import JobStore
 from quakestack.runtime.memory import keep_freed_memory
 from quakestack.storage import ObjectStore
 
-RETRY_STORAGE_S = 900.0  # how long a worker waits out a storage outage before giving up on an event
-CONTROL_POLL_S = 0.5  # commands take effect within this (one small GET each time)
+RETRY_STORAGE_S = 900.0  # how long a worker waits out a storage or database outage before giving up on a write
+CONTROL_POLL_S = 0.5  # commands take effect within this (one indexed read each time)
 
 
 class ControlTarget(Protocol):
@@ -43,16 +44,17 @@ class ControlTarget(Protocol):
 
 
 class WorkerContext:
-    """What a job's runner gets: its record, the store, and the ways to report."""
+    """What a job's runner gets: its record, the object store for artifacts, the job store for reports."""
 
-    def __init__(self, settings: Settings, store: ObjectStore, record: JobRecord, attempt: int, rank: int = 0):
+    def __init__(self, settings: Settings, store: ObjectStore, jobs: JobStore, record: JobRecord, attempt: int,
+                 rank: int = 0):
         self.settings = settings
         self.store = store
+        self.jobs = jobs
         self.record = record
         self.job_id = record.job_id
         self.attempt = attempt
         self.rank = rank
-        self.log = EventLog(store, record.job_id)
         self.control_target: ControlTarget | None = None
         self._beat = 0
         self._beating = False
@@ -63,18 +65,24 @@ class WorkerContext:
         return self.record.spec
 
     def status(self) -> dict[str, Any]:
-        """The job's status folded from its whole log (read once at start)."""
-        events = with_retries(lambda: self.log.read(), RETRY_STORAGE_S)
-        return fold(self.record.create_time, events)[0]
+        """The job's status as stored now (folded from its log as each event was written)."""
+        return with_retries(lambda: self.jobs.get(self.job_id).status, RETRY_STORAGE_S)
 
-    def emit(self, event: dict[str, Any]) -> dict[str, Any]:
-        return self.log.append({**event, "attempt": self.attempt}, retry_for_s=RETRY_STORAGE_S)
+    def events(self, types: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """The job's events so far (this job's history: a resumed worker's account of what is done)."""
+        return with_retries(lambda: self.jobs.all_events(self.job_id, types), RETRY_STORAGE_S)
+
+    def emit(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Report an event as this attempt; None when the store refused it (a replaced attempt, a transition
+        the job's state no longer allows, an epoch already recorded)."""
+        return with_retries(lambda: self.jobs.append(self.job_id, {**event, "attempt": self.attempt}),
+                            RETRY_STORAGE_S)
 
     def state(self, state: JobState, message: str = "", **extra: Any) -> None:
         self.emit({"type": "state", "state": state.value, "message": message, **extra})
 
     def control(self) -> dict[str, Any]:
-        return with_retries(lambda: read_control(self.store, self.job_id), RETRY_STORAGE_S)
+        return with_retries(lambda: self.jobs.control(self.job_id), RETRY_STORAGE_S)
 
     # -- heartbeat and commands ---------------------------------------------------------------
     def start_heartbeat(self, on_cancel: Callable[[], None], on_fenced: Callable[[], None]) -> None:
@@ -92,9 +100,9 @@ class WorkerContext:
                 self._beat += 1
                 next_beat = time.monotonic() + self.settings.jobs_heartbeat_s
                 with contextlib.suppress(QuakestackError):
-                    write_heartbeat(self.store, self.job_id, self.attempt, self._beat, rank=self.rank)
+                    self.beat(self._beat)
             try:
-                control = read_control(self.store, self.job_id)
+                control = self.jobs.control(self.job_id)
             except QuakestackError:
                 control = None
             if control is not None:
@@ -111,11 +119,16 @@ class WorkerContext:
                     self.control_target.apply(control)
             self._done.wait(CONTROL_POLL_S)
 
+    def beat(self, beat: int, **extra: Any) -> None:
+        """Rank 0's beat is the job's (schedulers watch it); a fan-out peer's is watched by rank 0 alone."""
+        self.jobs.beat(self.job_id, self.rank, self.attempt, beat,
+                       heartbeat_body(self.job_id, self.attempt, beat, **extra))
+
     def finished(self) -> None:
         self._done.set()
         if self._beating:
             with contextlib.suppress(QuakestackError):
-                write_heartbeat(self.store, self.job_id, self.attempt, self._beat + 1, rank=self.rank, exited=True)
+                self.beat(self._beat + 1, exited=True)
 
 
 def kill_own_group() -> None:
@@ -145,9 +158,10 @@ def run(job_id: str, attempt: int) -> int:
     if settings.keep_freed_memory:
         keep_freed_memory()
     store = ObjectStore.from_settings(settings)
-    record = with_retries(lambda: read_record(store, job_id), RETRY_STORAGE_S)
+    jobs = JobStore(Database.from_settings(settings))
+    record = with_retries(lambda: jobs.get(job_id).record, RETRY_STORAGE_S)
     ranked = torchrun_rank()
-    ctx = WorkerContext(settings, store, record, attempt, rank=ranked[0] if ranked else fanout.index())
+    ctx = WorkerContext(settings, store, jobs, record, attempt, rank=ranked[0] if ranked else fanout.index())
     if ctx.rank == 0:
         control = ctx.control()
         if int(control.get("attempt", 0)) != attempt:

@@ -1,4 +1,4 @@
-"""Process entry point shared by the services: configuration, logging, storage, server, signals."""
+"""Process entry point shared by the services: configuration, logging, storage, database, server, signals."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import structlog
 from quakestack.auth import check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.logging import configure
+from quakestack.metadata.database import Database
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore
 
@@ -23,15 +24,23 @@ class ServiceDefinition:
     grpc_port_setting: str
     metrics_port_setting: str
     health_names: tuple[str, ...]
-    register: Callable[[GrpcServer, Settings, ObjectStore], None]
+    register: Callable[[GrpcServer, Settings, ObjectStore, Database], None]
 
 
 def build_server(definition: ServiceDefinition, settings: Settings) -> GrpcServer:
+    """The database is reached and its schema brought to this build's before anything else: a service
+    that cannot reach it, or finds a newer schema, does not start (one line, exit 1)."""
     store = ObjectStore.from_settings(settings)
+    database = Database.from_settings(settings)
+    try:
+        database.upgrade()
+    except BaseException:
+        database.close()
+        raise
     server = GrpcServer(definition.name, settings, port=getattr(settings, definition.grpc_port_setting),
                         metrics_port=getattr(settings, definition.metrics_port_setting),
-                        health_names=list(definition.health_names), store=store)
-    definition.register(server, settings, store)
+                        health_names=list(definition.health_names), store=store, database=database)
+    definition.register(server, settings, store, database)
     return server
 
 

@@ -1,6 +1,7 @@
 """gRPC server bootstrap shared by every service.
 
-Health (grpc.health.v1, one name per service, NOT_SERVING while a dependency is down), reflection,
+Health (grpc.health.v1, one name per service, NOT_SERVING while a dependency is down: object storage,
+the metadata database, and until an older bucket's metadata is imported), reflection,
 Prometheus on its own port, message-size and keepalive options, and a graceful SIGTERM: every name
 goes NOT_SERVING, in-flight calls drain within the grace period, shutdown hooks run, exit 0.
 """
@@ -24,6 +25,7 @@ from quakestack.audit import AuditTrail
 from quakestack.auth import Authorizer
 from quakestack.client import transport_options
 from quakestack.config import Settings
+from quakestack.metadata.database import Database
 from quakestack.runtime.access import AccessInterceptor
 from quakestack.runtime.interceptor import DATA_PLANE_RPCS, ObservabilityInterceptor
 from quakestack.storage import ObjectStore
@@ -87,11 +89,13 @@ class GrpcServer:
     """A gRPC server with quakestack's runtime around it."""
 
     def __init__(self, service: str, settings: Settings, *, port: int, metrics_port: int,
-                 health_names: list[str], store: ObjectStore | None = None, max_workers: int = 64):
+                 health_names: list[str], store: ObjectStore | None = None, database: Database | None = None,
+                 max_workers: int = 64):
         self.service = service
         self.settings = settings
         self.health_names = health_names
         self.store = store
+        self.database = database
         self.authorizer = Authorizer.from_settings(settings)
         self.audit = AuditTrail(service, store, settings.audit_flush_s)
         access = AccessInterceptor(self.authorizer, self.audit)
@@ -118,8 +122,11 @@ class GrpcServer:
         checks: dict[str, Callable[[], None]] = {}
         if store is not None:
             checks["object storage"] = self._check_storage
+        if database is not None:
+            checks["metadata database"] = self._check_database
         self.watcher = DependencyWatcher(checks, self._set_serving, settings.health_interval_s)
         self._bucket_ready = False
+        self._imported = False
 
     def add(self, add_to_server: Callable[[Any, grpc.Server], None], servicer: Any) -> None:
         add_to_server(servicer, self.server)
@@ -138,6 +145,22 @@ class GrpcServer:
             self.store.ensure_bucket()
             self._bucket_ready = True
         self.store.ping()
+
+    def _check_database(self) -> None:
+        """Reachable, and (once, with storage) an older bucket's metadata imported: only then is it ready."""
+        assert self.database is not None
+        try:
+            self.database.ping()
+        except Exception:
+            metrics.DATABASE_UP.set(0)
+            raise
+        metrics.DATABASE_UP.set(1)
+        if not self._imported and self.store is not None:
+            from quakestack.metadata.importer import import_object_storage
+
+            self._check_storage()
+            import_object_storage(self.database, self.store)
+            self._imported = True
 
     def _set_serving(self, healthy: bool) -> None:
         if self._stopped.is_set():
@@ -171,6 +194,7 @@ class GrpcServer:
         self.watcher.probe()
         self.watcher.start()
         log.info("serving", grpc_port=self.port, metrics_port=self.metrics_port, health_names=self.health_names,
+                 database=self.database.safe_url if self.database is not None else None,
                  auth="on" if self.authorizer.enabled else "off", tls=bool(self.settings.tls_cert_file),
                  mtls=bool(self.settings.tls_client_ca_file))
         return self
@@ -191,6 +215,8 @@ class GrpcServer:
             except Exception:  # noqa: BLE001 - one failing hook must not keep the others from running
                 log.exception("shutdown hook failed")
         self.audit.close()
+        if self.database is not None:
+            self.database.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")

@@ -16,6 +16,7 @@ import torch
 from quakestack.data.manifest import load_manifest
 from quakestack.errors import FailedPrecondition
 from quakestack.figures import figure_png
+from quakestack.metadata.datasets import DatasetCatalog
 from quakestack.models.spec import Task
 from quakestack.models.zoo import build_model, get_architecture
 from quakestack.storage import ObjectStore
@@ -33,13 +34,13 @@ class Evaluation:
     targets: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def evaluate_weights(store: ObjectStore, cache_dir: Path, *, architecture: str, hyper_parameters: dict[str, Any],
-                     weights: dict[str, torch.Tensor], dataset: str, split: str, batch_size: int = 128,
-                     device: str = "cpu") -> Evaluation:
+def evaluate_weights(store: ObjectStore, catalog: DatasetCatalog, cache_dir: Path, *, architecture: str,
+                     hyper_parameters: dict[str, Any], weights: dict[str, torch.Tensor], dataset: str, split: str,
+                     batch_size: int = 128, device: str = "cpu") -> Evaluation:
     model, arch_hp, input_spec = build_model(architecture, hyper_parameters)
     model.load_state_dict(weights)
     spec = get_architecture(architecture)
-    manifest, manifest_sha = load_manifest(store, dataset)
+    manifest, manifest_sha = load_manifest(store, catalog, dataset)
     check_compatible(spec, input_spec, manifest)
     if not manifest.get("splits", {}).get(split, {}).get("count"):
         raise FailedPrecondition(f"dataset {dataset!r} has no windows in split {split!r}")

@@ -1,12 +1,12 @@
 """Training jobs on the job runtime: the spec built once at creation, and the user's commands.
 
-Everything here is a write to storage (job.json, the control record, the event log) that any
-replica, and the job's worker, will see; nothing depends on which process the worker is a child of.
+Everything here is a write to the metadata store (the job's record, its control record, its event
+log) that any replica, and the job's worker, will see; nothing depends on which process the worker is
+a child of.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from quakestack import metrics
@@ -14,15 +14,16 @@ from quakestack.config import Settings
 from quakestack.data.manifest import load_manifest
 from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
-from quakestack.jobs.executor import Executor, make_executor
-from quakestack.jobs.migrate import migrate_legacy_job
-from quakestack.jobs.scheduler import JobView, Scheduler, SchedulerConfig
-from quakestack.jobs.spec import JobRecord, new_job_id
+from quakestack.jobs.executor import Executor, make_executor, worker_env
+from quakestack.jobs.scheduler import Scheduler, SchedulerConfig
+from quakestack.jobs.spec import JobRecord, Migrated, new_job_id
 from quakestack.jobs.state import RESUMABLE, TERMINAL, JobState
+from quakestack.metadata.database import Database
+from quakestack.metadata.datasets import DatasetCatalog
+from quakestack.metadata.jobs import JobStore, JobView
 from quakestack.models.spec import resolve_params
 from quakestack.models.zoo import TRAINING_HYPER_PARAMETERS, get_architecture
 from quakestack.protoconv import utc_now_iso
-from quakestack.stack import settings_env
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
 from quakestack.training.data import check_compatible
@@ -33,8 +34,8 @@ SPEC_VERSION = 1
 JOB_HYPER_PARAMETERS = TRAINING_HYPER_PARAMETERS + AUGMENTATION_HYPER_PARAMETERS
 
 
-def build_spec(store: ObjectStore, *, dataset: str, architecture: str, values: dict[str, Any], device: str,
-               display_name: str, gpu_count: int) -> dict[str, Any]:
+def build_spec(store: ObjectStore, catalog: DatasetCatalog, *, dataset: str, architecture: str,
+               values: dict[str, Any], device: str, display_name: str, gpu_count: int) -> dict[str, Any]:
     """The training spec, resolved and validated once: the worker takes it as-is."""
     if not dataset:
         raise InvalidArgument("dataset is required")
@@ -58,7 +59,7 @@ def build_spec(store: ObjectStore, *, dataset: str, architecture: str, values: d
     device = check_gpus(device, gpu_count)
     if device != "cpu" and train_hp["num_gpus"] > gpu_count:
         raise FailedPrecondition(f"num_gpus={train_hp['num_gpus']} but this trainer has {gpu_count} GPU(s)")
-    manifest, manifest_sha = load_manifest(store, dataset)
+    manifest, manifest_sha = load_manifest(store, catalog, dataset)
     input_spec = spec.input_spec_for(arch_hp)
     check_compatible(spec, input_spec, manifest)
     return {"dataset": dataset, "dataset_manifest_sha256": manifest_sha, "architecture": spec.name,
@@ -75,20 +76,27 @@ def job_record(view: JobView) -> dict[str, Any]:
             "create_time": view.record.create_time, "epochs": int(view.control.get("epochs") or spec["epochs"])}
 
 
+def legacy_converter(old: dict[str, Any], history: list[dict[str, Any]]) -> Migrated | None:
+    """An older version's training job (job.json + metrics.jsonl) as this version's (metadata.importer)."""
+    return legacy_training_job(old, history, kind=KIND, version=SPEC_VERSION,
+                               job_hyper_parameters=JOB_HYPER_PARAMETERS)
+
+
 class TrainingJobs:
-    def __init__(self, store: ObjectStore, settings: Settings, *, gpu_count: int, executor: Executor | None = None):
+    def __init__(self, store: ObjectStore, db: Database, settings: Settings, *, gpu_count: int,
+                 executor: Executor | None = None):
         self.store = store
+        self.catalog = DatasetCatalog(db)
         self.settings = settings
         self.gpu_count = gpu_count
         # the GPUs a job may ask for: this machine's, or a job pod's node's with the kubernetes executor
         self.job_gpus = settings.jobs_k8s_gpus_per_node if settings.jobs_executor == "kubernetes" else gpu_count
         capacity = gpu_count or settings.trainer_cpu_slots
         self.scheduler = Scheduler(
-            store, executor or make_executor(settings),
+            JobStore(db), executor or make_executor(settings),
             SchedulerConfig(kind=KIND, capacity=capacity, lease_ttl_s=settings.jobs_lease_ttl_s,
                             lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries),
-            worker_env=self._worker_env, slots_needed=self._slots_needed, on_event=self._on_event,
-            migrate=self._migrate)
+            worker_env=self._worker_env, slots_needed=self._slots_needed, on_event=_count)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -100,7 +108,7 @@ class TrainingJobs:
     def create(self, **request: Any) -> JobView:
         """Queue a job owned by the caller's token; that token's queued-jobs quota is checked first."""
         owner = self.scheduler.caller_within_quota()
-        spec = {**build_spec(self.store, gpu_count=self.job_gpus, **request), "owner": owner}
+        spec = {**build_spec(self.store, self.catalog, gpu_count=self.job_gpus, **request), "owner": owner}
         self._check_local_nodes(spec)
         record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
         return self.scheduler.create(record, {"epochs": spec["epochs"]})
@@ -108,8 +116,9 @@ class TrainingJobs:
     def get(self, job_id: str) -> JobView:
         return self.scheduler.get(job_id)
 
-    def list(self) -> list[JobView]:
-        return self.scheduler.list()
+    def epoch_events(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's epoch events (its own history), oldest first."""
+        return self.scheduler.jobs.all_events(job_id, ("epoch",))
 
     def update_epochs(self, job_id: str, epochs: int) -> JobView:
         if epochs < 1:
@@ -117,31 +126,31 @@ class TrainingJobs:
         view = self.get(job_id)
         if view.state in TERMINAL:
             raise FailedPrecondition(f"job {job_id} is {view.state.value}; resume it to train more epochs")
-        self.scheduler.update_control(view, epochs=epochs)
-        return view
+        self.scheduler.update_control(job_id, epochs=epochs)
+        return self.get(job_id)
 
     def stop(self, job_id: str) -> JobView:
         view = self.get(job_id)
         if view.state in TERMINAL:
             raise FailedPrecondition(f"job {job_id} is already {view.state.value}")
-        self.scheduler.update_control(view, stop=True)
+        self.scheduler.update_control(job_id, stop=True)
         if view.state is JobState.QUEUED:
-            self.scheduler.append(view, {"type": "state", "state": JobState.STOPPED.value,
-                                         "message": "stopped before it started"})
+            self.scheduler.append(job_id, {"type": "state", "state": JobState.STOPPED.value,
+                                           "message": "stopped before it started"})
         elif view.state is JobState.RUNNING:
-            self.scheduler.append(view, {"type": "state", "state": JobState.STOPPING.value,
-                                         "message": "finishing the current batch and writing a checkpoint"})
-        return view
+            self.scheduler.append(job_id, {"type": "state", "state": JobState.STOPPING.value,
+                                           "message": "finishing the current batch and writing a checkpoint"})
+        return self.get(job_id)
 
     def cancel(self, job_id: str) -> JobView:
         """The worker ends the job CANCELLED within a heartbeat; a job with no worker is ended here."""
         view = self.get(job_id)
         if view.state in TERMINAL:
             raise FailedPrecondition(f"job {job_id} is already {view.state.value}")
-        self.scheduler.update_control(view, cancel=True)
+        self.scheduler.update_control(job_id, cancel=True)
         if view.state is JobState.QUEUED:  # a worker starting meanwhile sees the flag and leaves
-            self.scheduler.append(view, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
-        return view
+            self.scheduler.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
+        return self.get(job_id)
 
     def resume(self, job_id: str, epochs: int = 0) -> JobView:
         view = self.get(job_id)
@@ -152,13 +161,13 @@ class TrainingJobs:
         done = int(view.status["epochs_done"])
         if target <= done:
             raise FailedPrecondition(f"job {job_id} has trained {done} epochs; resume with epochs > {done}")
-        self.scheduler.update_control(view, epochs=target, stop=False, cancel=False)
-        self.scheduler.append(view, {"type": "state", "state": JobState.QUEUED.value, "resume": True,
-                                     "message": f"resuming from the last checkpoint (epoch {done})"})
-        return view
+        self.scheduler.update_control(job_id, epochs=target, stop=False, cancel=False)
+        self.scheduler.append(job_id, {"type": "state", "state": JobState.QUEUED.value, "resume": True,
+                                       "message": f"resuming from the last checkpoint (epoch {done})"})
+        return self.get(job_id)
 
-    def subscribe(self, job_id: str, is_active=lambda: True):
-        return self.scheduler.subscribe(job_id, is_active)
+    def subscribe(self, job_id: str, is_active=lambda: True, after: int = 0):
+        return self.scheduler.subscribe(job_id, is_active, after)
 
     def _check_local_nodes(self, spec: dict[str, Any]) -> None:
         """The local executor runs every node of a job on this machine: their GPUs must all be here."""
@@ -169,12 +178,6 @@ class TrainingJobs:
             raise FailedPrecondition(f"num_nodes={nodes} x num_gpus={gpus} needs {nodes * gpus} GPUs on this "
                                      f"machine (local executor) but it has {self.gpu_count}")
 
-    def _migrate(self, job_id: str) -> JobRecord | None:
-        """An older version's training job (job.json + metrics.jsonl) as a runtime job (jobs.migrate)."""
-        convert = partial(legacy_training_job, kind=KIND, version=SPEC_VERSION,
-                          job_hyper_parameters=JOB_HYPER_PARAMETERS)
-        return migrate_legacy_job(self.store, job_id, convert)
-
     # -- workers ------------------------------------------------------------------------------
     def _slots_needed(self, view: JobView) -> int:
         """GPU slots of a job on this machine: every node's GPUs (the local executor runs all its nodes here)."""
@@ -184,32 +187,17 @@ class TrainingJobs:
         nodes = max(1, int(hp.get("num_nodes", 1) or 1)) if self.scheduler.executor.name == "local" else 1
         return max(1, min(self.gpu_count, nodes * int(hp.get("num_gpus", 1) or 1)))
 
-    def _worker_env(self, view: JobView) -> dict[str, str]:
-        import os
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
-        env.update(settings_env(self.settings))
-        env["PYTHONUNBUFFERED"] = "1"
+    def _worker_env(self, view: JobView, slots: list[int]) -> dict[str, str]:
+        env = worker_env(self.settings)
         if self.gpu_count:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(s) for s in view.slots)
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(s) for s in slots)
         return env
 
 
-    def _on_event(self, view: JobView, event: dict[str, Any]) -> None:
-        if event.get("type") == "state":
-            counts = {s.value: 0 for s in JobState}
-            for other in list(self.scheduler.views.values()):
-                counts[other.status["state"]] += 1
-            for state, count in counts.items():
-                metrics.TRAINING_JOBS.labels(state).set(count)
-        elif event.get("type") == "epoch":
-            _count(view, event)
-
-
 def _count(view: JobView, event: dict[str, Any]) -> None:
-    """Prometheus figures from the events as every replica sees them."""
-    metrics.TRAINING_EPOCHS.labels(view.record.spec["architecture"]).inc()
-    metrics.TRAINING_LOSS.labels(view.job_id, "train").set(float(event["train_loss"]))
-    if event.get("val_loss") is not None:
-        metrics.TRAINING_LOSS.labels(view.job_id, "val").set(float(event["val_loss"]))
-    metrics.TRAINING_SAMPLES_PER_S.labels(view.job_id).set(float(event.get("samples_per_s", 0.0)))
+    """Prometheus figures from the events of the jobs this replica supervises (each event counted once): by
+    architecture, never by job (a job's figures are its events)."""
+    if event.get("type") == "epoch":
+        architecture = view.record.spec["architecture"]
+        metrics.TRAINING_EPOCHS.labels(architecture).inc()
+        metrics.TRAINING_SAMPLES_PER_S.labels(architecture).observe(float(event.get("samples_per_s") or 0.0))

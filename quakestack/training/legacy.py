@@ -1,7 +1,7 @@
 """Training jobs written before the job runtime (services/trainer/jobs.py until b8fa2a1): one mutable
 `job.json` holding the spec fields beside the state, and the history in `metrics.jsonl`.
 
-`legacy_training_job` turns them into what the runtime reads (quakestack.jobs.migrate writes it): the
+`legacy_training_job` turns them into what the runtime reads (quakestack.metadata.importer stores it): the
 spec from the old record (hyper-parameters that did not exist then take their defaults), the old
 history as the event log, and, for a job the old service left unfinished, the event that service
 would have written on its next start: a RUNNING job goes back to the queue and resumes from its
@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quakestack.jobs.migrate import Migrated
-from quakestack.jobs.spec import JobRecord
+from quakestack.jobs.spec import JobRecord, Migrated
 from quakestack.jobs.state import JobState
 from quakestack.models.spec import HyperParameter, resolve_params
 from quakestack.models.zoo import get_architecture

@@ -25,12 +25,15 @@ from quakestack.data.manifest import load_manifest
 from quakestack.devices import resolve_device
 from quakestack.embedded.seaweed import free_ports
 from quakestack.errors import FailedPrecondition, NotFound
-from quakestack.jobs.events import jsonable, with_retries
+from quakestack.jobs.retry import with_retries
 from quakestack.jobs.spec import JobRecord
 from quakestack.jobs.state import JobState
 from quakestack.jobs.worker import RETRY_STORAGE_S, WorkerContext, kill_own_group, torchrun_rank
 from quakestack.layout import STOPPED, checkpoint_key, checkpoint_label, checkpoints_prefix, label_epoch
 from quakestack.logging import configure, get_logger
+from quakestack.metadata.database import Database, dumps
+from quakestack.metadata.datasets import DatasetCatalog
+from quakestack.metadata.jobs import JobStore
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.zoo import get_architecture
 from quakestack.storage import ObjectStore
@@ -67,11 +70,12 @@ class SharedControl:
             self._stop.value = 1
 
 
-def verified_manifest(store: ObjectStore, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def verified_manifest(store: ObjectStore, catalog: DatasetCatalog,
+                      spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The dataset's manifest, if it is still the one the job was created on."""
     dataset, expected = spec["dataset"], spec.get("dataset_manifest_sha256", "")
     try:
-        manifest, sha = load_manifest(store, dataset)
+        manifest, sha = load_manifest(store, catalog, dataset)
     except NotFound:
         raise FailedPrecondition(f"dataset {dataset!r} was deleted after the job was created "
                                  f"(manifest sha256 {expected})") from None
@@ -100,7 +104,7 @@ def resume_point(store: ObjectStore, job_id: str) -> tuple[str | None, dict[str,
 
 
 class Reporter:
-    """Rank 0's way to storage: checkpoints first, then the epoch's event (each epoch once)."""
+    """Rank 0's reports: the checkpoint to object storage first, then the epoch's event (each epoch once)."""
 
     def __init__(self, ctx: WorkerContext, logged_epochs: int, environment: dict[str, Any] | None = None):
         self.ctx = ctx
@@ -117,7 +121,7 @@ class Reporter:
 
     def save_checkpoint(self, label: str, state: dict[str, Any]) -> None:
         if "event" in state:
-            state = {**state, "event": json.loads(json.dumps(state["event"], default=jsonable))}
+            state = {**state, "event": json.loads(dumps(state["event"]))}
         data = state_to_bytes(state)
         with_retries(lambda: self.ctx.store.put_bytes(checkpoint_key(self.ctx.job_id, label), data),
                      RETRY_STORAGE_S)
@@ -129,7 +133,8 @@ def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
     """One rank (the only one without DDP); a spawned rank rebuilds its context: nothing live is pickled."""
     settings = load_settings()  # from the inherited environment (Settings objects are not pickled)
     configure("job-worker", settings.log_level, settings.log_format)
-    ctx = WorkerContext(settings, ObjectStore.from_settings(settings), record, attempt, rank=rank)
+    ctx = WorkerContext(settings, ObjectStore.from_settings(settings), JobStore(Database.from_settings(settings)),
+                        record, attempt, rank=rank)
     spec = ctx.spec
     local_rank = int(os.environ.get("LOCAL_RANK", rank)) if torchrun else rank
     device = resolve_device(spec.get("device", "auto"), rank=local_rank)
@@ -184,7 +189,7 @@ def run_job(ctx: WorkerContext) -> int:
             ctx.control_target = control
             ctx.start_heartbeat(on_cancel=kill_own_group, on_fenced=kill_own_group)
         arch = get_architecture(spec["architecture"])
-        manifest, manifest_sha = verified_manifest(ctx.store, spec)
+        manifest, manifest_sha = verified_manifest(ctx.store, DatasetCatalog(ctx.jobs.db), spec)
         check_compatible(arch, arch.input_spec_for(spec["hyper_parameters"]), manifest)
         cache = Path(ctx.settings.cache_dir)
         dirs = {split: [str(d) for d in fetch_split(ctx.store, spec["dataset"], manifest, split, cache, manifest_sha)]

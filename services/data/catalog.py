@@ -8,8 +8,9 @@ from quakestack.catalog.jobs import AnnotationJobs, job_record
 from quakestack.catalog.stored import catalog_file, evaluate_stored, read_location
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
+from quakestack.jobs.listing import list_jobs
 from quakestack.layout import catalog_artifact_key
-from quakestack.pagination import page_request, paginate
+from quakestack.metadata.database import Database
 from quakestack.protoconv import dict_from_struct, seconds_from_timestamp, timestamp_from_iso
 from quakestack.storage import ObjectStore
 from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
@@ -79,14 +80,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return catalog_pb2.GetAnnotationJobResponse(job=self._job(self.jobs.get(request.job_id)))
 
     def ListAnnotationJobs(self, request, context):
-        page = page_request("ListAnnotationJobs", request.page_size, request.page_token, {"state": request.state})
-        jobs = self.jobs.list()
-        if request.state not in common_pb2.JobState.values():
-            raise InvalidArgument(f"state {request.state} is not a JobState")
-        if request.state:
-            wanted = common_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_")
-            jobs = [j for j in jobs if j.state.value == wanted]
-        jobs, token = paginate(jobs, page, lambda j: (j.record.create_time, j.job_id), descending=True)
+        jobs, token = list_jobs(self.jobs.scheduler, "ListAnnotationJobs", request)
         return catalog_pb2.ListAnnotationJobsResponse(jobs=[self._job(j) for j in jobs], next_page_token=token)
 
     def WatchAnnotationJob(self, request, context):
@@ -122,9 +116,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             yield catalog_pb2.DownloadCatalogArtifactResponse(chunk=chunk)
 
 
-def register(server, settings: Settings, store: ObjectStore) -> None:
+def register(server, settings: Settings, store: ObjectStore, db: Database) -> None:
     """The CatalogService beside DataService, with its own scheduler of kind "annotation"."""
-    jobs = AnnotationJobs(store, settings)
+    jobs = AnnotationJobs(store, db, settings)
     server.add(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogServicer(settings, store, jobs))
     server.on_shutdown(jobs.shutdown)
     jobs.start()

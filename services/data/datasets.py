@@ -1,4 +1,4 @@
-"""Published datasets, read from their manifests: a dataset exists exactly when its manifest does."""
+"""Published datasets: a dataset exists exactly when its catalog row is published; its figures are its manifest's."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from quakestack.data.manifest import load_manifest
+from quakestack.data.manifest import load_manifest, manifest_size
 from quakestack.data.shards import read_shard
 from quakestack.errors import InvalidArgument, NotFound
-from quakestack.layout import DATASETS_PREFIX, dataset_prefix, manifest_key
-from quakestack.pagination import PageRequest, paginate
+from quakestack.layout import dataset_prefix, manifest_key
+from quakestack.metadata.datasets import DatasetCatalog
+from quakestack.pagination import PageRequest
 from quakestack.protoconv import struct_from_dict, timestamp_from_iso
 from quakestack.storage import ObjectStore
 from quakestack.training.data import fetch_shard
@@ -27,9 +28,7 @@ def summary(manifest: dict[str, Any], sha256: str) -> data_pb2.Dataset:
         for name, s in sorted(manifest.get("splits", {}).items(), key=lambda kv: ("train", "val", "test").index(kv[0])
                               if kv[0] in ("train", "val", "test") else 9)
     ]
-    size = manifest.get("size_bytes")
-    if size is None:
-        size = sum(int(f.get("size") or 0) for sh in manifest.get("shards", []) for f in sh["files"].values())
+    size = manifest_size(manifest)
     return data_pb2.Dataset(
         name=manifest.get("name", ""), version=int(manifest.get("version", 0)), manifest_sha256=sha256,
         splits=splits, window_samples=int(manifest.get("window_length_samples", 0)),
@@ -39,35 +38,35 @@ def summary(manifest: dict[str, Any], sha256: str) -> data_pb2.Dataset:
     )
 
 
-def get(store: ObjectStore, name: str) -> data_pb2.Dataset:
-    return summary(*load_manifest(store, name))
+def get(store: ObjectStore, catalog: DatasetCatalog, name: str) -> data_pb2.Dataset:
+    return summary(*load_manifest(store, catalog, name))
 
 
-def describe(store: ObjectStore, name: str) -> data_pb2.DescribeDatasetResponse:
-    manifest, sha = load_manifest(store, name)
+def describe(store: ObjectStore, catalog: DatasetCatalog, name: str) -> data_pb2.DescribeDatasetResponse:
+    manifest, sha = load_manifest(store, catalog, name)
     return data_pb2.DescribeDatasetResponse(dataset=summary(manifest, sha), manifest=struct_from_dict(manifest))
 
 
-def list_datasets(store: ObjectStore, page: PageRequest) -> tuple[list[data_pb2.Dataset], str]:
-    """One page of datasets by name, and the next page's token.
-
-    Folders without a manifest (running, cancelled, half-deleted) are not datasets: the page is cut
-    from the folder names first (one manifest read per name on the page, not per dataset stored),
-    so a page may hold fewer than page_size datasets while a token follows, as AIP-158 allows.
-    """
-    names, token = paginate(store.list_dirs(DATASETS_PREFIX), page, lambda name: (name,))
+def list_datasets(store: ObjectStore, catalog: DatasetCatalog,
+                  page: PageRequest) -> tuple[list[data_pb2.Dataset], str]:
+    """One page of published datasets by name (keyset on the catalog), and the next page's token. A dataset
+    deleted between the query and its manifest's read is left out: a page may then hold fewer than page_size
+    datasets while a token follows, as AIP-158 allows."""
+    after = str(page.after[0]) if page.after else None
+    names, more = catalog.names(after, page.size)
     out = []
     for name in names:
         try:
-            out.append(get(store, name))
+            out.append(get(store, catalog, name))
         except NotFound:
             continue
-    return out, token
+    return out, page.token_after((names[-1],)) if more and names else ""
 
 
-def delete(store: ObjectStore, name: str) -> int:
-    """Manifest first (the dataset stops existing at once), then everything under its prefix."""
-    load_manifest(store, name)
+def delete(store: ObjectStore, catalog: DatasetCatalog, name: str) -> int:
+    """The catalog row first (the dataset stops existing at once), then the manifest and everything under its
+    prefix."""
+    catalog.delete(name)
     store.delete(manifest_key(name))
     return 1 + store.delete_prefix(dataset_prefix(name))
 
@@ -99,7 +98,7 @@ def window_label(row: dict[str, Any]) -> data_pb2.WindowLabel:
         station=".".join(_text(row, c) for c in ("station_network_code", "station_code", "station_location_code")))
 
 
-def sample(store: ObjectStore, name: str, split: str, count: int,
+def sample(store: ObjectStore, catalog: DatasetCatalog, name: str, split: str, count: int,
            cache_dir: str | Path) -> data_pb2.SampleDatasetResponse:
     """The first `count` windows of a split (a reproducible look at a dataset), read from its first shards.
 
@@ -109,7 +108,7 @@ def sample(store: ObjectStore, name: str, split: str, count: int,
     count = count or 4
     if not 1 <= count <= MAX_SAMPLES:
         raise InvalidArgument(f"count must be in [1, {MAX_SAMPLES}], got {count}")
-    manifest, sha = load_manifest(store, name)
+    manifest, sha = load_manifest(store, catalog, name)
     splits = manifest.get("splits", {})
     if split and split not in SPLITS:
         raise InvalidArgument(f"split must be one of {', '.join(SPLITS)}, got {split!r}")

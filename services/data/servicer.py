@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from quakestack import metrics
 from quakestack.config import Settings
 from quakestack.data.jobs import DatasetJobs, summary
 from quakestack.dependants import dataset_dependants, refusal
 from quakestack.errors import FailedPrecondition
-from quakestack.pagination import page_request, paginate
+from quakestack.jobs.listing import list_jobs
+from quakestack.metadata.database import Database
+from quakestack.metadata.registry import Registry
+from quakestack.metadata.usage import UsageLedger
+from quakestack.pagination import page_request
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore
@@ -20,13 +25,16 @@ MAX_UPLOAD_BYTES = 64 * 1024**3
 
 
 class DataServicer(data_pb2_grpc.DataServiceServicer):
-    def __init__(self, settings: Settings, store: ObjectStore, jobs: DatasetJobs):
+    def __init__(self, settings: Settings, store: ObjectStore, db: Database, jobs: DatasetJobs):
         self.settings = settings
         self.store = store
         self.jobs = jobs
+        self.catalog = jobs.catalog
+        self.registry = Registry(db)
+        self.usage = UsageLedger(db)
 
     def UploadFile(self, request_iterator, context):
-        return store_upload(self.store, request_iterator, MAX_UPLOAD_BYTES)
+        return store_upload(self.store, self.usage, request_iterator, MAX_UPLOAD_BYTES)
 
     # -- jobs ---------------------------------------------------------------------------------
     def CreateDataset(self, request, context):
@@ -37,8 +45,7 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
         return data_pb2.GetDatasetJobResponse(job=dataset_job(summary(self.jobs.get(request.job_id))))
 
     def ListDatasetJobs(self, request, context):
-        page = page_request("ListDatasetJobs", request.page_size, request.page_token)
-        jobs, token = paginate(self.jobs.list(), page, lambda v: (v.record.create_time, v.job_id), descending=True)
+        jobs, token = list_jobs(self.jobs.scheduler, "ListDatasetJobs", request)
         return data_pb2.ListDatasetJobsResponse(jobs=[dataset_job(summary(v)) for v in jobs], next_page_token=token)
 
     def WatchDatasetJob(self, request, context):
@@ -50,37 +57,40 @@ class DataServicer(data_pb2_grpc.DataServiceServicer):
 
     # -- datasets -----------------------------------------------------------------------------
     def GetDataset(self, request, context):
-        return data_pb2.GetDatasetResponse(dataset=datasets.get(self.store, request.name))
+        return data_pb2.GetDatasetResponse(dataset=datasets.get(self.store, self.catalog, request.name))
 
     def ListDatasets(self, request, context):
         page = page_request("ListDatasets", request.page_size, request.page_token)
-        found, token = datasets.list_datasets(self.store, page)
+        found, token = datasets.list_datasets(self.store, self.catalog, page)
         return data_pb2.ListDatasetsResponse(datasets=found, next_page_token=token)
 
     def DescribeDataset(self, request, context):
-        return datasets.describe(self.store, request.name)
+        return datasets.describe(self.store, self.catalog, request.name)
 
     def SampleDataset(self, request, context):
-        return datasets.sample(self.store, request.name, request.split, request.count, self.settings.cache_dir)
+        return datasets.sample(self.store, self.catalog, request.name, request.split, request.count,
+                               self.settings.cache_dir)
 
     def DeleteDataset(self, request, context):
         writer = self.jobs.writer_of(request.name)
         if writer is not None:
             raise FailedPrecondition(f"dataset {request.name!r} is being written by job {writer}")
         if not request.force:
-            datasets.get(self.store, request.name)  # NOT_FOUND first: nothing to protect
-            users = dataset_dependants(self.store, request.name)
+            self.catalog.get(request.name)  # NOT_FOUND first: nothing to protect
+            users = dataset_dependants(self.jobs.scheduler.jobs, self.registry, request.name)
             if users:
                 raise FailedPrecondition(refusal(f"dataset {request.name!r}", users))
-        return data_pb2.DeleteDatasetResponse(objects_deleted=datasets.delete(self.store, request.name))
+        return data_pb2.DeleteDatasetResponse(objects_deleted=datasets.delete(self.store, self.catalog,
+                                                                              request.name))
 
 
-def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
-    jobs = DatasetJobs(store, settings)
-    server.add(data_pb2_grpc.add_DataServiceServicer_to_server, DataServicer(settings, store, jobs))
+def register(server: GrpcServer, settings: Settings, store: ObjectStore, db: Database) -> None:
+    jobs = DatasetJobs(store, db, settings)
+    metrics.register_job_counts(jobs.scheduler.jobs.counts, ("dataset", "annotation"))
+    server.add(data_pb2_grpc.add_DataServiceServicer_to_server, DataServicer(settings, store, db, jobs))
     server.on_shutdown(jobs.shutdown)
     jobs.start()
-    catalog.register(server, settings, store)
+    catalog.register(server, settings, store, db)
 
 
 DEFINITION = ServiceDefinition(

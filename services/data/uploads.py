@@ -9,18 +9,18 @@ from quakestack import metrics
 from quakestack.auth import current_identity
 from quakestack.errors import InvalidArgument
 from quakestack.layout import upload_key, upload_prefix
-from quakestack.quotas import StorageLedger
+from quakestack.metadata.usage import UsageLedger
+from quakestack.quotas import storage_quota_guard
 from quakestack.storage import ObjectStore
 from quakestack.v1 import data_pb2
 
 
-def store_upload(store: ObjectStore, requests: Iterator[data_pb2.UploadFileRequest],
+def store_upload(store: ObjectStore, ledger: UsageLedger, requests: Iterator[data_pb2.UploadFileRequest],
                  max_bytes: int) -> data_pb2.UploadFileResponse:
     """Stream the chunks to storage without holding the file in memory; check size, sha256 and the
     caller's storage quota (an upload that crosses it stops there and nothing of it is kept)."""
     identity = current_identity()
-    ledger = StorageLedger(store)
-    within_quota = ledger.guard(identity)
+    within_quota = storage_quota_guard(ledger, identity)
     first = next(requests, None)
     if first is None or first.WhichOneof("part") != "header":
         raise InvalidArgument("the first UploadFile message must be a header with the file name")

@@ -117,7 +117,7 @@ class OpenInferenceServicer(open_inference_pb2_grpc.GRPCInferenceServiceServicer
     # -- model repository (Triton's extension) ------------------------------------------------
     def RepositoryIndex(self, request, context):
         loaded = {r.name: r for r in self.manager.list()}
-        names = sorted(set(self.manager.model_store.model_names()) | set(loaded))
+        names = sorted(set(self.manager.model_store.model_names()[0]) | set(loaded))
         index = oip.RepositoryIndexResponse.ModelIndex
         models = []
         for name in names:

@@ -28,6 +28,7 @@ from quakestack.inference.manager import (
     Resident,
     wait_result,
 )
+from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore
 from quakestack.oip import open_inference_pb2_grpc
 from quakestack.pagination import page_request, paginate
@@ -275,7 +276,7 @@ def _annotate_response(detections, picks) -> inference_pb2.AnnotateResponse | No
                                           picks=[pick_pb(p) for p in picks])
 
 
-def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
+def register(server: GrpcServer, settings: Settings, store: ObjectStore, db: Database) -> None:
     def on_ready(model: str, ready: bool) -> None:
         server.health.set(health_name(model), SERVING if ready else NOT_SERVING)
 
@@ -284,7 +285,7 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None
     torch.set_num_threads(settings.inference_torch_threads or max(1, (os.cpu_count() or 2) // 2))
     if settings.keep_freed_memory:
         keep_freed_memory()
-    manager = ModelManager(ModelStore(store), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
+    manager = ModelManager(ModelStore(store, db), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
                            default_device=settings.device, on_ready=on_ready)
     inference_log = InferenceLog(store, settings.inference_log_sample_rate)
     servicer = InferenceServicer(settings, store, manager, inference_log)

@@ -9,9 +9,11 @@ from typing import Any
 
 import torch
 
+from quakestack import metrics
 from quakestack.config import Settings
-from quakestack.dependants import dataset_exists, loaded_versions, model_version_dependants, refusal
+from quakestack.dependants import loaded_versions, model_version_dependants, refusal
 from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
+from quakestack.jobs.listing import list_jobs
 from quakestack.layout import (
     artifact_key,
     checkpoint_label,
@@ -20,6 +22,7 @@ from quakestack.layout import (
     evaluation_prefix,
     label_epoch,
 )
+from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore, is_number, model_card
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.zoo import (
@@ -57,7 +60,7 @@ class Jobs:
         if not 1 <= chosen <= int(record["epochs_done"]):
             raise NotFound(f"job {job_id} has no checkpoint for epoch {chosen} "
                            f"(epochs 1-{record['epochs_done']})")
-        event = next((e for e in view.events if e["type"] == "epoch" and int(e["epoch"]) == chosen), {})
+        event = next((e for e in self.manager.epoch_events(job_id) if int(e["epoch"]) == chosen), {})
         return record, chosen, event
 
     def weights(self, job_id: str, epoch: int) -> dict[str, torch.Tensor]:
@@ -95,12 +98,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.GetTrainingJobResponse(job=self._job(self.manager.get(request.job_id)))
 
     def ListTrainingJobs(self, request, context):
-        page = page_request("ListTrainingJobs", request.page_size, request.page_token, {"state": request.state})
-        jobs = self.manager.list()
-        if request.state:
-            wanted = convert.common_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_")
-            jobs = [j for j in jobs if j.state.value == wanted]
-        jobs, token = paginate(jobs, page, lambda j: (j.record.create_time, j.job_id), descending=True)
+        jobs, token = list_jobs(self.manager.scheduler, "ListTrainingJobs", request)
         return trainer_pb2.ListTrainingJobsResponse(jobs=[self._job(j) for j in jobs], next_page_token=token)
 
     def UpdateTrainingJob(self, request, context):
@@ -115,7 +113,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
     def ResumeTrainingJob(self, request, context):
         dataset = self.manager.get(request.job_id).record.spec.get("dataset", "")
-        if dataset and not dataset_exists(self.store, dataset):
+        if dataset and not self.manager.catalog.exists(dataset):
             raise FailedPrecondition(f"training job {request.job_id} cannot resume: its dataset {dataset!r} was "
                                      "deleted")
         return trainer_pb2.ResumeTrainingJobResponse(job=self._job(self.manager.resume(request.job_id,
@@ -123,13 +121,15 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
     def StreamTrainingProgress(self, request, context):
         class_names = self.manager.get(request.job_id).record.spec.get("class_names")
-        for event in self.manager.subscribe(request.job_id, context.is_active):
+        if request.after_sequence < 0:
+            raise InvalidArgument(f"after_sequence must be >= 0, got {request.after_sequence}")
+        for event in self.manager.subscribe(request.job_id, context.is_active, after=request.after_sequence):
             yield convert.progress_event(event, class_names)
 
     def ListCheckpoints(self, request, context):
         page = page_request("ListCheckpoints", request.page_size, request.page_token, {"job_id": request.job_id})
-        view = self.manager.get(request.job_id)
-        losses = {int(e["epoch"]): e for e in view.events if e["type"] == "epoch"}
+        self.manager.get(request.job_id)
+        losses = {int(e["epoch"]): e for e in self.manager.epoch_events(request.job_id)}
         out = []
         for info in self.store.list(checkpoints_prefix(request.job_id)):
             epoch = label_epoch(checkpoint_label(info.key) or "")
@@ -172,8 +172,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         split = request.split or "test"
         if split not in ("train", "val", "test"):
             raise InvalidArgument(f"split must be train, val or test, got {split!r}")
-        result = evaluate_weights(self.store, Path(self.settings.cache_dir), architecture=architecture,
-                                  hyper_parameters=hp, weights=weights, dataset=dataset, split=split)
+        result = evaluate_weights(self.store, self.manager.catalog, Path(self.settings.cache_dir),
+                                  architecture=architecture, hyper_parameters=hp, weights=weights, dataset=dataset,
+                                  split=split)
         evaluation_id = uuid.uuid4().hex[:12]
         prefix = evaluation_prefix(job_id, evaluation_id)
         keys = []
@@ -213,11 +214,12 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
 
     def ListModels(self, request, context):
-        # The page is cut from the names (a model is read only when on the page); a name whose versions
-        # are all deleted is no model, so a page may hold fewer than page_size models (AIP-158 allows it).
+        # A page of names by keyset (a model is read only when on the page); a model whose last version is
+        # deleted meanwhile is left out, so a page may hold fewer than page_size models (AIP-158 allows it).
         page = page_request("ListModels", request.page_size, request.page_token)
-        names, token = paginate(self.model_store.model_names(), page, lambda name: (name,))
+        names, more = self.model_store.model_names(str(page.after[0]) if page.after else None, page.size)
         models = [convert.model(n, self.model_store.versions(n), self.model_store.aliases(n)) for n in names]
+        token = page.token_after((names[-1],)) if more and names else ""
         return trainer_pb2.ListModelsResponse(models=[m for m in models if m.versions], next_page_token=token)
 
     def _model(self, name: str) -> trainer_pb2.Model:
@@ -238,7 +240,7 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
             raise InvalidArgument(f"version must be a number, got {request.version!r}")
         if not request.force:
             self.model_store.card(request.name, int(request.version))  # NOT_FOUND first
-            users = model_version_dependants(self.model_store.store, request.name, int(request.version),
+            users = model_version_dependants(self.model_store.registry, request.name, int(request.version),
                                              loaded_versions(self.inference_addr))
             if users:
                 raise FailedPrecondition(refusal(f"model {request.name!r} version {request.version}", users))
@@ -254,10 +256,11 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
         return trainer_pb2.DeleteModelAliasResponse(model=self._model(request.name))
 
 
-def register(server: GrpcServer, settings: Settings, store: ObjectStore) -> None:
+def register(server: GrpcServer, settings: Settings, store: ObjectStore, db: Database) -> None:
     gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    manager = TrainingJobs(store, settings, gpu_count=gpu_count)
-    model_store = ModelStore(store)
+    manager = TrainingJobs(store, db, settings, gpu_count=gpu_count)
+    metrics.register_job_counts(manager.scheduler.jobs.counts, ("training",))
+    model_store = ModelStore(store, db)
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(settings, store, manager, jobs, model_store))
