@@ -30,7 +30,16 @@ from gateway.docs import render_docs
 from gateway.errors import ApiError, from_rpc_error
 from gateway.openapi import build_openapi
 from gateway.routes import Kind, Route, Router, build_routes
-from gateway.streams import is_file_stream, negotiate, read_limited, upload, wants_file, write_file, write_stream
+from gateway.streams import (
+    is_file_stream,
+    negotiate,
+    read_limited,
+    resume_after,
+    upload,
+    wants_file,
+    write_file,
+    write_stream,
+)
 from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.auth import Authorizer, check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
@@ -213,6 +222,7 @@ class Gateway:
         body = await read_limited(request, self.body_limit)
         message = build_request(route, match.params, query_lists(request.query), body)
         if route.kind is Kind.SERVER_STREAM:
+            resume_after(message, request.headers.get("Last-Event-ID"))
             call = self._callable(route, "unary_stream")(message, timeout=timeout, metadata=metadata)
             if is_file_stream(route) and wants_file(request.headers.get("Accept")):
                 try:

@@ -46,9 +46,28 @@ def _dumps(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
+def _sse_message(doc: Any) -> bytes:
+    """An SSE event; a message with a sequence number carries it as the event id, so a browser's EventSource
+    resumes after it (Last-Event-ID) when the connection drops, as when a service restarts."""
+    sequence = doc.get("sequence") if isinstance(doc, dict) else None
+    prefix = f"id: {sequence}\n" if sequence not in (None, "", "0", 0) else ""
+    return f"{prefix}data: {_dumps(doc)}\n\n".encode()
+
+
+def resume_after(message: Message, last_event_id: str | None) -> None:
+    """SSE's Last-Event-ID header as the request's `after_sequence`, where the RPC has that field."""
+    if not last_event_id or "after_sequence" not in message.DESCRIPTOR.fields_by_name:
+        return
+    if not last_event_id.strip().isdigit():
+        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"Last-Event-ID {last_event_id[:40]!r} is not an event "
+                       "sequence number")
+    if not message.after_sequence:
+        message.after_sequence = int(last_event_id)
+
+
 SSE_FORMAT = StreamFormat(
     SSE,
-    message=lambda doc: f"data: {_dumps(doc)}\n\n".encode(),
+    message=_sse_message,
     error=lambda body: f"event: error\ndata: {_dumps(body)}\n\n".encode(),
     end=b"event: end\ndata: {}\n\n",
     keepalive=b": keepalive\n\n",

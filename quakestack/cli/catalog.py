@@ -12,9 +12,9 @@ from obspy import UTCDateTime
 
 from quakestack.cli.common import CliError, Ctx, duration, fmt, state_name, table, to_dict
 from quakestack.cli.data import upload
+from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar
 from quakestack.cli.train import parse_hp
-from quakestack.pagination import all_pages
 from quakestack.protoconv import struct_from_dict, timestamp_from_seconds
 from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, trainer_pb2
 
@@ -131,10 +131,9 @@ def watch(ctx: Ctx, job_id: str) -> catalog_pb2.AnnotationJob:
     return job
 
 
-def list_jobs(ctx: Ctx, state: str = "") -> list[catalog_pb2.AnnotationJob]:
-    request = catalog_pb2.ListAnnotationJobsRequest(state=common_pb2.JobState.Value(f"JOB_STATE_{state.upper()}")
-                                                    if state else 0)
-    jobs = list(all_pages(stub(ctx).ListAnnotationJobs, request, "jobs", timeout=30))
+def list_jobs(ctx: Ctx, args: argparse.Namespace) -> list[catalog_pb2.AnnotationJob]:
+    request = job_list_request(catalog_pb2.ListAnnotationJobsRequest(), args)
+    jobs = list_pages(ctx, stub(ctx).ListAnnotationJobs, request, args)
     ctx.emit([to_dict(j) for j in jobs])
     rows = [(j.job_id, state_name(j.state), f"{j.progress.station_days_done}/{j.progress.station_days_total}",
              j.progress.picks, j.events, j.picker, j.display_name) for j in jobs]
@@ -219,9 +218,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--display-name", default="")
     p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
     p.set_defaults(func=lambda ctx, a: build(ctx, a) and 0)
-    p = csub.add_parser("list", parents=[common], help="list annotation jobs")
-    p.add_argument("--state", default="", help="only jobs in this state, e.g. running")
-    p.set_defaults(func=lambda ctx, a: list_jobs(ctx, a.state) and 0)
+    p = csub.add_parser("list", parents=[common], help="list annotation jobs, newest first")
+    add_job_filters(p)
+    p.set_defaults(func=lambda ctx, a: list_jobs(ctx, a) and 0)
     p = csub.add_parser("watch", parents=[common], help="follow a job's progress to its end")
     p.add_argument("job_id")
     p.set_defaults(func=lambda ctx, a: watch(ctx, a.job_id) and 0)

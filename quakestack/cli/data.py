@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from quakestack.cli.common import CliError, Ctx, duration, state_name, table, to_dict
+from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar, human_bytes
 from quakestack.digests import file_sha256
 from quakestack.errors import InvalidArgument
@@ -317,10 +318,20 @@ def check_name_free(ctx: Ctx, name: str) -> None:
     else:
         raise CliError(f"ALREADY_EXISTS: dataset {name!r} already exists (quakestack data rm {name}, or choose "
                        "another name)")
-    jobs = all_pages(stub(ctx).ListDatasetJobs, data_pb2.ListDatasetJobsRequest(), "jobs", timeout=30)
-    live = [j for j in jobs if j.dataset == name and state_name(j.state) in ("QUEUED", "RUNNING")]
+    jobs = all_pages(stub(ctx).ListDatasetJobs, data_pb2.ListDatasetJobsRequest(dataset=name), "jobs", timeout=30)
+    live = [j for j in jobs if state_name(j.state) in ("QUEUED", "RUNNING")]
     if live:
         raise CliError(f"ALREADY_EXISTS: dataset {name!r} is being written by job {live[0].job_id}")
+
+
+def list_dataset_jobs(ctx: Ctx, args: argparse.Namespace) -> list[data_pb2.DatasetJob]:
+    request = job_list_request(data_pb2.ListDatasetJobsRequest(), args)
+    jobs = list_pages(ctx, stub(ctx).ListDatasetJobs, request, args)
+    ctx.emit([to_dict(j) for j in jobs])
+    rows = [(j.job_id, j.dataset, state_name(j.state), j.progress.windows_written, sum(j.skipped.values()),
+             j.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), j.error[:60]) for j in jobs]
+    ctx.say(table(rows, ("job", "dataset", "state", "windows", "skipped", "created", "error")))
+    return jobs
 
 
 def check_request(name: str, options: IngestOptions) -> None:
@@ -484,6 +495,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="delete even if training jobs or model versions use it")
     p.set_defaults(func=lambda ctx, a: delete_dataset(ctx, a.name, a.force) and 0)
+    p = dsub.add_parser("jobs", parents=[common], help="list ingestion jobs, newest first")
+    add_job_filters(p, dataset=True)
+    p.set_defaults(func=lambda ctx, a: list_dataset_jobs(ctx, a) and 0)
     p = dsub.add_parser("watch", parents=[common], help="follow an ingestion job")
     p.add_argument("job_id")
     p.set_defaults(func=lambda ctx, a: watch_job(ctx, a.job_id) and 0)

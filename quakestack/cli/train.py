@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from quakestack.cli.common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
+from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar
 from quakestack.layout import checkpoint_file_name
-from quakestack.pagination import all_pages
 from quakestack.protoconv import struct_from_dict
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 
 # the task's main metrics, in display order: magnitude (rmse, r2), detection (f1, accuracy), classification
 MAIN_METRICS = ("rmse", "r2", "f1", "f1_macro", "accuracy")
+RECONNECT_S = 120.0  # how long a watch waits for the trainer to come back (a restart, a replica replaced)
 EPOCH_HEADERS = ("epoch", "train loss", "val loss", "metrics", "lr", "samples/s", "ETA")
 
 
@@ -76,6 +81,27 @@ class EpochTable:
         return self.line(EPOCH_HEADERS) + "\n" + "  ".join("-" * w for w in self.WIDTHS)
 
 
+def progress_events(ctx: Ctx, job_id: str) -> Iterator[trainer_pb2.StreamTrainingProgressResponse]:
+    """StreamTrainingProgress, resumed after the last event seen when the trainer restarts or a replica goes away
+    (UNAVAILABLE), for up to RECONNECT_S: a watch outlives a service restart and shows each event once."""
+    after, gave_up_at = 0, None
+    while True:
+        try:
+            request = trainer_pb2.StreamTrainingProgressRequest(job_id=job_id, after_sequence=after)
+            for event in stub(ctx).StreamTrainingProgress(request):
+                after, gave_up_at = event.sequence, None
+                yield event
+            return
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            gave_up_at = gave_up_at or time.monotonic() + RECONNECT_S
+            if time.monotonic() > gave_up_at:
+                raise
+            ctx.note(f"trainer unreachable ({exc.details()}); following again from event {after}")
+            time.sleep(1.0)
+
+
 def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
     """Follow StreamTrainingProgress: a live bar over the epochs and one table row per epoch.
 
@@ -89,7 +115,7 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
     ctx.say(tbl.header())
     last_state = state_name(job.state)
     try:
-        for event in stub(ctx).StreamTrainingProgress(trainer_pb2.StreamTrainingProgressRequest(job_id=job_id)):
+        for event in progress_events(ctx, job_id):
             ctx.emit(to_dict(event))
             if event.WhichOneof("event") == "epoch":
                 e = event.epoch
@@ -115,8 +141,9 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
     return job
 
 
-def list_jobs(ctx: Ctx) -> list[trainer_pb2.TrainingJob]:
-    jobs = list(all_pages(stub(ctx).ListTrainingJobs, trainer_pb2.ListTrainingJobsRequest(), "jobs", timeout=30))
+def list_jobs(ctx: Ctx, args: argparse.Namespace) -> list[trainer_pb2.TrainingJob]:
+    request = job_list_request(trainer_pb2.ListTrainingJobsRequest(), args)
+    jobs = list_pages(ctx, stub(ctx).ListTrainingJobs, request, args)
     ctx.emit([to_dict(j) for j in jobs])
     rows = [(j.job_id, j.dataset, j.architecture, state_name(j.state), f"{j.epochs_done}/{j.epochs}",
              j.best_epoch or "-", fmt(j.latest.val_loss if j.epochs_done else None, 4),
@@ -266,8 +293,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--display-name", default="")
     p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
     p.set_defaults(func=cmd_start)
-    tsub.add_parser("ls", parents=[common], help="list training jobs").set_defaults(
-        func=lambda ctx, a: list_jobs(ctx))
+    p = tsub.add_parser("ls", parents=[common], help="list training jobs, newest first")
+    add_job_filters(p, dataset=True, architecture=True)
+    p.set_defaults(func=lambda ctx, a: list_jobs(ctx, a))
     p = tsub.add_parser("watch", parents=[common], help="live progress and the per-epoch table")
     p.add_argument("job_id")
     p.set_defaults(func=lambda ctx, a: watch(ctx, a.job_id))

@@ -185,14 +185,24 @@ class GetTrainingJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...
 
 class ListTrainingJobsRequest(_message.Message):
-    __slots__ = ("page_size", "state", "page_token")
+    __slots__ = ("page_size", "state", "page_token", "dataset", "architecture", "owner", "created_after", "created_before")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     state: _common_pb2.JobState
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., page_token: _Optional[str] = ...) -> None: ...
+    dataset: str
+    architecture: str
+    owner: str
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, page_size: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., page_token: _Optional[str] = ..., dataset: _Optional[str] = ..., architecture: _Optional[str] = ..., owner: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListTrainingJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -255,10 +265,12 @@ class ResumeTrainingJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...
 
 class StreamTrainingProgressRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "after_sequence")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    after_sequence: int
+    def __init__(self, job_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class StateChange(_message.Message):
     __slots__ = ("state", "message", "time")

@@ -3,6 +3,7 @@
 import * as api from "./api.js";
 import { parseCsv, scatterMap } from "./catalog_map.js";
 import { evaluationForm } from "./catalog_eval.js";
+import { jobList } from "./joblist.js";
 import { act, el, errorSlot, fmt, saveBlob, stateBadge, stateName, table, when } from "./ui.js";
 
 const ACTIVE = new Set(["QUEUED", "RUNNING", "STOPPING"]);
@@ -12,13 +13,13 @@ const FILES = [["QUAKEML", "QuakeML", "catalog.xml", "application/xml"],
 const days = (job) => `${Number(job.progress?.stationDaysDone || 0)} / ${Number(job.progress?.stationDaysTotal || 0)}`;
 
 export async function catalogsPage(page) {
-  const { jobs = [] } = await api.listAll("/v1/annotation-jobs", "jobs");
-  page.replaceChildren(el("section", {}, el("h2", {}, "Annotation jobs"),
-    jobs.length ? table(["job", "name", "state", "station-days", "picks", "events", "picker", "created"],
-      jobs.map((j) => [el("a", { href: `#/catalogs/${encodeURIComponent(j.jobId)}` }, j.jobId), j.displayName || "",
-        stateBadge(j.state), days(j), Number(j.associatedPicks || j.progress?.picks || 0), Number(j.events || 0),
-        j.picker, when(j.createTime)]), { "data-testid": "annotation-jobs" })
-      : el("p", { class: "muted" }, "No annotation job yet: start one with `quakestack catalog annotate` or the API.")));
+  const render = (jobs) => table(["job", "name", "state", "station-days", "picks", "events", "picker", "created"],
+    jobs.map((j) => [el("a", { href: `#/catalogs/${encodeURIComponent(j.jobId)}` }, j.jobId), j.displayName || "",
+      stateBadge(j.state), days(j), Number(j.associatedPicks || j.progress?.picks || 0), Number(j.events || 0),
+      j.picker, when(j.createTime)]), { "data-testid": "annotation-jobs" });
+  page.replaceChildren(el("section", {}, el("h2", {}, "Annotation jobs"), ...jobList({
+    path: "/v1/annotation-jobs", render,
+    empty: "No annotation job matches: start one with `quakestack catalog build` or the API." })));
 }
 
 export async function catalogPage(page, jobId) {

@@ -3,6 +3,7 @@
 // the field it names).
 
 import * as api from "./api.js";
+import { jobList } from "./joblist.js";
 import { act, el, errorSlot, fmt, session, stateBadge, table, when } from "./ui.js";
 
 const KIND = (hp) => String(hp.kind || "").replace("HYPER_PARAMETER_KIND_", "");
@@ -97,11 +98,12 @@ function jobsTable(jobs) {
 }
 
 export async function trainingPage(page) {
-  const [{ jobs = [] }, catalog, { datasets = [] }] = await Promise.all([
-    api.listAll("/v1/training-jobs", "jobs"), api.listAll("/v1/architectures", "architectures"),
-    api.listAll("/v1/datasets", "datasets")]);
+  const [catalog, { datasets = [] }] = await Promise.all([
+    api.listAll("/v1/architectures", "architectures"), api.listAll("/v1/datasets", "datasets")]);
   const sections = [el("section", {}, el("h2", {}, "Training jobs"),
-    jobs.length ? jobsTable(jobs) : el("p", { class: "muted" }, "No training jobs yet."))];
+    ...jobList({ path: "/v1/training-jobs", datasets: datasets.map((d) => d.name),
+      architectures: (catalog.architectures || []).map((a) => a.name), render: jobsTable,
+      empty: "No training jobs match." }))];
   if (session.canWrite) sections.unshift(jobForm(catalog, datasets));
   page.replaceChildren(...sections);
 }
