@@ -98,7 +98,7 @@ def test_env_example_holds_no_settings_and_only_placeholders():
     entries = dict(line.split("=", 1) for line in (REPO_ROOT / ".env.example").read_text().splitlines()
                    if line.strip() and not line.startswith("#"))
     assert not quakestack_names(entries), "QUAKESTACK_* names belong in docker-compose.yml's environment"
-    for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+    for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD"):
         assert entries[key].startswith("CHANGE_ME"), key
 
 

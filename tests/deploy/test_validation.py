@@ -47,7 +47,7 @@ def test_compose_gpu_reservations(compose_configs):
     for name in ("trainer", "inference"):
         (device,) = gpu_devices(gpu[name])
         assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"], name
-    for name in ("data", "gateway", "minio", "prometheus", "grafana"):
+    for name in ("data", "gateway", "minio", "postgres", "prometheus", "grafana"):
         assert not gpu_devices(gpu[name]), name
     # cpu override: whatever is started by default reserves no GPU; trainer/inference have CPU
     # twins answering on the same DNS names
@@ -93,6 +93,55 @@ def test_overlay_passes_kubernetes_validate_strict(rendered_overlays, overlay):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def kustomize(tmp_path: Path, resources: list[Path], components: list[Path] = ()) -> tuple[Path, list[dict]]:
+    """`kubectl kustomize` of a throw-away kustomization (kustomize wants relative paths)."""
+    kubectl = need("kubectl")
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(
+        {"resources": [os.path.relpath(r, tmp_path) for r in resources],
+         "components": [os.path.relpath(c, tmp_path) for c in components]}))
+    result = run([kubectl, "kustomize", str(tmp_path)])
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "rendered.yaml"
+    path.write_text(result.stdout)
+    return path, [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_base_renders_postgres_as_a_statefulset_with_a_volume_claim(tmp_path):
+    path, docs = kustomize(tmp_path, [K8S / "base"])
+    (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    assert sts["metadata"]["name"] == "postgres" and sts["spec"]["volumeClaimTemplates"]
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_external_database_component_replaces_the_statefulset(rendered_overlays, tmp_path, overlay):
+    """components/external-database on either overlay: no postgres objects left, the clients may reach
+    TCP 5432 outside the cluster, every pod still reads the URL from the Secret; strict-valid."""
+    path, docs = kustomize(tmp_path, [K8S / "overlays" / overlay], [K8S / "components" / "external-database"])
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert not [n for n in names if "postgres" in n[1]], names
+    _path, full = rendered_overlays[overlay]
+    assert {(d["kind"], d["metadata"]["name"]) for d in full} - names == {
+        ("StatefulSet", "postgres"), ("Service", "postgres"), ("NetworkPolicy", "postgres-ingress")}
+    (policy,) = [d["spec"] for d in docs if d["kind"] == "NetworkPolicy"
+                 and d["metadata"]["name"] == "database-clients-egress"]
+    assert policy["podSelector"] == {"matchLabels": {"quakestack.io/database-client": "true"}}
+    assert [p["port"] for rule in policy["egress"] for p in rule["ports"]] == [5432]
+    assert all("ipBlock" in peer for rule in policy["egress"] for peer in rule["to"])
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in ("data", "trainer", "inference"):
+            (container,) = d["spec"]["template"]["spec"]["containers"]
+            (entry,) = [e for e in container["env"] if e["name"] == "QUAKESTACK_DATABASE_URL"]
+            assert entry["valueFrom"]["secretKeyRef"] == {"name": "quakestack-database", "key": "url"}
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# What a Secret's value looks like where the setting checks its form.
+SECRET_STAND_INS = {"QUAKESTACK_DATABASE_URL": "postgresql://quakestack:from-the-secret@postgres:5432/quakestack"}
+
+
 def _deployment_settings(docs: list[dict], name: str):
     """A Deployment's settings as its pod would load them (the ConfigMap, then its own env; secrets mounted)."""
     from quakestack.config import load_settings
@@ -101,7 +150,8 @@ def _deployment_settings(docs: list[dict], name: str):
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     config = next(d["data"] for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "quakestack-config")
     env = {**config, **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
-    secrets = {e["name"]: "from-the-secret" for e in container["env"] if "valueFrom" in e}  # mounted in the pod
+    secrets = {e["name"]: SECRET_STAND_INS.get(e["name"], "from-the-secret")  # mounted in the pod
+               for e in container["env"] if "valueFrom" in e}
     return load_settings({**env, **secrets})
 
 
@@ -271,7 +321,8 @@ def metric_names(expr: str) -> set[str]:
 def test_metric_name_extraction():
     assert metric_names('histogram_quantile(0.95, sum by (le, model) (rate(quakestack_inference_compute_seconds_bucket'
                         '{model=~"$model"}[$__rate_interval])))') == {"quakestack_inference_compute_seconds_bucket"}
-    assert metric_names("label_values(quakestack_training_loss, job_id)") == {"quakestack_training_loss"}
+    assert metric_names("label_values(quakestack_training_epochs_total, architecture)") == {
+        "quakestack_training_epochs_total"}
 
 
 def dashboard_exprs() -> list[str]:
@@ -294,21 +345,29 @@ def test_dashboard_is_provisioned_with_its_datasource():
     used = {p["datasource"]["uid"] for p in dash["panels"] if "datasource" in p}
     assert used and used <= uids
     titles = " ".join(p["title"].lower() for p in dash["panels"])
-    for topic in ("loss", "execution time", "batch size", "ingestion rate", "rpc latency"):
+    for topic in ("jobs by kind and state", "training throughput", "execution time", "batch size", "ingestion rate",
+                  "rpc latency"):
         assert topic in titles, topic
     names = set().union(*(metric_names(e) for e in dashboard_exprs()))
-    for required in ("quakestack_training_loss", "quakestack_inference_compute_seconds_bucket",
+    for required in ("quakestack_jobs", "quakestack_training_samples_per_second_bucket",
+                     "quakestack_inference_compute_seconds_bucket",
                      "grpc_server_handling_seconds_bucket", "quakestack_inference_batch_size_sum",
                      "quakestack_windows_written_total"):
         assert required in names
 
 
-def live_families(stack) -> set[str]:
+def live_metrics(stack) -> list[str]:
+    texts = []
     endpoints = stack.endpoints()
-    families = set()
     for url in [*endpoints.metrics.values(), endpoints.gateway + "/metrics"]:
         with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+            texts.append(response.read().decode())
+    return texts
+
+
+def live_families(stack) -> set[str]:
+    families = set()
+    for text in live_metrics(stack):
         for line in text.splitlines():
             if line.startswith("# TYPE "):
                 families.add(line.split()[2])
@@ -330,7 +389,7 @@ def exists(name: str, families: set[str]) -> bool:
 
 def test_dashboard_and_alert_metrics_exist_in_live_metrics(stack):
     families = live_families(stack)
-    assert "grpc_server_handling_seconds" in families and "quakestack_training_loss" in families
+    assert "grpc_server_handling_seconds" in families and "quakestack_jobs" in families
     rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "quakestack.yml").read_text())
     exprs = dashboard_exprs() + [r["expr"] for g in rules["groups"] for r in g["rules"]]
     missing = sorted({n for e in exprs for n in metric_names(e)} - {"up"} - {
@@ -338,10 +397,17 @@ def test_dashboard_and_alert_metrics_exist_in_live_metrics(stack):
     assert not missing, f"queried but not exported by any process: {missing}"
 
 
+def test_no_metric_is_labelled_by_job_dataset_or_request(stack):
+    """Series per job, dataset or request would grow with history on every replica: labels stay bounded."""
+    for text in live_metrics(stack):
+        for label in ("job_id", "dataset", "request_id", "upload_id"):
+            assert f'{label}="' not in text, next(line for line in text.splitlines() if f'{label}="' in line)
+
+
 @pytest.mark.parametrize("service", ["data", "trainer", "inference", "gateway"])
 def test_image_healthcheck_script_against_live_stack(stack, service):
     """deploy/docker/healthcheck.py, the images' HEALTHCHECK, passes against a healthy process."""
-    from quakestack.stack import settings_env
+    from quakestack.config import settings_env
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
     env.update(settings_env(stack.settings))
