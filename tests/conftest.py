@@ -12,6 +12,8 @@ import pytest
 
 from quakestack.client import channel
 from quakestack.config import Settings, load_settings
+from quakestack.embedded.postgres import PostgresServer
+from quakestack.metadata.database import Database, sqlite_url
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 
@@ -41,6 +43,14 @@ def store(stack: Stack) -> ObjectStore:
 
 
 @pytest.fixture(scope="session")
+def metadata(stack: Stack) -> Iterator[Database]:
+    """The session stack's metadata database (the same file or server its services use)."""
+    db = Database.from_settings(stack.settings)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="session")
 def data_channel(stack: Stack) -> Iterator[grpc.Channel]:
     with channel(stack.settings.data_addr) as ch:
         yield ch
@@ -59,17 +69,21 @@ def inference_channel(stack: Stack) -> Iterator[grpc.Channel]:
 
 
 STACK_MARKERS = ("quakestack.jobs.worker", "services.data", "services.trainer", "services.inference", "gateway",
-                 "weed", "multiprocessing.forkserver", "multiprocessing.resource_tracker")  # a worker's render pool
+                 "weed", "multiprocessing.forkserver", "multiprocessing.resource_tracker",  # a worker's render pool
+                 "postgres")
 
 
 def _test_stack_processes(basetemp: Path) -> list:
-    """Processes of any test stack (services, gateway, workers, weed) still alive: they live under basetemp."""
+    """Processes of any test stack (services, gateway, workers, weed, postgres) still alive: they live in basetemp."""
     import psutil
 
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         if proc.pid == os.getpid() or not any(marker in cmdline for marker in STACK_MARKERS):
+            continue
+        if str(basetemp) in cmdline:  # a postmaster (-D <data dir>): no need for an environ another user may hide
+            found.append(proc)
             continue
         try:
             env = proc.environ()
@@ -99,3 +113,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if described:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             print("\nprocesses of a test stack left behind (killed now):\n  " + "\n  ".join(described))
+
+
+def own_sqlite(directory: Path) -> str:
+    """An SQLite metadata database of a test's own stack (a stack on its own bucket needs its own rows)."""
+    return sqlite_url(Path(directory) / "own-metadata.db")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh metadata database for a test's own stack, on each backend: SQLite, then a real PostgreSQL."""
+    if request.param == "sqlite":
+        return own_sqlite(tmp_path)
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session; each test stack takes a database of its own (fresh_database)."""
+    with PostgresServer(tmp_path_factory.mktemp("postgres") / "data") as server:
+        yield server
+
+
+def fresh_database(server: PostgresServer) -> str:
+    """A new empty database on the server; its SQLAlchemy URL (password included)."""
+    return server.create_database()

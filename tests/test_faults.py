@@ -11,6 +11,7 @@ from quakestack.client import channel, health_status
 from quakestack.embedded.seaweed import SeaweedServer
 from quakestack.stack import Stack, with_free_ports
 from quakestack.v1 import data_pb2, data_pb2_grpc
+from tests.conftest import own_sqlite
 from tests.helpers import json_log_lines, upload_requests, wait_for
 
 
@@ -23,7 +24,7 @@ def _data_process(settings, state_dir) -> Stack:
 
 def test_wrong_credentials_not_serving_with_one_clear_line(stack: Stack, tmp_path) -> None:
     settings = with_free_ports(stack.settings).replace(s3_access_key="wrong", s3_secret_key="wrong-secret",
-                                                       health_interval_s=0.3)
+                                                       health_interval_s=0.3, database_url=own_sqlite(tmp_path))
     own = _data_process(settings, tmp_path)
     try:
         with channel(settings.data_addr) as ch:
@@ -46,7 +47,8 @@ def test_storage_killed_then_restarted(stack: Stack, tmp_path) -> None:
     weed = SeaweedServer(tmp_path / "s3", log_path=tmp_path / "weed.log").start()
     settings = with_free_ports(stack.settings).replace(
         s3_endpoint=weed.endpoint, s3_access_key=weed.credentials.access_key,
-        s3_secret_key=weed.credentials.secret_key, health_interval_s=0.3, s3_timeout_s=1.0)
+        s3_secret_key=weed.credentials.secret_key, health_interval_s=0.3, s3_timeout_s=1.0,
+        database_url=own_sqlite(tmp_path))
     own = _data_process(settings, tmp_path)
     try:
         own.wait_healthy(60, names=("data",))

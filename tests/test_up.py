@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 
 from quakestack.client import channel, health_status
-from quakestack.config import load_settings
-from quakestack.stack import settings_env, with_free_ports
+from quakestack.config import load_settings, settings_env
+from quakestack.stack import with_free_ports
 from tests.conftest import REPO_ROOT
 
 

@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from obspy import UTCDateTime
 
 from quakestack.data.network import SyntheticNetwork, picker_windows
+from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore, model_card
 from quakestack.models.zoo import build_model, get_architecture, resolve_training_hparams
 from quakestack.storage import ObjectStore
@@ -30,14 +31,14 @@ def publish_archive(store: ObjectStore, network: SyntheticNetwork, prefix: str) 
             "truth_key": f"{prefix}/truth.xml", "start": network.start.timestamp, "end": network.end.timestamp}
 
 
-def small_archive(store: ObjectStore, root, prefix: str, picker: str) -> dict[str, str]:
+def small_archive(store: ObjectStore, db: Database, root, prefix: str, picker: str) -> dict[str, str]:
     """A 10-minute synthetic network published under `prefix`, and an untrained picker named `picker`."""
     from quakestack.data.network import write_network
 
     start = UTCDateTime(2024, 3, 1, 12)
     network = write_network(str(root / prefix.replace("/", "-")), seed=2, start=start, end=start + 600, n_events=1)
     archive = publish_archive(store, network, prefix)
-    register(store, picker, picker_weights(0))
+    register(store, db, picker, picker_weights(0))
     return archive
 
 
@@ -74,9 +75,9 @@ def magnitude_weights() -> tuple[bytes, dict]:
                                          source={"job_id": "in-process", "epoch": 0})
 
 
-def register(store: ObjectStore, name: str, weights_and_card: tuple[bytes, dict]) -> dict:
+def register(store: ObjectStore, db: Database, name: str, weights_and_card: tuple[bytes, dict]) -> dict:
     weights, card = weights_and_card
-    return ModelStore(store).register(name, weights, card)
+    return ModelStore(store, db).register(name, weights, card)
 
 
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:

@@ -36,11 +36,11 @@ MAGNITUDE = "annot-magnitude"
 
 
 @pytest.fixture(scope="module")
-def archive(store, network) -> dict:
+def archive(store, metadata, network) -> dict:
     """The network in the stack's storage, an untrained picker and a magnitude model in its registry."""
     published = publish_archive(store, network, "archives/annot")
-    register(store, PICKER, picker_weights(0))
-    register(store, MAGNITUDE, magnitude_weights())
+    register(store, metadata, PICKER, picker_weights(0))
+    register(store, metadata, MAGNITUDE, magnitude_weights())
     inventory = obspy.read_inventory(network.inventory_path)
     inventory = inventory.remove(station="N003")
     buffer = io.BytesIO()
@@ -161,20 +161,24 @@ def _wait_gone(settings, timeout_s: float = 30) -> bool:
 
 
 def _kind_of(proc: psutil.Process) -> str:
-    """The kind of the job a worker process runs (from its job.json), '' when unknown."""
+    """The kind of the job a worker process runs (from its record in the metadata store), '' when unknown."""
     try:
         cmd = proc.cmdline()
         job_id = cmd[cmd.index("--job-id") + 1]
     except (psutil.Error, ValueError, IndexError):
         return ""
     from quakestack.config import load_settings
-    from quakestack.jobs.spec import read_record
-    from quakestack.storage import ObjectStore
+    from quakestack.metadata.database import Database
+    from quakestack.metadata.jobs import JobStore
 
     try:
         env = proc.environ()
         settings = load_settings({k: v for k, v in env.items() if k.startswith("QUAKESTACK_")})
-        return read_record(ObjectStore.from_settings(settings), job_id).kind
+        db = Database.from_settings(settings)
+        try:
+            return JobStore(db).get(job_id).record.kind
+        finally:
+            db.close()
     except Exception:  # noqa: BLE001 - a worker that just exited
         return ""
 
@@ -191,8 +195,8 @@ TRAINED = "annot-picker"
 
 
 @pytest.fixture(scope="module")
-def trained(store, archive) -> str:
-    register(store, TRAINED, picker_weights(8))
+def trained(store, metadata, archive) -> str:
+    register(store, metadata, TRAINED, picker_weights(8))
     return TRAINED
 
 

@@ -58,6 +58,7 @@ def cli_json(cli) -> Callable[..., object]:
 
 
 @pytest.fixture(scope="session")
-def small_dataset(store, tmp_path_factory) -> str:
-    publish_synthetic_dataset(store, "cli-small", Path(tmp_path_factory.mktemp("cli-datasets")), **SMALL_DATASET)
+def small_dataset(store, metadata, tmp_path_factory) -> str:
+    publish_synthetic_dataset(store, metadata, "cli-small", Path(tmp_path_factory.mktemp("cli-datasets")),
+                              **SMALL_DATASET)
     return "cli-small"

@@ -17,10 +17,10 @@ from tests.catalog.conftest import network  # noqa: F401 - the synthetic network
 
 
 @pytest.fixture(scope="module")
-def published(store: ObjectStore, network) -> tuple[dict, object]:  # noqa: F811
+def published(store: ObjectStore, metadata, network) -> tuple[dict, object]:  # noqa: F811
     archive = publish_archive(store, network, "archives/cli-catalog")
-    register(store, "cli-picker-untrained", picker_weights(0))
-    register(store, "cli-magnitude", magnitude_weights())
+    register(store, metadata, "cli-picker-untrained", picker_weights(0))
+    register(store, metadata, "cli-magnitude", magnitude_weights())
     return archive, network
 
 
@@ -50,9 +50,9 @@ def test_catalog_build_refused_no_wait_list_and_cancel(cli, cli_json, published)
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_catalog_build_get_and_evaluate(cli, store, published, tmp_path: Path) -> None:
+def test_catalog_build_get_and_evaluate(cli, store, metadata, published, tmp_path: Path) -> None:
     archive, net = published
-    register(store, "cli-picker", picker_weights(8))
+    register(store, metadata, "cli-picker", picker_weights(8))
     code, out, err = cli(*_build_args(archive, net, "cli-picker", "--magnitude-model", "cli-magnitude",
                                       "--workers", "2"))
     assert code == 0, err

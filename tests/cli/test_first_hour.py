@@ -165,12 +165,12 @@ def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, t
 
 
 @pytest.fixture(scope="module")
-def detector(store) -> str:
+def detector(store, metadata) -> str:
     from quakestack.model_store import ModelStore
     from tests.inference.detector import HPARAMS
     from tests.inference.helpers import register
 
-    register(ModelStore(store), "first-hour-detector", "convnetquake", HPARAMS)
+    register(ModelStore(store, metadata), "first-hour-detector", "convnetquake", HPARAMS)
     return "first-hour-detector"
 
 
@@ -255,12 +255,12 @@ def test_ctrl_c_at_any_moment_ends_the_cli_at_once(addresses, tmp_path: Path, de
 
 # -- 4./5. files as files, safe deletes ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(qs, store, tmp_path_factory) -> tuple[str, str]:
+def trained(qs, store, metadata, tmp_path_factory) -> tuple[str, str]:
     """A dataset of its own (deleted by the tests below) and a 1-epoch job trained on it."""
     from tests.cli.conftest import FAST_HP, SMALL_DATASET
     from tests.datasets import publish_synthetic_dataset
 
-    publish_synthetic_dataset(store, "first-hour-ds", tmp_path_factory.mktemp("fh-ds"), **SMALL_DATASET)
+    publish_synthetic_dataset(store, metadata, "first-hour-ds", tmp_path_factory.mktemp("fh-ds"), **SMALL_DATASET)
     code, out, err = qs("train", "start", "--dataset", "first-hour-ds", "--arch", "convnetquake_ingv", "--hp",
                         *FAST_HP, "--epochs", "1", timeout=600)
     assert code == 0, err

@@ -28,9 +28,10 @@ PICKER = "console-cat-picker"
 
 
 @pytest.fixture(scope="module")
-def small(store, tmp_path_factory) -> dict:
+def small(store, metadata, tmp_path_factory) -> dict:
     """The 10-minute synthetic network and an untrained picker (quick: no training)."""
-    return small_archive(store, tmp_path_factory.mktemp("console-cat"), "archives/console-cat", "console-cat-untrained")
+    return small_archive(store, metadata, tmp_path_factory.mktemp("console-cat"), "archives/console-cat",
+                         "console-cat-untrained")
 
 
 def test_a_cancelled_job_is_listed_without_a_catalog(store, data_channel, gateway, small, browser) -> None:  # noqa: F811
@@ -50,10 +51,10 @@ def test_a_cancelled_job_is_listed_without_a_catalog(store, data_channel, gatewa
 
 
 @pytest.fixture(scope="module")
-def catalog_job(store, data_channel, small) -> Iterator[dict]:
+def catalog_job(store, metadata, data_channel, small) -> Iterator[dict]:
     """A finished annotation job over the small network, picked by a briefly trained picker (minutes: slow)."""
     archive = small
-    register(store, PICKER, picker_weights(8))
+    register(store, metadata, PICKER, picker_weights(8))
     stub = catalog_pb2_grpc.CatalogServiceStub(data_channel)
     job = stub.CreateAnnotationJob(annotation_request(archive, PICKER), timeout=60).job
     done = wait_job(stub, job.job_id, lambda j: state(j) == "SUCCEEDED", 300)

@@ -46,9 +46,9 @@ def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def dataset(store, tmp_path_factory) -> str:
-    publish_synthetic_dataset(store, DATASET, tmp_path_factory.mktemp("console-data"), n_events=120, n_noise=12,
-                              seed=3, length_s=60.0)
+def dataset(store, metadata, tmp_path_factory) -> str:
+    publish_synthetic_dataset(store, metadata, DATASET, tmp_path_factory.mktemp("console-data"), n_events=120,
+                              n_noise=12, seed=3, length_s=60.0)
     return DATASET
 
 
@@ -252,12 +252,12 @@ def test_read_only_token_sees_no_write_buttons_and_the_api_refuses(stack: Stack,
 
 
 @pytest.fixture(scope="module")
-def detector_model(store, tmp_path_factory) -> str:
+def detector_model(store, metadata, tmp_path_factory) -> str:
     """A ConvNetQuake detector trained in-process on synthetic continuous data, registered as 'console-detector'."""
     weights = train_detector(str(tmp_path_factory.mktemp("console-detector")))
     model, _, _ = build_model("convnetquake", HPARAMS)
     model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
-    registry = ModelStore(store)
+    registry = ModelStore(store, metadata)
     register(registry, "console-detector", "convnetquake", HPARAMS, model=model)
     register(registry, "console-onset-mag", "convnetquake_ingv", TINY_MAGNITUDE, p_offset_s=2.0)
     return "console-detector"

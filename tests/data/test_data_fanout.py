@@ -61,11 +61,11 @@ def test_two_workers_render_disjoint_shares_with_the_bytes_of_one(own_data, tmp_
     final = _finished(settings.data_addr, two)
     assert final.state == common_pb2.JOB_STATE_SUCCEEDED, final.error
     shards = _stored_shards_match(store, "fanned")
-    keys = [e["shard"]["key"] for e in _shard_events(store, two)]
+    keys = [e["shard"]["key"] for e in _shard_events(settings, two)]
     assert sorted(keys) == sorted(s["key"] for s in shards) and len(shards) >= 10, "each shard published once"
     ranks = Counter(r["rank"] for r in _results(store, two).values())
     assert set(ranks) == {0, 1} and abs(ranks[0] - ranks[1]) <= 1, f"shares i::2, got {ranks}"
-    assert _attempts(store, two) == Counter({1: 1})
+    assert _attempts(settings, two) == Counter({1: 1})
     one = _create(settings.data_addr, _request("single", prefix, shard_size=6))
     assert _finished(settings.data_addr, one).state == common_pb2.JOB_STATE_SUCCEEDED
     _same_bytes(store, "fanned", "single")
@@ -89,9 +89,9 @@ def test_a_killed_peer_has_its_share_taken_over_within_the_attempt(own_data, tmp
     assert not alive, f"the killed peer left {[p.cmdline()[:3] for p in alive]} running"
     final = _finished(settings.data_addr, job_id)
     assert final.state == common_pb2.JOB_STATE_SUCCEEDED, final.error
-    assert _attempts(store, job_id) == Counter({1: 1}), "taken over by rank 0, not retried"
+    assert _attempts(settings, job_id) == Counter({1: 1}), "taken over by rank 0, not retried"
     shards = _stored_shards_match(store, "taken-over")
-    keys = [e["shard"]["key"] for e in _shard_events(store, job_id)]
+    keys = [e["shard"]["key"] for e in _shard_events(settings, job_id)]
     assert sorted(keys) == sorted(s["key"] for s in shards), "each shard published once"
     ranks = Counter(r["rank"] for r in _results(store, job_id).values())
     assert ranks[0] > ranks[1] + 1, f"rank 0 rendered the dead peer's rest: {ranks}"

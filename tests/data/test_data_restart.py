@@ -12,6 +12,7 @@ import signal
 import threading
 import uuid
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ import pytest
 from quakestack.client import channel, health_status
 from quakestack.data.synthetic import write_stead
 from quakestack.jobs.executor import local_workers, stop_local_workers
+from quakestack.metadata.database import Database
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
@@ -41,10 +43,11 @@ def _data_service(settings, state_dir: Path) -> Stack:
 
 
 @pytest.fixture
-def bucket_settings(stack, tmp_path, request):
-    bucket = "dsjobs-" + request.node.name.replace("_", "-")[5:30].strip("-") + "-" + uuid.uuid4().hex[:4]
+def bucket_settings(stack, tmp_path, request, own_database_url):
+    """A bucket and a metadata database of the test's own (each test runs on SQLite and on PostgreSQL)."""
+    bucket = "dsjobs-" + request.node.originalname.replace("_", "-")[5:30].strip("-") + "-" + uuid.uuid4().hex[:4]
     settings = with_free_ports(stack.settings).replace(s3_bucket=bucket, data_workers=1, cache_dir=str(tmp_path / "c"),
-                                                       **FAST_RUNTIME)
+                                                       database_url=own_database_url, **FAST_RUNTIME)
     ObjectStore.from_settings(settings).ensure_bucket()
     yield settings
     stop_local_workers(settings.s3_endpoint, settings.s3_bucket)
@@ -92,13 +95,18 @@ def _finished(addr: str, job_id: str, timeout_s: float = 240) -> D.DatasetJob:
         return stub.GetDatasetJob(D.GetDatasetJobRequest(job_id=job_id), timeout=5).job
 
 
-def _shard_events(store: ObjectStore, job_id: str) -> list[dict]:
-    return [e for e in stored_events(store, job_id) if e["type"] == "progress" and e.get("shard")]
+def _events(settings, job_id: str) -> list[dict]:
+    with closing(Database.from_settings(settings)) as db:
+        return stored_events(db, job_id)
 
 
-def _attempts(store: ObjectStore, job_id: str) -> Counter:
+def _shard_events(settings, job_id: str) -> list[dict]:
+    return [e for e in _events(settings, job_id) if e["type"] == "progress" and e.get("shard")]
+
+
+def _attempts(settings, job_id: str) -> Counter:
     """How many times a worker started for the job (RUNNING events, by attempt)."""
-    return Counter(e.get("attempt") for e in stored_events(store, job_id)
+    return Counter(e.get("attempt") for e in _events(settings, job_id)
                    if e["type"] == "state" and e["state"] == "RUNNING")
 
 
@@ -123,7 +131,7 @@ def _rendering(own: Stack, tmp_path: Path, name: str, n_events: int, seed: int,
     store = ObjectStore.from_settings(own.settings)
     prefix = _source(store, tmp_path, n_events=n_events, n_noise=n_events // 5, seed=seed)
     job_id = _create(own.settings.data_addr, _request(name, prefix, shard_size=6, preprocessing=SLOW))
-    assert wait_for(lambda: len(_shard_events(store, job_id)) >= shards, 120, 0.1), own.log_tail("data")
+    assert wait_for(lambda: len(_shard_events(own.settings, job_id)) >= shards, 120, 0.1), own.log_tail("data")
     return store, job_id, _worker_tree(own.settings), prefix
 
 
@@ -141,16 +149,16 @@ def test_sigkill_of_the_data_service_reattaches_to_the_running_worker(own_data, 
     try:
         own_data.start_process("data")
         own_data.wait_healthy(60, names=("data",))
-        assert len(_shard_events(store, job_id)) < 70, "the job outran the restart: nothing to re-attach to"
+        assert len(_shard_events(settings, job_id)) < 70, "the job outran the restart: nothing to re-attach to"
     finally:
         for p in renderers:
             p.resume()
     final = _finished(settings.data_addr, job_id)
     assert final.state == common_pb2.JOB_STATE_SUCCEEDED, final.error
-    keys = [e["shard"]["key"] for e in _shard_events(store, job_id)]
+    keys = [e["shard"]["key"] for e in _shard_events(settings, job_id)]
     shards = _stored_shards_match(store, "reattached")
     assert sorted(keys) == sorted(s["key"] for s in shards) and len(shards) >= 70, "every shard rendered once"
-    assert _attempts(store, job_id) == Counter({1: 1}), "one worker, never restarted"
+    assert _attempts(settings, job_id) == Counter({1: 1}), "one worker, never restarted"
     assert "re-attached to a running worker" in (own_data.log_dir / "data.log").read_text()
     _, alive = psutil.wait_procs(tree, timeout=15)
     assert not alive, f"left behind: {[p.cmdline()[:3] for p in alive]}"
@@ -164,10 +172,10 @@ def test_sigkill_of_the_worker_is_rescheduled_and_succeeds_with_the_same_bytes(o
     assert not alive, f"the killed worker left {[p.cmdline()[:3] for p in alive]} running"
     final = _finished(settings.data_addr, job_id)
     assert final.state == common_pb2.JOB_STATE_SUCCEEDED, final.error
-    history = [e for e in stored_events(store, job_id) if e["type"] == "state"]
+    history = [e for e in _events(settings, job_id) if e["type"] == "state"]
     assert any("retry 1 of 2" in e.get("message", "") for e in history), history
-    assert sorted(_attempts(store, job_id)) == [1, 2]
-    events = _shard_events(store, job_id)
+    assert sorted(_attempts(settings, job_id)) == [1, 2]
+    events = _shard_events(settings, job_id)
     keys = [e["shard"]["key"] for e in events]
     shards = _stored_shards_match(store, "retried")
     assert sorted(keys) == sorted(s["key"] for s in shards), "each shard published once"
@@ -202,6 +210,7 @@ def _race_create(addrs: list[str], request: D.CreateDatasetRequest) -> list[tupl
 
 def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path) -> None:
     replicas = [_data_service(with_free_ports(bucket_settings), tmp_path / f"r{i}") for i in range(2)]
+    settings = bucket_settings
     store = ObjectStore.from_settings(bucket_settings)
     try:
         prefix = _source(store, tmp_path, n_events=16, n_noise=4, seed=2)
@@ -216,8 +225,8 @@ def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path
                 listed = data_pb2_grpc.DataServiceStub(ch).ListDatasetJobs(D.ListDatasetJobsRequest()).jobs
                 assert {j.job_id for j in listed} >= set(ids)
         for job_id in ids:
-            assert _attempts(store, job_id) == Counter({1: 1}), job_id
-            keys = [e["shard"]["key"] for e in _shard_events(store, job_id)]
+            assert _attempts(settings, job_id) == Counter({1: 1}), job_id
+            keys = [e["shard"]["key"] for e in _shard_events(settings, job_id)]
             name = f"replicated-{ids.index(job_id)}"
             assert sorted(keys) == sorted(s["key"] for s in _stored_shards_match(store, name)), (job_id, keys)
         for trial in range(3):  # one name asked of both replicas at the same instant: one job, one refusal
@@ -240,6 +249,6 @@ def test_cancel_of_a_running_job_keeps_its_shards_and_writes_no_manifest(own_dat
     _, alive = psutil.wait_procs(tree, timeout=15)
     assert not alive, f"the cancelled job left {[p.cmdline()[:3] for p in alive]} running"
     assert not store.exists("datasets/cancelled/manifest.json")
-    for event in _shard_events(store, job_id):  # what was published before the cancel stays
+    for event in _shard_events(settings, job_id):  # what was published before the cancel stays
         for name, sha in event["shard"]["sha256"].items():
             assert store.stat(f"datasets/cancelled/{event['shard']['key']}/{name}").sha256 == sha

@@ -169,7 +169,7 @@ def test_stead_every_row_accounted_and_labels_equal_csv(stub, store, real_datase
     listed = stub.ListDatasetJobs(D.ListDatasetJobsRequest(page_size=1000), timeout=10).jobs
     assert job.job_id in [j.job_id for j in listed]
     metrics = scrape(f"http://127.0.0.1:{stack.settings.data_metrics_port}/metrics")
-    assert sample_value(metrics, "quakestack_windows_written_total", dataset=name) == 100
+    assert sample_value(metrics, "quakestack_windows_written_total") >= 100  # every dataset's, never per dataset
     assert sample_value(metrics, "quakestack_bytes_stored_total", kind="shard") >= ds.size_bytes
 
 
@@ -213,7 +213,7 @@ def test_same_request_gives_identical_shards(stub, store, real_prefix, real_data
 
     assert digests(name) == digests(again) and len(digests(name)) == 4  # 80 train windows in shards of 40
     deleted = stub.DeleteDataset(D.DeleteDatasetRequest(name=again), timeout=30).objects_deleted
-    assert deleted == 1 + 2 * 4 + 1  # the manifest, two files per shard, the writer claim
+    assert deleted == 1 + 2 * 4  # the manifest and two files per shard (the catalog row goes first)
     assert store.list(f"datasets/{again}/") == []
     with pytest.raises(grpc.RpcError) as exc:
         stub.GetDataset(D.GetDatasetRequest(name=again), timeout=10)
@@ -405,7 +405,7 @@ def test_wrong_sampling_rate_in_seisbench_metadata_is_skipped(stub, store, real_
     assert sum(job.skipped.values()) == 3 and job.progress.windows_written == shard["count"] - 3, dict(job.skipped)
 
 
-def test_cancel_leaves_no_manifest(stub, store, small_stead):
+def test_cancel_leaves_no_manifest(stub, store, metadata, small_stead):
     prefix = _put(store, list(small_stead))
     name = f"cancel-{uuid.uuid4().hex[:6]}"
     slow = D.Preprocessing(detrend=True, taper_fraction=0.05, freqmin_hz=1, freqmax_hz=20)
@@ -417,7 +417,7 @@ def test_cancel_leaves_no_manifest(stub, store, small_stead):
     with pytest.raises(grpc.RpcError) as exc:
         stub.CancelDatasetJob(D.CancelDatasetJobRequest(job_id=job.job_id), timeout=30)
     assert _code(exc) == grpc.StatusCode.FAILED_PRECONDITION
-    states = [e["state"] for e in stored_events(store, job.job_id) if e["type"] == "state"]
+    states = [e["state"] for e in stored_events(metadata, job.job_id) if e["type"] == "state"]
     assert states[-1] == "CANCELLED", states
 
 

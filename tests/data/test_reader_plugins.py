@@ -20,11 +20,12 @@ import pytest
 
 from quakestack.cli import main
 from quakestack.client import channel
+from quakestack.config import settings_env
 from quakestack.data import DatasetSpec, SourceSpec, SplitSpec, WindowSpec, read_shard, readers, run_dataset
-from quakestack.stack import Stack, settings_env, with_free_ports
+from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, own_sqlite
 from tests.plugins.toy_format import write_toy
 
 TOY_MODULE = "tests.plugins.toy_format"
@@ -106,7 +107,8 @@ def test_toy_format_end_to_end_through_cli_and_data_service(stack: Stack, toy_re
     """CLI `data ingest` (format guessed from .npz) -> a data service started with the setting -> shards."""
     sbd = pytest.importorskip("seisbench.data")
     settings = with_free_ports(stack.settings).replace(s3_bucket="toy-plugin", data_readers=(TOY_MODULE,),
-                                                       cache_dir=str(tmp_path / "cache"), data_workers=1)
+                                                       cache_dir=str(tmp_path / "cache"), data_workers=1,
+                                                       database_url=own_sqlite(tmp_path))
     own = Stack(settings, state_dir=tmp_path / "own")
     own.log_dir.mkdir(parents=True, exist_ok=True)
     own.start_process("data")

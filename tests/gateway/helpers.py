@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quakestack.config import settings_env
 from quakestack.embedded.seaweed import free_ports
-from quakestack.stack import settings_env
 from tests.helpers import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

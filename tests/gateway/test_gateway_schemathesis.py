@@ -22,6 +22,7 @@ from gateway.routes import build_routes
 from gateway.streams import SSE
 from quakestack.client import channel
 from quakestack.config import load_settings
+from quakestack.metadata.database import Database
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import catalog_pb2_grpc, common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
@@ -52,7 +53,9 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def real_ids(own_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A failed dataset job, and a 2-epoch training job with an evaluation: the streaming routes' real ids."""
     store = ObjectStore.from_settings(own_stack.settings)
-    publish_synthetic_dataset(store, "st-data", tmp_path_factory.mktemp("st-datasets"), n_events=40, n_noise=4)
+    metadata = Database.from_settings(own_stack.settings)
+    publish_synthetic_dataset(store, metadata, "st-data", tmp_path_factory.mktemp("st-datasets"), n_events=40,
+                              n_noise=4)
     store.put_bytes("raw/st/bad.hdf5", b"not an hdf5 file")
     store.put_bytes("raw/st/bad.csv", b"not,a,stead,csv\n")
     with channel(own_stack.settings.data_addr) as data_ch, channel(own_stack.settings.trainer_addr) as trainer_ch:
@@ -77,7 +80,7 @@ def real_ids(own_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict
         watch = data.GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=dataset_job), timeout=10).job
         assert wait_for(lambda: data.GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=dataset_job),
                                                    timeout=10).job.state == common_pb2.JOB_STATE_FAILED, 60), watch
-        archive = small_archive(store, tmp_path_factory.mktemp("st-network"), "archives/st", "st-picker")
+        archive = small_archive(store, metadata, tmp_path_factory.mktemp("st-network"), "archives/st", "st-picker")
         annotation_job = cancelled_job(catalog_pb2_grpc.CatalogServiceStub(data_ch), archive, "st-picker")
     artifact = next(k for k in evaluation.artifact_keys if k.endswith(".png"))
     return {"dataset_job": dataset_job, "job_id": job_id, "epoch": 1,

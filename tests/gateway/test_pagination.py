@@ -57,13 +57,13 @@ class Lister:
 
 
 @pytest.fixture(scope="module")
-def created(stack: Stack, store: ObjectStore, tmp_path_factory: pytest.TempPathFactory, data_channel,
+def created(stack: Stack, store: ObjectStore, metadata, tmp_path_factory: pytest.TempPathFactory, data_channel,
             trainer_channel, inference_channel) -> Iterator[dict[str, Any]]:
     """N datasets, N failed dataset jobs, N models (3 loaded), one 3-epoch training job and N-1 cancelled ones."""
     root = tmp_path_factory.mktemp("page-datasets")
     datasets = [f"page-ds-{i}" for i in range(N)]
     for name in datasets:
-        publish_synthetic_dataset(store, name, root, n_events=40, n_noise=4)
+        publish_synthetic_dataset(store, metadata, name, root, n_events=40, n_noise=4)
     data = data_pb2_grpc.DataServiceStub(data_channel)
     store.put_bytes("raw/page-test/bad.hdf5", b"not an hdf5 file")
     store.put_bytes("raw/page-test/bad.csv", b"not,a,stead,csv\n")
@@ -71,7 +71,7 @@ def created(stack: Stack, store: ObjectStore, tmp_path_factory: pytest.TempPathF
                                  waveforms=common_pb2.Location(object_key="raw/page-test/"))
     dataset_jobs = [data.CreateDataset(data_pb2.CreateDatasetRequest(name=f"page-bad-{i}", sources=[source]),
                                        timeout=30).job.job_id for i in range(N)]
-    registry = ModelStore(store)
+    registry = ModelStore(store, metadata)
     model = briefly_trained("convnetquake_ingv", {})
     models = [f"page-model-{i}" for i in range(N)]
     for name in models:
@@ -105,18 +105,18 @@ def created(stack: Stack, store: ObjectStore, tmp_path_factory: pytest.TempPathF
         return all(jobs[j].state == common_pb2.JOB_STATE_FAILED for j in dataset_jobs)
 
     assert wait_for(dataset_jobs_ended, 60, 0.2)
-    annotation_jobs = _cancelled_annotation_jobs(store, root, data_channel)
+    annotation_jobs = _cancelled_annotation_jobs(store, metadata, root, data_channel)
     yield {"datasets": datasets, "dataset_jobs": dataset_jobs, "models": models, "loaded": loaded,
            "trained": trained, "training_jobs": [trained, *cancelled], "annotation_jobs": annotation_jobs}
     for name in loaded:
         inference.UnloadModel(inference_pb2.UnloadModelRequest(name=name), timeout=30)
 
 
-def _cancelled_annotation_jobs(store: ObjectStore, root, data_channel) -> list[str]:
+def _cancelled_annotation_jobs(store: ObjectStore, metadata, root, data_channel) -> list[str]:
     """N annotation jobs over a small synthetic network (an untrained picker), each cancelled at once."""
     from tests.catalog.annotation_helpers import cancelled_job, small_archive
 
-    archive = small_archive(store, root, "archives/page-test", "page-picker")
+    archive = small_archive(store, metadata, root, "archives/page-test", "page-picker")
     catalogs = catalog_pb2_grpc.CatalogServiceStub(data_channel)
     return [cancelled_job(catalogs, archive, "page-picker") for _ in range(N)]
 
@@ -230,7 +230,7 @@ def test_every_list_rpc_has_aip158_fields() -> None:
                     assert "next_page_token" in method.output_type.fields_by_name, method.full_name
 
 
-def test_an_item_added_between_pages_repeats_nothing(store: ObjectStore, created: dict[str, Any],
+def test_an_item_added_between_pages_repeats_nothing(store: ObjectStore, metadata, created: dict[str, Any],
                                                      lists: dict[str, Lister]) -> None:
     lister = lists["ListModels"]
     first = lister.call(lister.request(page_size=PAGE), timeout=30)
@@ -239,7 +239,7 @@ def test_an_item_added_between_pages_repeats_nothing(store: ObjectStore, created
     early = "0-page-new"
     assert early < first.models[0].name
     model = briefly_trained("convnetquake_ingv", {})
-    register(ModelStore(store), early, "convnetquake_ingv", {}, model=model)
+    register(ModelStore(store, metadata), early, "convnetquake_ingv", {}, model=model)
     seen = [m.name for m in first.models]
     token = first.next_page_token
     while token:

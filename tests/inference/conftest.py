@@ -9,8 +9,8 @@ from quakestack.v1 import inference_pb2_grpc
 
 
 @pytest.fixture(scope="session")
-def registry(store) -> ModelStore:
-    return ModelStore(store)
+def registry(store, metadata) -> ModelStore:
+    return ModelStore(store, metadata)
 
 
 @pytest.fixture(scope="session")

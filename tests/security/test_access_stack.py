@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import grpc
@@ -25,6 +26,7 @@ from minio.error import S3Error
 from gateway.routes import Kind, build_routes
 from quakestack.auth import OPEN_SERVICES, RPC_ROLES, Role, is_state_changing
 from quakestack.client import channel, reflected_services
+from quakestack.metadata.database import Database
 from quakestack.stack import SERVICES, Stack
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
@@ -241,7 +243,9 @@ def test_tokens_rotate_without_restart(secured: Stack) -> None:
 
 def test_queued_jobs_quota(secured: Stack, tmp_path_factory: pytest.TempPathFactory) -> None:
     store = ObjectStore.from_settings(secured.settings)
-    publish_synthetic_dataset(store, "quota-jobs", tmp_path_factory.mktemp("ds"), n_events=60, n_noise=10)
+    with closing(Database.from_settings(secured.settings)) as metadata:
+        publish_synthetic_dataset(store, metadata, "quota-jobs", tmp_path_factory.mktemp("ds"), n_events=60,
+                                  n_noise=10)
     request = trainer_pb2.CreateTrainingJobRequest(dataset="quota-jobs", architecture="convnetquake_ingv",
                                                    hyper_parameters=hyper(n_samples=3000, epochs=50))
     with channel(secured.settings.trainer_addr) as ch:

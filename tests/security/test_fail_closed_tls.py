@@ -9,6 +9,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 from quakestack.certs import make_dev_certs
 from quakestack.client import channel, health_status
 from quakestack.embedded.seaweed import free_ports
+from quakestack.metadata.database import sqlite_url
 from quakestack.stack import Stack
 from tests.conftest import fresh_settings
 from tests.helpers import json_log_lines, wait_for
@@ -30,7 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def _env(**changes: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
     data, metrics, gateway = free_ports(3)
+    database = sqlite_url(Path(tempfile.mkdtemp(prefix="quakestack-tls-")) / "metadata.db")
     env.update({"QUAKESTACK_S3_ENDPOINT": "127.0.0.1:9", "QUAKESTACK_S3_ACCESS_KEY": "k",
+                "QUAKESTACK_DATABASE_URL": database,
                 "QUAKESTACK_S3_SECRET_KEY": "s", "QUAKESTACK_S3_TIMEOUT_S": "1",
                 "QUAKESTACK_DATA_GRPC_PORT": str(data), "QUAKESTACK_DATA_METRICS_PORT": str(metrics),
                 "QUAKESTACK_GATEWAY_PORT": str(gateway), "QUAKESTACK_DATA_ADDR": f"localhost:{data}",
@@ -192,7 +196,7 @@ def test_rotated_certificates_are_used_without_a_restart(tmp_path: Path) -> None
 
 def test_cli_trusts_the_configured_ca_bundle(tls_data, certs, tmp_path: Path) -> None:
     """`quakestack data ls` over mTLS: with another CA the handshake fails; with the right one the service
-    answers (UNAVAILABLE from the service itself, whose storage is down)."""
+    answers (from its metadata database: no dataset, though its storage is down)."""
     other = make_dev_certs(tmp_path / "other")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
     env.update({"QUAKESTACK_DATA_ADDR": tls_data["QUAKESTACK_DATA_ADDR"],
@@ -200,15 +204,15 @@ def test_cli_trusts_the_configured_ca_bundle(tls_data, certs, tmp_path: Path) ->
                 "QUAKESTACK_TLS_CLIENT_KEY_FILE": str(certs["client_key"])})
     command = [sys.executable, "-m", "quakestack", "data", "ls", "--json"]
 
-    def run_with(ca: Path) -> str:
+    def run_with(ca: Path) -> tuple[int, str]:
         result = subprocess.run(command, env={**env, "QUAKESTACK_TLS_CA_FILE": str(ca)}, capture_output=True,
                                 text=True, timeout=60, cwd=str(REPO_ROOT))
-        assert result.returncode != 0
-        return (result.stderr + result.stdout).lower()
+        return result.returncode, (result.stderr + result.stdout).lower()
 
-    assert "handshake" in run_with(other["ca"])
-    output = run_with(certs["ca"])
-    assert "handshake" not in output and "storage" in output, output
+    code, output = run_with(other["ca"])
+    assert code != 0 and "handshake" in output, output
+    code, output = run_with(certs["ca"])
+    assert code == 0 and output.strip() == "[]", output
 
 
 def test_embedded_stack_with_tls_everywhere(certs, tmp_path: Path) -> None:

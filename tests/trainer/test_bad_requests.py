@@ -26,9 +26,9 @@ def test_invalid_training_requests(trainer, magnitude_dataset, architecture, hp,
     assert fragment in error.details()
 
 
-def test_task_mismatch_names_the_problem(trainer, store, dataset_root) -> None:
+def test_task_mismatch_names_the_problem(trainer, store, metadata, dataset_root) -> None:
     """A detector learns events against noise: a dataset without noise windows does not fit."""
-    publish_synthetic_dataset(store, "syn-no-noise", dataset_root, n_events=30, n_noise=0, seed=2)
+    publish_synthetic_dataset(store, metadata, "syn-no-noise", dataset_root, n_events=30, n_noise=0, seed=2)
     request = trainer_pb2.CreateTrainingJobRequest(dataset="syn-no-noise", architecture="convnetquake")
     error = rpc_error(lambda: trainer.CreateTrainingJob(request, timeout=30))
     assert error.code().name == "FAILED_PRECONDITION"

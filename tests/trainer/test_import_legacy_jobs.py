@@ -1,32 +1,33 @@
-"""Jobs an older version wrote (`jobs/<id>/job.json` with the state in it + `metrics.jsonl`, as
-services/trainer/jobs.py did before the job runtime) become runtime jobs when a scheduler discovers
-them: in List/Get/StreamTrainingProgress with their history, checkpoints downloadable, the old files
-kept; a job the old service left RUNNING resumes from its checkpoint; two replicas (and eight threads)
-migrating at once write everything once."""
+"""Jobs an even older version wrote (`jobs/<id>/job.json` with the state in it + `metrics.jsonl`, as
+services/trainer/jobs.py did before the job runtime) are imported into the metadata store when a service
+first starts on their bucket: in List/Get/StreamTrainingProgress with their history, checkpoints
+downloadable, the old objects kept as they were; a job the old service left RUNNING resumes from its
+checkpoint; two replicas (and eight threads) importing at once write everything once."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections import Counter
-from functools import partial
+from contextlib import closing
 
 import pytest
+import sqlalchemy as sa
 
 from quakestack.client import channel
-from quakestack.jobs.migrate import migrate_legacy_job
-from quakestack.jobs.spec import read_record
-from quakestack.layout import checkpoint_key, events_prefix, job_prefix, spec_key
+from quakestack.layout import checkpoint_key, job_prefix, spec_key
+from quakestack.metadata.database import Database
+from quakestack.metadata.importer import import_object_storage
+from quakestack.metadata.jobs import JobStore
+from quakestack.metadata.schema import job_events
 from quakestack.models.checkpoint import load_state
 from quakestack.stack import with_free_ports
 from quakestack.storage import ObjectStore
-from quakestack.training.jobs import JOB_HYPER_PARAMETERS, KIND, SPEC_VERSION
-from quakestack.training.legacy import OLD_SPEC_FIELDS, legacy_training_job
+from quakestack.training.legacy import OLD_SPEC_FIELDS
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
+from tests.conftest import own_sqlite
 from tests.trainer.conftest import create_job, epochs_of, finished, progress, state_name, stored_events, wait_for_job
 from tests.trainer.test_restart import _trainer, bucket_settings  # noqa: F401 - fixtures
-
-RUNTIME_FILES = ("control.json", "lease.json", "heartbeat.json")
 
 
 def write_old_job(store: ObjectStore, job_id: str, spec: dict, state: str, history: list[dict], *,
@@ -48,29 +49,24 @@ def write_old_job(store: ObjectStore, job_id: str, spec: dict, state: str, histo
     return old_record, old_history
 
 
-def _to_old_format(store: ObjectStore, job_id: str) -> tuple[bytes, bytes]:
-    """Turn a finished runtime job into the old format in place (its real checkpoints stay)."""
-    record = read_record(store, job_id)
-    history = stored_events(store, job_id)
-    store.delete_prefix(events_prefix(job_id))
-    for name in RUNTIME_FILES:
-        store.delete(f"{job_prefix(job_id)}{name}")
-    return write_old_job(store, job_id, record.spec, history[-1]["state"], history, epochs=record.spec["epochs"],
-                         create_time=record.create_time)
-
-
-def test_old_format_jobs_are_migrated_once_by_two_replicas(bucket_settings, tmp_path) -> None:  # noqa: F811
+def test_old_format_jobs_are_imported_once_by_two_replicas(bucket_settings, tmp_path) -> None:  # noqa: F811
+    """A job trained here is rewritten in the oldest format in a fresh bucket path; two replicas on an empty
+    database import it and a RUNNING one, and the RUNNING one resumes from its epoch-1 checkpoint."""
     store = ObjectStore.from_settings(bucket_settings)
-    first = _trainer(with_free_ports(bucket_settings), tmp_path / "first")
+    scratch = with_free_ports(bucket_settings).replace(database_url=own_sqlite(tmp_path / "scratch"))
+    first = _trainer(scratch, tmp_path / "first")
     try:
         with channel(first.settings.trainer_addr) as ch:
             stub = trainer_pb2_grpc.TrainerServiceStub(ch)
             done = create_job(stub, "syn", epochs=2).job_id
             assert state_name(wait_for_job(stub, done, finished).state) == "SUCCEEDED"
     finally:
-        first.stop()  # the "old version" goes away; what it left is rewritten in its format
-    new_history = stored_events(store, done)
-    old_done = _to_old_format(store, done)
+        first.stop()  # the "old version" goes away; what it left is written again in its format
+    with closing(Database.from_settings(scratch)) as db:
+        record = JobStore(db).get(done).record
+        new_history = stored_events(db, done)
+    old_done = write_old_job(store, done, record.spec, new_history[-1]["state"], new_history,
+                             epochs=record.spec["epochs"], create_time=record.create_time)
     # a job the old service left RUNNING after one epoch of three: its epoch-1 checkpoint is real
     running = "0123456789abcdef"
     store.put_bytes(checkpoint_key(running, "epoch-0001"), store.get_bytes(checkpoint_key(done, "epoch-0001")))
@@ -94,7 +90,7 @@ def test_old_format_jobs_are_migrated_once_by_two_replicas(bucket_settings, tmp_
                 assert [e.sequence for e in history] == [e["sequence"] for e in new_history]
                 weights = b"".join(r.chunk for r in stub.DownloadCheckpoint(
                     trainer_pb2.DownloadCheckpointRequest(job_id=done, epoch=2)))
-                assert load_state(weights), "a migrated job's checkpoint downloads"
+                assert load_state(weights), "an imported job's checkpoint downloads"
         with channel(replicas[1].settings.trainer_addr) as ch:
             stub = trainer_pb2_grpc.TrainerServiceStub(ch)
             final = wait_for_job(stub, running, finished, timeout_s=300)
@@ -104,16 +100,20 @@ def test_old_format_jobs_are_migrated_once_by_two_replicas(bucket_settings, tmp_
         messages = [e.state_change.message for e in events if e.WhichOneof("event") == "state_change"]
         assert any("migrated from an older version" in m for m in messages), messages
         assert any(m.startswith("worker started") and "from epoch-0001" in m for m in messages), messages
-        starts = Counter(e.get("attempt") for e in stored_events(store, running)
-                         if e["type"] == "state" and e["state"] == "RUNNING")
-        assert starts == Counter({None: 1, 1: 1}), "the old run, then one new worker"
+        with closing(Database.from_settings(bucket_settings)) as db:
+            starts = Counter(e.get("attempt") for e in stored_events(db, running)
+                             if e["type"] == "state" and e["state"] == "RUNNING")
+            assert starts == Counter({None: 1, 1: 1}), "the old run, then one new worker"
+            with db.read() as conn:
+                stored = conn.execute(sa.select(sa.func.count()).select_from(job_events)
+                                      .where(job_events.c.job_id == done)).scalar()
+            assert stored == len(new_history), "every event imported once"
     finally:
         for replica in replicas:
             replica.stop()
     for job_id, (old_record, old_history) in ((done, old_done), (running, old_running)):
-        assert store.get_bytes(f"{job_prefix(job_id)}job.v0.json") == old_record, "the old record is kept"
+        assert store.get_bytes(spec_key(job_id)) == old_record, "the old record is kept as it was"
         assert store.get_bytes(f"{job_prefix(job_id)}metrics.jsonl") == old_history, "the old history is kept"
-    assert len(store.list(events_prefix(done))) == len(new_history), "every event written once"
 
 
 def read_record_spec_of_old(store: ObjectStore, job_id: str) -> dict:
@@ -122,7 +122,12 @@ def read_record_spec_of_old(store: ObjectStore, job_id: str) -> dict:
 
 
 @pytest.mark.parametrize("writers", [8])
-def test_concurrent_migrations_write_one_record_and_one_log(stack, store, writers) -> None:
+def test_concurrent_imports_write_one_record_and_one_log(stack, writers, tmp_path, own_database_url) -> None:
+    """Eight threads (each its own engine, as replicas have) import one bucket into one empty database."""
+    settings = with_free_ports(stack.settings).replace(s3_bucket=f"legacy-import-{tmp_path.name[-12:]}".lower()
+                                                       .replace("_", "-"), database_url=own_database_url)
+    store = ObjectStore.from_settings(settings)
+    store.ensure_bucket()
     job_id = "fedcba9876543210"
     spec = {"dataset": "syn", "architecture": "convnetquake_ingv", "hyper_parameters": {},
             "training_hyper_parameters": {"epochs": 2, "batch_size": 16}, "device": "cpu"}
@@ -131,25 +136,27 @@ def test_concurrent_migrations_write_one_record_and_one_log(stack, store, writer
                {"type": "state", "state": "STOPPING", "message": "stop", "time": "2026-11-30T10:00:02+00:00"}]
     old_record, _ = write_old_job(store, job_id, spec, "STOPPING", history, epochs=2,
                                   create_time="2026-11-30T10:00:00+00:00")
-    convert = partial(legacy_training_job, kind=KIND, version=SPEC_VERSION, job_hyper_parameters=JOB_HYPER_PARAMETERS)
+    with closing(Database.from_settings(settings)) as db:
+        db.upgrade()
     results: list = []
     barrier = threading.Barrier(writers)
 
-    def migrate() -> None:
-        barrier.wait()
-        results.append(migrate_legacy_job(ObjectStore.from_settings(stack.settings), job_id, convert))
+    def run_import() -> None:
+        with closing(Database.from_settings(settings)) as db:
+            barrier.wait()
+            results.append(import_object_storage(db, ObjectStore.from_settings(settings)))
 
-    threads = [threading.Thread(target=migrate) for _ in range(writers)]
+    threads = [threading.Thread(target=run_import) for _ in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert len(results) == writers and len({json.dumps(r.to_dict(), sort_keys=True) for r in results}) == 1
-    record = read_record(store, job_id)
-    assert record.to_dict() == results[0].to_dict()
-    assert record.spec["training_hyper_parameters"]["num_nodes"] == 1, "a newer hyper-parameter takes its default"
-    events = stored_events(store, job_id)
-    assert [e["state"] for e in events] == ["QUEUED", "RUNNING", "STOPPING", "STOPPED"]
-    assert len(store.list(events_prefix(job_id))) == 4
-    assert store.get_bytes(f"{job_prefix(job_id)}job.v0.json") == old_record
-    assert migrate_legacy_job(store, job_id, convert).to_dict() == record.to_dict(), "idempotent"
+    reports = [r for r in results if r is not None]
+    assert len(results) == writers and len(reports) == 1 and reports[0].jobs == 1, results
+    with closing(Database.from_settings(settings)) as db:
+        record = JobStore(db).get(job_id).record
+        assert record.spec["training_hyper_parameters"]["num_nodes"] == 1, "a newer hyper-parameter takes its default"
+        events = stored_events(db, job_id)
+        assert [e["state"] for e in events] == ["QUEUED", "RUNNING", "STOPPING", "STOPPED"]
+        assert import_object_storage(db, store) is None, "imported once: a later start does nothing"
+    assert store.get_bytes(spec_key(job_id)) == old_record, "the bucket is left as it was"

@@ -18,7 +18,7 @@ from tests.trainer.conftest import (
 )
 
 
-def test_two_subscribers_one_late_get_every_epoch_once_in_order(trainer, store, magnitude_dataset) -> None:
+def test_two_subscribers_one_late_get_every_epoch_once_in_order(trainer, store, metadata, magnitude_dataset) -> None:
     job = create_job(trainer, magnitude_dataset, epochs=4)
     early: list = []
     reader = threading.Thread(target=lambda: early.extend(progress(trainer, job.job_id)))
@@ -28,7 +28,7 @@ def test_two_subscribers_one_late_get_every_epoch_once_in_order(trainer, store, 
     reader.join(300)
     assert epochs_of(early) == epochs_of(late) == [1, 2, 3, 4]
     assert [e.SerializeToString() for e in early] == [e.SerializeToString() for e in late]
-    stored = stored_events(store, job.job_id)
+    stored = stored_events(metadata, job.job_id)
     assert [e["sequence"] for e in stored] == [e.sequence for e in late]
     assert [e["train_loss"] for e in stored if e["type"] == "epoch"] == [e.epoch.train_loss for e in late
                                                                         if e.WhichOneof("event") == "epoch"]
@@ -57,7 +57,7 @@ def test_epochs_up_while_running(trainer, magnitude_dataset) -> None:
     assert state_name(final.state) == "SUCCEEDED" and final.epochs_done == 3 and final.epochs == 3
 
 
-def test_stop_checkpoints_and_resume_continues_the_curve(trainer, store, magnitude_dataset) -> None:
+def test_stop_checkpoints_and_resume_continues_the_curve(trainer, store, metadata, magnitude_dataset) -> None:
     job = create_job(trainer, magnitude_dataset, epochs=40)
     wait_for_job(trainer, job.job_id, lambda j: j.epochs_done >= 1)
     stopping = trainer.StopTrainingJob(trainer_pb2.StopTrainingJobRequest(job_id=job.job_id)).job

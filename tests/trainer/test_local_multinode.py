@@ -37,7 +37,7 @@ def _wait_launchers(job_id: str, count: int, timeout_s: float = 120) -> list[psu
     raise AssertionError(f"expected {count} torchrun launchers of job {job_id}, found {len(_launchers(job_id))}")
 
 
-def test_two_node_job_runs_as_two_launchers_and_succeeds(trainer, store, magnitude_dataset) -> None:
+def test_two_node_job_runs_as_two_launchers_and_succeeds(trainer, store, metadata, magnitude_dataset) -> None:
     job = create_job(trainer, magnitude_dataset, epochs=2, num_nodes=2)
     launchers = _wait_launchers(job.job_id, 2)
     envs = [p.environ() for p in launchers]
@@ -47,7 +47,7 @@ def test_two_node_job_runs_as_two_launchers_and_succeeds(trainer, store, magnitu
     assert all(os.getsid(p.pid) == p.pid for p in launchers), "each launcher leads its own session (detached)"
     done = wait_for_job(trainer, job.job_id, finished, timeout_s=400)
     assert state_name(done.state) == "SUCCEEDED", done.error
-    events = stored_events(store, job.job_id)
+    events = stored_events(metadata, job.job_id)
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2], "one job's epochs, each once"
     running = [e for e in events if e["type"] == "state" and e["state"] == "RUNNING"]
     assert len(running) == 1 and running[0]["world_size"] == 2

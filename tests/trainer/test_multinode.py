@@ -16,41 +16,41 @@ import pytest
 import torch
 import yaml
 
+from quakestack.config import settings_env
 from quakestack.embedded.seaweed import free_ports
-from quakestack.jobs.control import create_control
-from quakestack.jobs.events import EventLog
 from quakestack.jobs.kubernetes import as_dicts, build_manifests
-from quakestack.jobs.spec import JobRecord, new_job_id, write_record
+from quakestack.jobs.spec import JobRecord, new_job_id
+from quakestack.metadata.database import Database
+from quakestack.metadata.datasets import DatasetCatalog
+from quakestack.metadata.jobs import JobStore
 from quakestack.models.checkpoint import load_state
 from quakestack.protoconv import utc_now_iso
-from quakestack.stack import settings_env, with_free_ports
+from quakestack.stack import with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.training.jobs import KIND, SPEC_VERSION, build_spec
+from tests.conftest import fresh_database
 from tests.datasets import publish_synthetic_dataset
 from tests.trainer.conftest import stored_events
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _submit(store: ObjectStore, **hp) -> str:
+def _submit(store: ObjectStore, db: Database, **hp) -> str:
     """A training job as the trainer would create it, without a scheduler (the test plays the pods)."""
     values = {"n_samples": 3000, "learning_rate": 0.005, "seed": 3, **hp}
-    spec = build_spec(store, dataset="syn", architecture="convnetquake_ingv", values=values, device="cpu",
-                      display_name="", gpu_count=0)
+    spec = build_spec(store, DatasetCatalog(db), dataset="syn", architecture="convnetquake_ingv", values=values,
+                      device="cpu", display_name="", gpu_count=0)
     record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
-    write_record(store, record)
-    create_control(store, record.job_id, epochs=spec["epochs"], attempt=1)
-    EventLog(store, record.job_id).append({"type": "state", "state": "QUEUED", "message": "created"})
+    JobStore(db).create(record, {"epochs": spec["epochs"], "attempt": 1},
+                        {"type": "state", "state": "QUEUED", "message": "created"})
     return record.job_id
 
 
-def _pod_processes(settings, store: ObjectStore, job_id: str, log_dir: Path) -> list[subprocess.Popen]:
+def _pod_processes(settings, db: Database, job_id: str, log_dir: Path) -> list[subprocess.Popen]:
     """One process per completion index, with the Job's command and environment; the headless
-    Service's DNS name of pod 0 becomes 127.0.0.1, the Secret and ConfigMap become our settings."""
-    from quakestack.jobs.spec import read_record
-
-    (job,) = [m for m in as_dicts(build_manifests(settings, job_id, 1, read_record(store, job_id).spec, gpu=False))
-              if m["kind"] == "Job"]
+    Service's DNS name of pod 0 becomes 127.0.0.1, the Secrets and ConfigMap become our settings."""
+    spec = JobStore(db).get(job_id).record.spec
+    (job,) = [m for m in as_dicts(build_manifests(settings, job_id, 1, spec, gpu=False)) if m["kind"] == "Job"]
     (container,) = job["spec"]["template"]["spec"]["containers"]
     command = container["command"]
     assert command[0] == "torchrun"
@@ -118,20 +118,24 @@ def test_executor_manifests_pass_kubernetes_validate_strict(stack, tmp_path, nod
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_two_torchrun_nodes_on_loopback_equal_one_process(stack, dataset_root, tmp_path) -> None:
+def test_two_torchrun_nodes_on_loopback_equal_one_process(stack, dataset_root, tmp_path, postgres_server) -> None:
+    """The pods report to PostgreSQL, as a cluster's would: every rank reaches the same metadata store."""
     settings = with_free_ports(stack.settings).replace(s3_bucket="multinode-torchrun", jobs_heartbeat_s=0.5,
-                                                       cache_dir=str(tmp_path / "cache"))
+                                                       cache_dir=str(tmp_path / "cache"),
+                                                       database_url=fresh_database(postgres_server))
     store = ObjectStore.from_settings(settings)
     store.ensure_bucket()
+    db = Database.from_settings(settings)
+    db.upgrade()
     # events only: the magnitude loss skips noise windows, so ranks' means would weigh samples unequally
-    publish_synthetic_dataset(store, "syn", dataset_root, n_events=600, n_noise=0, seed=1)
-    two = _submit(store, epochs=2, batch_size=16, num_nodes=2)
-    one = _submit(store, epochs=2, batch_size=32)
-    assert _wait(_pod_processes(settings, store, two, tmp_path), 400) == [0, 0]
-    assert _wait(_pod_processes(settings, store, one, tmp_path), 400) == [0]
+    publish_synthetic_dataset(store, db, "syn", dataset_root, n_events=600, n_noise=0, seed=1)
+    two = _submit(store, db, epochs=2, batch_size=16, num_nodes=2)
+    one = _submit(store, db, epochs=2, batch_size=32)
+    assert _wait(_pod_processes(settings, db, two, tmp_path), 400) == [0, 0]
+    assert _wait(_pod_processes(settings, db, one, tmp_path), 400) == [0]
     runs = {}
     for job_id, world in ((two, 2), (one, 1)):
-        events = stored_events(store, job_id)
+        events = stored_events(db, job_id)
         assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2], "one job's events, each epoch once"
         running = [e for e in events if e["type"] == "state" and e["state"] == "RUNNING"]
         assert len(running) == 1 and running[0]["world_size"] == world
@@ -140,6 +144,7 @@ def test_two_torchrun_nodes_on_loopback_equal_one_process(stack, dataset_root, t
     assert runs[two].keys() == runs[one].keys()
     for name, value in runs[one].items():
         torch.testing.assert_close(runs[two][name], value, rtol=1e-3, atol=1e-4, msg=name)
+    db.close()
 
 
 @pytest.mark.parametrize("kind", ["annotation", "dataset"])

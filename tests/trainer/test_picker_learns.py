@@ -14,10 +14,11 @@ from tests.trainer.conftest import create_job, epochs_of, metric, progress, stat
 PICKER_HP = {"n_samples": 2000, "base_channels": 8, "depth": 4, "learning_rate": 0.002, "batch_size": 16}
 
 
-def test_picker_learns_through_the_service_and_serves_picks(trainer, registry, store, dataset_root,
+def test_picker_learns_through_the_service_and_serves_picks(trainer, registry, store, metadata, dataset_root,
                                                              inference_channel, tmp_path) -> None:
     # STEAD-style windows: P between 3 and 15 s, S after it; 20 s windows
-    publish_synthetic_dataset(store, "syn-picks", dataset_root, n_events=500, n_noise=40, seed=3, length_s=20.0)
+    publish_synthetic_dataset(store, metadata, "syn-picks", dataset_root, n_events=500, n_noise=40, seed=3,
+                              length_s=20.0)
     job = create_job(trainer, "syn-picks", architecture="phasenet", epochs=20, **PICKER_HP)
     events = progress(trainer, job.job_id, timeout_s=600)
     states = [state_name(e.state_change.state) for e in events if e.WhichOneof("event") == "state_change"]

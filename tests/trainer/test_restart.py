@@ -10,12 +10,14 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from contextlib import closing
 
 import psutil
 import pytest
 
 from quakestack.client import channel, health_status
 from quakestack.jobs.executor import WORKER_MODULE, local_workers
+from quakestack.metadata.database import Database
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
@@ -26,7 +28,10 @@ FAST_RUNTIME = dict(jobs_lease_ttl_s=3.0, jobs_lost_after_s=6.0, jobs_heartbeat_
 
 
 def _bucket(request) -> str:
-    return "restart-" + request.node.name.replace("_", "-")[5:40].strip("-")
+    name = request.node.originalname.replace("_", "-")[5:36].strip("-")
+    backend = request.node.callspec.params.get("own_database_url", "x")[:2] if hasattr(request.node, "callspec") \
+        else "x"
+    return f"restart-{name}-{backend}"
 
 
 def _trainer(settings, state_dir) -> Stack:
@@ -38,11 +43,15 @@ def _trainer(settings, state_dir) -> Stack:
 
 
 @pytest.fixture
-def bucket_settings(stack, dataset_root, request):
-    settings = with_free_ports(stack.settings).replace(s3_bucket=_bucket(request), **FAST_RUNTIME)
+def bucket_settings(stack, dataset_root, request, own_database_url):
+    """A bucket and a metadata database of the test's own (each test runs on SQLite and on PostgreSQL)."""
+    settings = with_free_ports(stack.settings).replace(s3_bucket=_bucket(request), database_url=own_database_url,
+                                                       **FAST_RUNTIME)
     store = ObjectStore.from_settings(settings)
     store.ensure_bucket()
-    publish_synthetic_dataset(store, "syn", dataset_root, n_events=600, n_noise=40, seed=1)
+    with closing(Database.from_settings(settings)) as db:
+        db.upgrade()
+        publish_synthetic_dataset(store, db, "syn", dataset_root, n_events=600, n_noise=40, seed=1)
     yield settings
     from quakestack.jobs.executor import stop_local_workers
 
@@ -64,15 +73,15 @@ def _restart(own: Stack) -> None:
     own.wait_healthy(90, names=("trainer",))
 
 
-def _attempts(store, job_id: str) -> Counter:
+def _attempts(settings, job_id: str) -> Counter:
     """How many times a worker started for the job (RUNNING events, by attempt)."""
-    return Counter(e.get("attempt") for e in stored_events(store, job_id)
-                   if e["type"] == "state" and e["state"] == "RUNNING")
+    with closing(Database.from_settings(settings)) as db:
+        return Counter(e.get("attempt") for e in stored_events(db, job_id)
+                       if e["type"] == "state" and e["state"] == "RUNNING")
 
 
 def test_sigkill_of_the_service_reattaches_to_the_running_worker(own_trainer) -> None:
     settings = own_trainer.settings
-    store = ObjectStore.from_settings(settings)
     with channel(settings.trainer_addr) as ch:
         stub = trainer_pb2_grpc.TrainerServiceStub(ch)
         job = create_job(stub, "syn", epochs=8)
@@ -89,7 +98,7 @@ def test_sigkill_of_the_service_reattaches_to_the_running_worker(own_trainer) ->
     assert epochs_of(events) == list(range(1, 9)), "every epoch exactly once, no gap"
     elapsed = [e.epoch.elapsed_s for e in events if e.WhichOneof("event") == "epoch"]
     assert all(b > a for a, b in zip(elapsed, elapsed[1:], strict=False)), "elapsed time continues"
-    assert _attempts(store, job.job_id) == Counter({1: 1}), "one worker, never restarted"
+    assert _attempts(settings, job.job_id) == Counter({1: 1}), "one worker, never restarted"
     assert "re-attached to a running worker" in (own_trainer.log_dir / "trainer.log").read_text()
     psutil.wait_procs(workers, timeout=15)
     assert not local_workers(settings.s3_endpoint, settings.s3_bucket), "the worker is reaped when its job ends"
@@ -97,7 +106,6 @@ def test_sigkill_of_the_service_reattaches_to_the_running_worker(own_trainer) ->
 
 def test_sigkill_of_the_worker_is_rescheduled_from_its_checkpoint(own_trainer) -> None:
     settings = own_trainer.settings
-    store = ObjectStore.from_settings(settings)
     with channel(settings.trainer_addr) as ch:
         stub = trainer_pb2_grpc.TrainerServiceStub(ch)
         job = create_job(stub, "syn", epochs=5)
@@ -112,7 +120,7 @@ def test_sigkill_of_the_worker_is_rescheduled_from_its_checkpoint(own_trainer) -
     assert any("retry 1 of 2 from the last checkpoint" in m for m in messages), messages
     resumed = [m for m in messages if m.startswith("worker started")][-1]
     assert "from epoch-000" in resumed, resumed  # not from the start
-    assert sorted(_attempts(store, job.job_id)) == [1, 2]
+    assert sorted(_attempts(settings, job.job_id)) == [1, 2]
 
 
 def test_queued_jobs_survive_a_sigkill_and_run(own_trainer) -> None:
@@ -132,7 +140,6 @@ def test_queued_jobs_survive_a_sigkill_and_run(own_trainer) -> None:
 @pytest.mark.slow
 def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path) -> None:
     replicas = [_trainer(with_free_ports(bucket_settings), tmp_path / f"r{i}") for i in range(2)]
-    store = ObjectStore.from_settings(bucket_settings)
     try:
         ids = []
         for i in range(10):
@@ -148,9 +155,10 @@ def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path
                 listed = trainer_pb2_grpc.TrainerServiceStub(ch).ListTrainingJobs(
                     trainer_pb2.ListTrainingJobsRequest()).jobs
                 assert {j.job_id for j in listed} >= set(ids)
-        for job_id in ids:
-            assert _attempts(store, job_id) == Counter({1: 1}), job_id
-            assert [e["epoch"] for e in stored_events(store, job_id) if e["type"] == "epoch"] == [1]
+        with closing(Database.from_settings(bucket_settings)) as db:
+            for job_id in ids:
+                assert _attempts(bucket_settings, job_id) == Counter({1: 1}), job_id
+                assert [e["epoch"] for e in stored_events(db, job_id) if e["type"] == "epoch"] == [1]
         launched = Counter()
         for replica in replicas:
             text = (replica.log_dir / "trainer.log").read_text()
@@ -165,18 +173,20 @@ def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path
 def test_dataset_replaced_while_queued_fails_naming_both_hashes(own_trainer, dataset_root) -> None:
     settings = own_trainer.settings
     store = ObjectStore.from_settings(settings)
-    publish_synthetic_dataset(store, "syn-swap", dataset_root, n_events=300, n_noise=30, seed=1)
+    metadata = Database.from_settings(settings)
+    publish_synthetic_dataset(store, metadata, "syn-swap", dataset_root, n_events=300, n_noise=30, seed=1)
     with channel(settings.trainer_addr) as ch:
         stub = trainer_pb2_grpc.TrainerServiceStub(ch)
         blocker = create_job(stub, "syn", epochs=40)  # holds the one CPU slot
         waiting = create_job(stub, "syn-swap", epochs=1)
         old_sha = waiting.dataset_manifest_sha256
-        store.delete_prefix("datasets/syn-swap/")
-        publish_synthetic_dataset(store, "syn-swap", dataset_root, n_events=300, n_noise=30, seed=2)
+        store.delete_prefix("datasets/syn-swap/")  # deleted and ingested again under the same name
+        publish_synthetic_dataset(store, metadata, "syn-swap", dataset_root, n_events=300, n_noise=30, seed=2)
         stub.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=blocker.job_id))
         final = wait_for_job(stub, waiting.job_id, finished)
     assert state_name(final.state) == "FAILED"
     new_sha = store.stat("datasets/syn-swap/manifest.json").sha256
+    metadata.close()
     assert "syn-swap" in final.error and old_sha in final.error and new_sha in final.error, final.error
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import io
-import json
-from importlib import metadata
+from importlib import metadata as importlib_metadata
 
 import torch
 from google.protobuf.json_format import MessageToDict
 
+from quakestack.model_store import ModelStore
 from quakestack.models.zoo import build_model
 from quakestack.v1 import trainer_pb2
 from tests.trainer.conftest import create_job, epochs_of, metric, progress, state_name, stored_events
 
 
-def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magnitude_dataset,
+def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, metadata, magnitude_dataset,
                                                  mean_baseline_rmse) -> None:
     job = create_job(trainer, magnitude_dataset, epochs=15)
     events = progress(trainer, job.job_id)
@@ -29,7 +29,7 @@ def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magni
     assert epochs[-1].samples_per_s > 0 and epochs[-1].elapsed_s > epochs[0].elapsed_s and epochs[-1].eta_s == 0
 
     # the history is persisted exactly as streamed
-    stored = stored_events(store, job.job_id)
+    stored = stored_events(metadata, job.job_id)
     assert [e["sequence"] for e in stored] == [e.sequence for e in events]
     assert [e["epoch"] for e in stored if e["type"] == "epoch"] == list(range(1, 16))
 
@@ -52,12 +52,12 @@ def test_magnitude_model_beats_the_mean_baseline(trainer, registry, store, magni
     assert version.architecture == "convnetquake_ingv" and version.source.epoch == best.epoch
     assert version.dataset == magnitude_dataset and len(version.dataset_manifest_sha256) == 64
     assert version.input_spec.n_samples == 3000 and version.aliases == ["staging"]
-    card = json.loads(store.get_bytes(version.weights_key.replace("model.pt", "model.json")))
+    card = ModelStore(store, metadata).card("magnitude-test", version.version)
     assert card["normalization"] == "none" and 0 < card["p_offset_s"] < 30  # where P sits in training windows
     # the card says what the numbers depend on: seed, versions, device, threads, CPU of the epoch's run
     run = MessageToDict(version.reproducibility)
     assert run == card["reproducibility"] and run["seed"] == 0 and run["device"] == "cpu"
-    assert run["libraries"]["torch"] == metadata.version("torch") and "numpy" in run["libraries"]
+    assert run["libraries"]["torch"] == importlib_metadata.version("torch") and "numpy" in run["libraries"]
     assert run["torch_threads"] >= 1 and run["world_size"] == 1 and run["cpu"] and run["python"]
     by_alias = registry.GetModelVersion(trainer_pb2.GetModelVersionRequest(name="magnitude-test", version="staging"))
     assert by_alias.model_version.version == version.version
