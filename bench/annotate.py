@@ -30,7 +30,6 @@ from bench.support.stack import running_stack  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.data.synthetic import coloured_noise  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
-from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 
 RATE, CHUNK_S, BATCH, THRESHOLD = 100.0, 600.0, 256, 0.3
@@ -83,7 +82,7 @@ def main() -> None:
     seisbench_s = time.perf_counter() - start
 
     with running_stack(inference_log_sample_rate=0.0) as stack:
-        ModelStore(ObjectStore.from_settings(stack.settings)).register("phasenet", buf.getvalue(), card)
+        ModelStore.from_settings(stack.settings).register("phasenet", buf.getvalue(), card)
         with channel(stack.settings.inference_addr) as ch:
             stub = inference_pb2_grpc.InferenceServiceStub(ch)
             stub.LoadModel(inference_pb2.LoadModelRequest(name="phasenet", max_batch_size=BATCH), timeout=60)

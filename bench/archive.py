@@ -78,14 +78,14 @@ def upload(store: ObjectStore, network) -> None:
     store.put_file(f"{PREFIX}/stations.xml", network.inventory_path)
 
 
-def register_picker(store: ObjectStore) -> int:
+def register_picker(settings) -> int:
     """Our PhaseNet-size picker, fixed-seed initial weights, in the model registry."""
     torch.manual_seed(0)
     model, hp, _ = build_model("phasenet", OUR_HP)
     buffer = io.BytesIO()
     torch.save(model.eval().state_dict(), buffer)
     card = model_card("phasenet", hp, dataset="bench-initial-weights", source={"job_id": "bench", "epoch": 0})
-    return int(ModelStore(store).register(MODEL_NAME, buffer.getvalue(), card)["version"])
+    return int(ModelStore.from_settings(settings).register(MODEL_NAME, buffer.getvalue(), card)["version"])
 
 
 # -- the peer: SeisBench's classify over the same objects, one process --------------------------------
@@ -160,7 +160,7 @@ def main() -> None:
                            inference_log_sample_rate=0.0) as stack:
             store = ObjectStore.from_settings(stack.settings)
             upload(store, network)
-            version = register_picker(store)
+            version = register_picker(stack.settings)
             archive = Archive.object_sds(store, f"{PREFIX}/sds")
             plan = plan_station_days(archive, Selection(channel="HH?"), network.start.timestamp,
                                      network.end.timestamp, margin_s=MARGIN_S,

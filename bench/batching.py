@@ -36,7 +36,6 @@ from quakestack.client import channel  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
 from quakestack.models.zoo import build_model  # noqa: E402
 from quakestack.runtime.memory import keep_freed_memory  # noqa: E402
-from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 
 ARCH, MAX_BATCH = "convnetquake_ingv", 32
@@ -133,7 +132,7 @@ def main() -> None:
     with running_stack(inference_log_sample_rate=0.0, inference_torch_threads=args.torch_threads,
                        log_data_plane_calls=args.log_data_plane_calls,
                        keep_freed_memory=not args.glibc_malloc) as stack:
-        registry = ModelStore(ObjectStore.from_settings(stack.settings))
+        registry = ModelStore.from_settings(stack.settings)
         for name in ("batched", "unbatched"):
             registry.register(name, weights, card)
         target = stack.settings.inference_addr

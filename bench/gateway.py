@@ -34,7 +34,6 @@ from quakestack.model_store import ModelStore, model_card  # noqa: E402
 from quakestack.models.checkpoint import state_to_bytes  # noqa: E402
 from quakestack.models.zoo import build_model  # noqa: E402
 from quakestack.stack import Stack, with_free_ports  # noqa: E402
-from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc  # noqa: E402
 
 MODEL, ARCH, HPARAMS = "bench-gateway", "convnetquake_ingv", {"n_samples": 1000}
@@ -51,7 +50,7 @@ def load_model(settings) -> None:
     """Register random weights of a small model and load it, as a trained one would be."""
     model, _, _ = build_model(ARCH, HPARAMS)
     card = model_card(ARCH, HPARAMS, dataset="bench", source={"job_id": "bench", "epoch": 1})
-    ModelStore(ObjectStore.from_settings(settings)).register(MODEL, state_to_bytes(model.state_dict()), card)
+    ModelStore.from_settings(settings).register(MODEL, state_to_bytes(model.state_dict()), card)
     with channel(settings.inference_addr) as ch:
         inference_pb2_grpc.InferenceServiceStub(ch).LoadModel(inference_pb2.LoadModelRequest(name=MODEL), timeout=60)
 

@@ -24,11 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support.clients import EMPTY_CALL, Clients, cpu_seconds  # noqa: E402
 from bench.support.stack import running_stack  # noqa: E402
+from quakestack.config import settings_env  # noqa: E402
 from quakestack.embedded.seaweed import free_ports  # noqa: E402
 from quakestack.jobs.fanout import die_with_parent  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
-from quakestack.stack import settings_env  # noqa: E402
-from quakestack.storage import ObjectStore  # noqa: E402
 
 KINDS = ("sync", "interceptors", "aio")
 BARE_SERVER = Path(__file__).resolve().parent / "support" / "bare_server.py"
@@ -80,7 +79,7 @@ def main() -> None:
     from bench.batching import bench_model  # here, not at the top: the spawned clients re-import this file
     _, weights, card = bench_model()
     with running_stack(names=()) as stack:
-        ModelStore(ObjectStore.from_settings(stack.settings)).register(MODEL, weights, card)
+        ModelStore.from_settings(stack.settings).register(MODEL, weights, card)
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
         env.update(settings_env(stack.settings))
         servers = {kind: start(kind, env) for kind in KINDS}  # start-ups overlap; an idle server takes no CPU

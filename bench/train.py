@@ -32,6 +32,8 @@ from quakestack.client import channel  # noqa: E402
 from quakestack.config import load_settings  # noqa: E402
 from quakestack.data.manifest import load_manifest  # noqa: E402
 from quakestack.data.synthetic import write_stead  # noqa: E402
+from quakestack.metadata.database import Database  # noqa: E402
+from quakestack.metadata.datasets import DatasetCatalog  # noqa: E402
 from quakestack.models.losses import compute_loss  # noqa: E402
 from quakestack.models.zoo import build_model, get_architecture  # noqa: E402
 from quakestack.stack import Stack, with_free_ports  # noqa: E402
@@ -96,10 +98,10 @@ class ServiceJob:
 class BareLoop:
     """Forward, backward, step over in-memory tensors: nothing else (model and optimizer kept between segments)."""
 
-    def __init__(self, store: ObjectStore, cache: Path, device: str, amp: bool):
+    def __init__(self, store: ObjectStore, catalog: DatasetCatalog, cache: Path, device: str, amp: bool):
         self.spec = get_architecture(ARCH)
         self.model, arch_hp, input_spec = build_model(ARCH, HP)
-        manifest, sha = load_manifest(store, "bench-train")
+        manifest, sha = load_manifest(store, catalog, "bench-train")
         data = load_split(fetch_split(store, "bench-train", manifest, "train", cache, sha), self.spec, input_spec,
                           manifest, "none")
         self.device = torch.device("cuda" if device.startswith("cuda") else "cpu")
@@ -153,7 +155,8 @@ def main() -> None:
     try:
         ingest(stack.settings.data_addr, source)
         job = ServiceJob(stack.settings.trainer_addr, args.device, args.amp)
-        bare = BareLoop(ObjectStore.from_settings(stack.settings), root / "bare-cache", args.device, args.amp)
+        catalog = DatasetCatalog(Database.from_settings(stack.settings))
+        bare = BareLoop(ObjectStore.from_settings(stack.settings), catalog, root / "bare-cache", args.device, args.amp)
         for pair in range(pairs):  # alternating order, so that a drift in the machine's load cancels out
             sides = (job, bare) if pair % 2 == 0 else (bare, job)
             rates = {id(side): statistics.median(side.segment(epochs)) for side in sides}

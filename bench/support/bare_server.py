@@ -27,6 +27,7 @@ from quakestack.config import load_settings  # noqa: E402
 from quakestack.inference.feedback import InferenceLog  # noqa: E402
 from quakestack.inference.manager import LoadOptions, ModelManager  # noqa: E402
 from quakestack.logging import configure  # noqa: E402
+from quakestack.metadata.database import Database  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
 from quakestack.runtime.access import AccessInterceptor  # noqa: E402
 from quakestack.runtime.interceptor import DATA_PLANE_RPCS, ObservabilityInterceptor  # noqa: E402
@@ -60,7 +61,8 @@ def main() -> None:
     torch.set_num_threads(1)
     keep_freed_memory()
     store = ObjectStore.from_settings(settings)
-    manager = ModelManager(ModelStore(store), memory_budget_bytes=1 << 32, default_device="cpu")
+    manager = ModelManager(ModelStore(store, Database.from_settings(settings)), memory_budget_bytes=1 << 32,
+                           default_device="cpu")
     manager.load(model, "", LoadOptions("cpu", MAX_BATCH, DELAY_US, 1, 1024))
     servicer = InferenceServicer(settings, store, manager, InferenceLog(store, 0.0))
     address = f"127.0.0.1:{port}"
