@@ -8,7 +8,6 @@ torch-cluster — and a batch is the disjoint union of B copies, so every torch-
 from __future__ import annotations
 
 import torch
-import torch_geometric.nn as gnn
 from torch import Tensor, nn
 
 GRAPH_LAYERS = ("gcn", "cheb", "graphsage", "gat", "gin", "graphconv", "tag", "sg", "arma", "transformer")
@@ -38,6 +37,8 @@ def batch_edge_index(edge_index: Tensor, n_nodes: int, batch_size: int) -> Tenso
 
 def make_conv(kind: str, in_channels: int, out_channels: int) -> nn.Module:
     """A torch-geometric conv by short name (EQ-Web's gnn_style names, 'transformer' = their 'unimp')."""
+    import torch_geometric.nn as gnn  # here: importing it costs a second, and only graph models need it
+
     if kind == "gcn":
         return gnn.GCNConv(in_channels, out_channels)
     if kind == "cheb":
