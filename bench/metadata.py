@@ -293,7 +293,8 @@ from quakestack.jobs.spec import JobRecord, write_record
 from quakestack.jobs.control import create_control
 from quakestack.jobs.events import EventLog
 from quakestack.protoconv import iso_from_seconds
-n, spec, events = int(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+n = int(sys.argv[1])
+spec, events = json.load(open(sys.argv[2]))
 store = ObjectStore.from_settings(load_settings())
 start = time.time() - 60.0 * n
 def one(i):
@@ -325,19 +326,21 @@ def old_tree(root: Path) -> Path | None:
     return target
 
 
-def object_storage_baseline(settings, tree: Path, spec: dict[str, Any], n: int, counter: S3RequestCounter,
-                            log_dir: Path, args) -> dict[str, Any]:
+def object_storage_baseline(settings, tree: Path, spec: dict[str, Any], dataset: tuple[Path, dict[str, Any]], n: int,
+                            counter: S3RequestCounter, log_dir: Path, args) -> dict[str, Any]:
     bucket = f"old-runtime-{n}"
     own = settings.replace(s3_bucket=bucket)
-    ObjectStore.from_settings(own).ensure_bucket()
+    store = ObjectStore.from_settings(own)
+    store.ensure_bucket()
+    upload_dataset(store, *dataset)  # the older runtime's dataset exists by its manifest alone
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
     env.update({k: v for k, v in settings_env(own).items() if not k.startswith("QUAKESTACK_DATABASE")})
     env["QUAKESTACK_S3_ENDPOINT"] = settings.s3_endpoint  # writes straight to storage, not through the counter
     rng = random.Random(n)
-    events = [[{k: v for k, v in e.items()} for e in history(i, rng)] for i in range(20)]
+    inputs = log_dir / f"old-writer-{n}.json"
+    inputs.write_text(json.dumps([spec, [history(i, rng) for i in range(20)]]))
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", OLD_WRITER, str(n), json.dumps(spec), json.dumps(events)], cwd=str(tree),
-                   env=env, check=True)
+    subprocess.run([sys.executable, "-c", OLD_WRITER, str(n), str(inputs)], cwd=str(tree), env=env, check=True)
     written = time.perf_counter() - began
     result = measure(own.replace(s3_endpoint=counter.endpoint), n, counter, log_dir, cwd=tree,
                      env_drop=("QUAKESTACK_DATABASE_URL", "QUAKESTACK_DATABASE_URL_FILE",
@@ -366,7 +369,7 @@ def main() -> None:
         log_dir = root / "logs"
         log_dir.mkdir()
         weed = SeaweedServer(root / "s3", log_path=log_dir / "s3.log", bucket="quakestack").start()
-        counter = S3RequestCounter(weed.endpoint, "quakestack").start()
+        counter = S3RequestCounter(weed.endpoint).start()
         postgres = PostgresServer(root / "pg" / "data", log_path=log_dir / "postgres.log") \
             if "postgresql" in backends else None
         try:
@@ -380,19 +383,18 @@ def main() -> None:
             store.ensure_bucket()
             directory, manifest = build_dataset(root / "dataset")
             text = upload_dataset(store, directory, manifest)
-            spec = None
+            with closing(Database(sqlite_url(root / "scratch.db"))) as db:  # the spec every job carries
+                db.upgrade()
+                publish(db, manifest, text)
+                spec = {**build_spec(store, DatasetCatalog(db), dataset=DATASET, architecture="convnetquake_ingv",
+                                     values={"n_samples": 3000}, device="cpu", display_name="", gpu_count=0),
+                        "owner": "anonymous"}
             for backend in backends:
                 for n in sizes:
                     url = sqlite_url(root / f"{backend}-{n}.db") if backend == "sqlite" else postgres.create_database()
                     with closing(Database(url)) as db:
                         db.upgrade()
                         publish(db, manifest, text)
-                        if spec is None:
-                            from quakestack.metadata.datasets import DatasetCatalog as _Catalog
-
-                            spec = {**build_spec(store, _Catalog(db), dataset=DATASET, architecture="convnetquake_ingv",
-                                                 values={"n_samples": 3000}, device="cpu", display_name="",
-                                                 gpu_count=0), "owner": "anonymous"}
                         rate = fill(db, spec, n)
                     settings = with_free_ports(base).replace(database_url=url, s3_endpoint=counter.endpoint)
                     result = measure(settings, n, counter, log_dir, idle_s=args.idle_s, calls=args.calls,
@@ -401,7 +403,8 @@ def main() -> None:
                     print(f"{backend:>10} N={n:>7}: {json.dumps(results[backend][n])}", file=sys.stderr, flush=True)
             tree = old_tree(root) if baseline_sizes else None
             for n in baseline_sizes if tree is not None else []:
-                baseline[n] = object_storage_baseline(with_free_ports(base), tree, spec, n, counter, log_dir, args)
+                baseline[n] = object_storage_baseline(with_free_ports(base), tree, spec, (directory, manifest), n,
+                                                      counter, log_dir, args)
                 print(f"{'objects':>10} N={n:>7}: {json.dumps(baseline[n])}", file=sys.stderr, flush=True)
         finally:
             counter.stop()
@@ -436,7 +439,7 @@ def report(results, baseline, sizes, elapsed_s: float) -> None:
                         f"{r['idle_cpu_pct']} | {r['idle_s3_requests_per_s']} ({r['idle_scheduler_s3_requests_per_s']} "
                         "not health probes) |")
     print("\n".join(rows))
-    out: dict[str, Any] = {"n": max(sizes), "elapsed_s": round(elapsed_s, 1)}
+    out: dict[str, Any] = {"n": max(sizes) if any(results.values()) else None, "elapsed_s": round(elapsed_s, 1)}
     if "postgresql" in results and results["postgresql"]:
         out.update(summary(results["postgresql"]))
     if "sqlite" in results and results["sqlite"]:
@@ -445,7 +448,7 @@ def report(results, baseline, sizes, elapsed_s: float) -> None:
         out["object_storage"] = {str(n): {k: r[k] for k in ("start_to_list_s", "list_p50_ms", "create_p50_ms",
                                                             "rss_mb", "idle_cpu_pct", "idle_s3_requests_per_s",
                                                             "paging_all_s")} for n, r in baseline.items()}
-        ref = results.get("postgresql") or results.get("sqlite")
+        ref = results.get("postgresql") or results.get("sqlite") or {}
         common = [n for n in baseline if n in ref]
         if common:
             n = max(common)

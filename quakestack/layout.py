@@ -24,7 +24,6 @@ CATALOGS_PREFIX = "catalogs/"
 
 SHA256_SIDECAR = ".sha256"
 MANIFEST_FILE = "manifest.json"
-SEQ_DIGITS = 10
 STOPPED = "stopped"
 _EPOCH_LABEL = re.compile(r"epoch-([0-9]{4,})")
 EVAL_DIR = "eval/"
@@ -87,13 +86,13 @@ def dataset_prefix(name: str) -> str:
 
 
 def manifest_key(name: str) -> str:
-    """`datasets/<name>/manifest.json`: written last; a dataset without it does not exist."""
+    """`datasets/<name>/manifest.json`: stored last, before the dataset's catalog row is published."""
     return dataset_prefix(name) + MANIFEST_FILE
 
 
 def dataset_writer_key(name: str) -> str:
-    """`datasets/<name>/writer.json`: which job may write the dataset (created conditionally, so of two
-    replicas accepting the same name at once one wins); a dataset is only its manifest, never this."""
+    """`datasets/<name>/writer.json`: which job could write the dataset, in buckets of versions before the
+    metadata store (read once by its import; the catalog row's writer took its place)."""
     return dataset_prefix(name) + "writer.json"
 
 
@@ -122,21 +121,8 @@ def job_key(job_id: str, name: str) -> str:
 
 
 def spec_key(job_id: str) -> str:
-    """`jobs/<job-id>/job.json`: the job's record (kind, spec version, spec)."""
+    """`jobs/<job-id>/job.json`: a job's record in buckets of versions before the metadata store (imported)."""
     return job_key(job_id, "job.json")
-
-
-def job_id_of_spec_key(key: str) -> str | None:
-    """The job id when `key` is a job record (`jobs/<id>/job.json`), else None."""
-    parts = key.split("/")
-    if len(parts) == 3 and parts[0] + "/" == JOBS_PREFIX and parts[2] == "job.json" and parts[1]:
-        return parts[1]
-    return None
-
-
-def legacy_record_key(job_id: str) -> str:
-    """`jobs/<job-id>/job.v0.json`: an older version's job.json, kept as it was when the job was migrated."""
-    return job_key(job_id, "job.v0.json")
 
 
 def legacy_history_key(job_id: str) -> str:
@@ -145,18 +131,8 @@ def legacy_history_key(job_id: str) -> str:
 
 
 def control_key(job_id: str) -> str:
-    """`jobs/<job-id>/control.json`: desired epochs, stop, cancel, current attempt."""
+    """`jobs/<job-id>/control.json`: an older version's control record (desired epochs, stop, cancel, attempt)."""
     return job_key(job_id, "control.json")
-
-
-def heartbeat_key(job_id: str) -> str:
-    """`jobs/<job-id>/heartbeat.json`: the running worker's heartbeat."""
-    return job_key(job_id, "heartbeat.json")
-
-
-def peer_heartbeat_key(job_id: str, rank: int) -> str:
-    """`jobs/<job-id>/peers/<rank>.json`: the heartbeat of fan-out worker `rank` > 0 (rank 0 writes heartbeat.json)."""
-    return job_key(job_id, f"peers/{int(rank)}.json")
 
 
 def shard_result_key(job_id: str, shard: str) -> str:
@@ -169,18 +145,9 @@ def shard_results_prefix(job_id: str) -> str:
     return job_key(job_id, "shards/")
 
 
-def lease_key(job_id: str) -> str:
-    """`jobs/<job-id>/lease.json`: which scheduler replica supervises the job."""
-    return job_key(job_id, "lease.json")
-
-
 def events_prefix(job_id: str) -> str:
+    """`jobs/<job-id>/events/`: an older version's event log, one object per event (imported)."""
     return job_key(job_id, "events/")
-
-
-def event_key(job_id: str, sequence: int) -> str:
-    """`jobs/<job-id>/events/<nnnnnnnnnn>.json`: one event of a training job's log."""
-    return job_key(job_id, f"events/{int(sequence):0{SEQ_DIGITS}d}.json")
 
 
 # -- jobs/<job-id>/checkpoints/ --------------------------------------------------------------------
@@ -249,11 +216,6 @@ def version_prefix(name: str, version: int) -> str:
     return validate_key(f"{model_prefix(name)}{int(version)}/")
 
 
-def weights_key(name: str, version: int) -> str:
-    """`models/<name>/<version>/model.pt`: a version's weights as versions before the metadata store kept them."""
-    return version_prefix(name, version) + "model.pt"
-
-
 def content_weights_key(name: str, sha256: str) -> str:
     """`models/<name>/weights/<sha256>.pt`: a registered version's weights (state_dict), named by their digest so
     that the bytes are stored before the version number is taken (the version's row names this key)."""
@@ -282,7 +244,7 @@ def log_batch_key(prefix: str, when: datetime, process: str, sequence: int) -> s
 
 # -- usage/<token-id>.json -------------------------------------------------------------------------
 def usage_key(identity_id: str) -> str:
-    """`usage/<token-id>.json`: bytes a token stored through uploads (its quota)."""
+    """`usage/<token-id>.json`: bytes a token stored through uploads, as an older version counted them (imported)."""
     return validate_key(f"{USAGE_PREFIX}{identity_id}.json")  # token ids are configured, not user input
 
 

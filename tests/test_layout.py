@@ -21,19 +21,15 @@ EXAMPLES = {
     "manifest_key": layout.manifest_key("stead-small"),
     "dataset_file_key": layout.dataset_file_key("stead-small", layout.shard_dir("train", 7) + "/waveforms.hdf5"),
     "spec_key": layout.spec_key("train-1a2b"),
-    "event_key": layout.event_key("train-1a2b", 42),
+    "events_prefix": layout.events_prefix("train-1a2b") + "0000000042.json",
     "control_key": layout.control_key("train-1a2b"),
-    "heartbeat_key": layout.heartbeat_key("train-1a2b"),
-    "lease_key": layout.lease_key("train-1a2b"),
-    "peer_heartbeat_key": layout.peer_heartbeat_key("ds-1a2b", 3),
     "shard_result_key": layout.shard_result_key("ds-1a2b", layout.shard_dir("train", 7)),
     "dataset_writer_key": layout.dataset_writer_key("stead-small"),
-    "legacy_record_key": layout.legacy_record_key("train-1a2b"),
     "legacy_history_key": layout.legacy_history_key("train-1a2b"),
     "checkpoint_key": layout.checkpoint_key("train-1a2b", "epoch-0003"),
     "epoch_checkpoint_key": layout.epoch_checkpoint_key("train-1a2b", 3),
     "evaluation_prefix": layout.evaluation_prefix("train-1a2b", "e1"),
-    "weights_key": layout.weights_key("mag", 2),
+    "content_weights_key": layout.content_weights_key("mag", "0" * 64),
     "card_key": layout.card_key("mag", 2),
     "aliases_key": layout.aliases_key("mag"),
     "log_batch_key": (layout.log_batch_key(layout.AUDIT_PREFIX, WHEN, "host-12", 3),
@@ -85,8 +81,7 @@ def test_readme_table_names_a_layout_function_for_every_row_and_each_builds_its_
     assert set(EXAMPLES) <= named, set(EXAMPLES) - named
 
 
-def test_event_and_checkpoint_numbers_are_zero_padded_and_parse_back() -> None:
-    assert layout.event_key("j1", 7) == "jobs/j1/events/0000000007.json"
+def test_checkpoint_numbers_are_zero_padded_and_parse_back() -> None:
     for epoch in (1, 12, 9999, 10000):
         key = layout.epoch_checkpoint_key("j1", epoch)
         label = layout.checkpoint_label(key)
@@ -100,12 +95,6 @@ def test_event_and_checkpoint_numbers_are_zero_padded_and_parse_back() -> None:
     assert layout.checkpoint_file_name("j1", 3) == "j1-epoch-0003.pt"
 
 
-def test_job_records_are_told_apart_from_other_job_objects() -> None:
-    assert layout.job_id_of_spec_key(layout.spec_key("train-9")) == "train-9"
-    for key in (layout.control_key("j"), layout.event_key("j", 1), "jobs/j/eval/e/job.json", "models/j/job.json"):
-        assert layout.job_id_of_spec_key(key) is None, key
-
-
 def test_names_and_keys_are_validated_with_a_clear_error() -> None:
     cases = [
         (lambda: layout.manifest_key("../other"), "dataset name '../other'"),
@@ -114,7 +103,8 @@ def test_names_and_keys_are_validated_with_a_clear_error() -> None:
         (lambda: layout.upload_key("u1", "../../passwd"), "file name '../../passwd'"),
         (lambda: layout.upload_key("u1", "a/b.mseed"), "file name 'a/b.mseed'"),
         (lambda: layout.spec_key("../models"), "job id '../models'"),
-        (lambda: layout.weights_key("a..b", 1), "model name 'a..b'"),
+        (lambda: layout.content_weights_key("a..b", "0" * 64), "model name 'a..b'"),
+        (lambda: layout.content_weights_key("m", "not-a-digest"), "64 hex digits"),
         (lambda: layout.aliases_key("/abs"), "model name '/abs'"),
         (lambda: layout.catalog_file_key("..", "summary.json"), "catalog id '..'"),
         (lambda: layout.catalog_file_key("c1", "../x"), "catalog file must be one of"),
@@ -139,11 +129,8 @@ def test_keys_round_trip_through_real_storage(store: ObjectStore) -> None:
     for label in ("epoch-0001", "epoch-0002", layout.STOPPED):
         store.put_bytes(layout.checkpoint_key(job, label), label.encode())
     store.put_bytes(layout.evaluation_prefix(job, "e1") + "metrics.json", b"{}")
-    store.put_json(layout.spec_key(job), {"job_id": job})
     labels = sorted(filter(None, (layout.checkpoint_label(o.key) for o in store.list(layout.checkpoints_prefix(job)))))
     assert labels == ["epoch-0001", "epoch-0002", layout.STOPPED]
-    records = [layout.job_id_of_spec_key(o.key) for o in store.list(layout.job_prefix(job))]
-    assert [r for r in records if r] == [job]
     assert store.get_bytes(layout.artifact_key(job, "eval/e1/metrics.json")) == b"{}"
     store.delete_prefix(layout.job_prefix(job))
     assert store.list(layout.job_prefix(job)) == []

@@ -15,9 +15,10 @@ from collections import Counter
 REQUEST_LINE = re.compile(rb"(?:^|\r\n)(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/1\.[01]\r\n")
 
 
-def kind_of(method: str, target: str, bucket: str) -> str:
+def kind_of(method: str, target: str) -> str:
+    """`bucket` (a request on a bucket itself: the health probe), `list`, or the method of an object request."""
     path, _, query = target.partition("?")
-    if path.rstrip("/") == f"/{bucket}":
+    if "/" not in path.strip("/"):
         return "list" if ("list-type" in query or "prefix" in query) else "bucket"
     return method.lower()
 
@@ -25,10 +26,9 @@ def kind_of(method: str, target: str, bucket: str) -> str:
 class S3RequestCounter:
     """Listens on 127.0.0.1:<port> (a free one) and forwards to `upstream` (host:port)."""
 
-    def __init__(self, upstream: str, bucket: str):
+    def __init__(self, upstream: str):
         self.upstream_host, port = upstream.rsplit(":", 1)
         self.upstream_port = int(port)
-        self.bucket = bucket
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -78,8 +78,7 @@ class S3RequestCounter:
                     found = [m for m in REQUEST_LINE.finditer(window) if m.end() > len(tail)]
                     with self._lock:
                         for match in found:
-                            self.counts[kind_of(match.group(1).decode(), match.group(2).decode(errors="replace"),
-                                                self.bucket)] += 1
+                            self.counts[kind_of(match.group(1).decode(), match.group(2).decode(errors="replace"))] += 1
                     tail = window[-512:]
                 writer.write(data)
                 await writer.drain()

@@ -26,7 +26,7 @@ from quakestack.jobs import fanout
 from quakestack.jobs.executor import Executor, check_reachable_by_workers, make_executor, worker_env
 from quakestack.jobs.scheduler import Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
-from quakestack.jobs.state import TERMINAL, JobState
+from quakestack.jobs.state import JobState
 from quakestack.metadata.database import Database
 from quakestack.metadata.jobs import JobStore, JobView
 from quakestack.model_store import ModelStore
@@ -204,14 +204,7 @@ class AnnotationJobs:
         return self.scheduler.get(job_id)
 
     def cancel(self, job_id: str) -> JobView:
-        """The worker ends the job CANCELLED within a heartbeat; a job with no worker is ended here."""
-        view = self.get(job_id)
-        if view.state in TERMINAL:
-            raise FailedPrecondition(f"annotation job {job_id} is already {view.state.value}")
-        self.scheduler.update_control(job_id, cancel=True)
-        if view.state is JobState.QUEUED:
-            self.scheduler.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
-        return self.get(job_id)
+        return self.scheduler.cancel(job_id)
 
     def watch(self, job_id: str, is_active=lambda: True) -> Iterator[JobView]:
         """The job as it is now, then again after every change, until it ends."""

@@ -18,12 +18,11 @@ from typing import Any
 from quakestack import metrics
 from quakestack.config import Settings
 from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec, readers
-from quakestack.errors import FailedPrecondition, InvalidArgument, NotFound
+from quakestack.errors import InvalidArgument, NotFound
 from quakestack.jobs import fanout
 from quakestack.jobs.executor import Executor, check_reachable_by_workers, make_executor, worker_env
 from quakestack.jobs.scheduler import Scheduler, SchedulerConfig
 from quakestack.jobs.spec import JobRecord, new_job_id
-from quakestack.jobs.state import JobState
 from quakestack.jobs.status import apply_event
 from quakestack.metadata.database import Database
 from quakestack.metadata.datasets import DatasetCatalog
@@ -143,12 +142,8 @@ class DatasetJobs:
 
     def cancel(self, job_id: str) -> JobView:
         """The worker ends the job CANCELLED (finished shards stay, no manifest); waits for the end."""
-        view = self.get(job_id)
-        if view.terminal:
-            raise FailedPrecondition(f"dataset job {job_id} already ended ({view.state.value})")
-        self.scheduler.update_control(job_id, cancel=True)
-        if view.state is JobState.QUEUED:  # a worker starting meanwhile sees the flag and leaves
-            self.scheduler.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
+        self.get(job_id)  # NOT_FOUND in this kind's words
+        view = self.scheduler.cancel(job_id)
         deadline = time.monotonic() + CANCEL_WAIT_S
         for _ in self.scheduler.subscribe(job_id, lambda: time.monotonic() < deadline,
                                           after=int(view.status["last_sequence"])):

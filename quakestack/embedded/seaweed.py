@@ -29,7 +29,6 @@ from quakestack.layout import (
     JOBS_PREFIX,
     MODELS_PREFIX,
     RAW_PREFIX,
-    USAGE_PREFIX,
 )
 
 PORT_NAMES = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc",
@@ -98,7 +97,7 @@ def weed_binary() -> str:
 # inference service, for instance, cannot delete anything under datasets/. The deployment files
 # (deploy/) give the same prefixes to the same identities.
 SERVICE_WRITE_PREFIXES: dict[str, tuple[str, ...]] = {
-    "data": (RAW_PREFIX, DATASETS_PREFIX, JOBS_PREFIX, CATALOGS_PREFIX, USAGE_PREFIX, AUDIT_PREFIX),
+    "data": (RAW_PREFIX, DATASETS_PREFIX, JOBS_PREFIX, CATALOGS_PREFIX, AUDIT_PREFIX),
     "trainer": (JOBS_PREFIX, MODELS_PREFIX, AUDIT_PREFIX),
     "inference": (INFERENCE_LOGS_PREFIX, AUDIT_PREFIX),
 }

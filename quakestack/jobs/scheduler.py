@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from quakestack.auth import current_identity
-from quakestack.errors import QuakestackError, Unavailable
+from quakestack.errors import FailedPrecondition, QuakestackError, Unavailable
 from quakestack.jobs.executor import Executor, Handle
 from quakestack.jobs.heartbeat import HeartbeatWatch
 from quakestack.jobs.spec import JobRecord
@@ -137,6 +137,17 @@ class Scheduler:
         control = self.jobs.update_control(job_id, **changes)
         self.wakeup.set()
         return control
+
+    def cancel(self, job_id: str) -> JobView:
+        """The worker ends the job CANCELLED within a heartbeat; a queued job (no worker yet) is ended here, and a
+        worker starting meanwhile sees the flag and leaves."""
+        view = self.get(job_id)
+        if view.terminal:
+            raise FailedPrecondition(f"{self.config.kind} job {job_id} already ended ({view.state.value})")
+        self.update_control(job_id, cancel=True)
+        if view.state is JobState.QUEUED:
+            self.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
+        return self.get(job_id)
 
     def subscribe(self, job_id: str, is_active: Callable[[], bool] = lambda: True,
                   after: int = 0) -> Iterator[dict[str, Any]]:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 import structlog
 
 from quakestack.data.manifest import manifest_size, manifest_windows
-from quakestack.errors import Conflict, NotFound, QuakestackError
+from quakestack.errors import NotFound, QuakestackError
 from quakestack.jobs.spec import JobRecord, Migrated
 from quakestack.jobs.state import JobState
 from quakestack.jobs.status import fold
@@ -42,6 +43,7 @@ from quakestack.layout import (
     manifest_key,
     model_prefix,
     spec_key,
+    usage_key,
 )
 from quakestack.metadata.database import Database, loads
 from quakestack.metadata.datasets import DatasetCatalog
@@ -53,6 +55,8 @@ from quakestack.storage import ObjectStore
 
 log = structlog.get_logger()
 DONE_KEY = "object_storage_import"
+READERS = 16  # threads reading a job's objects: the import is bound by S3 round trips, not by CPU
+BATCH = 200  # jobs inserted per transaction
 IMPORTED = "imported into the metadata store"
 
 Converter = Callable[[dict[str, Any], list[dict[str, Any]]], Migrated | None]  # old record, old history
@@ -113,34 +117,50 @@ def import_object_storage(db: Database, store: ObjectStore) -> ImportReport | No
 
 # -- jobs -------------------------------------------------------------------------------------------
 def _import_jobs(db: Database, store: ObjectStore, report: ImportReport) -> None:
+    """Every job of the bucket not in the database yet, read by READERS threads (a job is tens of small
+    objects) and inserted a batch at a time."""
     jobs = JobStore(db)
     converters = _legacy_converters()
-    for job_id in store.list_dirs(JOBS_PREFIX):
-        try:
-            raw = store.get_json(spec_key(job_id))
-        except NotFound:
-            continue  # a job directory without a record: artifacts of something else
-        except (QuakestackError, ValueError) as exc:
-            report.skipped.append(f"job {job_id}: {exc}")
-            continue
-        if not isinstance(raw, dict) or jobs.find(job_id) is not None:
-            continue
-        try:
-            migrated = _runtime_job(store, job_id, raw) if "spec" in raw else _legacy_job(store, job_id, raw,
-                                                                                         converters)
-        except (QuakestackError, ValueError, KeyError, TypeError) as exc:
-            report.skipped.append(f"job {job_id}: {exc}")
-            continue
-        if migrated is None:
-            report.skipped.append(f"job {job_id}: a record of no known kind")
-            continue
-        record, events, control = migrated
-        events = _resume_unfinished(record, events)
-        with contextlib.suppress(Conflict):  # imported meanwhile
-            jobs.create_many([(record, control, events)])
-            report.jobs += 1
-            if events and events[-1].get("message", "").startswith(IMPORTED):
-                report.requeued.append(job_id)
+    ids = store.list_dirs(JOBS_PREFIX)
+    with ThreadPoolExecutor(READERS, thread_name_prefix="import") as pool:
+        for first in range(0, len(ids), BATCH):
+            batch = ids[first:first + BATCH]
+            known = jobs.many(batch)
+            rows = []
+            todo = [j for j in batch if j not in known]
+            for job_id, outcome in zip(todo, pool.map(lambda j: _read_job(store, j, converters), todo), strict=True):
+                if isinstance(outcome, str):
+                    report.skipped.append(f"job {job_id}: {outcome}")
+                elif outcome is not None:
+                    rows.append(outcome)
+            if not rows:
+                continue
+            jobs.create_many(rows)
+            report.jobs += len(rows)
+            report.requeued += [r.job_id for r, _, events in rows
+                                if events and str(events[-1].get("message", "")).startswith(IMPORTED)]
+
+
+def _read_job(store: ObjectStore, job_id: str,
+              converters: dict[str, Converter]) -> tuple[JobRecord, dict[str, Any], list[dict[str, Any]]] | str | None:
+    """A job as JobStore.create_many takes it (record, control, events; an unfinished one put back in the
+    queue); the reason it cannot be imported; or None when the directory holds no job record."""
+    try:
+        raw = store.get_json(spec_key(job_id))
+    except NotFound:
+        return None
+    except (QuakestackError, ValueError) as exc:
+        return str(exc)
+    if not isinstance(raw, dict):
+        return "job.json is not an object"
+    try:
+        migrated = _runtime_job(store, job_id, raw) if "spec" in raw else _legacy_job(store, job_id, raw, converters)
+    except (QuakestackError, ValueError, KeyError, TypeError) as exc:
+        return str(exc)
+    if migrated is None:
+        return "a record of no known kind"
+    record, events, control = migrated
+    return record, control, _resume_unfinished(record, events)
 
 
 def _runtime_job(store: ObjectStore, job_id: str, raw: dict[str, Any]) -> Migrated:
@@ -231,7 +251,7 @@ def _import_usage(db: Database, store: ObjectStore, report: ImportReport) -> Non
     ledger = UsageLedger(db)
     for info in store.list(USAGE_PREFIX):
         identity = info.key[len(USAGE_PREFIX):].removesuffix(".json")
-        with contextlib.suppress(NotFound, ValueError, KeyError):
-            value = loads(store.get_bytes(info.key).decode())
+        with contextlib.suppress(NotFound, ValueError, KeyError, QuakestackError):
+            value = loads(store.get_bytes(usage_key(identity)).decode())
             ledger.set(identity, int(value["stored_bytes"]))
             report.usage += 1

@@ -250,9 +250,8 @@ class JobStore:
             query = query.where(c.created_s >= where.created_after)
         if where.created_before is not None:
             query = query.where(c.created_s < where.created_before)
-        if after is not None:
-            created, job_id = float(after[0]), str(after[1])
-            query = query.where(sa.or_(c.created_s < created, sa.and_(c.created_s == created, c.job_id < job_id)))
+        if after is not None:  # a row-value comparison: both databases seek the index to it (an OR would scan)
+            query = query.where(sa.tuple_(c.created_s, c.job_id) < sa.tuple_(float(after[0]), str(after[1])))
         query = query.order_by(c.created_s.desc(), c.job_id.desc()).limit(size + 1)
         with self.db.read() as conn:
             rows = conn.execute(query).all()

@@ -143,14 +143,7 @@ class TrainingJobs:
         return self.get(job_id)
 
     def cancel(self, job_id: str) -> JobView:
-        """The worker ends the job CANCELLED within a heartbeat; a job with no worker is ended here."""
-        view = self.get(job_id)
-        if view.state in TERMINAL:
-            raise FailedPrecondition(f"job {job_id} is already {view.state.value}")
-        self.scheduler.update_control(job_id, cancel=True)
-        if view.state is JobState.QUEUED:  # a worker starting meanwhile sees the flag and leaves
-            self.scheduler.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
-        return self.get(job_id)
+        return self.scheduler.cancel(job_id)
 
     def resume(self, job_id: str, epochs: int = 0) -> JobView:
         view = self.get(job_id)
