@@ -22,9 +22,6 @@ from tests.conftest import fresh_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(not any(postgres.DEBIAN_ROOT.glob("*/bin/initdb")), reason=postgres.MISSING)
-
-
 def _libpq_url(server: PostgresServer) -> str:
     return server.url.replace("postgresql+psycopg://", "postgresql://", 1)
 

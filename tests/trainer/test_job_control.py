@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import grpc
+import pytest
+
 from quakestack.v1 import trainer_pb2
+from tests.gateway.helpers import http
 from tests.trainer.conftest import (
     create_job,
     epochs_of,
@@ -32,6 +36,30 @@ def test_two_subscribers_one_late_get_every_epoch_once_in_order(trainer, store, 
     assert [e["sequence"] for e in stored] == [e.sequence for e in late]
     assert [e["train_loss"] for e in stored if e["type"] == "epoch"] == [e.epoch.train_loss for e in late
                                                                         if e.WhichOneof("event") == "epoch"]
+
+
+def test_a_stream_resumes_after_the_sequence_it_saw_over_grpc_and_sse(trainer, stack, magnitude_dataset) -> None:
+    """after_sequence (gRPC) and Last-Event-ID (SSE, whose events carry the sequence as their id) resume a
+    stream where it broke: each event once, none missing."""
+    job = create_job(trainer, magnitude_dataset, epochs=2)
+    done = wait_for_job(trainer, job.job_id, finished)
+    everything = progress(trainer, job.job_id)
+    cut = everything[2].sequence
+    rest = list(trainer.StreamTrainingProgress(trainer_pb2.StreamTrainingProgressRequest(
+        job_id=job.job_id, after_sequence=cut), timeout=60))
+    assert [e.sequence for e in rest] == [e.sequence for e in everything[3:]] and state_name(done.state) == "SUCCEEDED"
+    url = f"{stack.endpoints().gateway}/v1/training-jobs/{job.job_id}:progress"
+    whole = http("GET", url, headers={"Accept": "text/event-stream"}).body.decode()
+    ids = [int(line[4:]) for line in whole.splitlines() if line.startswith("id: ")]
+    assert ids == [e.sequence for e in everything], "every SSE event carries its sequence as the event id"
+    resumed = http("GET", url, headers={"Accept": "text/event-stream", "Last-Event-ID": str(cut)}).body.decode()
+    assert [int(line[4:]) for line in resumed.splitlines() if line.startswith("id: ")] == ids[3:]
+    bad = http("GET", url, headers={"Accept": "text/event-stream", "Last-Event-ID": "yesterday"})
+    assert bad.status == 400 and "Last-Event-ID" in bad.json()["message"]
+    with pytest.raises(grpc.RpcError) as exc:
+        list(trainer.StreamTrainingProgress(trainer_pb2.StreamTrainingProgressRequest(
+            job_id=job.job_id, after_sequence=-1), timeout=30))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_epochs_down_then_resume_with_more(trainer, magnitude_dataset) -> None:

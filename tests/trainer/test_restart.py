@@ -7,7 +7,10 @@ Each test runs its own trainer process(es) on its own bucket, so nothing touches
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from contextlib import closing
@@ -21,6 +24,7 @@ from quakestack.metadata.database import Database
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
+from tests.conftest import REPO_ROOT
 from tests.datasets import publish_synthetic_dataset
 from tests.trainer.conftest import create_job, epochs_of, finished, progress, state_name, stored_events, wait_for_job
 
@@ -86,6 +90,9 @@ def test_sigkill_of_the_service_reattaches_to_the_running_worker(own_trainer) ->
         stub = trainer_pb2_grpc.TrainerServiceStub(ch)
         job = create_job(stub, "syn", epochs=8)
         wait_for_job(stub, job.job_id, lambda j: j.epochs_done >= 2)
+    watcher = subprocess.Popen([sys.executable, "-m", "quakestack", "train", "watch", job.job_id, "--json",
+                                "--trainer", settings.trainer_addr], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=REPO_ROOT)  # follows the job through the trainer's restart
     workers = local_workers(settings.s3_endpoint, settings.s3_bucket)
     assert len(workers) == 1
     _restart(own_trainer)
@@ -96,6 +103,10 @@ def test_sigkill_of_the_service_reattaches_to_the_running_worker(own_trainer) ->
         assert state_name(final.state) == "SUCCEEDED", final.error
         events = progress(stub, job.job_id)
     assert epochs_of(events) == list(range(1, 9)), "every epoch exactly once, no gap"
+    out, err = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, err
+    watched = [json.loads(line) for line in out.splitlines()]
+    assert [int(e["sequence"]) for e in watched] == [e.sequence for e in events], "the watch saw each event once"
     elapsed = [e.epoch.elapsed_s for e in events if e.WhichOneof("event") == "epoch"]
     assert all(b > a for a, b in zip(elapsed, elapsed[1:], strict=False)), "elapsed time continues"
     assert _attempts(settings, job.job_id) == Counter({1: 1}), "one worker, never restarted"
