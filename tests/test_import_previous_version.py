@@ -134,7 +134,6 @@ def upgrade(stack, previous_tree, tmp_path) -> Iterator[tuple]:
         stop_local_workers(settings.s3_endpoint, settings.s3_bucket)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_bucket_of_the_previous_version_is_imported_and_carried_on(upgrade, tmp_path) -> None:
     settings, old, new = upgrade

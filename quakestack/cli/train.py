@@ -81,25 +81,50 @@ class EpochTable:
         return self.line(EPOCH_HEADERS) + "\n" + "  ".join("-" * w for w in self.WIDTHS)
 
 
+class Reconnect:
+    """Waits out a trainer that is UNAVAILABLE (restarting, a replica replaced) for up to RECONNECT_S."""
+
+    def __init__(self, ctx: Ctx):
+        self.ctx, self.gave_up_at = ctx, None
+
+    def unavailable(self, exc: grpc.RpcError, doing: str) -> None:
+        """Return to try again; re-raise anything else, or when the trainer stayed away too long."""
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise exc
+        self.gave_up_at = self.gave_up_at or time.monotonic() + RECONNECT_S
+        if time.monotonic() > self.gave_up_at:
+            raise exc
+        self.ctx.note(f"trainer unreachable ({exc.details()}); {doing}")
+        time.sleep(1.0)
+
+    def reached(self) -> None:
+        self.gave_up_at = None
+
+
+def get_job_waiting(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
+    """GetTrainingJob, waiting out a trainer that is restarting."""
+    reconnect = Reconnect(ctx)
+    while True:
+        try:
+            return get_job(ctx, job_id)
+        except grpc.RpcError as exc:
+            reconnect.unavailable(exc, "asking again")
+
+
 def progress_events(ctx: Ctx, job_id: str) -> Iterator[trainer_pb2.StreamTrainingProgressResponse]:
     """StreamTrainingProgress, resumed after the last event seen when the trainer restarts or a replica goes away
     (UNAVAILABLE), for up to RECONNECT_S: a watch outlives a service restart and shows each event once."""
-    after, gave_up_at = 0, None
+    after, reconnect = 0, Reconnect(ctx)
     while True:
         try:
             request = trainer_pb2.StreamTrainingProgressRequest(job_id=job_id, after_sequence=after)
             for event in stub(ctx).StreamTrainingProgress(request):
-                after, gave_up_at = event.sequence, None
+                after = event.sequence
+                reconnect.reached()
                 yield event
             return
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-            gave_up_at = gave_up_at or time.monotonic() + RECONNECT_S
-            if time.monotonic() > gave_up_at:
-                raise
-            ctx.note(f"trainer unreachable ({exc.details()}); following again from event {after}")
-            time.sleep(1.0)
+            reconnect.unavailable(exc, f"following again from event {after}")
 
 
 def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
@@ -107,7 +132,7 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
 
     With --json every event is one JSON line. Raises CliError when the job ends FAILED or CANCELLED.
     """
-    job = get_job(ctx, job_id)
+    job = get_job_waiting(ctx, job_id)
     ctx.following = (f"training job {job_id}", f"quakestack train watch {job_id}")
     total = job.epochs
     bar = ProgressBar("train", ctx.stderr, enabled=not ctx.quiet and not ctx.as_json)
@@ -133,7 +158,7 @@ def watch(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
     finally:
         bar.close()
     ctx.following = None
-    job = get_job(ctx, job_id)
+    job = get_job_waiting(ctx, job_id)
     state = state_name(job.state)
     if state in {"FAILED", "CANCELLED"}:
         raise CliError(f"training job {job_id} {state}" + (f": {job.error}" if job.error else ""))

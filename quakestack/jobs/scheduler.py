@@ -143,7 +143,7 @@ class Scheduler:
         worker starting meanwhile sees the flag and leaves."""
         view = self.get(job_id)
         if view.terminal:
-            raise FailedPrecondition(f"{self.config.kind} job {job_id} already ended ({view.state.value})")
+            raise FailedPrecondition(f"{self.config.kind} job {job_id} is already {view.state.value}")
         self.update_control(job_id, cancel=True)
         if view.state is JobState.QUEUED:
             self.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
