@@ -285,14 +285,19 @@ class JobStore:
             return []
         now = time.time()
         c = jobs.c
-        free = sa.and_(c.kind == kind, c.state.in_(states),
-                       sa.or_(c.lease_owner.is_(None), c.lease_expires_s < now))
-        with self.db.read() as conn:  # the idle case: one indexed read, no write lock taken
-            if conn.execute(sa.select(c.job_id).where(free).limit(1)).first() is None:
+        def free(state: str) -> sa.ColumnElement[bool]:
+            # one state per query: an equality keeps the planner on (kind, state, created), where an IN list over
+            # a table of finished jobs can look cheaper to scan whole (SQLite's did, at 100,000 jobs: 23 ms a tick)
+            return sa.and_(c.kind == kind, c.state == state, sa.or_(c.lease_owner.is_(None), c.lease_expires_s < now))
+
+        with self.db.read() as conn:  # the idle case: indexed reads, no write lock taken
+            if all(conn.execute(sa.select(c.job_id).where(free(s)).limit(1)).first() is None for s in states):
                 return []
         with self.db.write() as conn:
-            ids = conn.execute(sa.select(c.job_id).where(free).order_by(c.created_s, c.job_id).limit(limit)
-                               .with_for_update(skip_locked=True)).scalars().all()
+            found = [row for s in states for row in conn.execute(
+                sa.select(c.created_s, c.job_id).where(free(s)).order_by(c.created_s, c.job_id).limit(limit)
+                .with_for_update(skip_locked=True)).all()]
+            ids = [row.job_id for row in sorted(found)[:limit]]
             if not ids:
                 return []
             conn.execute(sa.update(jobs).where(c.job_id.in_(ids)).values(
