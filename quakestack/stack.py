@@ -19,7 +19,8 @@ from pathlib import Path
 from quakestack.client import health_status, settings_channel
 from quakestack.config import Settings, settings_env
 from quakestack.embedded.seaweed import SeaweedServer, free_ports
-from quakestack.errors import Unavailable
+from quakestack.errors import QuakestackError, Unavailable
+from quakestack.jobs.lifeline import stack_identity
 from quakestack.storage import ObjectStore
 
 SERVICES = ("data", "trainer", "inference")
@@ -81,6 +82,7 @@ class Stack:
     def start_process(self, name: str) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
         env.update(settings_env(self.process_settings(name)))
+        env.update(stack_identity())  # the service dies with this process; its job workers leave when it is gone
         env["PYTHONUNBUFFERED"] = "1"
         log = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen([self.python, "-m", MODULES[name]], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -169,7 +171,7 @@ class Stack:
         if self.settings.s3_endpoint:
             from quakestack.jobs.executor import stop_local_workers
 
-            stop_local_workers(self.settings.s3_endpoint, self.settings.s3_bucket)
+            requeue_interrupted(self.settings, stop_local_workers(self.settings.s3_endpoint, self.settings.s3_bucket))
         if self.seaweed is not None:
             self.seaweed.stop()
         return codes
@@ -180,3 +182,25 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def requeue_interrupted(settings: Settings, workers: set[tuple[str, int]]) -> None:
+    """The jobs of workers a clean stop ended go back to the queue (a stopping one is stopped) without spending
+    a retry: stopping the stack is not a failure of theirs. Best effort: a database that is away keeps them
+    RUNNING, and the next start counts them lost."""
+    if not workers:
+        return
+    from quakestack.metadata.database import Database
+    from quakestack.metadata.jobs import JobStore
+
+    db = Database.from_settings(settings)
+    try:
+        jobs = JobStore(db)
+        for job_id, attempt in sorted(workers):
+            jobs.interrupt(job_id, attempt, "the stack was stopped")
+    except QuakestackError as exc:
+        import structlog
+
+        structlog.get_logger().warning("interrupted jobs not requeued", error=str(exc))
+    finally:
+        db.close()

@@ -43,6 +43,12 @@ def store(stack: Stack) -> ObjectStore:
 
 
 @pytest.fixture(scope="session")
+def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's synthetic datasets are built (once each: tests.datasets caches them)."""
+    return tmp_path_factory.mktemp("datasets")
+
+
+@pytest.fixture(scope="session")
 def metadata(stack: Stack) -> Iterator[Database]:
     """The session stack's metadata database (the same file or server its services use)."""
     db = Database.from_settings(stack.settings)

@@ -47,3 +47,47 @@ def test_up_starts_and_stops_everything(tmp_path) -> None:
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert (tmp_path / "s3" / "credentials.json").stat().st_mode & 0o077 == 0
+
+
+def test_a_sigkilled_up_leaves_no_process(tmp_path, dataset_root) -> None:
+    """`up` killed with SIGKILL while a training job runs: its storage, services and gateway die with it, and
+    the job's worker leaves within a heartbeat, putting its job back in the queue (no retry spent)."""
+    from contextlib import closing
+
+    from quakestack.embedded.seaweed import Credentials
+    from quakestack.metadata.database import Database
+    from quakestack.metadata.jobs import JobStore
+    from quakestack.storage import ObjectStore
+    from quakestack.v1 import trainer_pb2_grpc
+    from tests.datasets import publish_synthetic_dataset
+    from tests.trainer.conftest import create_job, wait_for_job
+
+    settings = with_free_ports(load_settings({})).replace(storage_dir=str(tmp_path / "s3"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
+    env.update({k: v for k, v in settings_env(settings).items() if k != "QUAKESTACK_S3_ENDPOINT"})
+    proc = subprocess.Popen([sys.executable, "-m", "quakestack.cli", "up"], env=env, cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    while not any("Ctrl-C stops everything" in line for line in lines):
+        lines.append(proc.stdout.readline())
+        assert lines[-1] or proc.poll() is None, "".join(lines)
+    endpoint = next(line.split()[2] for line in lines if line.strip().startswith("object storage"))
+    keys = Credentials.load_or_create(tmp_path / "s3" / "credentials.json")
+    store = ObjectStore(endpoint, keys.access_key, keys.secret_key, settings.s3_bucket)
+    with closing(Database.from_settings(settings)) as db:
+        publish_synthetic_dataset(store, db, "syn", dataset_root, n_events=600, n_noise=40, seed=1)
+    with channel(settings.trainer_addr) as ch:
+        stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+        job = create_job(stub, "syn", epochs=40)
+        wait_for_job(stub, job.job_id, lambda j: j.epochs_done >= 1)
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    workers = [p for p in psutil.process_iter(["cmdline"]) if "quakestack.jobs.worker" in " ".join(
+        p.info["cmdline"] or []) and job.job_id in " ".join(p.info["cmdline"] or [])]
+    assert len(family) >= 6 and workers, (family, workers)  # up, weed, the services, the gateway; the worker
+    proc.kill()
+    proc.wait(10)
+    _, alive = psutil.wait_procs(family[1:] + workers, timeout=15)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], [p.cmdline()[:4] for p in alive]
+    with closing(Database.from_settings(settings)) as db:
+        view = JobStore(db).get(job.job_id)
+    assert view.state.value == "QUEUED" and view.status["retries"] == 0, view.status

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quakestack.errors import Unavailable
+from quakestack.jobs.fanout import die_with_parent
 from quakestack.layout import (
     AUDIT_PREFIX,
     CATALOGS_PREFIX,
@@ -197,8 +198,9 @@ class SeaweedServer:
     def start(self, timeout_s: float = 60.0) -> SeaweedServer:
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        # dies with whoever started it, even SIGKILLed (prctl only in the child: no lock is taken there)
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,  # noqa: PLW1509
+                                        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
         log.close()
         self.wait_ready(timeout_s)
         return self

@@ -228,17 +228,27 @@ def local_workers(endpoint: str, bucket: str) -> list[psutil.Process]:
     return found
 
 
-def stop_local_workers(endpoint: str, bucket: str) -> int:
+def stop_local_workers(endpoint: str, bucket: str) -> set[tuple[str, int]]:
     """SIGKILL the workers of a stack that is being shut down whole (`quakestack up`, tests): they
-    survive their service by design, but not the stack that started them. Returns the count."""
+    survive their service by design, but not the stack that started them. Returns the (job id, attempt)
+    of each, so that their jobs can be put back in the queue without counting a failure."""
     workers = local_workers(endpoint, bucket)
+    stopped = {attempt for proc in workers if (attempt := worker_attempt(proc)) is not None}
     for proc in workers:
         with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(workers, timeout=10)
-    return len(workers)
+    return stopped
+
+
+def worker_attempt(proc: psutil.Process) -> tuple[str, int] | None:
+    """(job id, attempt) of a worker process, read from its command line."""
+    with contextlib.suppress(psutil.Error, ValueError, IndexError):
+        cmdline = proc.cmdline()
+        return cmdline[cmdline.index("--job-id") + 1], int(cmdline[cmdline.index("--attempt") + 1])
+    return None
 
 
 def check_reachable_by_workers(settings: Settings, local_paths: dict[str, str]) -> None:

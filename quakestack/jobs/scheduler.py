@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 import structlog
 
 from quakestack.auth import current_identity
@@ -312,6 +314,10 @@ class Scheduler:
             self._launch(sup, attempt + 1)
             return
         if sup.watch.stale_for() > min(self.config.lost_after_s, 3 * self.config.lease_ttl_s) or attempt == 0:
+            if beat and int(beat.get("attempt", -1)) == attempt and died_with_its_machine(beat):
+                self.jobs.interrupt(view.job_id, attempt, "the machine restarted")  # not the job's fault
+                self._refresh(sup)
+                return
             self._lost(sup, "worker gone")  # RUNNING in the store but no worker of its attempt beats
 
     def _take_slots(self, view: JobView, wanted: list[int]) -> list[int]:
@@ -370,6 +376,11 @@ class Scheduler:
         self._free(sup)
         with self.lock:
             self.supervised.pop(sup.job_id, None)
+
+
+def died_with_its_machine(beat: dict[str, Any]) -> bool:
+    """A worker of this machine that started before the machine's last boot: the restart ended it."""
+    return beat.get("host") == socket.gethostname() and float(beat.get("pid_start") or 0.0) < psutil.boot_time()
 
 
 def _terminal(event: dict[str, Any]) -> bool:

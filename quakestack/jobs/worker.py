@@ -26,6 +26,7 @@ from quakestack.config import Settings, load_settings
 from quakestack.errors import QuakestackError
 from quakestack.jobs import fanout
 from quakestack.jobs.heartbeat import heartbeat_body
+from quakestack.jobs.lifeline import stack_gone
 from quakestack.jobs.retry import with_retries
 from quakestack.jobs.spec import JobRecord
 from quakestack.jobs.state import JobState
@@ -101,6 +102,12 @@ class WorkerContext:
                 next_beat = time.monotonic() + self.settings.jobs_heartbeat_s
                 with contextlib.suppress(QuakestackError):
                     self.beat(self._beat)
+            if stack_gone():
+                log.warning("the stack that started this worker is gone: leaving (the job goes back to the queue)")
+                with contextlib.suppress(QuakestackError):
+                    self.jobs.interrupt(self.job_id, self.attempt, "the stack that ran its worker is gone")
+                on_fenced()
+                return
             try:
                 control = self.jobs.control(self.job_id)
             except QuakestackError:

@@ -162,6 +162,27 @@ class JobStore:
             self._notify()
         return entry
 
+    def interrupt(self, job_id: str, attempt: int, reason: str) -> dict[str, Any] | None:
+        """A worker of `attempt` ended by a clean shutdown or a restart of its machine, not by a fault: a running
+        job goes back to the queue (its next worker resumes from the last checkpoint) and a stopping one is
+        stopped, neither spending a retry. Nothing happens when the job has moved on (another attempt, an end)."""
+        with self.db.write() as conn:
+            row = conn.execute(sa.select(jobs.c.state, jobs.c.attempt).where(jobs.c.job_id == job_id)
+                               .with_for_update()).first()
+            if row is None or int(row.attempt) != int(attempt):
+                return None
+            if row.state == JobState.RUNNING.value:
+                event = {"type": "state", "state": JobState.QUEUED.value, "interrupted": True,
+                         "message": f"{reason}: resumes from its last checkpoint (no retry spent)"}
+            elif row.state == JobState.STOPPING.value:
+                event = {"type": "state", "state": JobState.STOPPED.value, "interrupted": True,
+                         "message": f"{reason} while the job was stopping: resumable from its last checkpoint"}
+            else:
+                return None
+            entry = _append(conn, job_id, event)
+        self._notify()
+        return entry
+
     def update_control(self, job_id: str, **changes: Any) -> dict[str, Any]:
         """Apply changes to the control record atomically; the record as written."""
         with self.db.write() as conn:
@@ -285,6 +306,7 @@ class JobStore:
             return []
         now = time.time()
         c = jobs.c
+
         def free(state: str) -> sa.ColumnElement[bool]:
             # one state per query: an equality keeps the planner on (kind, state, created), where an IN list over
             # a table of finished jobs can look cheaper to scan whole (SQLite's did, at 100,000 jobs: 23 ms a tick)

@@ -10,6 +10,7 @@ import structlog
 
 from quakestack.auth import check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
+from quakestack.jobs.lifeline import tie_to_stack
 from quakestack.logging import configure
 from quakestack.metadata.database import Database
 from quakestack.runtime.server import GrpcServer
@@ -52,6 +53,7 @@ def run_service(definition: ServiceDefinition) -> None:
     except ConfigError as exc:
         print(f"quakestack {definition.name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    tie_to_stack()  # started by `quakestack up` (or a test's stack): die with it, even when it is SIGKILLed
     configure(definition.name, settings.log_level, settings.log_format)
     if warning:
         structlog.get_logger().warning(warning)

@@ -139,7 +139,7 @@ class EpochMetrics(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., val_loss: _Optional[float] = ..., metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., learning_rate: _Optional[float] = ..., samples_per_s: _Optional[float] = ..., elapsed_s: _Optional[float] = ..., eta_s: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
-    __slots__ = ("job_id", "dataset", "dataset_manifest_sha256", "architecture", "hyper_parameters", "device", "state", "epochs", "epochs_done", "best_epoch", "latest", "error", "create_time", "update_time", "display_name")
+    __slots__ = ("job_id", "dataset", "dataset_manifest_sha256", "architecture", "hyper_parameters", "device", "state", "epochs", "epochs_done", "best_epoch", "latest", "error", "create_time", "update_time", "display_name", "retries")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     DATASET_MANIFEST_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class TrainingJob(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     dataset: str
     dataset_manifest_sha256: str
@@ -170,7 +171,8 @@ class TrainingJob(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     display_name: str
-    def __init__(self, job_id: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., architecture: _Optional[str] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., device: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., epochs: _Optional[int] = ..., epochs_done: _Optional[int] = ..., best_epoch: _Optional[int] = ..., latest: _Optional[_Union[EpochMetrics, _Mapping]] = ..., error: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., display_name: _Optional[str] = ...) -> None: ...
+    retries: int
+    def __init__(self, job_id: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., architecture: _Optional[str] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., device: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., epochs: _Optional[int] = ..., epochs_done: _Optional[int] = ..., best_epoch: _Optional[int] = ..., latest: _Optional[_Union[EpochMetrics, _Mapping]] = ..., error: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., display_name: _Optional[str] = ..., retries: _Optional[int] = ...) -> None: ...
 
 class GetTrainingJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -79,7 +79,7 @@ def training_job(record: Mapping[str, Any], class_names: list[str] | None = None
         best_epoch=int(record.get("best_epoch", 0)), error=record.get("error", ""),
         create_time=timestamp_from_iso(record.get("create_time")),
         update_time=timestamp_from_iso(record.get("update_time")),
-        display_name=record.get("display_name", ""))
+        display_name=record.get("display_name", ""), retries=int(record.get("retries", 0)))
     if record.get("latest"):
         job.latest.CopyFrom(epoch_metrics(record["latest"], class_names))
     return job

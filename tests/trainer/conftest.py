@@ -19,11 +19,6 @@ FAST_MAGNITUDE_HP = {"n_samples": 3000, "learning_rate": 0.005, "batch_size": 16
 
 
 @pytest.fixture(scope="session")
-def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("datasets")
-
-
-@pytest.fixture(scope="session")
 def magnitude_dataset(store, metadata, dataset_root) -> str:
     publish_synthetic_dataset(store, metadata, "syn-magnitude", dataset_root, **MAGNITUDE_DATASET)
     return "syn-magnitude"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 from quakestack.client import channel, health_status
 from quakestack.jobs.executor import WORKER_MODULE, local_workers
 from quakestack.metadata.database import Database
+from quakestack.metadata.jobs import JobStore
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
@@ -212,3 +214,70 @@ def test_no_worker_left_after_the_stack_stops(bucket_settings, tmp_path) -> None
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if WORKER_MODULE in " ".join(p.info["cmdline"] or [])
                  and job.job_id in " ".join(p.info["cmdline"] or [])]
     assert not leftovers
+
+
+# -- a restart is not a failure ---------------------------------------------------------------------------------
+def test_clean_stops_of_the_stack_spend_no_retry(bucket_settings, tmp_path) -> None:
+    """Three clean stops of the stack while a job trains: each time the job is QUEUED at once (the stored state,
+    not RUNNING with no worker), each start resumes it from its checkpoint, and it ends with no retry spent."""
+    job_id, events = None, []
+    for stop in range(4):
+        own = _trainer(bucket_settings, tmp_path / f"run-{stop}")
+        try:
+            with channel(bucket_settings.trainer_addr) as ch:
+                stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+                if job_id is None:
+                    job_id = create_job(stub, "syn", epochs=200).job_id
+                if stop == 3:  # the fourth start: it resumes, and ends after its next epoch
+                    running = wait_for_job(stub, job_id, lambda j: state_name(j.state) == "RUNNING")
+                    stub.UpdateTrainingJob(trainer_pb2.UpdateTrainingJobRequest(job_id=job_id,
+                                                                               epochs=running.epochs_done))
+                    final = wait_for_job(stub, job_id, finished)
+                    events = progress(stub, job_id)
+                    break
+                done = stop + 1
+                wait_for_job(stub, job_id, lambda j, done=done: j.epochs_done >= done and
+                             state_name(j.state) == "RUNNING")
+        finally:
+            own.stop()
+        with closing(Database.from_settings(bucket_settings)) as db:
+            view = JobStore(db).get(job_id)
+            assert view.state.value == "QUEUED" and view.status["retries"] == 0, view.status
+    assert state_name(final.state) == "SUCCEEDED" and final.retries == 0, final
+    assert epochs_of(events) == list(range(1, final.epochs_done + 1)), "every epoch once across the restarts"
+    messages = [e.state_change.message for e in events if e.WhichOneof("event") == "state_change"]
+    assert sum("the stack was stopped: resumes from its last checkpoint" in m for m in messages) == 3, messages
+    assert not any("retry" in m and "no retry spent" not in m for m in messages), messages
+
+
+def test_a_worker_that_died_with_its_machine_is_requeued_without_a_retry(bucket_settings, tmp_path) -> None:
+    """A RUNNING job whose worker's heartbeat comes from this machine before its last boot: the scheduler that
+    claims it sees the machine restarted and queues it again, spending no retry."""
+    from quakestack.jobs.spec import JobRecord, new_job_id
+    from quakestack.metadata.datasets import DatasetCatalog
+    from quakestack.protoconv import utc_now_iso
+    from quakestack.training.jobs import KIND, SPEC_VERSION, build_spec
+
+    store = ObjectStore.from_settings(bucket_settings)
+    with closing(Database.from_settings(bucket_settings)) as db:
+        spec = {**build_spec(store, DatasetCatalog(db), dataset="syn", architecture="convnetquake_ingv",
+                             values={"n_samples": 3000, "epochs": 1}, device="cpu", display_name="", gpu_count=0),
+                "owner": "anonymous"}
+        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
+        jobs = JobStore(db)
+        jobs.create(record, {"epochs": 1, "attempt": 1}, {"type": "state", "state": "QUEUED", "message": "created"})
+        jobs.append(record.job_id, {"type": "state", "state": "RUNNING", "message": "worker started", "attempt": 1})
+        jobs.beat(record.job_id, 0, 1, 7, {"job_id": record.job_id, "attempt": 1, "beat": 7,
+                                           "host": socket.gethostname(), "pid": 1,
+                                           "pid_start": psutil.boot_time() - 3600.0})
+    own = _trainer(bucket_settings, tmp_path)
+    try:
+        with channel(bucket_settings.trainer_addr) as ch:
+            stub = trainer_pb2_grpc.TrainerServiceStub(ch)
+            final = wait_for_job(stub, record.job_id, finished)
+            events = progress(stub, record.job_id)
+    finally:
+        own.stop()
+    assert state_name(final.state) == "SUCCEEDED" and final.retries == 0, final.error
+    messages = [e.state_change.message for e in events if e.WhichOneof("event") == "state_change"]
+    assert any(m.startswith("the machine restarted: resumes from its last checkpoint") for m in messages), messages
