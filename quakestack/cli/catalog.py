@@ -10,7 +10,17 @@ from typing import Any
 
 from obspy import UTCDateTime
 
-from quakestack.cli.common import CliError, Ctx, duration, fmt, state_name, table, to_dict
+from quakestack.cli.common import (
+    MODEL_REF_HELP,
+    CliError,
+    Ctx,
+    duration,
+    fmt,
+    split_model_ref,
+    state_name,
+    table,
+    to_dict,
+)
 from quakestack.cli.data import upload
 from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar
@@ -28,10 +38,10 @@ def stub(ctx: Ctx) -> catalog_pb2_grpc.CatalogServiceStub:
 
 
 def model_ref(text: str | None) -> trainer_pb2.ModelRef | None:
-    """NAME[:VERSION|ALIAS]."""
+    """A registered model: NAME, NAME@VERSION or NAME@ALIAS."""
     if not text:
         return None
-    name, _, version = text.partition(":")
+    name, version = split_model_ref(text)
     return trainer_pb2.ModelRef(name=name, version=version)
 
 
@@ -206,9 +216,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--channel", default="", help="e.g. HH? or HH?,EH?")
     p.add_argument("--start", required=True, help="first instant (UTC), e.g. 2024-03-01")
     p.add_argument("--end", required=True, help="last instant, exclusive")
-    p.add_argument("--picker", required=True, help="registered picker NAME[:VERSION|ALIAS]")
-    p.add_argument("--magnitude-model", help="registered magnitude model NAME[:VERSION|ALIAS]")
-    p.add_argument("--classifier", help="registered event classifier NAME[:VERSION|ALIAS]")
+    p.add_argument("--picker", required=True, help=f"registered picker: {MODEL_REF_HELP}")
+    p.add_argument("--magnitude-model", help=f"registered magnitude model: {MODEL_REF_HELP}")
+    p.add_argument("--classifier", help=f"registered event classifier: {MODEL_REF_HELP}")
     p.add_argument("--param", nargs="*", metavar="KEY=VALUE", help="association parameters, e.g. vp_km_s=6.2")
     p.add_argument("--margin", type=float, default=None, help="seconds read beyond each station-day (default 60)")
     p.add_argument("--threshold", type=float, default=None, help="pick probability threshold (default 0.3)")

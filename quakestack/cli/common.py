@@ -26,6 +26,19 @@ class CliError(Exception):
     """A user error found by the CLI itself (bad flag value, missing file): one line, exit 1."""
 
 
+MODEL_REF_HELP = "NAME, NAME@VERSION or NAME@ALIAS (default: the latest version)"
+
+
+def split_model_ref(text: str) -> tuple[str, str]:
+    """(name, version or alias) of a registered model as every command takes it: NAME@REF, or NAME:REF as
+    earlier versions wrote it (names hold neither character)."""
+    for separator in "@:":
+        if separator in text:
+            name, _, ref = text.partition(separator)
+            return name, ref
+    return text, ""
+
+
 @dataclass
 class Ctx:
     """Where the services are and how to print; channels are opened once and reused."""

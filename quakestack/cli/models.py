@@ -6,7 +6,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from quakestack.cli.common import Ctx, metrics_dict, table, to_dict
+from quakestack.cli.common import MODEL_REF_HELP, Ctx, metrics_dict, split_model_ref, table, to_dict
 from quakestack.pagination import all_pages
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
@@ -101,7 +101,7 @@ def unload(ctx: Ctx, name: str) -> None:
 
 def export(ctx: Ctx, ref: str, fmt: str, repo: str, max_batch_size: int = 0) -> inference_pb2.ExportModelResponse:
     """ExportModel, then write the entry into a local Triton model repository (each file checked by sha256)."""
-    name, _, version = ref.partition("@")
+    name, version = split_model_ref(ref)
     reply = inference(ctx).ExportModel(inference_pb2.ExportModelRequest(
         name=name, version=version, format=fmt, max_batch_size=max_batch_size), timeout=600)
     root = Path(repo).resolve()
@@ -158,7 +158,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(func=lambda ctx, a: load(ctx, a.name, a.version, a.device, a.max_batch_size))
     p = msub.add_parser("export", parents=[common],
                         help="export a version as a Triton/KServe model-repository entry (ONNX)")
-    p.add_argument("name", help="NAME, NAME@VERSION or NAME@ALIAS (default: latest)")
+    p.add_argument("name", help=MODEL_REF_HELP)
     p.add_argument("--format", default="onnx", choices=["onnx"])
     p.add_argument("--triton-repo", required=True, help="model repository directory to write into")
     p.add_argument("--max-batch-size", type=int, default=0, help="config.pbtxt max_batch_size (default 32)")

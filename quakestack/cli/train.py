@@ -11,7 +11,18 @@ from typing import Any
 
 import grpc
 
-from quakestack.cli.common import CliError, Ctx, duration, fmt, metrics_dict, state_name, table, to_dict
+from quakestack.cli.common import (
+    MODEL_REF_HELP,
+    CliError,
+    Ctx,
+    duration,
+    fmt,
+    metrics_dict,
+    split_model_ref,
+    state_name,
+    table,
+    to_dict,
+)
 from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar
 from quakestack.layout import checkpoint_file_name
@@ -184,8 +195,12 @@ def _show(ctx: Ctx, verb: str, job: trainer_pb2.TrainingJob) -> trainer_pb2.Trai
 
 
 def update(ctx: Ctx, job_id: str, epochs: int) -> trainer_pb2.TrainingJob:
-    return _show(ctx, "updated", stub(ctx).UpdateTrainingJob(
+    job = _show(ctx, "updated", stub(ctx).UpdateTrainingJob(
         trainer_pb2.UpdateTrainingJobRequest(job_id=job_id, epochs=epochs), timeout=30).job)
+    if job.epochs != epochs:
+        ctx.say(f"  {job.epochs_done} epochs are done already: it ends after the epoch in progress (epoch "
+                f"{job.epochs}, or a later one if its worker is past it before it reads the change)")
+    return job
 
 
 def stop(ctx: Ctx, job_id: str, cancel: bool = False) -> trainer_pb2.TrainingJob:
@@ -299,7 +314,7 @@ def cmd_start(ctx: Ctx, a: argparse.Namespace) -> int:
 
 
 def cmd_eval(ctx: Ctx, a: argparse.Namespace) -> int:
-    model, _, version = (a.model or "").partition(":")
+    model, version = split_model_ref(a.model or "")
     evaluate(ctx, job_id=a.job_id or "", epoch=a.epoch, model=model, version=version, dataset=a.dataset,
              split=a.split, out_dir=Path(a.out) if a.out else None)
     return 0
@@ -332,6 +347,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("job_id")
     p.add_argument("--cancel", action="store_true", help="cancel at once instead (not resumable)")
     p.set_defaults(func=lambda ctx, a: stop(ctx, a.job_id, a.cancel))
+    p = tsub.add_parser("cancel", parents=[common], help="cancel at once (not resumable; same as stop --cancel)")
+    p.add_argument("job_id")
+    p.set_defaults(func=lambda ctx, a: stop(ctx, a.job_id, cancel=True))
     p = tsub.add_parser("resume", parents=[common], help="continue a stopped job from its last checkpoint")
     p.add_argument("job_id")
     p.add_argument("--epochs", type=int, default=0, help="new total epoch count")
@@ -347,7 +365,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = tsub.add_parser("eval", parents=[common], help="evaluate a checkpoint or registered model")
     p.add_argument("job_id", nargs="?", help="job whose checkpoint to evaluate")
     p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch (default: best)")
-    p.add_argument("--model", help="registered model NAME[:VERSION|ALIAS] instead of a job")
+    p.add_argument("--model", help=f"a registered model instead of a job: {MODEL_REF_HELP}")
     p.add_argument("--dataset", default="", help="default: the training dataset")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--out", help="download the PNG plots into this folder")

@@ -70,10 +70,12 @@ def build_spec(store: ObjectStore, catalog: DatasetCatalog, *, dataset: str, arc
 
 
 def job_record(view: JobView) -> dict[str, Any]:
-    """The flat view servicers convert: spec, folded status and the target epoch count."""
+    """The flat view servicers convert: spec, folded status and the target epoch count (never below the epochs
+    done: a count lowered while an epoch ran ends after that epoch)."""
     spec, status = view.record.spec, view.status
+    epochs = max(int(view.control.get("epochs") or spec["epochs"]), int(status["epochs_done"]))
     return {**spec, **{k: v for k, v in status.items() if k != "progress"}, "job_id": view.job_id,
-            "create_time": view.record.create_time, "epochs": int(view.control.get("epochs") or spec["epochs"])}
+            "create_time": view.record.create_time, "epochs": epochs}
 
 
 def legacy_converter(old: dict[str, Any], history: list[dict[str, Any]]) -> Migrated | None:
@@ -126,7 +128,8 @@ class TrainingJobs:
         view = self.get(job_id)
         if view.state in TERMINAL:
             raise FailedPrecondition(f"job {job_id} is {view.state.value}; resume it to train more epochs")
-        self.scheduler.update_control(job_id, epochs=epochs)
+        # fewer than are done means "end after the epoch in progress": record that count, never "28/5"
+        self.scheduler.update_control(job_id, epochs=max(epochs, int(view.status["epochs_done"]) + 1))
         return self.get(job_id)
 
     def stop(self, job_id: str) -> JobView:

@@ -36,7 +36,10 @@ def test_catalog_build_refused_no_wait_list_and_cancel(cli, cli_json, published)
     assert code == 1 and "INVALID_ARGUMENT" in err and "cannot pick or detect" in err, err
     code, _, err = cli(*_build_args(archive, net, "cli-picker-untrained", "--start", "yesterday-ish"))
     assert code == 1 and "not a time" in err, err
-    job = cli_json(*_build_args(archive, net, "cli-picker-untrained", "--no-wait", "--param", "min_picks=8"))
+    # a picker by alias, written as `models export` takes it (NAME@ALIAS; NAME:VERSION as before)
+    code, _, err = cli("models", "alias", "cli-picker-untrained", "field", "1")
+    assert code == 0, err
+    job = cli_json(*_build_args(archive, net, "cli-picker-untrained@field", "--no-wait", "--param", "min_picks=8"))
     assert job["progress"]["stationDaysTotal"] == "15" and job["picker"] == "cli-picker-untrained:1"
     listed = cli_json("catalog", "list")
     assert job["jobId"] in {j["jobId"] for j in listed}

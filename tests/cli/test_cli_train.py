@@ -9,6 +9,13 @@ import pytest
 
 from quakestack.stack import Stack
 from tests.cli.conftest import FAST_HP
+from tests.helpers import wait_for
+
+
+def epochs_done(cli_json, job_id: str) -> int:
+    jobs = cli_json("train", "ls", "--all")
+    jobs = jobs if isinstance(jobs, list) else [jobs]
+    return next(int(j.get("epochsDone", 0)) for j in jobs if j["jobId"] == job_id)
 
 
 @pytest.fixture
@@ -84,6 +91,26 @@ def test_train_job_control(cli, cli_json, small_dataset) -> None:
     code, out, err = cli("train", "watch", job["jobId"])
     assert code == 0, err
     assert "SUCCEEDED: 1/1 epochs" in out
+    # lowered below the epochs done: it ends after the epoch in progress, and says so (never "28/5")
+    job = cli_json("train", "start", "--dataset", small_dataset, "--arch", "convnetquake_ingv", "--hp", *FAST_HP,
+                   "--epochs", "200", "--no-wait")
+    assert wait_for(lambda: epochs_done(cli_json, job["jobId"]) >= 2, 120, 0.5)
+    code, out, err = cli("train", "update", job["jobId"], "--epochs", "1")
+    assert code == 0, err
+    done, target = (int(n) for n in out.split(",")[1].split()[0].split("/"))
+    assert target in {done, done + 1} and "it ends after the epoch in progress" in out, out
+    code, out, err = cli("train", "watch", job["jobId"])
+    assert code == 0 and "SUCCEEDED: " in out
+    finished = out.split("SUCCEEDED: ")[1].split()[0].split("/")
+    # epochs here take ~0.2 s and the worker reads its control every 0.5 s: a few more may finish first
+    assert finished[0] == finished[1] and int(finished[0]) > done
+    # `train cancel` is the short form of `train stop --cancel`
+    job = cli_json("train", "start", "--dataset", small_dataset, "--arch", "convnetquake_ingv", "--hp", *FAST_HP,
+                   "--epochs", "200", "--no-wait")
+    code, out, err = cli("train", "cancel", job["jobId"])
+    assert code == 0 and f"job {job['jobId']} cancelled" in out, err
+    code, out, err = cli("train", "watch", job["jobId"])
+    assert code == 1 and "CANCELLED" in err, (out, err)
     code, _, err = cli("train", "start", "--dataset", "no-such-dataset", "--arch", "convnetquake_ingv")
     assert code == 1 and err.startswith("error: NOT_FOUND:")
     code, _, err = cli("train", "start", "--dataset", small_dataset, "--arch", "convnetquake_ingv", "--hp", "oops")

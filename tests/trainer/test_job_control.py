@@ -70,6 +70,8 @@ def test_epochs_down_then_resume_with_more(trainer, magnitude_dataset) -> None:
     # it stops after the epoch in progress; one more may have begun before the worker's next control read
     # (every 0.5 s, on a heartbeat thread that shares 2 busy cores with training): fixed counts were flaky in CI
     assert state_name(done.state) == "SUCCEEDED" and done.epochs_done <= at_update.epochs_done + 2 < 40
+    # never "28/5": the count answered is the epoch it ends with, and the finished job shows what it trained
+    assert at_update.epochs == at_update.epochs_done + 1 and done.epochs == done.epochs_done
     resumed = trainer.ResumeTrainingJob(trainer_pb2.ResumeTrainingJobRequest(job_id=job.job_id,
                                                                             epochs=done.epochs_done + 2)).job
     assert state_name(resumed.state) == "QUEUED"
