@@ -139,8 +139,11 @@ def infer_request(route: Route, path_params: Mapping[str, str], body: bytes,
             raise invalid("each input needs a string name and datatype")
         shape = _shape(tensor.get("shape"), name)
         pb = request.inputs.add(name=name, datatype=datatype, shape=shape)
-        size = _binary_size(tensor.get("parameters"))
-        params = {k: v for k, v in (tensor.get("parameters") or {}).items() if k != "binary_data_size"}
+        given = tensor.get("parameters")
+        if given is not None and not isinstance(given, dict):
+            raise invalid(f"input {name!r}: parameters must be a JSON object, got {type(given).__name__}")
+        size = _binary_size(given)
+        params = {k: v for k, v in (given or {}).items() if k != "binary_data_size"}
         _parameters(params, pb.parameters, oip.InferParameter)
         if size is not None:
             if offset + size > len(blob):
@@ -151,7 +154,10 @@ def infer_request(route: Route, path_params: Mapping[str, str], body: bytes,
             request.raw_input_contents.append(_data_bytes(tensor.get("data"), datatype, name))
     if offset != len(blob):
         raise invalid(f"{len(blob) - offset} bytes after the last binary input")
-    for wanted in document.get("outputs") or []:
+    outputs = document.get("outputs") or []
+    if not isinstance(outputs, list):
+        raise invalid("outputs must be an array of requested outputs")
+    for wanted in outputs:
         if not isinstance(wanted, dict) or not isinstance(wanted.get("name"), str):
             raise invalid("each requested output needs a string name")
         out = request.outputs.add(name=wanted["name"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +22,14 @@ import torch
 from playwright.sync_api import sync_playwright
 
 from quakestack.data.synthetic import write_continuous
+from quakestack.jobs.spec import JobRecord, new_job_id
+from quakestack.metadata.datasets import DatasetCatalog
+from quakestack.metadata.jobs import JobStore
 from quakestack.model_store import ModelStore
 from quakestack.models.zoo import build_model
+from quakestack.protoconv import iso_from_seconds
 from quakestack.stack import Stack
+from quakestack.training.jobs import build_spec
 from tests.console.browser import console_page, launch, screenshot
 from tests.datasets import publish_synthetic_dataset
 from tests.gateway.helpers import GatewayProcess, http
@@ -423,3 +429,56 @@ def test_a_page_that_loads_late_never_replaces_the_one_navigated_to(stack: Stack
 
 def location_hash(page) -> str:
     return page.evaluate("location.hash")
+
+
+def finished_job_with_metrics(store, metadata, metrics_by_epoch: list[dict[str, float]]) -> str:
+    """A finished training job whose epochs carry these validation metrics, written through the job store the
+    services read (as an imported or long-finished job is): the page replays it from the stream."""
+    spec = {**build_spec(store, DatasetCatalog(metadata), dataset=DATASET, architecture="convnetquake_ingv",
+                         values={"n_samples": 3000, "epochs": len(metrics_by_epoch)}, device="cpu",
+                         display_name="nan-metrics", gpu_count=0), "owner": "anonymous"}
+    record = JobRecord(kind="training", version=1, job_id=new_job_id(), create_time=iso_from_seconds(time.time()),
+                       spec=spec)
+    events = [{"type": "state", "state": "QUEUED", "message": "created"},
+              {"type": "state", "state": "RUNNING", "message": "worker started", "world_size": 1, "attempt": 1}]
+    for epoch, metrics in enumerate(metrics_by_epoch, start=1):
+        events.append({"type": "epoch", "epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.2 / epoch,
+                       "metrics": metrics, "best_epoch": epoch, "learning_rate": 0.01, "elapsed_s": float(epoch),
+                       "samples_per_s": 100.0, "eta_s": 0.0, "attempt": 1})
+    events.append({"type": "state", "state": "SUCCEEDED", "message": "done", "attempt": 1})
+    JobStore(metadata).create_many([(record, {"epochs": len(metrics_by_epoch), "attempt": 1}, events)])
+    return record.job_id
+
+
+def test_a_metric_curve_with_nan_epochs_is_drawn(stack: Stack, store, metadata, dataset: str, browser) -> None:
+    """R² is NaN while the validation targets do not vary, and protobuf's JSON sends it as the string "NaN": the
+    chart leaves a gap there and still draws every curve (it drew nothing at all when one value was NaN)."""
+    nan, inf = float("nan"), float("inf")
+    job_id = finished_job_with_metrics(store, metadata, [
+        {"rmse": 0.9, "mae": 0.7, "r2": nan}, {"rmse": 0.7, "mae": 0.5, "r2": nan},
+        {"rmse": inf, "mae": 0.4, "r2": 0.3}, {"rmse": 0.5, "mae": 0.35, "r2": 0.5},
+        {"rmse": 0.4, "mae": 0.3, "r2": 0.6}])
+    with console_page(browser, stack.endpoints().gateway) as (page, _log):
+        page.goto(f"/console/#/training/jobs/{job_id}")
+        page.wait_for_function("() => document.querySelector('[data-testid=metric-chart]')?.dataset.points === '5'")
+        names = page.evaluate("() => [...document.querySelectorAll('[data-testid=metric-chart] .u-series th')]"
+                              ".map((th) => th.textContent.trim()).slice(1)")
+        assert sorted(names) == ["mae", "r2", "rmse"], names
+        drawn = page.evaluate(COLOURED_PIXELS, ["[data-testid=metric-chart] canvas", CHART_COLOURS[:len(names)]])
+        assert all(count > 20 for count in drawn), dict(zip(names, drawn, strict=True))
+        assert "NaN" in page.inner_text("[data-testid=epochs]")  # the table says what the chart leaves out
+
+
+CHART_COLOURS = [[0x1F, 0x6F, 0xEB], [0xD1, 0x24, 0x2F], [0x1A, 0x7F, 0x37]]  # charts.js COLORS, in series order
+COLOURED_PIXELS = """([selector, colours]) => {
+  const canvas = document.querySelector(selector);
+  const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  return colours.map(([r, g, b]) => {
+    let n = 0;
+    for (let i = 0; i < pixels.length; i += 4) {
+      if (pixels[i + 3] > 200 && Math.abs(pixels[i] - r) < 12 && Math.abs(pixels[i + 1] - g) < 12
+          && Math.abs(pixels[i + 2] - b) < 12) n += 1;
+    }
+    return n;
+  });
+}"""

@@ -200,6 +200,15 @@ def test_rest_json_and_openapi(stack, inference, models) -> None:
     reply = http("POST", base + "/v2/models/oip-mag/infer", json.dumps(body).encode(),
                  {"Content-Type": "application/json"})
     assert reply.status == 400 and "NaN" in reply.json()["error"]
+    for field, value, expected in (("parameters", [None, None], "parameters must be a JSON object"),
+                                   ("parameters", 7, "parameters must be a JSON object")):
+        malformed = {"inputs": [{**body["inputs"][0], field: value}]}
+        reply = http("POST", base + "/v2/models/oip-mag/infer", json.dumps(malformed).encode(),
+                     {"Content-Type": "application/json"})
+        assert reply.status == 400 and expected in reply.json()["error"], reply.body
+    reply = http("POST", base + "/v2/models/oip-mag/infer", json.dumps({**body, "outputs": 3}).encode(),
+                 {"Content-Type": "application/json"})
+    assert reply.status == 400 and "outputs must be an array" in reply.json()["error"], reply.body
     assert http("GET", base + "/v2/models/no-such-model/ready").status == 400
     assert http("GET", base + "/v2/models/no-such-model").json()["code"] == "NOT_FOUND"
     assert http("GET", base + "/v2/health/live").json() == {"live": True}

@@ -6,6 +6,13 @@ function width(container) {
   return Math.max(320, (container.clientWidth || container.parentElement?.clientWidth || 560) - 10);
 }
 
+/** A plottable number, or null (a gap): protobuf's JSON sends NaN and the infinities as the strings "NaN",
+ * "Infinity", "-Infinity", and one such value must not blank a whole curve. */
+export function plottable(value) {
+  const number = typeof value === "string" ? Number(value) : value;
+  return typeof number === "number" && Number.isFinite(number) ? number : null;
+}
+
 /** A line chart over `x`; series: [{label, values}]; returns {update(x, series)}. */
 export function lineChart(container, title, xLabel, seriesLabels) {
   const opts = {
@@ -20,7 +27,7 @@ export function lineChart(container, title, xLabel, seriesLabels) {
   const plot = new uPlot(opts, data, container);
   return {
     plot,
-    update(x, columns) { plot.setData([x, ...columns]); },
+    update(x, columns) { plot.setData([x, ...columns.map((column) => column.map(plottable))]); },
   };
 }
 
