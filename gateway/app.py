@@ -44,6 +44,7 @@ from gateway.transcode import build_request, message_class, query_lists, to_json
 from quakestack.auth import Authorizer, check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.errors import InvalidArgument
+from quakestack.jobs.lifeline import tie_to_stack
 from quakestack.layout import checkpoint_file_name
 from quakestack.logging import configure
 from quakestack.pagination import MAX_PAGE_SIZE
@@ -290,6 +291,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def main() -> None:
+    tie_to_stack()  # started by `quakestack up` (or a test's stack): die with it, even when it is SIGKILLed
     try:
         settings = load_settings()
         warning = check_bind_policy(settings, "gateway")

@@ -188,7 +188,7 @@ def test_a_bucket_of_the_previous_version_is_imported_and_carried_on(upgrade, tm
         wait_for_job_as(trainer, stopped, lambda j: j.epochs_done >= 1)
         trainer.StopTrainingJob(trainer_pb2.StopTrainingJobRequest(job_id=stopped), metadata=AUTH, timeout=30)
         assert state_name(wait_for_job_as(trainer, stopped, finished).state) == "STOPPED"
-        running = create(6)
+        running = create(200)  # still running when the old version is killed, however fast epochs are
         cancelled, queued = create(3), create(2)  # behind the running one (one CPU slot)
         trainer.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=cancelled), metadata=AUTH, timeout=30)
         annotation = catalogs.CreateAnnotationJob(annotation_request(archive, "prev-picker"), metadata=AUTH,
@@ -218,10 +218,14 @@ def test_a_bucket_of_the_previous_version_is_imported_and_carried_on(upgrade, tm
         assert state_name(listed[cancelled].state) == "CANCELLED"
         after = progress_as(trainer, done)
         assert [e.sequence for e in after] == [e.sequence for e in history_before] and epochs_of(after) == [1, 2]
-        for job_id, epochs in ((running, 6), (queued, 2)):
+        resumed = wait_for_job_as(trainer, running, lambda j: state_name(j.state) == "RUNNING", timeout_s=120)
+        trainer.UpdateTrainingJob(trainer_pb2.UpdateTrainingJobRequest(job_id=running, epochs=resumed.epochs_done),
+                                  metadata=AUTH, timeout=30)  # ends after the epoch in progress
+        for job_id in (running, queued):
             final = wait_for_job_as(trainer, job_id, finished, timeout_s=400)
             assert state_name(final.state) == "SUCCEEDED", final.error
-            assert epochs_of(progress_as(trainer, job_id)) == list(range(1, epochs + 1)), "each epoch once"
+            assert epochs_of(progress_as(trainer, job_id)) == list(range(1, final.epochs_done + 1)), "each epoch once"
+            assert final.epochs_done == (2 if job_id == queued else final.epochs_done) < 200
         messages = [e.state_change.message for e in progress_as(trainer, running)
                     if e.WhichOneof("event") == "state_change"]
         assert any("imported into the metadata store: resuming" in m for m in messages), messages
