@@ -13,10 +13,24 @@ dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 SUDO=""; [ "$(id -u)" != 0 ] && command -v sudo >/dev/null && SUDO="sudo"
 
-apt_install() {  # Debian packages, only those whose command is missing; quiet
+step_log=$(mktemp)
+trap 'rm -f "$step_log"' EXIT
+step() {  # step "what it does" command...: quiet when it works; when it fails, says which step and shows why
+  local what=$1
+  shift
+  echo "setup: $what"
+  "$@" >"$step_log" 2>&1 || {
+    local code=$?
+    echo "setup: FAILED: $what (exit $code): $*" >&2
+    tail -n 40 "$step_log" | sed 's/^/setup:   | /' >&2
+    exit 1
+  }
+}
+
+apt_install() {  # Debian packages, only those whose command is missing
   command -v apt-get >/dev/null || { echo "setup: please install: $*" >&2; return 0; }
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  step "apt-get update" $SUDO apt-get update -qq
+  step "apt-get install $*" $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
 externally_managed() {  # PEP 668: the marker file beside the interpreter's standard library
@@ -31,19 +45,19 @@ py=python3
 if [ -z "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && { [ -x .venv/bin/python ] || externally_managed python3; }; then
   if [ ! -x .venv/bin/python ]; then
     python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
-    python3 -m venv .venv
+    step "a project virtualenv .venv (this Python is externally managed, PEP 668)" python3 -m venv .venv
   fi
   py=.venv/bin/python
 fi
 echo "setup: installing into $("$py" -c 'import sys; print(sys.prefix)')"
 "$py" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$py" -m pip install -q torch==2.13.0
+step "torch==2.13.0 (pinned, CPU wheels unless CUDA is wanted)" "$py" -m pip install -q torch==2.13.0
 if [ $dev = 1 ]; then
-  "$py" -m pip install -q -e ".[dev]"
+  step "quakestack with its test tools (pip install -e .[dev])" "$py" -m pip install -q -e ".[dev]"
   # tritonclient (the OIP tests' real client) needs protobuf<7, which the project's own pins do not
   # allow: it gets a virtualenv of its own, which the tests run as a separate client program.
-  [ -x .venv-triton/bin/python ] || python3 -m venv .venv-triton
-  .venv-triton/bin/python -m pip install -q "tritonclient[grpc,http]>=2.50" numpy
+  [ -x .venv-triton/bin/python ] || step "the tritonclient virtualenv .venv-triton" python3 -m venv .venv-triton
+  step "tritonclient into .venv-triton" .venv-triton/bin/python -m pip install -q "tritonclient[grpc,http]>=2.50" numpy
   # promtool (Debian's prometheus), docker-compose and kubectl validate metrics and deployment files.
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)
@@ -55,22 +69,23 @@ if [ $dev = 1 ]; then
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 else
-  "$py" -m pip install -q -e .
+  step "quakestack (pip install -e .)" "$py" -m pip install -q -e .
 fi
 # The web console's chart library: uPlot, pinned by gateway/console/package-lock.json, installed with npm
 # and copied into the console's static folder (served by the gateway; nothing is fetched at run time).
 command -v npm >/dev/null || apt_install npm
 if command -v npm >/dev/null; then
-  npm ci --prefix gateway/console --no-audit --no-fund --silent
+  step "the web console's chart library (npm ci in gateway/console)" \
+    npm ci --prefix gateway/console --no-audit --no-fund
   mkdir -p gateway/console/static/vendor
   cp gateway/console/node_modules/uplot/dist/uPlot.iife.min.js gateway/console/node_modules/uplot/dist/uPlot.min.css \
      gateway/console/node_modules/uplot/LICENSE gateway/console/static/vendor/
   # the buf CLI (pinned by tools/buf/package-lock.json) that tests/test_contracts.py lints the protos with
   # and checks them for breaking changes against protos/baseline/
-  if [ $dev = 1 ]; then npm ci --prefix tools/buf --no-audit --no-fund --silent; fi
+  if [ $dev = 1 ]; then step "the buf CLI (npm ci in tools/buf)" npm ci --prefix tools/buf --no-audit --no-fund; fi
 else
   echo "setup: npm not found; the web console (/console/) will lack its charts until npm is installed" >&2
 fi
 # PyOcto (phase association) pins numpy<2 on Python <= 3.11 only for its own test extras; it runs on
 # numpy 2, so it goes in without its pins rather than downgrading numpy under everything else.
-"$py" -m pip install -q --no-deps "pyocto==0.2.2"
+step "PyOcto 0.2.2 (phase association)" "$py" -m pip install -q --no-deps "pyocto==0.2.2"
