@@ -170,7 +170,8 @@ def run_job(ctx: WorkerContext) -> int:
         progress.report("done", force=True, events=int(result["events"]),
                         associated_picks=int(result["associated_picks"]), catalog_keys=keys,
                         association_s=float(result.get("association_s", 0.0)))
-        ctx.state(JobState.SUCCEEDED, f"{result['events']} events from {result['picks']} picks")
+        ctx.state(JobState.SUCCEEDED, f"{result['events']} events from {result['picks']} picks"
+                  + input_note(result, len(plan.tasks)))
         log.info("annotation done", events=result["events"], picks=result["picks"])
     except Exception as exc:  # noqa: BLE001 - any failure ends the job FAILED with its reason
         log.error("annotation failed", error=str(exc), traceback=traceback.format_exc())
@@ -179,6 +180,21 @@ def run_job(ctx: WorkerContext) -> int:
             ctx.state(JobState.FAILED, _reason(exc))
         return 1
     return 0
+
+
+def input_note(result: dict[str, Any], station_days: int) -> str:
+    """What the quality gate did, for the job's final message (the details are in summary.json)."""
+    gate = result.get("input") or {}
+    parts = []
+    if gate.get("refused"):
+        parts.append(f"{gate['refused']} of {station_days} station-days refused by the input gate")
+    if gate.get("gap_filled_samples"):
+        parts.append(f"{gate['gap_filled_samples']} samples gap-filled with zeros")
+    if gate.get("resampled"):
+        parts.append(f"{gate['resampled']} station-days resampled")
+    if result.get("refused_station_windows"):
+        parts.append(f"{result['refused_station_windows']} station windows refused for magnitudes or types")
+    return "; " + "; ".join(parts) + " (see summary.json)" if parts else ""
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,6 +13,16 @@ import numpy as np
 from quakestack.cli.common import CliError, Ctx, duration, fmt, table, to_dict
 from quakestack.cli.models import inference, loaded_model
 from quakestack.cli.progress import ProgressBar
+from quakestack.errors import InvalidArgument
+from quakestack.inference.quality import (
+    DEFAULT_MAX_UPSAMPLING,
+    MISSING_COMPONENT_POLICIES,
+    InputLedger,
+    InputPolicy,
+    component_index,
+    gate_stream,
+    judge_station,
+)
 from quakestack.protoconv import iso_from_seconds, seconds_from_timestamp, timestamp_from_seconds
 from quakestack.v1 import common_pb2, inference_pb2
 
@@ -25,7 +35,7 @@ def iso(seconds: float) -> str:
 
 
 def read_waveforms(paths: Sequence[str | Path]):
-    """Any ObsPy-readable files as one Stream (merged, gaps zero-filled)."""
+    """Any ObsPy-readable files as one Stream, traces as they are (the quality gate merges and counts gaps)."""
     import obspy
 
     stream = obspy.Stream()
@@ -33,20 +43,34 @@ def read_waveforms(paths: Sequence[str | Path]):
         if not Path(path).exists():
             raise CliError(f"{path}: no such file")
         stream += obspy.read(str(path))
-    stream.merge(fill_value=0)
     return stream
 
 
-def resample_to(ctx: Ctx, stream, rate: float) -> None:
-    """Traces at another rate are resampled (in place) to the model's, and the user is told which."""
-    changed: dict[float, list[str]] = {}
-    for tr in stream:
-        if abs(tr.stats.sampling_rate - rate) > 1e-6 * rate:
-            changed.setdefault(float(tr.stats.sampling_rate), []).append(tr.id)
-            tr.data = tr.data.astype(np.float64)
-            tr.resample(rate)
-    for old, ids in sorted(changed.items()):
-        ctx.note(f"resampled {', '.join(ids)} from {old:g} Hz to the model's {rate:g} Hz")
+def gated(ctx: Ctx, stream, rate: float, components: str, n_samples: int, policy: InputPolicy):
+    """The stream through the data-quality gate that the services use (resampled within the policy's limit,
+    gaps zero-filled and counted, over-upsampled stations refused), each change told to the user."""
+    ledger = InputLedger(rate)
+    out = gate_stream(stream, rate, components, n_samples, policy, ledger)
+    for line in ledger.notes():
+        ctx.note(line)
+    return out
+
+
+def policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The gate's settings as flags, defaults shown (InputPolicy in the API)."""
+    parser.add_argument("--max-upsampling", type=float, default=DEFAULT_MAX_UPSAMPLING,
+                        help="refuse a station that would be upsampled by more than this factor to the model's rate "
+                             "(default %(default)g: 40 Hz to 100 Hz passes, 20 Hz does not)")
+    parser.add_argument("--missing-components", choices=MISSING_COMPONENT_POLICIES, default="refuse",
+                        help="a station without a component the model reads: refuse it (default) or fill it with "
+                             "zeros (only for a model trained with channel dropout)")
+
+
+def policy_of(args: argparse.Namespace) -> InputPolicy:
+    try:
+        return InputPolicy(args.max_upsampling, args.missing_components)
+    except InvalidArgument as exc:
+        raise CliError(str(exc).replace("input_policy.max_upsampling", "--max-upsampling")) from None
 
 
 # -- predict -----------------------------------------------------------------------------------
@@ -59,39 +83,48 @@ class Windows:
     starts: list[float]  # POSIX seconds; nan for .npy input
 
 
-def cut_windows(stream, n_samples: int, rate: float, components: str, stride_s: float = 0.0) -> Windows:
-    """Per station (NET.STA.LOC), resample to the model's rate, order components, cut windows.
-
-    Component letters match on the channel code's last letter (1/2 stand in for N/E).
-    """
-    aliases = {"N": "N1", "E": "E2", "Z": "Z3"}
-    stride = int(round((stride_s or n_samples / rate) * rate))
+def cut_windows(ctx: Ctx, stream, n_samples: int, rate: float, components: str, stride_s: float = 0.0,
+                policy: InputPolicy = InputPolicy()) -> Windows:
+    """Per station (NET.STA.LOC), through the quality gate, components in the model's order, windows every
+    ``stride_s`` and one more aligned to the record's end, so its last seconds are never dropped (as
+    SeisBench's annotate does). Refused stations are told with why, never skipped without a word."""
+    stream = gated(ctx, stream, rate, components, n_samples, policy)
+    ledger = InputLedger(rate)
+    stride = max(1, int(round((stride_s or n_samples / rate) * rate)))
     xs, stations, starts = [], [], []
-    by_station: dict[str, list] = {}
+    by_station: dict[str, dict[int, object]] = {}
     for tr in stream:
-        by_station.setdefault(tr.id.rsplit(".", 1)[0], []).append(tr)
+        comp = component_index(tr.stats.channel[-1:], components)
+        if comp is not None:
+            by_station.setdefault(tr.id.rsplit(".", 1)[0], {}).setdefault(comp, tr)
     for station, traces in sorted(by_station.items()):
-        traces = [t.copy() for t in traces]
-        for t in traces:
-            if abs(t.stats.sampling_rate - rate) > 1e-6:
-                t.resample(rate)
-        picked = []
-        for comp in components:
-            match = [t for t in traces if t.stats.channel[-1:] in aliases.get(comp, comp)]
-            if not match:
-                break
-            picked.append(match[0])
-        if len(picked) != len(components):
+        report = ledger.station(station)
+        t0 = min(tr.stats.starttime for tr in traces.values())
+        offsets = {c: int(round((tr.stats.starttime - t0) * rate)) for c, tr in traces.items()}
+        n = max(offsets[c] + tr.stats.npts for c, tr in traces.items())
+        found = "".join(components[c] for c in sorted(traces))
+        used = judge_station(report, found, components, n, n_samples, rate, policy)
+        if line := report.note(rate):  # refused (why), or components filled with zeros by the policy
+            ctx.note(line)
+        if not used:
             continue
-        t0 = max(t.stats.starttime for t in picked)
-        n = min(len(t.data) - int(round((t0 - t.stats.starttime) * rate)) for t in picked)
-        data = np.stack([t.data[int(round((t0 - t.stats.starttime) * rate)):][:n] for t in picked]).astype(np.float32)
-        for s in range(0, n - n_samples + 1, stride):
+        data = np.zeros((len(components), n), np.float32)
+        for c, tr in traces.items():
+            data[c, offsets[c]:offsets[c] + tr.stats.npts] = tr.data
+        filled = sum(n - tr.stats.npts for tr in traces.values())
+        if filled:
+            ctx.note(f"{station}: {filled} samples zero-filled where its components do not overlap")
+        cut = list(range(0, n - n_samples + 1, stride))
+        if cut[-1] + n_samples < n:
+            cut.append(n - n_samples)
+            ctx.note(f"{station}: the last window is aligned to the record's end "
+                     f"({(n - cut[-2] - n_samples) / rate:g} s after the last regular window)")
+        for s in cut:
             xs.append(data[:, s:s + n_samples])
             stations.append(station)
             starts.append(float(t0.timestamp) + s / rate)
     if not xs:
-        raise CliError(f"no station has {n_samples} samples of components {components}")
+        raise CliError(f"no station has {n_samples} samples of components {components} (see the notes above)")
     return Windows(np.stack(xs), stations, starts)
 
 
@@ -104,7 +137,8 @@ def windows_from_npy(path: Path, n_samples: int) -> Windows:
     return Windows(x, [""] * len(x), [float("nan")] * len(x))
 
 
-def predict(ctx: Ctx, model: str, path: str | Path, stride_s: float = 0.0) -> list[dict]:
+def predict(ctx: Ctx, model: str, path: str | Path, stride_s: float = 0.0,
+            policy: InputPolicy = InputPolicy()) -> list[dict]:
     """Windows cut to the model's input spec (or an .npy of windows) → Predict in batches → a table."""
     spec_model = loaded_model(ctx, model)
     if spec_model is None:
@@ -114,9 +148,8 @@ def predict(ctx: Ctx, model: str, path: str | Path, stride_s: float = 0.0) -> li
     if path.suffix == ".npy":
         windows = windows_from_npy(path, spec.n_samples)
     else:
-        stream = read_waveforms([path])
-        resample_to(ctx, stream, spec.sampling_rate_hz)
-        windows = cut_windows(stream, spec.n_samples, spec.sampling_rate_hz, spec.component_order, stride_s)
+        windows = cut_windows(ctx, read_waveforms([path]), spec.n_samples, spec.sampling_rate_hz,
+                              spec.component_order, stride_s, policy)
     rows: list[dict] = []
     class_names: list[str] = []
     for a in range(0, len(windows.x), PREDICT_BATCH):
@@ -178,7 +211,8 @@ def detection_dict(d: inference_pb2.Detection) -> dict:
 
 
 def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_model: str = "",
-             stride_s: float | None = None, threshold: float | None = None, object_key: str = "") -> list[dict]:
+             stride_s: float | None = None, threshold: float | None = None, object_key: str = "",
+             policy: InputPolicy = InputPolicy()) -> list[dict]:
     """Stream files to InferenceService.Annotate (or AnnotateFile for an object key); a table of detections."""
     if threshold is not None and not 0 < threshold <= 1:
         raise CliError(f"--threshold must be in (0, 1], got {threshold:g} (omit it for the default: 0.5 for "
@@ -186,6 +220,8 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
     if stride_s is not None and stride_s <= 0:
         raise CliError(f"--stride-s must be > 0, got {stride_s:g} (omit it for half the model's window)")
     config = dict(model=model, stride_s=stride_s or 0.0, magnitude_model=magnitude_model,
+                  input_policy=inference_pb2.InputPolicy(max_upsampling=policy.max_upsampling,
+                                                         missing_components=policy.missing_components),
                   **({} if threshold is None else {"threshold": threshold}))
     found: list[dict] = []
     picks: list[dict] = []
@@ -198,11 +234,15 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
     else:
         if not paths:
             raise CliError("give waveform files to annotate (or --key for an object in the bucket)")
-        stream = read_waveforms(paths)
         spec = loaded_model(ctx, model)
         if spec is None:
             raise CliError(f"model {model!r} is not loaded (quakestack models load {model})")
-        resample_to(ctx, stream, spec.input_spec.sampling_rate_hz)
+        inputs = spec.input_spec
+        stream = gated(ctx, read_waveforms(paths), inputs.sampling_rate_hz, inputs.component_order, inputs.n_samples,
+                       policy)
+        if not len(stream):
+            raise CliError(f"nothing to annotate: no trace of {', '.join(str(p) for p in paths)} is one the model "
+                           f"reads ({inputs.component_order}) at a rate it may use (see the notes above)")
         bar = ProgressBar("annotate", ctx.stderr, enabled=not ctx.quiet and not ctx.as_json)
         requests = [inference_pb2.AnnotateRequest(config=inference_pb2.AnnotateConfig(**config))]
 
@@ -213,6 +253,9 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
         responses = inference(ctx).Annotate(feed(), timeout=1800)
     try:
         for response in responses:
+            if not object_key:
+                for warning in response.warnings:  # the server's verdicts on whole stations (the last message)
+                    ctx.note(warning)
             for d in response.detections:
                 ctx.emit(to_dict(d))
                 found.append(detection_dict(d))
@@ -239,7 +282,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("model", help="loaded model name")
     p.add_argument("file", help="miniSEED (any ObsPy format) or .npy of windows (N, C, L)")
     p.add_argument("--stride-s", type=float, default=0.0, help="seconds between windows (default: window length)")
-    p.set_defaults(func=lambda ctx, a: predict(ctx, a.model, a.file, a.stride_s))
+    policy_arguments(p)
+    p.set_defaults(func=lambda ctx, a: predict(ctx, a.model, a.file, a.stride_s, policy_of(a)))
     p = sub.add_parser("annotate", parents=[common], help="detect events in continuous data")
     p.add_argument("model", help="loaded detector (or classifier / picker)")
     p.add_argument("files", nargs="*", help="miniSEED files (any ObsPy format)")
@@ -247,5 +291,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--stride-s", type=float, default=None, help="seconds between windows (default: half the window)")
     p.add_argument("--threshold", type=float, default=None, help="in (0, 1]; default 0.5 (detections), 0.3 (picks)")
     p.add_argument("--key", default="", help="annotate an object in the bucket with AnnotateFile instead")
+    policy_arguments(p)
     p.set_defaults(func=lambda ctx, a: annotate(ctx, a.model, a.files, magnitude_model=a.magnitude_model,
-                                                stride_s=a.stride_s, threshold=a.threshold, object_key=a.key))
+                                                stride_s=a.stride_s, threshold=a.threshold, object_key=a.key,
+                                                policy=policy_of(a)))

@@ -26,12 +26,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from quakestack.errors import InvalidArgument
+from quakestack.inference.quality import (
+    RATE_TOLERANCE,
+    InputLedger,
+    InputPolicy,
+    StationInput,
+    component_index,
+    gate_stream,
+    judge_station,
+)
 from quakestack.inference.servables.base import NOISE_CLASS, ServingSpec
 
 PredictFn = Callable[[np.ndarray], dict[str, np.ndarray]]
-COMPONENT_ALIASES = {"N": "N1", "E": "E2", "Z": "Z3"}
 MAX_WINDOWS_PER_CALL = 1024
-RATE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -84,6 +91,7 @@ class _Station:
     t0: float
     n_comp: int
     n_out: int
+    lenient: bool = False  # missing components allowed (zeros): windows run on the components seen
     buf_start: int = 0
     data: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     ends: list[int] = field(default_factory=list)
@@ -95,6 +103,8 @@ class _Station:
     final_upto: int = 0
     triggers: dict[int, _Trigger] = field(default_factory=dict)
     pending: list[_PendingMagnitude] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)
+    holes: int = 0  # samples never written between or before a component's chunks (zeros in the buffer)
 
     def __post_init__(self) -> None:
         self.data = np.zeros((self.n_comp, 0), np.float32)
@@ -113,6 +123,9 @@ class _Station:
             self.data = grown
 
     def write(self, comp: int, start: int, samples: np.ndarray) -> None:
+        if start > self.ends[comp]:
+            self.holes += start - self.ends[comp]
+        self.seen.add(comp)
         if start < self.buf_start:
             samples = samples[self.buf_start - start:]
             start = self.buf_start
@@ -124,7 +137,16 @@ class _Station:
         self.ends[comp] = max(self.ends[comp], start + samples.size)
 
     def available(self) -> int:
-        return max(self.ends) if self.finished else min(self.ends)
+        if self.finished:
+            return max(self.ends)
+        if self.lenient:
+            return min((self.ends[c] for c in self.seen), default=0)
+        return min(self.ends)
+
+    def tail_zeros(self) -> int:
+        """Samples of the seen components that end before the station's last sample (zeros in its windows)."""
+        end = max(self.ends)
+        return sum(end - self.ends[c] for c in self.seen)
 
     def window(self, start: int, length: int) -> np.ndarray:
         """Samples [start, start + length), zero where there are none (before/after the data)."""
@@ -160,7 +182,7 @@ class Annotator:
     """Streaming annotation with one model (plus an optional magnitude model)."""
 
     def __init__(self, spec: ServingSpec, predict: PredictFn, options: AnnotateOptions = AnnotateOptions(),
-                 magnitude: tuple[ServingSpec, PredictFn] | None = None):
+                 magnitude: tuple[ServingSpec, PredictFn] | None = None, policy: InputPolicy = InputPolicy()):
         if spec.task == "magnitude":
             raise InvalidArgument("Annotate needs a detector, classifier or picker; pass a magnitude model as "
                                   "magnitude_model")
@@ -189,8 +211,15 @@ class Annotator:
             if mspec.extra_inputs:
                 raise InvalidArgument(f"magnitude model needs extra inputs {list(mspec.extra_inputs)}; "
                                       "Annotate cannot supply them")
+            lacking = "".join(c for c in mspec.components if component_index(c, spec.components) is None)
+            if lacking and policy.missing_components == "refuse":
+                raise InvalidArgument(f"the magnitude model reads {mspec.components}, the detector only "
+                                      f"{spec.components}: {lacking} would be zeros (input_policy.missing_components"
+                                      "=zeros allows it for a model trained with channel dropout)")
+        self.policy = policy
+        self.ledger = InputLedger(spec.sampling_rate)
         self.stations: dict[str, _Station] = {}
-        self.resampled: dict[str, float] = {}  # SEED id -> original rate of traces resampled to the model's
+        self.withheld_magnitudes: dict[str, int] = {}  # station -> detections whose magnitude window ran off the data
         self._detections: list[DetectionResult] = []
         self._picks: list[PickResult] = []
 
@@ -207,51 +236,47 @@ class Annotator:
         parts = seed_id.split(".")
         if len(parts) != 4 or not parts[3]:
             raise InvalidArgument(f"seed_id must be NET.STA.LOC.CHA, got {seed_id!r}")
-        comp = self._component(parts[3][-1].upper())
+        comp = component_index(parts[3][-1], self.spec.components)
         if comp is None:
             return  # a component the model does not use
+        name = ".".join(parts[:3])
+        report = self.ledger.station(name)
+        if report.refused:
+            return
         if abs(sampling_rate - self.spec.sampling_rate) > RATE_TOLERANCE * self.spec.sampling_rate:
             raise InvalidArgument(f"{seed_id}: sampling rate {sampling_rate:g} Hz; the model expects "
                                   f"{self.spec.sampling_rate:g} Hz: resample raw chunks before sending them "
                                   "(`quakestack annotate` does), or send miniSEED bytes, which are resampled")
         samples = np.asarray(samples, dtype=np.float32)
-        if not np.isfinite(samples).all():
-            samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-        name = ".".join(parts[:3])
+        bad = ~np.isfinite(samples)
+        if bad.any():
+            report.gap_filled_samples += int(bad.sum())
+            samples = np.where(bad, np.float32(0.0), samples)
         station = self.stations.get(name)
         if station is None:
             station = _Station(name, self.spec.sampling_rate, float(start_time), len(self.spec.components),
-                               len(self.channels))
+                               len(self.channels), lenient=self.policy.missing_components == "zeros")
             self.stations[name] = station
         start = int(round((float(start_time) - station.t0) * station.rate))
         station.write(comp, start, samples)
 
-    def _component(self, letter: str) -> int | None:
-        for i, comp in enumerate(self.spec.components.upper()):
-            if letter in COMPONENT_ALIASES.get(comp, comp):
-                return i
-        return None
-
     def add_stream(self, stream) -> None:  # obspy.Stream
-        """Whole traces (miniSEED bytes, files): at another rate they are resampled to the model's first
-        (ObsPy's Fourier resampling, as AnnotateFile and the CLI's predict do); `resampled` records which."""
-        rate = self.spec.sampling_rate
-        for tr in stream:
-            if abs(tr.stats.sampling_rate - rate) > RATE_TOLERANCE * rate:
-                self.resampled.setdefault(tr.id, float(tr.stats.sampling_rate))
-                tr.data = np.asarray(tr.data, dtype=np.float64)
-                tr.resample(rate)
-        for tr in stream:
-            self.add_samples(tr.id, tr.stats.starttime.timestamp, float(tr.stats.sampling_rate),
-                             np.asarray(tr.data, dtype=np.float32))
+        """Whole traces (miniSEED bytes, files) through the quality gate: resampled to the model's rate
+        within the policy's limit (ObsPy's Fourier resampling), gaps zero-filled and counted."""
+        gated = gate_stream(stream, self.spec.sampling_rate, self.spec.components, self.length, self.policy,
+                            self.ledger)
+        for tr in gated:
+            self.add_samples(tr.id, tr.stats.starttime.timestamp, float(tr.stats.sampling_rate), tr.data)
 
-    def resampled_notes(self) -> list[str]:
-        """One line per original rate: which traces were resampled to the model's rate."""
-        by_rate: dict[float, list[str]] = {}
-        for seed_id, rate in sorted(self.resampled.items()):
-            by_rate.setdefault(rate, []).append(seed_id)
-        return [f"resampled {', '.join(ids)} from {rate:g} Hz to the model's {self.spec.sampling_rate:g} Hz"
-                for rate, ids in sorted(by_rate.items())]
+    def reports(self) -> list[StationInput]:
+        """Every station's outcome (used, resampled, gap-filled, refused); complete after :meth:`finish`."""
+        return self.ledger.reports()
+
+    def notes(self) -> list[str]:
+        """One line per station whose data was changed or refused, and per withheld magnitude."""
+        withheld = [f"{station}: no magnitude for {n} detection(s): the magnitude model's window runs past the "
+                    "record" for station, n in sorted(self.withheld_magnitudes.items())]
+        return self.ledger.notes() + withheld
 
     # -- processing ---------------------------------------------------------------------------
     def step(self) -> tuple[list[DetectionResult], list[PickResult]]:
@@ -260,9 +285,17 @@ class Annotator:
         return self._drain()
 
     def finish(self) -> tuple[list[DetectionResult], list[PickResult]]:
-        """End of data: last windows aligned to each station's end, everything final."""
-        for station in self.stations.values():
+        """End of data: every station judged whole (missing components, too short: refused and forgotten),
+        last windows aligned to each station's end, everything final."""
+        for name, station in list(self.stations.items()):
             station.finished = True
+            report = self.ledger.station(name)
+            found = "".join(self.spec.components[c] for c in sorted(station.seen))
+            if not judge_station(report, found, self.spec.components, station.available(), self.length,
+                                 self.spec.sampling_rate, self.policy):
+                del self.stations[name]
+                continue
+            report.gap_filled_samples += station.holes + station.tail_zeros()
         self._run_windows(final=True)
         return self._drain()
 
@@ -413,6 +446,13 @@ class Annotator:
         mspec, mpredict = self.magnitude
         ready = [(station, item) for station in self.stations.values() for item in station.pending
                  if final or item.window_start + mspec.n_samples <= station.available()]
+        if final:  # a window running off the record would be part zeros: the detection keeps no magnitude
+            for station, item in [(s, i) for s, i in ready if i.window_start < 0
+                                  or i.window_start + mspec.n_samples > s.available()]:
+                ready.remove((station, item))
+                station.pending.remove(item)
+                self._detections.append(item.detection)
+                self.withheld_magnitudes[station.name] = self.withheld_magnitudes.get(station.name, 0) + 1
         if not ready:
             return
         x = np.stack([station.window(item.window_start, mspec.n_samples) for station, item in ready])
@@ -424,13 +464,14 @@ class Annotator:
             self._detections.append(item.detection)
 
     def _reorder(self, x: np.ndarray, components: str) -> np.ndarray:
-        """Detector component order -> the magnitude model's (missing ones zero)."""
+        """Detector component order -> the magnitude model's (missing ones zero: only where the policy
+        allows it, checked when the annotator was made)."""
         if components == self.spec.components:
             return x
         out = np.zeros((x.shape[0], len(components), x.shape[2]), np.float32)
         for i, comp in enumerate(components):
-            j = self.spec.components.find(comp)
-            if j >= 0:
+            j = component_index(comp, self.spec.components)
+            if j is not None:
                 out[:, i] = x[:, j]
         return out
 

@@ -133,16 +133,44 @@ class PredictResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., model_version: _Optional[int] = ..., request_id: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., predictions: _Optional[_Iterable[_Union[WindowPrediction, _Mapping]]] = ...) -> None: ...
 
 class AnnotateConfig(_message.Message):
-    __slots__ = ("model", "stride_s", "threshold", "magnitude_model")
+    __slots__ = ("model", "stride_s", "threshold", "magnitude_model", "input_policy")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STRIDE_S_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAGNITUDE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_POLICY_FIELD_NUMBER: _ClassVar[int]
     model: str
     stride_s: float
     threshold: float
     magnitude_model: str
-    def __init__(self, model: _Optional[str] = ..., stride_s: _Optional[float] = ..., threshold: _Optional[float] = ..., magnitude_model: _Optional[str] = ...) -> None: ...
+    input_policy: InputPolicy
+    def __init__(self, model: _Optional[str] = ..., stride_s: _Optional[float] = ..., threshold: _Optional[float] = ..., magnitude_model: _Optional[str] = ..., input_policy: _Optional[_Union[InputPolicy, _Mapping]] = ...) -> None: ...
+
+class InputPolicy(_message.Message):
+    __slots__ = ("max_upsampling", "missing_components")
+    MAX_UPSAMPLING_FIELD_NUMBER: _ClassVar[int]
+    MISSING_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    max_upsampling: float
+    missing_components: str
+    def __init__(self, max_upsampling: _Optional[float] = ..., missing_components: _Optional[str] = ...) -> None: ...
+
+class StationInput(_message.Message):
+    __slots__ = ("station", "outcome", "components", "resampled_from_hz", "gap_filled_samples", "zero_components", "refused")
+    STATION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLED_FROM_HZ_FIELD_NUMBER: _ClassVar[int]
+    GAP_FILLED_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ZERO_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    station: str
+    outcome: str
+    components: str
+    resampled_from_hz: float
+    gap_filled_samples: int
+    zero_components: str
+    refused: str
+    def __init__(self, station: _Optional[str] = ..., outcome: _Optional[str] = ..., components: _Optional[str] = ..., resampled_from_hz: _Optional[float] = ..., gap_filled_samples: _Optional[int] = ..., zero_components: _Optional[str] = ..., refused: _Optional[str] = ...) -> None: ...
 
 class ChannelChunk(_message.Message):
     __slots__ = ("seed_id", "start_time", "sampling_rate_hz", "data")
@@ -197,36 +225,44 @@ class Pick(_message.Message):
     def __init__(self, station: _Optional[str] = ..., phase: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class AnnotateResponse(_message.Message):
-    __slots__ = ("detections", "picks")
+    __slots__ = ("detections", "picks", "inputs", "warnings")
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     PICKS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     detections: _containers.RepeatedCompositeFieldContainer[Detection]
     picks: _containers.RepeatedCompositeFieldContainer[Pick]
-    def __init__(self, detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., picks: _Optional[_Iterable[_Union[Pick, _Mapping]]] = ...) -> None: ...
+    inputs: _containers.RepeatedCompositeFieldContainer[StationInput]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., picks: _Optional[_Iterable[_Union[Pick, _Mapping]]] = ..., inputs: _Optional[_Iterable[_Union[StationInput, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AnnotateFileRequest(_message.Message):
-    __slots__ = ("model", "file", "stride_s", "threshold", "magnitude_model")
+    __slots__ = ("model", "file", "stride_s", "threshold", "magnitude_model", "input_policy")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
     STRIDE_S_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAGNITUDE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_POLICY_FIELD_NUMBER: _ClassVar[int]
     model: str
     file: _common_pb2.Location
     stride_s: float
     threshold: float
     magnitude_model: str
-    def __init__(self, model: _Optional[str] = ..., file: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., stride_s: _Optional[float] = ..., threshold: _Optional[float] = ..., magnitude_model: _Optional[str] = ...) -> None: ...
+    input_policy: InputPolicy
+    def __init__(self, model: _Optional[str] = ..., file: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., stride_s: _Optional[float] = ..., threshold: _Optional[float] = ..., magnitude_model: _Optional[str] = ..., input_policy: _Optional[_Union[InputPolicy, _Mapping]] = ...) -> None: ...
 
 class AnnotateFileResponse(_message.Message):
-    __slots__ = ("detections", "picks", "warnings")
+    __slots__ = ("detections", "picks", "warnings", "inputs")
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     PICKS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     detections: _containers.RepeatedCompositeFieldContainer[Detection]
     picks: _containers.RepeatedCompositeFieldContainer[Pick]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., picks: _Optional[_Iterable[_Union[Pick, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    inputs: _containers.RepeatedCompositeFieldContainer[StationInput]
+    def __init__(self, detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., picks: _Optional[_Iterable[_Union[Pick, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[StationInput, _Mapping]]] = ...) -> None: ...
 
 class SubmitFeedbackRequest(_message.Message):
     __slots__ = ("request_id", "window_index", "true_magnitude", "true_label")

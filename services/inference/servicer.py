@@ -28,6 +28,7 @@ from quakestack.inference.manager import (
     Resident,
     wait_result,
 )
+from quakestack.inference.quality import InputPolicy
 from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore
 from quakestack.oip import open_inference_pb2_grpc
@@ -172,7 +173,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     # -- annotate -----------------------------------------------------------------------------
     def _annotator(self, model: str, stride_s: float, threshold: float | None, magnitude_model: str,
-                   context: grpc.ServicerContext) -> Annotator:
+                   policy: inference_pb2.InputPolicy, context: grpc.ServicerContext) -> Annotator:
         resident = self.manager.get(model)
 
         def predict(name: str):
@@ -181,7 +182,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         magnitude = None
         if magnitude_model:
             magnitude = (self.manager.get(magnitude_model).servable.spec, predict(magnitude_model))
-        return Annotator(resident.servable.spec, predict(model), AnnotateOptions(stride_s, threshold), magnitude)
+        return Annotator(resident.servable.spec, predict(model), AnnotateOptions(stride_s, threshold), magnitude,
+                         InputPolicy.of(policy.max_upsampling, policy.missing_components))
 
     def Annotate(self, request_iterator, context) -> Iterator[inference_pb2.AnnotateResponse]:
         first = next(request_iterator, None)
@@ -189,7 +191,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             raise InvalidArgument("the first message of Annotate must carry the config")
         c = first.config
         annotator = self._annotator(c.model, c.stride_s, c.threshold if c.HasField("threshold") else None,
-                                    c.magnitude_model, context)
+                                    c.magnitude_model, c.input_policy, context)
         for message in request_iterator:
             part = message.WhichOneof("part")
             if part == "chunk":
@@ -205,13 +207,15 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             response = _annotate_response(*annotator.step())
             if response is not None:
                 yield response
-        response = _annotate_response(*annotator.finish())
-        if response is not None:
-            yield response
+        detections, picks = annotator.finish()
+        yield inference_pb2.AnnotateResponse(detections=[detection_pb(d) for d in detections],
+                                             picks=[pick_pb(p) for p in picks], inputs=_inputs_pb(annotator),
+                                             warnings=annotator.notes())
 
     def AnnotateFile(self, request, context):
         threshold = request.threshold if request.HasField("threshold") else None
-        annotator = self._annotator(request.model, request.stride_s, threshold, request.magnitude_model, context)
+        annotator = self._annotator(request.model, request.stride_s, threshold, request.magnitude_model,
+                                    request.input_policy, context)
         which = request.file.WhichOneof("location")
         with temporary_directory() as tmp:
             if which == "local_path":
@@ -221,11 +225,11 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 path = fetch_object(self.store, request.file.object_key, tmp)
             else:
                 raise InvalidArgument("file must give object_key or local_path")
-            annotator.add_stream(read_stream(path, None))  # resampled (and reported) by the annotator
+            annotator.add_stream(read_stream(path))  # through the annotator's quality gate
         detections, picks = annotator.finish()
         return inference_pb2.AnnotateFileResponse(detections=[detection_pb(d) for d in detections],
                                                   picks=[pick_pb(p) for p in picks],
-                                                  warnings=annotator.resampled_notes())
+                                                  warnings=annotator.notes(), inputs=_inputs_pb(annotator))
 
     # -- export -------------------------------------------------------------------------------
     def ExportModel(self, request, context):
@@ -267,6 +271,10 @@ def _read_mseed(data: bytes):
         return obspy.read(io.BytesIO(data), format="MSEED")
     except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad input
         raise InvalidArgument(f"cannot read miniSEED bytes: {exc}") from None
+
+
+def _inputs_pb(annotator: Annotator) -> list[inference_pb2.StationInput]:
+    return [inference_pb2.StationInput(**report.to_dict()) for report in annotator.reports()]
 
 
 def _annotate_response(detections, picks) -> inference_pb2.AnnotateResponse | None:

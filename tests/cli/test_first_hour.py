@@ -143,6 +143,35 @@ def test_output_to_a_closed_pipe_ends_quietly() -> None:
 
 
 # -- 2. real data paths ----------------------------------------------------------------------------
+def test_gap_filled_windows_are_counted_in_the_summary_the_manifest_and_each_window(qs, store, tmp_path: Path) -> None:
+    """The SEISAN record with 1 s cut out just after the P: --gaps zeros (the default) fills it, and says so."""
+    import obspy
+    import pandas as pd
+
+    from quakestack.layout import manifest_key
+
+    record = obspy.read(str(SEISAN_150HZ))
+    t0 = record[0].stats.starttime
+    gapped = record.copy().trim(t0, t0 + 29) + record.copy().trim(t0 + 30, t0 + 71)  # P at t0 + 26 s
+    for tr in gapped:
+        tr.data = tr.data.astype("float32")
+    path = tmp_path / "gapped.mseed"
+    gapped.write(str(path), format="MSEED")
+    catalog = tmp_path / "picks.csv"
+    catalog.write_text("seed_id,phase,time,event_id,magnitude,magnitude_type\n"
+                       ".CER..BHZ,P,2005-07-23T14:52:30Z,ev2,2.3,ml\n")
+    code, out, err = qs("data", "ingest", "cer-gapped", str(path), "--catalog", str(catalog), "--window-s", "10",
+                        "--p-offset", "2", "--no-noise", "--split", "1,0,0", timeout=300)
+    assert code == 0, err
+    assert "published: 1 windows" in out and "1 windows hold samples filled by the gap policy" in out, out
+    counts = store.get_json(manifest_key("cer-gapped"))["counts"]
+    assert counts["gap_filled_windows"] == 1 and 99 <= counts["gap_filled_samples"] <= 101, counts
+    shard = next(o.key for o in store.list("datasets/cer-gapped/") if o.key.endswith(".csv"))
+    local = tmp_path / "metadata.csv"
+    store.get_file(shard, local)
+    assert list(pd.read_csv(local)["trace_gap_filled_samples"]) == [counts["gap_filled_samples"]]
+
+
 def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, tmp_path: Path) -> None:
     """`NO.CER..BHZ` against a file whose ids are `.CER..BHZ`; IAML/A amplitude readings beside phase picks."""
     catalog = tmp_path / "picks.csv"
@@ -179,8 +208,36 @@ def test_annotate_resamples_a_150_hz_seisan_file_and_says_so(qs, detector) -> No
     assert code == 0, err
     code, out, err = qs("annotate", detector, str(SEISAN_150HZ), timeout=300)
     assert code == 0, err
-    assert "resampled .CER..BHE, .CER..BHN, .CER..BHZ from 150 Hz to the model's 100 Hz" in err, err
+    assert ".CER.: resampled from 150 Hz to the model's 100 Hz" in err, err
     assert out.strip().splitlines()[-1].endswith("detections")
+
+
+def test_a_z_only_record_is_refused_by_annotate_and_predict_with_why(qs, detector) -> None:
+    """ObsPy's NL.HGN.00.BHZ (Z only, 40 Hz) before a ZNE model: N and E were once zeros, silently."""
+    assert qs("models", "load", detector)[0] == 0
+    code, out, err = qs("annotate", detector, str(TEST_MSEED), timeout=300)
+    assert code == 0, err
+    assert "NL.HGN.00: resampled from 40 Hz to the model's 100 Hz" in err, err
+    assert "refused NL.HGN.00: has components Z of the model's ZNE" in err, err
+    assert out.strip().splitlines()[-1] == "0 detections"
+    code, _, err = qs("predict", detector, str(TEST_MSEED), timeout=300)
+    assert code != 0 and "refused NL.HGN.00: has components Z of the model's ZNE" in err, err
+    code, _, err = qs("annotate", detector, str(TEST_MSEED), "--max-upsampling", "2", timeout=300)
+    assert code != 0 and "NL.HGN.00" in err and "upsample it 2.5x (input_policy.max_upsampling is 2)" in err, err
+    assert "nothing to annotate" in err
+    code, out, err = qs("predict", detector, str(TEST_MSEED), "--missing-components", "zeros", timeout=300)
+    assert code == 0 and "components NE missing, filled with zeros" in err, err
+
+
+def test_predict_keeps_the_end_of_the_record(qs, detector) -> None:
+    """71 s in 10 s windows: the last 1 s was once dropped without a word; a last window now ends with the record."""
+    assert qs("models", "load", detector)[0] == 0
+    code, out, err = qs("predict", detector, str(SEISAN_150HZ), "--json", timeout=300)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len(rows) == 8, rows  # 7 regular windows and one aligned to the end
+    assert rows[-1]["startTime"].startswith("2005-07-23T14:53:05"), rows[-1]
+    assert "the last window is aligned to the record's end" in err, err
 
 
 # -- 3. interrupts ---------------------------------------------------------------------------------
@@ -428,7 +485,10 @@ def test_the_server_refuses_what_the_cli_refuses(api, detector, qs, store) -> No
     reply = _post(f"{api}/v1/loaded-models/{detector}:annotate-file",
                   {"file": {"objectKey": "raw/first-hour/cer.seisan"}})
     assert reply.status == 200, reply.body  # AnnotateFile resamples the 150 Hz record too, and says so
-    assert reply.json()["warnings"] == ["resampled .CER..BHE, .CER..BHN, .CER..BHZ from 150 Hz to the model's 100 Hz"]
+    assert reply.json()["warnings"] == [".CER.: resampled from 150 Hz to the model's 100 Hz"]
+    (station,) = reply.json()["inputs"]
+    assert station == {"station": ".CER.", "outcome": "resampled", "components": "ZNE", "resampledFromHz": 150.0,
+                       "gapFilledSamples": "0", "zeroComponents": "", "refused": ""}
     csv = "seed_id,phase,time,event_id\n.CER..BHZ,P,2005-07-23T14:52:30Z,ev1\n"
     store.put_bytes("raw/first-hour/picks.csv", csv.encode())
     reply = _post(f"{api}/v1/datasets", {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -141,3 +142,98 @@ def test_annotate_errors(inference, detector) -> None:
     with pytest.raises(grpc.RpcError) as info:
         list(inference.Annotate(iter([_config(model="onset-mag")]), timeout=30))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# -- the data-quality gate -------------------------------------------------------------------------
+Z_ONLY_40HZ = Path(__file__).resolve().parent.parent / "data_files" / "test.mseed"  # ObsPy's NL.HGN.00.BHZ
+
+
+def _inputs(response) -> dict[str, inference_pb2.StationInput]:
+    return {s.station: s for s in response.inputs}
+
+
+def _annotate_stream(inference, stream: obspy.Stream, **config) -> list[inference_pb2.AnnotateResponse]:
+    return list(inference.Annotate(iter([_config(**config), inference_pb2.AnnotateRequest(mseed=_mseed(stream))]),
+                                   timeout=120))
+
+
+def _one_station(continuous, seconds: float) -> obspy.Stream:
+    stream, _ = continuous
+    station = stream[0].id.rsplit(".", 1)[0]
+    picked = obspy.Stream([tr.copy() for tr in stream if tr.id.startswith(station + ".")])
+    t0 = picked[0].stats.starttime
+    return picked.trim(t0, t0 + seconds - 0.005)  # seconds * 100 samples
+
+
+def test_a_z_only_station_is_refused_for_a_zne_model_and_never_zero_filled(inference, detector, continuous) -> None:
+    """ObsPy's Z-only 40 Hz record beside a three-component station: N and E were once zeros and the
+    detector reported an "event" spanning the record; now the station is refused and says why."""
+    zne = _one_station(continuous, 300.0)
+    responses = list(inference.Annotate(iter([_config(model=detector), inference_pb2.AnnotateRequest(mseed=_mseed(zne)),
+                                              inference_pb2.AnnotateRequest(mseed=Z_ONLY_40HZ.read_bytes())]),
+                                        timeout=120))
+    last = responses[-1]
+    inputs = _inputs(last)
+    assert inputs["NL.HGN.00"].outcome == "refused" and inputs["NL.HGN.00"].components == "Z"
+    assert "has components Z of the model's ZNE" in inputs["NL.HGN.00"].refused
+    assert inputs[zne[0].id.rsplit(".", 1)[0]].outcome == "used"
+    assert not [d for r in responses for d in r.detections if d.station == "NL.HGN.00"]
+    assert any(w.startswith("refused NL.HGN.00: has components Z") for w in last.warnings), last.warnings
+    # allowed explicitly (a model trained with channel dropout): filled, resampled and both said
+    lenient = list(inference.Annotate(iter([
+        _config(model=detector, input_policy=inference_pb2.InputPolicy(missing_components="zeros")),
+        inference_pb2.AnnotateRequest(mseed=Z_ONLY_40HZ.read_bytes())]), timeout=120))[-1]
+    hgn = _inputs(lenient)["NL.HGN.00"]
+    assert (hgn.outcome, hgn.zero_components, hgn.resampled_from_hz) == ("gap-filled", "NE", 40.0)
+    assert any("components NE missing, filled with zeros" in w and "resampled from 40 Hz" in w
+               for w in lenient.warnings), lenient.warnings
+
+
+def test_a_record_shorter_than_the_window_is_refused_with_both_lengths(inference, detector, continuous) -> None:
+    short = _one_station(continuous, 9.99)  # 999 samples; the detector reads 1000
+    last = _annotate_stream(inference, short, model=detector)[-1]
+    (report,) = last.inputs
+    assert report.outcome == "refused" and not last.detections
+    assert "999 samples (9.99 s) at 100 Hz, shorter than the model's window of 1000 samples (10 s)" in report.refused
+
+
+def test_upsampling_beyond_the_limit_is_refused_and_the_limit_is_a_setting(inference, detector, continuous,
+                                                                          store, tmp_path) -> None:
+    slow = _one_station(continuous, 120.0)
+    for tr in slow:
+        tr.decimate(5, no_filter=True)  # 20 Hz: 5x below the model's 100 Hz
+    path = tmp_path / "slow.mseed"
+    slow.write(str(path), format="MSEED", encoding="FLOAT32")
+    store.put_file("raw/annotate-test/slow.mseed", path)
+    request = inference_pb2.AnnotateFileRequest(model=detector,
+                                                file=common_pb2.Location(object_key="raw/annotate-test/slow.mseed"))
+    (report,) = inference.AnnotateFile(request, timeout=120).inputs
+    assert report.outcome == "refused" and "sampled at 20 Hz; the model's 100 Hz would upsample it 5x" in report.refused
+    request.input_policy.max_upsampling = 5.0
+    (report,) = inference.AnnotateFile(request, timeout=120).inputs
+    assert (report.outcome, report.resampled_from_hz) == ("resampled", 20.0)
+    request.input_policy.max_upsampling = 0.5
+    with pytest.raises(grpc.RpcError) as info:
+        inference.AnnotateFile(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input_policy.max_upsampling must be >= 1" in info.value.details()
+
+
+def test_gaps_are_filled_with_zeros_and_counted_in_files_streams_and_chunks(inference, detector, continuous) -> None:
+    whole = _one_station(continuous, 120.0)
+    t0 = whole[0].stats.starttime
+    gapped = whole.copy().trim(t0, t0 + 40 - 0.005) + whole.copy().trim(t0 + 50, t0 + 120 - 0.005)  # 10 s out
+    last = _annotate_stream(inference, gapped, model=detector)[-1]
+    (report,) = last.inputs
+    assert (report.outcome, report.gap_filled_samples) == ("gap-filled", 3 * 1000)  # 10 s on each component
+    assert any("3000 samples gap-filled with zeros" in w for w in last.warnings), last.warnings
+    pieces = [chunk for i, _ in enumerate(gapped) for chunk in _chunks(gapped[i:i + 1], np.random.default_rng(i))]
+    chunked = [_config(model=detector), *sorted(pieces, key=lambda r: _seconds(r.chunk.start_time))]
+    (report,) = list(inference.Annotate(iter(chunked), timeout=120))[-1].inputs
+    assert (report.outcome, report.gap_filled_samples) == ("gap-filled", 3 * 1000)
+    nan = whole.copy()
+    nan[0].data = nan[0].data.astype(np.float32)
+    nan[0].data[100:150] = np.nan
+    (report,) = list(inference.Annotate(iter([_config(model=detector), *_chunks(nan, np.random.default_rng(6))]),
+                                        timeout=120))[-1].inputs
+    assert report.gap_filled_samples == 50
