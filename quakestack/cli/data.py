@@ -290,8 +290,11 @@ def watch_job(ctx: Ctx, job_id: str) -> data_pb2.DatasetJob:
     if state != "SUCCEEDED":
         raise CliError(f"dataset job {job_id} {state}" + (f": {job.error}" if job.error else ""))
     skipped = ", ".join(f"{k}: {v}" for k, v in sorted(job.skipped.items()))
+    filled = job.progress.windows_gap_filled
     ctx.say(f"dataset {job.dataset!r} published: {job.progress.windows_written} windows, "
-            f"{human_bytes(job.progress.bytes_written)}" + (f" (skipped {skipped})" if skipped else ""))
+            f"{human_bytes(job.progress.bytes_written)}" + (f" (skipped {skipped})" if skipped else "")
+            + (f"; {filled} windows hold samples filled by the gap policy (each window's count: metadata "
+               "trace_gap_filled_samples)" if filled else ""))
     return job
 
 
@@ -463,7 +466,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     g.add_argument("--freqmin", type=float, default=0.0, help="band-pass lower corner, Hz")
     g.add_argument("--freqmax", type=float, default=0.0, help="band-pass upper corner, Hz")
     g.add_argument("--components", default="ZNE")
-    g.add_argument("--gaps", choices=sorted(GAPS), default="zeros")
+    g.add_argument("--gaps", choices=sorted(GAPS), default="zeros",
+                   help="samples a record lacks (gaps, NaN): zeros (default) fills them with zeros, interpolate "
+                        "linearly, drop skips the record; filled windows are counted in the summary and each "
+                        "window's count is its metadata's trace_gap_filled_samples")
     g.add_argument("--normalization", choices=sorted(NORMALIZATIONS), default="none")
     g = p.add_argument_group("filters")
     g.add_argument("--magnitude-types", help="comma-separated, e.g. ml,md")

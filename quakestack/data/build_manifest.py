@@ -78,5 +78,9 @@ def build_manifest(spec: DatasetSpec, plan: DatasetPlan, results: Sequence[Shard
             "selected": plan.n_selected,
             "written": written,
             "skipped": sum(skipped.values()),
+            # windows holding samples the gap policy (parameters.preprocess.gap_policy) filled; each
+            # window's own count is its metadata's trace_gap_filled_samples
+            "gap_filled_windows": sum(r.gap_filled_windows for r in results),
+            "gap_filled_samples": sum(r.gap_filled_samples for r in results),
         },
     }

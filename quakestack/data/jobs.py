@@ -36,7 +36,8 @@ MAX_RUNNING = 2  # jobs rendering at once on one replica; each renders with data
 CANCEL_WAIT_S = 15.0
 CLAIM_GRACE_S = 30.0  # a dataset claim whose job record never appeared is stale after this
 TICK_S = 0.2  # how often this replica supervises: a dataset job lasts seconds
-PROGRESS_FIELDS = ("phase", "items_done", "items_total", "windows_written", "bytes_written", "windows_per_s", "eta_s")
+PROGRESS_FIELDS = ("phase", "items_done", "items_total", "windows_written", "bytes_written", "windows_per_s", "eta_s",
+                   "windows_gap_filled")
 _PARAMETER_TYPES = {"window": WindowSpec, "preprocess": PreprocessSpec, "filters": FilterSpec, "split": SplitSpec}
 
 

@@ -17,6 +17,8 @@ from obspy import Stream, Trace
 from .records import Skipped, TraceRecord
 
 GAP_POLICIES = ("zeros", "interpolate", "drop")
+GAP_MASK = "gap_mask"  # record extra: the samples a gap policy filled (any component)
+GAP_FILLED = "gap_filled_samples"  # window extra: how many of its samples were filled
 NORMALIZATIONS = ("none", "std", "peak")
 # Alternative channel letters a requested component may be found under (orthogonal horizontals).
 _ALIASES = {"N": "N1", "E": "E2", "Z": "Z3", "1": "1N", "2": "2E"}
@@ -91,11 +93,14 @@ def preprocess(rec: TraceRecord, spec: PreprocessSpec, sampling_rate: float) -> 
             f"needs {got!r} of {spec.component_order!r}, has {rec.component_order!r}",
         )
     data, order = got
+    gap_mask = np.isnan(data).any(axis=0)
     n_gap = int(np.isnan(data).sum())
     if n_gap:
         if spec.gap_policy == "drop":
             return Skipped(src, rec.trace_name, "gap in data (gap policy 'drop')", f"{n_gap} missing samples")
         data = _fill_gaps(data, spec.gap_policy)
+        # which samples were filled travels with the record, so each window counts its own (manifest, metadata)
+        rec = dataclasses.replace(rec, extra={**rec.extra, GAP_MASK: gap_mask})
     rate = float(rec.sampling_rate or 0.0)
     if rate <= 0:
         return Skipped(src, rec.trace_name, "unknown sampling rate")
@@ -142,11 +147,16 @@ def preprocess(rec: TraceRecord, spec: PreprocessSpec, sampling_rate: float) -> 
     if not np.isfinite(out).all():
         return Skipped(src, rec.trace_name, "non-finite samples after preprocessing")
     factor = sampling_rate / rate
+    extra = rec.extra
+    if GAP_MASK in extra and needs_resample:  # each new sample takes the mask of the original it falls in
+        mask = extra[GAP_MASK]
+        extra = {**extra, GAP_MASK: mask[np.minimum((np.arange(out.shape[1]) / factor).astype(int), mask.size - 1)]}
     labels = {
         k: (None if getattr(rec, k) is None else getattr(rec, k) * factor)
         for k in ("p_arrival_sample", "s_arrival_sample")
     }
-    return dataclasses.replace(rec, data=out, component_order=order, sampling_rate=sampling_rate, **labels)
+    return dataclasses.replace(rec, data=out, component_order=order, sampling_rate=sampling_rate, extra=extra,
+                               **labels)
 
 
 def normalize(x: np.ndarray, mode: str) -> np.ndarray:

@@ -20,7 +20,7 @@ from quakestack.digests import file_sha256
 
 from . import manifest as mf
 from .plan import ShardPlan
-from .preprocess import preprocess
+from .preprocess import GAP_FILLED, preprocess
 from .readers import get_reader, load_items
 from .records import Skipped, TraceRecord
 from .shards import METADATA, WAVEFORMS, shard_plan_sha256, write_shard
@@ -47,6 +47,8 @@ class ShardResult:
     sha256: dict[str, str]
     reused: bool = False
     sizes: dict[str, int] = field(default_factory=dict)  # bytes per file (manifest and dataset size)
+    gap_filled_windows: int = 0  # windows with samples a gap policy filled (each window's count is in metadata)
+    gap_filled_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,6 +83,7 @@ def _row(rec: TraceRecord, split: str) -> dict[str, Any]:
         "source_longitude_deg": rec.source_longitude,
         "location_cluster": int(rec.location_cluster),
         "trace_source_name": rec.trace_name,
+        "trace_gap_filled_samples": int(rec.extra.get(GAP_FILLED, 0)),
     }
 
 
@@ -115,6 +118,7 @@ def render_shard(plan: ShardPlan, spec: DatasetSpec, out_dir: str, resume: bool 
     skipped: list[Skipped] = []
     cats: Counter[str] = Counter()
     hist = [0] * mf.MAGNITUDE_BIN_COUNT
+    filled = [0, 0]  # windows, samples
     for item, got in zip(plan.items, load_items(plan.items), strict=True):
         if not isinstance(got, Skipped):
             got.extra.setdefault("source_file", os.path.basename(item.source))
@@ -127,6 +131,9 @@ def render_shard(plan: ShardPlan, spec: DatasetSpec, out_dir: str, resume: bool 
         block[len(rows)] = got.data
         rows.append(_row(got, plan.split))
         cats[got.category] += 1
+        if got.extra.get(GAP_FILLED):
+            filled[0] += 1
+            filled[1] += int(got.extra[GAP_FILLED])
         if got.magnitude is not None and not got.is_noise:
             hist[mf.magnitude_bin(got.magnitude)] += 1
     summary = {
@@ -139,6 +146,8 @@ def render_shard(plan: ShardPlan, spec: DatasetSpec, out_dir: str, resume: bool 
         "magnitude_histogram": hist,
         "skipped": dict(sorted(Counter(s.reason for s in skipped).items())),
         "skipped_examples": [s.message for s in skipped[:20]],
+        "gap_filled_windows": filled[0],
+        "gap_filled_samples": filled[1],
     }
     written = write_shard(
         directory,

@@ -55,6 +55,7 @@ SHARD_COLUMNS = (
     "location_cluster",
     "trace_source_name",
     "trace_amplitude_scale",
+    "trace_gap_filled_samples",  # samples of the window the gap policy filled (0: none)
 )
 FLOAT16_LIMIT = 60000.0  # a little under float16's max (65504)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .preprocess import GAP_FILLED, GAP_MASK
 from .records import Skipped, TraceRecord
 
 
@@ -63,6 +64,16 @@ def item_rng(seed: int, trace_name: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def _count_gap_filled(rec: TraceRecord, start: int, length: int) -> TraceRecord:
+    """The record's gap mask becomes the window's count of filled samples (stored per window)."""
+    mask = rec.extra.get(GAP_MASK)
+    if mask is None:
+        return rec
+    extra = {k: v for k, v in rec.extra.items() if k != GAP_MASK}
+    extra[GAP_FILLED] = int(np.count_nonzero(mask[start:start + length]))
+    return dataclasses.replace(rec, extra=extra)
+
+
 def cut_window(
     rec: TraceRecord, spec: WindowSpec, seed: int = 0, default_offset_s: float | None = None
 ) -> TraceRecord | Skipped:
@@ -95,6 +106,7 @@ def cut_window(
                     "window does not fit in trace at the requested P offset",
                     f"needs samples {start}..{start + length} of {n}, P offset {off / rate:g} s",
                 )
+    rec = _count_gap_filled(rec, start, length)
     if start == 0 and length == n:
         return rec
     labels = {

@@ -266,7 +266,8 @@ class DatasetRunner:
         for r in results.values():
             self.add_skipped(r.skipped, [])
         self.report(phase="writing", items_total=len(plan.shards), items_done=len(results),
-                    windows_written=sum(r.count for r in results.values()), windows_per_s=0.0, eta_s=0.0)
+                    windows_written=sum(r.count for r in results.values()), windows_per_s=0.0, eta_s=0.0,
+                    windows_gap_filled=sum(r.gap_filled_windows for r in results.values()))
         clock = Rate(self, len(plan.shards), len(results))
         gather = PeerGather(self, planned, results) if self.rank == 0 and self.count > 1 else None
         if gather is not None:  # results an earlier attempt's peers recorded count before anything is rendered
@@ -392,6 +393,7 @@ class Rate:
         new_warnings = runner.add_skipped(r.skipped, r.skipped_examples)
         runner.report(shard={**r.to_dict(), "files": {}, "reused": False}, warnings=new_warnings,
                       items_done=self.done, windows_written=runner.progress["windows_written"] + r.count,
+                      windows_gap_filled=runner.progress["windows_gap_filled"] + r.gap_filled_windows,
                       windows_per_s=self.windows / elapsed,
                       eta_s=(self.total - self.done) * elapsed / max(self.shards, 1))
 

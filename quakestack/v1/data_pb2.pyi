@@ -220,7 +220,7 @@ class CreateDatasetResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[DatasetJob, _Mapping]] = ...) -> None: ...
 
 class DatasetJobProgress(_message.Message):
-    __slots__ = ("phase", "items_done", "items_total", "windows_written", "bytes_written", "windows_per_s", "eta_s")
+    __slots__ = ("phase", "items_done", "items_total", "windows_written", "bytes_written", "windows_per_s", "eta_s", "windows_gap_filled")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_DONE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +228,7 @@ class DatasetJobProgress(_message.Message):
     BYTES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_PER_S_FIELD_NUMBER: _ClassVar[int]
     ETA_S_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_GAP_FILLED_FIELD_NUMBER: _ClassVar[int]
     phase: str
     items_done: int
     items_total: int
@@ -235,7 +236,8 @@ class DatasetJobProgress(_message.Message):
     bytes_written: int
     windows_per_s: float
     eta_s: float
-    def __init__(self, phase: _Optional[str] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ..., windows_written: _Optional[int] = ..., bytes_written: _Optional[int] = ..., windows_per_s: _Optional[float] = ..., eta_s: _Optional[float] = ...) -> None: ...
+    windows_gap_filled: int
+    def __init__(self, phase: _Optional[str] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ..., windows_written: _Optional[int] = ..., bytes_written: _Optional[int] = ..., windows_per_s: _Optional[float] = ..., eta_s: _Optional[float] = ..., windows_gap_filled: _Optional[int] = ...) -> None: ...
 
 class DatasetJob(_message.Message):
     __slots__ = ("job_id", "dataset", "state", "progress", "skipped", "warnings", "error", "create_time", "end_time")

@@ -56,7 +56,8 @@ def test_same_spec_twice_gives_byte_identical_shards(stead_pairs, tmp_path):
     m1.pop("created_at"), m2.pop("created_at")
     assert m1 == m2
     assert read_manifest(str(tmp_path / "a" / "manifest.json"))["shards"] == m1["shards"]
-    assert m1["counts"] == {"listed": 90, "selected": 90, "written": 90, "skipped": 0}
+    assert m1["counts"] == {"listed": 90, "selected": 90, "written": 90, "skipped": 0, "gap_filled_windows": 0,
+                           "gap_filled_samples": 0}
     assert sum(s["count"] for s in m1["splits"].values()) == 90
     assert {c for s in m1["splits"].values() for c in s["categories"]} == {"earthquake", "noise"}
 
