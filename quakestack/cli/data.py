@@ -14,6 +14,7 @@ import grpc
 from quakestack.cli.common import CliError, Ctx, duration, state_name, table, to_dict
 from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar, human_bytes
+from quakestack.data.spec import DEFAULT_NOISE_MARGIN_S
 from quakestack.digests import file_sha256
 from quakestack.errors import InvalidArgument
 from quakestack.pagination import all_pages
@@ -200,6 +201,7 @@ class IngestOptions:
     p_offset_range: tuple[float, float] | None = None
     include_noise: bool = True
     noise_per_event: int = 0
+    noise_margin_s: float = DEFAULT_NOISE_MARGIN_S
     location_clusters: int = 0
     detrend: bool = False
     taper: float = 0.0
@@ -237,7 +239,8 @@ def dataset_request(name: str, sources: Sequence[data_pb2.DataSource],
         name=name, sources=list(sources),
         window=data_pb2.WindowSpec(length_s=o.length_s, sampling_rate_hz=o.sampling_rate_hz, p_offset_s=o.p_offset_s,
                                    p_offset_min_s=lo, p_offset_max_s=hi, include_noise=o.include_noise,
-                                   noise_windows_per_event=o.noise_per_event, location_clusters=o.location_clusters),
+                                   noise_windows_per_event=o.noise_per_event, location_clusters=o.location_clusters,
+                                   noise_margin_s=o.noise_margin_s),
         preprocessing=data_pb2.Preprocessing(detrend=o.detrend, taper_fraction=o.taper, freqmin_hz=o.freqmin,
                                              freqmax_hz=o.freqmax, component_order=o.components,
                                              gap_policy=GAPS[o.gaps], normalization=NORMALIZATIONS[o.normalization]),
@@ -408,6 +411,7 @@ def options_from_args(args: argparse.Namespace) -> IngestOptions:
         length_s=args.window_s, sampling_rate_hz=args.rate, p_offset_s=args.p_offset,
         p_offset_range=_floats(args.p_offset_range, 2, "--p-offset-range") if args.p_offset_range else None,
         include_noise=not args.no_noise, noise_per_event=args.noise_per_event, location_clusters=args.clusters,
+        noise_margin_s=args.noise_margin_s,
         detrend=args.detrend, taper=args.taper, freqmin=args.freqmin, freqmax=args.freqmax,
         components=args.components, gaps=args.gaps, normalization=args.normalization,
         magnitude_types=tuple(t for t in (args.magnitude_types or "").split(",") if t),
@@ -459,6 +463,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     g.add_argument("--p-offset-range", metavar="MIN,MAX", help="draw the P offset per window from this range")
     g.add_argument("--no-noise", action="store_true", help="leave out noise windows")
     g.add_argument("--noise-per-event", type=int, default=0, help="noise windows per event (continuous data)")
+    g.add_argument("--noise-margin-s", type=float, default=DEFAULT_NOISE_MARGIN_S,
+                   help="continuous data: noise windows keep this many seconds from every pick and origin time "
+                        "(default %(default)g; records without such a stretch give no noise, and the summary says so)")
     g.add_argument("--clusters", type=int, default=0, help="k-means location clusters (ConvNetQuake)")
     g = p.add_argument_group("preprocessing")
     g.add_argument("--detrend", action="store_true")

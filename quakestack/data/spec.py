@@ -17,6 +17,8 @@ from .shards import DTYPES
 from .split import SplitSpec
 from .windows import WindowSpec
 
+DEFAULT_NOISE_MARGIN_S = 60.0  # continuous data: noise windows keep this far from any pick or origin
+
 FORMAT_VERSION = 1
 
 
@@ -63,7 +65,7 @@ class ListOptions:
 
     window: WindowSpec
     edge_pad_s: float = 5.0
-    noise_margin_s: float = 60.0
+    noise_margin_s: float = DEFAULT_NOISE_MARGIN_S
     max_noise_per_stream: int | None = None
     noise_windows_per_event: int | None = None
 
@@ -84,7 +86,7 @@ class DatasetSpec:
     normalization: str = "none"  # recorded for the trainer, never applied to stored windows
     location_clusters: int = 0  # k-means clusters over epicentres; 0 = off
     edge_pad_s: float = 5.0  # extra data read around continuous-data windows (filter edges)
-    noise_margin_s: float = 60.0  # continuous data: noise windows keep this far from any pick
+    noise_margin_s: float = DEFAULT_NOISE_MARGIN_S  # continuous data: noise windows keep this far from any pick
     max_noise_per_stream: int | None = None
     noise_windows_per_event: int | None = None  # continuous data: cap noise per stream at k x its events
     description: str = ""

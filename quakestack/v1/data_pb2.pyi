@@ -120,7 +120,7 @@ class DataSource(_message.Message):
     def __init__(self, format: _Optional[_Union[SourceFormat, str]] = ..., waveforms: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., catalog: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., catalog_format: _Optional[_Union[CatalogFormat, str]] = ..., format_name: _Optional[str] = ...) -> None: ...
 
 class WindowSpec(_message.Message):
-    __slots__ = ("length_s", "sampling_rate_hz", "p_offset_s", "p_offset_min_s", "p_offset_max_s", "include_noise", "noise_windows_per_event", "location_clusters")
+    __slots__ = ("length_s", "sampling_rate_hz", "p_offset_s", "p_offset_min_s", "p_offset_max_s", "include_noise", "noise_windows_per_event", "location_clusters", "noise_margin_s")
     LENGTH_S_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     P_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class WindowSpec(_message.Message):
     INCLUDE_NOISE_FIELD_NUMBER: _ClassVar[int]
     NOISE_WINDOWS_PER_EVENT_FIELD_NUMBER: _ClassVar[int]
     LOCATION_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    NOISE_MARGIN_S_FIELD_NUMBER: _ClassVar[int]
     length_s: float
     sampling_rate_hz: float
     p_offset_s: float
@@ -137,7 +138,8 @@ class WindowSpec(_message.Message):
     include_noise: bool
     noise_windows_per_event: int
     location_clusters: int
-    def __init__(self, length_s: _Optional[float] = ..., sampling_rate_hz: _Optional[float] = ..., p_offset_s: _Optional[float] = ..., p_offset_min_s: _Optional[float] = ..., p_offset_max_s: _Optional[float] = ..., include_noise: _Optional[bool] = ..., noise_windows_per_event: _Optional[int] = ..., location_clusters: _Optional[int] = ...) -> None: ...
+    noise_margin_s: float
+    def __init__(self, length_s: _Optional[float] = ..., sampling_rate_hz: _Optional[float] = ..., p_offset_s: _Optional[float] = ..., p_offset_min_s: _Optional[float] = ..., p_offset_max_s: _Optional[float] = ..., include_noise: _Optional[bool] = ..., noise_windows_per_event: _Optional[int] = ..., location_clusters: _Optional[int] = ..., noise_margin_s: _Optional[float] = ...) -> None: ...
 
 class Preprocessing(_message.Message):
     __slots__ = ("detrend", "taper_fraction", "freqmin_hz", "freqmax_hz", "component_order", "gap_policy", "normalization")

@@ -13,6 +13,7 @@ from typing import Any
 from quakestack.config import Settings
 from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec, readers
 from quakestack.data.jobs import build_spec
+from quakestack.data.spec import DEFAULT_NOISE_MARGIN_S
 from quakestack.errors import InvalidArgument
 from quakestack.jsonmap import enum_value_text
 from quakestack.storage import ObjectStore, validate_name
@@ -51,10 +52,20 @@ class Parameters:
     normalization: str
     location_clusters: int
     noise_windows_per_event: int | None
+    noise_margin_s: float
     description: str
 
     def spec_kwargs(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _noise_margin(window: data_pb2.WindowSpec) -> float:
+    if not window.HasField("noise_margin_s"):
+        return DEFAULT_NOISE_MARGIN_S
+    margin = _finite(window.noise_margin_s, "window.noise_margin_s")
+    if margin < 0:
+        raise InvalidArgument(f"window.noise_margin_s must be >= 0, got {margin:g}")
+    return margin
 
 
 def _finite(value: float, what: str) -> float:
@@ -154,6 +165,7 @@ def parameters(request: data_pb2.CreateDatasetRequest) -> Parameters:
             normalization=NORMALIZATIONS[request.preprocessing.normalization],
             location_clusters=request.window.location_clusters,
             noise_windows_per_event=request.window.noise_windows_per_event or 1,
+            noise_margin_s=_noise_margin(request.window),
             description=request.description,
         )
     except InvalidArgument:

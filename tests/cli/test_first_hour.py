@@ -27,6 +27,7 @@ FILES = REPO_ROOT / "tests" / "data_files"
 SEISAN_150HZ = FILES / "2005-07-23-1452-04S.CER___030"  # .CER..BH[ZNE], 150 Hz, 71 s, no network code
 NORDIC = FILES / "03-0345-23L.S202101"
 TEST_MSEED = FILES / "test.mseed"  # NL.HGN.00.BHZ, 40 Hz
+GSE2_ONE_LETTER = FILES / "loc_RJOB20050831023349.z"  # .RJOB..Z, 200 Hz, 60 s
 
 
 def _env() -> dict[str, str]:
@@ -170,6 +171,33 @@ def test_gap_filled_windows_are_counted_in_the_summary_the_manifest_and_each_win
     local = tmp_path / "metadata.csv"
     store.get_file(shard, local)
     assert list(pd.read_csv(local)["trace_gap_filled_samples"]) == [counts["gap_filled_samples"]]
+
+
+def test_a_one_letter_gse2_channel_ingests(qs, tmp_path: Path) -> None:
+    """GSE2's `Z` was read as band "Z" and selected as `Z?`: "no data in the item's time span"."""
+    catalog = tmp_path / "picks.csv"
+    catalog.write_text("seed_id,phase,time,event_id\n.RJOB..Z,P,2005-08-31T02:34:00Z,ev1\n")
+    code, out, err = qs("data", "ingest", "rjob-gse2", str(GSE2_ONE_LETTER), "--catalog", str(catalog), "--components",
+                        "Z", "--window-s", "10", "--p-offset", "2", "--no-noise", "--split", "1,0,0", timeout=300)
+    assert code == 0, err
+    assert "published: 1 windows" in out, out + err
+
+
+def test_the_noise_margin_is_a_setting_and_no_noise_is_explained(qs, tmp_path: Path) -> None:
+    """The 71 s SEISAN record with one pick 26 s in: a 60 s margin leaves no pick-free stretch, and says so."""
+    catalog = tmp_path / "picks.csv"
+    catalog.write_text("seed_id,phase,time,event_id\n.CER..BHZ,P,2005-07-23T14:52:30Z,ev1\n")
+    args = ["--catalog", str(catalog), "--window-s", "10", "--p-offset", "2", "--split", "1,0,0"]
+    code, out, err = qs("data", "ingest", "cer-margin-60", str(SEISAN_150HZ), *args, timeout=300)
+    assert code == 0, err
+    assert "published: 1 windows" in out and "no pick-free stretch for a noise window: 1" in err, out + err
+    assert "at least 60 s (the noise margin)" in err and "--noise-margin-s" in err, err
+    code, out, err = qs("data", "ingest", "cer-margin-5", str(SEISAN_150HZ), *args, "--noise-margin-s", "5",
+                        timeout=300)
+    assert code == 0, err
+    assert "published: 2 windows" in out and "no pick-free stretch" not in err, out + err  # one event, one noise
+    code, _, err = qs("data", "ingest", "cer-margin-negative", str(SEISAN_150HZ), *args, "--noise-margin-s", "-1")
+    _one_line_error(code, err, "INVALID_ARGUMENT", "window.noise_margin_s must be >= 0, got -1")
 
 
 def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, tmp_path: Path) -> None:

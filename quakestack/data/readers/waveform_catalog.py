@@ -4,11 +4,12 @@ Catalogs: QuakeML or Nordic S-files (``obspy.read_events``) or a CSV with one ro
 (required ``seed_id, phase, time``; optional ``event_id, origin_time, magnitude, magnitude_type,
 latitude, longitude, depth_km, distance_km``).
 
-A pick selects the stream NET.STA.LOC + band/instrument code (a P pick on HHZ selects HHZ/HHN/HHE);
-missing network/location in the pick (old Nordic files) match any, and a two-letter Nordic channel
-("HZ") matches on the band code. Items are cut around the P pick (``pre_s`` before, ``post_s``
-after) so that later preprocessing has margin for filter edges; noise items are pick-free stretches
-at least ``noise_margin_s`` away from every pick and origin time of the catalog (any station).
+A pick selects the stream NET.STA.LOC + the channel code without its component letter (a P pick on HHZ
+selects HHZ/HHN/HHE; GSE2's one-letter `Z` is a stream of its own); missing network/location in the pick
+(old Nordic files) match any, a two-letter Nordic channel ("HZ") matches on the band code and a
+one-letter pick channel on the component only. Items are cut around the P pick (``pre_s`` before,
+``post_s`` after) so that later preprocessing has margin for filter edges; noise items are pick-free
+stretches at least ``noise_margin_s`` away from every pick and origin time of the catalog (any station).
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ def _check_mseed(path: str) -> None:
 
 
 def scan_waveforms(paths: Sequence[str]) -> dict[str, list[Segment]]:
-    """Read headers only; group segments by stream key NET.STA.LOC.BI (band + instrument code)."""
+    """Read headers only; group segments by stream key NET.STA.LOC.BI (the channel code less its component
+    letter: band + instrument for SEED's three letters, "" for a one-letter code)."""
     groups: dict[str, list[Segment]] = {}
     for path in paths:
         if not os.path.isfile(path):
@@ -213,7 +215,7 @@ def scan_waveforms(paths: Sequence[str]) -> dict[str, list[Segment]]:
             raise DataSourceError(path, "waveform file holds no traces")
         for tr in st:
             s = tr.stats
-            key = f"{s.network}.{s.station}.{s.location}.{s.channel[:2]}"
+            key = f"{s.network}.{s.station}.{s.location}.{s.channel[:-1]}"
             groups.setdefault(key, []).append(Segment(path, tr.id, s.starttime, s.endtime, float(s.sampling_rate)))
     return groups
 
@@ -225,13 +227,14 @@ def _matches(pick_seed: str, key: str) -> bool:
     if sta != ksta or (net and net != knet) or (loc and loc != kloc):
         return False
     if len(cha) >= 3:
-        return cha[:2] == kbi
-    if len(cha) >= 1:
-        return cha[0] == kbi[0]
-    return True
+        return cha[:-1] == kbi
+    if len(cha) == 2:
+        return not kbi or cha[0] == kbi[0]
+    return True  # a one-letter channel names the component only
 
 
 AMPLITUDE_REASON = "amplitude pick, not a phase pick"
+NO_NOISE_REASON = "no pick-free stretch for a noise window"
 MAX_IDS_SHOWN = 8
 
 
@@ -342,12 +345,20 @@ def list_catalog_items(
     if noise_length_s:
         forb = np.sort(np.asarray(forbidden, dtype=float))
         events_on: Counter[str] = Counter(x.locator["stream"] for x in out if isinstance(x, ItemRef))
+        noise = []
         for key in sorted(groups):
             cap = max_noise_per_stream
             if noise_per_event is not None:
                 per_event = noise_per_event * max(1, events_on[key])
                 cap = per_event if cap is None else min(cap, per_event)
-            out.extend(_noise_items(key, groups[key], forb, noise_length_s, noise_margin_s, cap))
+            noise += _noise_items(key, groups[key], forb, noise_length_s, noise_margin_s, cap)
+        if not noise:  # said once, with what would give some, rather than a dataset that lacks noise unexplained
+            longest = max(_longest_span(segs) for segs in groups.values())
+            out.append(Skipped(cat_name, "noise windows", NO_NOISE_REASON,
+                               f"a noise window needs {noise_length_s:g} s at least {noise_margin_s:g} s (the noise "
+                               f"margin) from every pick and origin time; the longest record holds {longest:.1f} s: "
+                               "lower the noise margin (--noise-margin-s) or give longer records"))
+        out.extend(noise)
     return out
 
 
