@@ -21,6 +21,7 @@ import pandas as pd
 from obspy import UTCDateTime
 
 from quakestack.archive.inventory import StationCoordinates
+from quakestack.catalog.origin_quality import SearchVolume, add_origin_quality
 from quakestack.catalog.types import CatalogEvent, PhasePick, StationMagnitude
 from quakestack.catalog.velocity import FIELD as LAYERS_FIELD
 from quakestack.catalog.velocity import cached_table, validate_layers
@@ -99,7 +100,7 @@ def _velocity_model(params: Mapping[str, Any], span_km: float, cache_dir: str | 
     return model, min(row[2] for row in layers)
 
 
-def _associator(stations: Mapping[str, StationCoordinates], params: Mapping[str, Any],
+def _associator(stations: Mapping[str, StationCoordinates], params: Mapping[str, Any], volume: SearchVolume,
                 cache_dir: str | Path | None = None):
     try:
         import pyocto
@@ -107,14 +108,12 @@ def _associator(stations: Mapping[str, StationCoordinates], params: Mapping[str,
         raise FailedPrecondition("association needs PyOcto: pip install pyocto") from None
     lats = [s.latitude for s in stations.values()]
     lons = [s.longitude for s in stations.values()]
-    dlat = params["margin_km"] / 111.19
-    dlon = dlat / max(np.cos(np.radians(np.mean(lats))), 0.1)
     span_km = float(np.hypot((max(lats) - min(lats)) * 111.19 + 2 * params["margin_km"],
                              (max(lons) - min(lons)) * 111.19 + 2 * params["margin_km"]))
     model, slowest_s = _velocity_model(params, span_km, cache_dir)
     associator = pyocto.OctoAssociator.from_area(
-        lat=(min(lats) - dlat, max(lats) + dlat), lon=(min(lons) - dlon, max(lons) + dlon),
-        zlim=(0.0, params["max_depth_km"]), time_before=float(span_km / slowest_s), velocity_model=model,
+        lat=volume.lat, lon=volume.lon, zlim=(0.0, volume.max_depth_km), time_before=float(span_km / slowest_s),
+        velocity_model=model,
         n_picks=params["min_picks"], n_p_picks=params["min_p_picks"], n_s_picks=params["min_s_picks"],
         n_p_and_s_picks=params["min_p_and_s_picks"])
     table = pd.DataFrame({"id": list(stations), "latitude": lats, "longitude": lons,
@@ -139,7 +138,8 @@ def associate(picks: Sequence[PhasePick], stations: Mapping[str, StationCoordina
     picks = sorted(picks, key=lambda p: (p.time, p.station, p.phase))
     if not picks:
         return []
-    associator, station_table = _associator(stations, params, cache_dir)
+    volume = SearchVolume.around(stations, params["margin_km"], params["max_depth_km"])
+    associator, station_table = _associator(stations, params, volume, cache_dir)
     times = np.array([p.time for p in picks])
     chunk, overlap = float(params["chunk_s"]), float(params["overlap_s"])
     events: list[CatalogEvent] = []
@@ -148,7 +148,7 @@ def associate(picks: Sequence[PhasePick], stations: Mapping[str, StationCoordina
         lo, hi = np.searchsorted(times, t - overlap), np.searchsorted(times, t + chunk + overlap)
         events += _associate_chunk(associator, station_table, picks[lo:hi], (t, t + chunk), id_prefix)
         t += chunk
-    return sorted(events, key=lambda e: e.origin_time)
+    return sorted((add_origin_quality(ev, stations, volume) for ev in events), key=lambda e: e.origin_time)
 
 
 def _associate_chunk(associator, station_table: pd.DataFrame, picks: Sequence[PhasePick],

@@ -223,7 +223,9 @@ def build_catalog(store: ObjectStore, catalog_id: str, plan: Plan, archive: Arch
     summary = {"catalog_id": catalog_id, "events": len(events), "picks": len(picks),
                "associated_picks": sum(len(e.picks) for e in events), "station_days": len(plan.tasks),
                "missing_station_days": plan.missing, "association_s": round(association_s, 3),
-               "event_types": _type_counts(events), "input": {**gate, "refusals": gate["refusals"][:LISTED]},
+               "event_types": _type_counts(events),
+               "events_at_search_edge": sum(bool(e.search_edge) for e in events),
+               "input": {**gate, "refusals": gate["refusals"][:LISTED]},
                "refused_station_windows": len(refused_windows), "refused_station_window_list": refused_windows[:LISTED]}
     store.put_json(catalog_file_key(catalog_id, "summary.json"), summary)
     return {**summary, "catalog": events}

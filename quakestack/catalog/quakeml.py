@@ -20,6 +20,7 @@ from obspy.core.event import (
     Event,
     Magnitude,
     Origin,
+    OriginQuality,
     Pick,
     QuantityError,
     ResourceIdentifier,
@@ -28,12 +29,15 @@ from obspy.core.event import (
     WaveformStreamID,
 )
 
+from quakestack.catalog.origin_quality import KM_PER_DEGREE
 from quakestack.catalog.types import CatalogEvent
 
 AGENCY = "quakestack"
 EVENT_COLUMNS = ["event_id", "origin_time", "latitude", "longitude", "depth_km", "magnitude", "magnitude_type",
                  "magnitude_spread", "magnitude_count", "n_picks", "event_type", "event_type_probability",
-                 "event_type_certainty"]
+                 "event_type_certainty", "n_stations", "azimuthal_gap_deg", "rms_residual_s", "min_distance_km",
+                 "search_edge"]
+EDGE_COMMENT = "at the edge of the search volume:"
 CLASSIFIER_COMMENT = "classifier:"
 PICK_COLUMNS = ["event_id", "station", "channel", "phase", "time", "probability", "residual_s"]
 
@@ -49,7 +53,11 @@ def to_obspy(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/c
         eid = ev.event_id
         origin = Origin(resource_id=ResourceIdentifier(f"{eid}/origin"), time=UTCDateTime(ev.origin_time),
                         latitude=round(ev.latitude, 6), longitude=round(ev.longitude, 6),
-                        depth=round(ev.depth_km * 1000.0, 1), evaluation_mode="automatic")
+                        depth=round(ev.depth_km * 1000.0, 1), evaluation_mode="automatic",
+                        quality=_origin_quality(ev))
+        if ev.search_edge:  # a grid search's boundary, not a location: said where a reader of the origin sees it
+            origin.comments.append(Comment(resource_id=ResourceIdentifier(f"{eid}/origin/comment/edge"),
+                                           text=f"{EDGE_COMMENT} {ev.search_edge}"))
         event = Event(resource_id=ResourceIdentifier(eid), event_type=ev.event_type,
                       event_type_certainty=ev.event_type_certainty, creation_info=CreationInfo(agency_id=AGENCY))
         if ev.event_type_probability is not None:
@@ -61,8 +69,10 @@ def to_obspy(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/c
                                     waveform_id=_pick_channel(pick.station, pick.channel, pick.phase),
                                     evaluation_mode="automatic",
                                     comments=[Comment(text=f"probability={pick.probability:.4f}")]))
+            distance, azimuth = ev.arrival_geometry.get(pick.station, (None, None))
             origin.arrivals.append(Arrival(resource_id=ResourceIdentifier(f"{eid}/arrival/{pick.pick_id}"),
-                                           pick_id=pid, phase=pick.phase, time_residual=round(residual, 4)))
+                                           pick_id=pid, phase=pick.phase, time_residual=round(residual, 4),
+                                           distance=_rounded(distance, 5), azimuth=_rounded(azimuth, 2)))
         event.origins.append(origin)
         event.preferred_origin_id = origin.resource_id
         if ev.magnitude is not None:
@@ -82,6 +92,19 @@ def to_obspy(events: Sequence[CatalogEvent], catalog_id: str = "smi:quakestack/c
             event.preferred_magnitude_id = mag.resource_id
         cat.append(event)
     return cat
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _origin_quality(ev: CatalogEvent) -> OriginQuality:
+    """Every associated phase and station is used (PyOcto keeps no outliers in an event)."""
+    return OriginQuality(associated_phase_count=len(ev.picks), used_phase_count=len(ev.picks),
+                         associated_station_count=ev.station_count, used_station_count=ev.station_count,
+                         standard_error=_rounded(ev.rms_residual_s, 4), azimuthal_gap=_rounded(ev.azimuthal_gap_deg, 2),
+                         minimum_distance=_rounded(ev.min_distance_deg, 5),
+                         maximum_distance=_rounded(ev.max_distance_deg, 5))
 
 
 def classifier_comment(ev: CatalogEvent) -> str:
@@ -120,7 +143,11 @@ def events_csv(events: Sequence[CatalogEvent]) -> bytes:
                     "" if ev.magnitude_spread is None else f"{ev.magnitude_spread:.3f}", ev.magnitude_count,
                     len(ev.picks), ev.event_type,
                     "" if ev.event_type_probability is None else f"{ev.event_type_probability:.4f}",
-                    ev.event_type_certainty or ""])
+                    ev.event_type_certainty or "", ev.station_count,
+                    "" if ev.azimuthal_gap_deg is None else f"{ev.azimuthal_gap_deg:.1f}",
+                    "" if ev.rms_residual_s is None else f"{ev.rms_residual_s:.3f}",
+                    "" if ev.min_distance_deg is None else f"{ev.min_distance_deg * KM_PER_DEGREE:.2f}",
+                    ev.search_edge])
     return buffer.getvalue().encode()
 
 

@@ -56,3 +56,11 @@ class CatalogEvent:
     event_type_certainty: str | None = None  # "known" or "suspected" (QuakeML EventTypeCertainty)
     class_probabilities: dict[str, float] = field(default_factory=dict)
     classification_count: int = 0  # stations whose windows were classified
+    # how well the origin is constrained (QuakeML OriginQuality), see quakestack.catalog.origin_quality
+    station_count: int = 0
+    rms_residual_s: float | None = None
+    azimuthal_gap_deg: float | None = None
+    min_distance_deg: float | None = None
+    max_distance_deg: float | None = None
+    search_edge: str = ""  # the edge(s) of the search volume the origin lies on; "" inside
+    arrival_geometry: dict[str, tuple[float, float]] = field(default_factory=dict)  # station -> (distance deg, azimuth)

@@ -183,7 +183,8 @@ def run_job(ctx: WorkerContext) -> int:
 
 
 def input_note(result: dict[str, Any], station_days: int) -> str:
-    """What the quality gate did, for the job's final message (the details are in summary.json)."""
+    """What the input gate refused or changed and which origins lie on the search volume's edge, for the job's
+    final message (the details are in summary.json)."""
     gate = result.get("input") or {}
     parts = []
     if gate.get("refused"):
@@ -192,6 +193,8 @@ def input_note(result: dict[str, Any], station_days: int) -> str:
         parts.append(f"{gate['gap_filled_samples']} samples gap-filled with zeros")
     if gate.get("resampled"):
         parts.append(f"{gate['resampled']} station-days resampled")
+    if result.get("events_at_search_edge"):
+        parts.append(f"{result['events_at_search_edge']} events at the edge of the search volume")
     if result.get("refused_station_windows"):
         parts.append(f"{result['refused_station_windows']} station windows refused for magnitudes or types")
     return "; " + "; ".join(parts) + " (see summary.json)" if parts else ""

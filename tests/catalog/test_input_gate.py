@@ -63,7 +63,7 @@ def test_a_z_only_station_day_is_refused_by_a_zne_picker(z_only_network, weed_st
     record = run_station_day(task, archive, picker, weed_store, "gate-z-only")
     assert record["input"]["outcome"] == "refused" and record["picks"] == []
     assert "has components Z of the model's ZNE" in record["input"]["refused"]
-    other = next(t for t in plan.tasks if not f".{Z_ONLY}." in t.stream)
+    other = next(t for t in plan.tasks if f".{Z_ONLY}." not in t.stream)
     whole = run_station_day(other, archive, picker, weed_store, "gate-z-only", policy=InputPolicy())
     assert whole["input"]["outcome"] == "used" and whole["input"]["components"] == "ZNE"
 
@@ -85,7 +85,7 @@ def test_station_magnitudes_are_never_made_from_zero_filled_components(network, 
     _store_truth_picks(weed_store, catalog_id, plan, network)
     result = build_catalog(weed_store, catalog_id, plan, archive, magnitude_model=magnitude, cache_dir=tmp_path)
     assert result["events"] >= 1
-    assert all(not Z_ONLY in sm.station for ev in result["catalog"] for sm in ev.station_magnitudes)
+    assert all(Z_ONLY not in sm.station for ev in result["catalog"] for sm in ev.station_magnitudes)
     assert result["refused_station_windows"] >= result["events"]  # N003 in every event
     assert all(Z_ONLY in line for line in result["refused_station_window_list"])
     stored = weed_store.get_json(f"catalogs/{catalog_id}/summary.json")

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import obspy
+import pytest
 
 from quakestack.catalog.associate import associate, network_magnitude
 from quakestack.catalog.evaluate import evaluate_catalog, evaluation_plots, match_events, read_reference
-from quakestack.catalog.quakeml import events_csv, picks_csv, quakeml_bytes
+from quakestack.catalog.origin_quality import SearchVolume, add_origin_quality, azimuthal_gap
+from quakestack.catalog.quakeml import EDGE_COMMENT, events_csv, picks_csv, quakeml_bytes
+from quakestack.catalog.types import CatalogEvent, PhasePick
 from quakestack.data.synthetic import write_catalog
 from tests.catalog.test_associate import _stations, _truth_picks
 
@@ -30,6 +33,13 @@ def test_quakeml_round_trip_csv_and_evaluation(network, tmp_path) -> None:
         assert len(theirs.picks) == len(ours.picks) == len(origin.arrivals)
         assert sorted((p.waveform_id.station_code, p.phase_hint, round(p.time.timestamp, 3)) for p in theirs.picks) \
             == sorted((p.station.split(".")[1], p.phase, round(p.time, 3)) for p, _ in ours.picks)
+        quality = origin.quality  # how well it is constrained, as QuakeML says it
+        assert quality.associated_phase_count == len(ours.picks) == quality.used_phase_count
+        assert quality.associated_station_count == len({p.station for p, _ in ours.picks}) >= 4
+        assert quality.azimuthal_gap < 180.0 and 0 < quality.standard_error < 1.5  # inside the ring, tolerance
+        assert 0 < quality.minimum_distance <= quality.maximum_distance < 1.0
+        assert all(a.distance is not None and 0 <= a.azimuth < 360 for a in origin.arrivals)
+        assert not [c for c in origin.comments if c.text.startswith(EDGE_COMMENT)]
         mag = theirs.preferred_magnitude()
         assert abs(mag.mag - ours.magnitude) < 1e-4 and mag.station_count == ours.magnitude_count
         assert len(theirs.station_magnitudes) == len(ours.station_magnitudes)
@@ -41,6 +51,8 @@ def test_quakeml_round_trip_csv_and_evaluation(network, tmp_path) -> None:
 
     rows = list(csv.DictReader(io.StringIO(events_csv(events).decode())))
     assert len(rows) == len(events) and float(rows[0]["magnitude"]) == round(events[0].magnitude, 3)
+    assert all(int(r["n_stations"]) >= 4 and float(r["azimuthal_gap_deg"]) < 180 and r["search_edge"] == ""
+               for r in rows)
     assert len(list(csv.DictReader(io.StringIO(picks_csv(events).decode())))) == sum(len(e.picks) for e in events)
 
     # evaluation against the truth, as QuakeML and as CSV: identical figures
@@ -59,3 +71,23 @@ def test_quakeml_round_trip_csv_and_evaluation(network, tmp_path) -> None:
     for ev in events:
         ev.origin_time += 5.0
     assert evaluate_catalog(events, reference)["recall"] == 0.0
+
+
+def test_an_origin_on_the_edge_of_the_search_volume_is_flagged_with_its_gap(network) -> None:
+    """Picks of one side of the network only, located where the grid search ends: once an identical hypocentre
+    for two events, outside the network, with nothing in the QuakeML to notice it by."""
+    stations = _stations(network)
+    volume = SearchVolume.around(stations, margin_km=50.0, max_depth_km=30.0)
+    west = sorted(stations.values(), key=lambda s: s.longitude)[:3]
+    event = CatalogEvent("smi:x/event/edge", 0.0, float(np.mean(volume.lat)), volume.lon[0] + 0.001, 29.5,
+                         [(PhasePick(name, "P", 10.0 + i, 0.9), 0.2 * (i - 1))
+                          for i, name in enumerate(n for n, s in stations.items() if s in west)])
+    add_origin_quality(event, stations, volume)
+    assert event.search_edge == "west, bottom"
+    assert event.azimuthal_gap_deg > 180.0 and event.station_count == 3
+    assert event.rms_residual_s == pytest.approx(np.sqrt(0.08 / 3))
+    origin = obspy.read_events(io.BytesIO(quakeml_bytes([event])))[0].preferred_origin()
+    assert [c.text for c in origin.comments] == [f"{EDGE_COMMENT} west, bottom"]
+    assert origin.quality.azimuthal_gap == pytest.approx(event.azimuthal_gap_deg, abs=0.01)
+    assert next(csv.DictReader(io.StringIO(events_csv([event]).decode())))["search_edge"] == "west, bottom"
+    assert azimuthal_gap([10.0]) == 360.0 and azimuthal_gap([0.0, 90.0, 180.0, 270.0]) == 90.0

@@ -73,6 +73,7 @@ def test_catalogs_page_lists_shows_and_evaluates(stack, store, gateway, catalog_
         text = row.inner_text()
         total = job.progress.station_days_total
         assert "SUCCEEDED" in text and f"{total} / {total}" in text and PICKER in text, text
+        assert f"\t{job.progress.picks}\t{job.events}\t" in text, text  # the picks the CLI's list shows
         page.click(f"a[href='#/catalogs/{job_id}']")
         page.wait_for_selector("[data-testid=catalog-job]")
         assert page.inner_text("[data-testid=station-days]") == f"{total} / {total}"
@@ -84,6 +85,8 @@ def test_catalogs_page_lists_shows_and_evaluates(stack, store, gateway, catalog_
         assert page.locator("[data-testid=catalog-events] tbody tr").count() == job.events
         first = page.locator("[data-testid=catalog-events] tbody tr").first.inner_text()
         assert stored[0].split(",")[1] in first, (first, stored[0])
+        latitude, longitude = stored[0].split(",")[2:4]  # as stored (5 decimals), once shown as "48"
+        assert latitude in first and longitude in first, (first, stored[0])
         assert page.get_attribute("[data-testid=catalog-map]", "data-points") == str(job.events)
         assert page.locator("[data-testid=catalog-map] circle.event").count() == job.events
         for format_name, key in (("events_csv", "events.csv"), ("picks_csv", "picks.csv"), ("quakeml", "catalog.xml")):

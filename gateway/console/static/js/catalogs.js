@@ -15,7 +15,7 @@ const days = (job) => `${Number(job.progress?.stationDaysDone || 0)} / ${Number(
 export async function catalogsPage(page) {
   const render = (jobs) => table(["job", "name", "state", "station-days", "picks", "events", "picker", "created"],
     jobs.map((j) => [el("a", { href: `#/catalogs/${encodeURIComponent(j.jobId)}` }, j.jobId), j.displayName || "",
-      stateBadge(j.state), days(j), Number(j.associatedPicks || j.progress?.picks || 0), Number(j.events || 0),
+      stateBadge(j.state), days(j), Number(j.progress?.picks || 0), Number(j.events || 0),
       j.picker, when(j.createTime)]), { "data-testid": "annotation-jobs" });
   page.replaceChildren(el("section", {}, el("h2", {}, "Annotation jobs"), ...jobList({
     path: "/v1/annotation-jobs", render,
@@ -73,13 +73,15 @@ async function catalogSection(jobId) {
     el("button", { type: "button", class: "secondary", "data-testid": `download-${format.toLowerCase()}`,
       onclick: (event) => act(event.target, slot, async () => saveBlob(
         new Blob([await catalogFile(jobId, format)], { type }), `${jobId}-${name}`)) }, label)));
-  const rows = events.map((e) => [e.origin_time, num(e.latitude), num(e.longitude), num(e.depth_km),
-    e.magnitude === "" ? "" : num(e.magnitude), num(e.n_picks), ...(typed ? [e.event_type || ""] : [])]);
+  // coordinates as the catalog stores them (5 decimals, about a metre), not rounded for display
+  const rows = events.map((e) => [e.origin_time, e.latitude, e.longitude, e.depth_km,
+    e.magnitude === "" ? "" : num(e.magnitude), num(e.n_picks), e.n_stations ?? "", e.azimuthal_gap_deg ?? "",
+    e.rms_residual_s ?? "", e.search_edge ? `edge: ${e.search_edge}` : "", ...(typed ? [e.event_type || ""] : [])]);
   const points = events.map((e) => ({ kind: "event", lon: num(e.longitude), lat: num(e.latitude),
     magnitude: num(e.magnitude), label: `${e.origin_time} M${e.magnitude || "?"} ${fmt(num(e.depth_km))} km` }));
   return el("section", {}, el("h2", {}, `Catalog: ${events.length} event${events.length === 1 ? "" : "s"}`), downloads, slot,
-    events.length ? table(["origin time", "latitude", "longitude", "depth km", "magnitude", "picks",
-      ...(typed ? ["event type"] : [])], rows, { "data-testid": "catalog-events" })
+    events.length ? table(["origin time", "latitude", "longitude", "depth km", "magnitude", "picks", "stations",
+      "gap °", "RMS s", "location", ...(typed ? ["event type"] : [])], rows, { "data-testid": "catalog-events" })
       : el("p", { class: "muted" }, "The job found no event."),
     el("h3", {}, "Map of the events"),
     el("p", { class: "muted" }, "picks.csv carries no station coordinates: the evaluation's event map shows the stations."),
