@@ -37,7 +37,9 @@ ASSOCIATION_PARAMETERS: tuple[HyperParameter, ...] = (
     HyperParameter("tolerance_s", "float", 1.5, 0.01, 20.0, description="travel-time tolerance"),
     HyperParameter("min_picks", "int", 6, 3, 1000, description="picks an event needs"),
     HyperParameter("min_p_picks", "int", 3, 0, 1000, description="P picks an event needs"),
-    HyperParameter("min_s_picks", "int", 0, 0, 1000, description="S picks an event needs"),
+    # P picks alone (a picker's S partly labelled P) built ghost events ~6 s after real ones; a P-only picker
+    # sets 0
+    HyperParameter("min_s_picks", "int", 2, 0, 1000, description="S picks an event needs (0 for P-only pickers)"),
     HyperParameter("min_p_and_s_picks", "int", 0, 0, 1000, description="stations with both P and S an event needs"),
     HyperParameter("max_depth_km", "float", 30.0, 1.0, 700.0, description="deepest origin searched"),
     HyperParameter("margin_km", "float", 50.0, 0.0, 1000.0, description="search area beyond the stations"),
@@ -100,12 +102,23 @@ def _velocity_model(params: Mapping[str, Any], span_km: float, cache_dir: str | 
     return model, min(row[2] for row in layers)
 
 
+PYOCTO_INSTALL = ("python -m pip install --no-deps pyocto==0.2.2, as scripts/setup.sh does (a plain `pip install "
+                  "pyocto` downgrades numpy below 2 under everything else on Python 3.11; PyOcto runs on numpy 2)")
+
+
+def require_pyocto() -> None:
+    """Refuse a catalog before any station-day is picked when association could not run at its end."""
+    try:
+        import pyocto  # noqa: F401
+    except ImportError:
+        raise FailedPrecondition(f"catalogs are associated with PyOcto, which is not installed: {PYOCTO_INSTALL}"
+                                 ) from None
+
+
 def _associator(stations: Mapping[str, StationCoordinates], params: Mapping[str, Any], volume: SearchVolume,
                 cache_dir: str | Path | None = None):
-    try:
-        import pyocto
-    except ImportError:
-        raise FailedPrecondition("association needs PyOcto: pip install pyocto") from None
+    require_pyocto()
+    import pyocto
     lats = [s.latitude for s in stations.values()]
     lons = [s.longitude for s in stations.values()]
     span_km = float(np.hypot((max(lats) - min(lats)) * 111.19 + 2 * params["margin_km"],

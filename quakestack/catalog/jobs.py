@@ -17,7 +17,7 @@ from quakestack.archive.inventory import read_inventory
 from quakestack.archive.plan import plan_station_days
 from quakestack.archive.selection import Selection
 from quakestack.archive.source import Archive
-from quakestack.catalog.associate import association_parameters
+from quakestack.catalog.associate import association_parameters, require_pyocto
 from quakestack.catalog.pipeline import ANNOTATING_TASKS
 from quakestack.config import Settings
 from quakestack.devices import check_gpus
@@ -111,6 +111,7 @@ def build_spec(store: ObjectStore, model_store: ModelStore, settings: Settings, 
                workers: int = 0, device: str = "", remove_response: bool = False, display_name: str = "",
                gpu_count: int = 0) -> dict[str, Any]:
     """The annotation spec, resolved and validated once: every bad input is refused here, before any work."""
+    require_pyocto()
     margin_s = DEFAULT_MARGIN_S if not margin_s else float(margin_s)
     threshold = DEFAULT_THRESHOLD if not pick_threshold else float(pick_threshold)
     if not 0.0 < threshold < 1.0:

@@ -202,6 +202,18 @@ def evaluate(ctx: Ctx, job_id: str, reference: str, *, time_tolerance_s: float |
     return result
 
 
+def association_help() -> str:
+    """Every association parameter with its default and range, for --help (a 4-station network once gave
+    0 events under a min_picks=6 nobody could see)."""
+    from quakestack.catalog.associate import ASSOCIATION_PARAMETERS
+
+    def one(h) -> str:
+        valid = "|".join(h.choices) if h.choices else f"{h.minimum:g}..{h.maximum:g}"
+        return f"{h.name}={h.default} ({valid}: {h.description})"
+
+    return "; ".join(one(h) for h in ASSOCIATION_PARAMETERS) + "; velocity_layers=[[depth_km,vp,vs],...] (1d)"
+
+
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     catalog = sub.add_parser("catalog", help="event catalogs from continuous archives: build, watch, get, evaluate")
     csub = catalog.add_subparsers(dest="catalog_command", required=True)
@@ -219,7 +231,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--picker", required=True, help=f"registered picker: {MODEL_REF_HELP}")
     p.add_argument("--magnitude-model", help=f"registered magnitude model: {MODEL_REF_HELP}")
     p.add_argument("--classifier", help=f"registered event classifier: {MODEL_REF_HELP}")
-    p.add_argument("--param", nargs="*", metavar="KEY=VALUE", help="association parameters, e.g. vp_km_s=6.2")
+    p.add_argument("--param", nargs="*", metavar="KEY=VALUE",
+                   help="association parameters (PyOcto), e.g. vp_km_s=6.2 min_picks=4; the defaults: "
+                        + association_help())
     p.add_argument("--margin", type=float, default=None, help="seconds read beyond each station-day (default 60)")
     p.add_argument("--threshold", type=float, default=None, help="pick probability threshold (default 0.3)")
     p.add_argument("--workers", type=int, default=None, help="station-day workers side by side (default 1)")

@@ -66,3 +66,33 @@ def test_network_magnitude_is_the_median_with_spread_and_count(network) -> None:
 def test_velocity_model_out_of_range_is_refused(params, message) -> None:
     with pytest.raises(InvalidArgument, match=message):
         association_parameters(params)
+
+
+def test_a_catalog_without_pyocto_is_refused_at_creation_with_the_install_that_keeps_numpy(monkeypatch) -> None:
+    """Once accepted, every station-day picked, then FAILED at association; and `pip install pyocto`, the old
+    hint, downgrades numpy under everything else on Python 3.11."""
+    import sys
+
+    from quakestack.catalog.jobs import build_spec
+    from quakestack.errors import FailedPrecondition
+
+    monkeypatch.setitem(sys.modules, "pyocto", None)  # as on a machine where it is not installed
+    with pytest.raises(FailedPrecondition) as info:
+        build_spec(None, None, None, archive={}, inventory={}, selection={}, start=0.0, end=0.0, picker=("p", ""))
+    assert "PyOcto, which is not installed" in str(info.value) and "--no-deps pyocto==0.2.2" in str(info.value)
+    with pytest.raises(FailedPrecondition):
+        station = StationCoordinates("XN.N000.00", 0.0, 0.0, 0.0)
+        associate([PhasePick(station.id, "P", 1.0, 0.9)], {station.id: station})
+
+
+def test_s_picks_labelled_p_build_no_ghost_events_by_default(network) -> None:
+    """A picker that labels S as P (as well as S): the old default (no S pick needed) located a second event of
+    P picks alone a few seconds after each real one; an event now needs 2 S picks (0 for a P-only picker)."""
+    picks = _truth_picks(network, np.random.default_rng(0))
+    mislabelled = [PhasePick(p.station, "P", p.time, p.probability) for p in picks if p.phase == "S"]
+    events = associate(picks + mislabelled, _stations(network))
+    assert len(events) == len(network.events)
+    assert association_parameters()["min_s_picks"] == 2
+    p_only = associate(picks + mislabelled, _stations(network), {"min_s_picks": 0})
+    assert len(p_only) > len(network.events)  # the ghosts the old default built
+    assert any(not [p for p, _ in e.picks if p.phase == "S"] for e in p_only)

@@ -77,3 +77,17 @@ def test_catalog_build_get_and_evaluate(cli, store, metadata, published, tmp_pat
     assert pngs == ["event_map.png", "magnitudes.png"]
     assert (tmp_path / "eval" / "event_map.png").read_bytes().startswith(b"\x89PNG")
     assert obspy.read_events(io.BytesIO(quakeml.read_bytes()))[0].origins
+
+
+def test_catalog_build_help_states_every_association_default() -> None:
+    """min_picks=6 turned a 4-station network into 0 events, and no help text said it existed."""
+    import subprocess
+    import sys
+
+    from quakestack.catalog.associate import ASSOCIATION_PARAMETERS
+
+    text = " ".join(subprocess.run([sys.executable, "-m", "quakestack", "catalog", "build", "--help"],
+                                   capture_output=True, text=True, check=True).stdout.split())
+    for parameter in ASSOCIATION_PARAMETERS:
+        assert f"{parameter.name}={parameter.default}" in text, parameter.name
+    assert "min_picks=6" in text and "min_s_picks=2" in text
