@@ -14,6 +14,7 @@ from datetime import datetime
 from quakestack.errors import InvalidArgument
 
 RAW_PREFIX = "raw/"
+ARCHIVES_PREFIX = "archives/"  # waveform archives (SDS trees) that annotation jobs read
 DATASETS_PREFIX = "datasets/"
 JOBS_PREFIX = "jobs/"
 MODELS_PREFIX = "models/"
@@ -59,6 +60,16 @@ def validate_name(name: str, what: str = "name") -> str:
 def _id(value: str, what: str) -> str:
     """A generated id (job, upload, evaluation, token) is one plain key part like any name."""
     return validate_name(str(value), what)
+
+
+# -- archives/<...>: SDS trees uploaded file by file --------------------------------------------------
+def archive_key(key: str) -> str:
+    """A file of an uploaded archive: a key under `archives/` with at least one folder of its own."""
+    validate_key(key)
+    if not key.startswith(ARCHIVES_PREFIX) or key.endswith("/") or key.count("/") < 2:
+        raise InvalidArgument(f"archive_key must lie under {ARCHIVES_PREFIX}<name>/, e.g. "
+                              f"archives/xn/sds/2024/XN/N000/HHZ.D/XN.N000.00.HHZ.D.2024.061; got {key!r}")
+    return key
 
 
 # -- raw/<upload-id>/<file> ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ WHEN = datetime(2026, 12, 2, 3, 4, 5, tzinfo=timezone.utc)
 # Keys built by the function each README row names first; every row must match one of its function's keys.
 EXAMPLES = {
     "upload_key": layout.upload_key("0f3a", "day.mseed"),
+    "archive_key": layout.archive_key("archives/xn/2024/XN/N000/HHZ.D/XN.N000.00.HHZ.D.2024.061"),
     "manifest_key": layout.manifest_key("stead-small"),
     "dataset_file_key": layout.dataset_file_key("stead-small", layout.shard_dir("train", 7) + "/waveforms.hdf5"),
     "spec_key": layout.spec_key("train-1a2b"),

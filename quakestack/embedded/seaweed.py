@@ -23,6 +23,7 @@ from pathlib import Path
 from quakestack.errors import Unavailable
 from quakestack.jobs.fanout import die_with_parent
 from quakestack.layout import (
+    ARCHIVES_PREFIX,
     AUDIT_PREFIX,
     CATALOGS_PREFIX,
     DATASETS_PREFIX,
@@ -98,7 +99,7 @@ def weed_binary() -> str:
 # inference service, for instance, cannot delete anything under datasets/. The deployment files
 # (deploy/) give the same prefixes to the same identities.
 SERVICE_WRITE_PREFIXES: dict[str, tuple[str, ...]] = {
-    "data": (RAW_PREFIX, DATASETS_PREFIX, JOBS_PREFIX, CATALOGS_PREFIX, AUDIT_PREFIX),
+    "data": (RAW_PREFIX, ARCHIVES_PREFIX, DATASETS_PREFIX, JOBS_PREFIX, CATALOGS_PREFIX, AUDIT_PREFIX),
     "trainer": (JOBS_PREFIX, MODELS_PREFIX, AUDIT_PREFIX),
     "inference": (INFERENCE_LOGS_PREFIX, AUDIT_PREFIX),
 }

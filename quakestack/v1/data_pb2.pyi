@@ -76,14 +76,16 @@ SAMPLE_DTYPE_FLOAT32: SampleDtype
 SAMPLE_DTYPE_FLOAT16: SampleDtype
 
 class UploadFileHeader(_message.Message):
-    __slots__ = ("filename", "size_bytes", "sha256")
+    __slots__ = ("filename", "size_bytes", "sha256", "archive_key")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_KEY_FIELD_NUMBER: _ClassVar[int]
     filename: str
     size_bytes: int
     sha256: str
-    def __init__(self, filename: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    archive_key: str
+    def __init__(self, filename: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., archive_key: _Optional[str] = ...) -> None: ...
 
 class UploadFileRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -94,16 +96,18 @@ class UploadFileRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadFileHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class UploadFileResponse(_message.Message):
-    __slots__ = ("upload_id", "object_key", "size_bytes", "sha256")
+    __slots__ = ("upload_id", "object_key", "size_bytes", "sha256", "already_stored")
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_STORED_FIELD_NUMBER: _ClassVar[int]
     upload_id: str
     object_key: str
     size_bytes: int
     sha256: str
-    def __init__(self, upload_id: _Optional[str] = ..., object_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    already_stored: bool
+    def __init__(self, upload_id: _Optional[str] = ..., object_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., already_stored: _Optional[bool] = ...) -> None: ...
 
 class DataSource(_message.Message):
     __slots__ = ("format", "waveforms", "catalog", "catalog_format", "format_name")

@@ -91,3 +91,37 @@ def test_catalog_build_help_states_every_association_default() -> None:
     for parameter in ASSOCIATION_PARAMETERS:
         assert f"{parameter.name}={parameter.default}" in text, parameter.name
     assert "min_picks=6" in text and "min_s_picks=2" in text
+
+
+def test_archive_upload_puts_an_sds_tree_in_the_bucket_resumably_for_catalog_build(cli, cli_json, store, published,
+                                                                                  tmp_path: Path) -> None:
+    """The README's `catalog build --sds-prefix` once assumed a bucket filled by other tools."""
+    import shutil
+
+    _, net = published
+    tree = tmp_path / "sds"
+    shutil.copytree(net.sds_root, tree)
+    (tree / "README.txt").write_text("notes beside the archive")
+    local = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.D.*") if p.is_file())
+    code, out, err = cli("archive", "upload", str(tree), "--prefix", "archives/cli-upload/sds")
+    assert code == 0, err
+    assert f"{len(local)} files" in out and f"{len(local)} uploaded, 0 already stored" in out, out
+    assert "8 stations, 24 channels, 2 days (2024.061 to 2024.062), 0 gaps" in out, out
+    assert "skipped README.txt: not at YEAR/NET/STA/CHAN.TYPE/<file> (SDS)" in err, err
+    stored = {o.key: o for o in store.list("archives/cli-upload/sds/")}
+    assert sorted(stored) == [f"archives/cli-upload/sds/{r}" for r in local]
+    first = local[0]
+    assert store.stat(f"archives/cli-upload/sds/{first}").sha256 == __import__("hashlib").sha256(
+        (tree / first).read_bytes()).hexdigest()
+    again = cli_json("archive", "upload", str(tree), "--prefix", "archives/cli-upload/sds")  # resumes: nothing sent
+    assert again["uploaded"] == 0 and again["already_stored"] == len(local)
+    (tree / first).write_bytes((tree / first).read_bytes()[:-512])  # other bytes under a stored name
+    code, _, err = cli("archive", "upload", str(tree), "--prefix", "archives/cli-upload/sds")
+    assert code == 1 and "ALREADY_EXISTS" in err and "already holds other bytes" in err, err
+    code, _, err = cli("archive", "upload", str(tree), "--prefix", "raw/elsewhere")
+    assert code == 1 and "must lie under archives/" in err, err
+    job = cli_json("catalog", "build", "--sds-prefix", "archives/cli-upload/sds", "--inventory", net.inventory_path,
+                   "--channel", "HH?", "--start", str(net.start), "--end", str(net.end), "--picker",
+                   "cli-picker-untrained", "--no-wait")
+    assert int(job["progress"]["stationDaysTotal"]) >= 15
+    assert cli_json("catalog", "cancel", job["jobId"])["jobId"] == job["jobId"]
