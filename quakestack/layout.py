@@ -269,7 +269,7 @@ def picks_key(catalog_id: str, task_id: str) -> str:
     return validate_key(catalog_prefix(catalog_id) + f"picks/{task_id}.json")  # task ids may hold '..' (no location)
 
 
-CATALOG_FILES = ("catalog.xml", "events.csv", "picks.csv", "summary.json")
+CATALOG_FILES = ("catalog.xml", "events.csv", "picks.csv", "all_picks.csv", "summary.json")
 
 
 def catalog_file_key(catalog_id: str, name: str) -> str:

@@ -23,7 +23,7 @@ from quakestack.archive.plan import Plan, StationDayTask
 from quakestack.archive.source import Archive
 from quakestack.catalog.associate import associate, first_p_per_station, network_magnitude
 from quakestack.catalog.classify import check_classifier, combine
-from quakestack.catalog.quakeml import events_csv, picks_csv, quakeml_bytes
+from quakestack.catalog.quakeml import all_picks_csv, events_csv, picks_csv, quakeml_bytes
 from quakestack.catalog.types import CatalogEvent, PhasePick
 from quakestack.errors import FailedPrecondition, InvalidArgument
 from quakestack.inference.annotate import AnnotateOptions, Annotator
@@ -218,6 +218,8 @@ def build_catalog(store: ObjectStore, catalog_id: str, plan: Plan, archive: Arch
             refused_windows += [f"event type, {ev.event_id}, {station}: {why}" for station, why in refused.items()]
     store.put_bytes(catalog_file_key(catalog_id, "events.csv"), events_csv(events), content_type="text/csv")
     store.put_bytes(catalog_file_key(catalog_id, "picks.csv"), picks_csv(events), content_type="text/csv")
+    store.put_bytes(catalog_file_key(catalog_id, "all_picks.csv"), all_picks_csv(picks, events),
+                    content_type="text/csv")
     store.put_bytes(catalog_file_key(catalog_id, "catalog.xml"),
                     quakeml_bytes(events, f"smi:quakestack/catalogs/{catalog_id}"), content_type="application/xml")
     summary = {"catalog_id": catalog_id, "events": len(events), "picks": len(picks),

@@ -30,7 +30,7 @@ from obspy.core.event import (
 )
 
 from quakestack.catalog.origin_quality import KM_PER_DEGREE
-from quakestack.catalog.types import CatalogEvent
+from quakestack.catalog.types import CatalogEvent, PhasePick
 
 AGENCY = "quakestack"
 EVENT_COLUMNS = ["event_id", "origin_time", "latitude", "longitude", "depth_km", "magnitude", "magnitude_type",
@@ -148,6 +148,20 @@ def events_csv(events: Sequence[CatalogEvent]) -> bytes:
                     "" if ev.rms_residual_s is None else f"{ev.rms_residual_s:.3f}",
                     "" if ev.min_distance_deg is None else f"{ev.min_distance_deg * KM_PER_DEGREE:.2f}",
                     ev.search_edge])
+    return buffer.getvalue().encode()
+
+
+def all_picks_csv(picks: Sequence[PhasePick], events: Sequence[CatalogEvent]) -> bytes:
+    """Every pick of every station-day, in time order; the event it was associated with, if any (with its
+    residual): what a seismologist checks the associator against."""
+    owner = {id(pick): (ev.event_id, residual) for ev in events for pick, residual in ev.picks}
+    buffer = io.StringIO()
+    w = csv.writer(buffer, lineterminator="\n")
+    w.writerow(PICK_COLUMNS)
+    for pick in sorted(picks, key=lambda p: (p.time, p.station, p.phase)):
+        event_id, residual = owner.get(id(pick), ("", None))
+        w.writerow([event_id, pick.station, pick.channel, pick.phase, UTCDateTime(pick.time).isoformat() + "Z",
+                    f"{pick.probability:.4f}", "" if residual is None else f"{residual:.4f}"])
     return buffer.getvalue().encode()
 
 

@@ -15,7 +15,8 @@ from quakestack.layout import catalog_evaluation_prefix, catalog_file_key, valid
 from quakestack.paths import allowed_local_path
 from quakestack.storage import ObjectStore
 
-FILES = {"quakeml": "catalog.xml", "csv": "events.csv", "events-csv": "events.csv", "picks-csv": "picks.csv"}
+FILES = {"quakeml": "catalog.xml", "csv": "events.csv", "events-csv": "events.csv", "picks-csv": "picks.csv",
+         "all-picks-csv": "all_picks.csv"}
 
 
 def catalog_file(job_id: str, fmt: str = "quakeml") -> str:

@@ -29,8 +29,9 @@ from quakestack.protoconv import struct_from_dict, timestamp_from_seconds
 from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, trainer_pb2
 
 FORMATS = {"quakeml": catalog_pb2.CATALOG_FILE_FORMAT_QUAKEML, "csv": catalog_pb2.CATALOG_FILE_FORMAT_EVENTS_CSV,
-           "picks-csv": catalog_pb2.CATALOG_FILE_FORMAT_PICKS_CSV}
-SUFFIXES = {"quakeml": ".xml", "csv": ".events.csv", "picks-csv": ".picks.csv"}
+           "picks-csv": catalog_pb2.CATALOG_FILE_FORMAT_PICKS_CSV,
+           "all-picks-csv": catalog_pb2.CATALOG_FILE_FORMAT_ALL_PICKS_CSV}
+SUFFIXES = {"quakeml": ".xml", "csv": ".events.csv", "picks-csv": ".picks.csv", "all-picks-csv": ".all_picks.csv"}
 
 
 def stub(ctx: Ctx) -> catalog_pb2_grpc.CatalogServiceStub:

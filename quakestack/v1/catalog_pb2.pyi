@@ -20,10 +20,12 @@ class CatalogFileFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CATALOG_FILE_FORMAT_QUAKEML: _ClassVar[CatalogFileFormat]
     CATALOG_FILE_FORMAT_EVENTS_CSV: _ClassVar[CatalogFileFormat]
     CATALOG_FILE_FORMAT_PICKS_CSV: _ClassVar[CatalogFileFormat]
+    CATALOG_FILE_FORMAT_ALL_PICKS_CSV: _ClassVar[CatalogFileFormat]
 CATALOG_FILE_FORMAT_UNSPECIFIED: CatalogFileFormat
 CATALOG_FILE_FORMAT_QUAKEML: CatalogFileFormat
 CATALOG_FILE_FORMAT_EVENTS_CSV: CatalogFileFormat
 CATALOG_FILE_FORMAT_PICKS_CSV: CatalogFileFormat
+CATALOG_FILE_FORMAT_ALL_PICKS_CSV: CatalogFileFormat
 
 class ArchiveSource(_message.Message):
     __slots__ = ("sds_prefix", "sds_local_path", "miniseed_objects")

@@ -17,7 +17,8 @@ from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 
 CHUNK = 1 << 20
 FORMATS = {catalog_pb2.CATALOG_FILE_FORMAT_UNSPECIFIED: "quakeml", catalog_pb2.CATALOG_FILE_FORMAT_QUAKEML: "quakeml",
-           catalog_pb2.CATALOG_FILE_FORMAT_EVENTS_CSV: "csv", catalog_pb2.CATALOG_FILE_FORMAT_PICKS_CSV: "picks-csv"}
+           catalog_pb2.CATALOG_FILE_FORMAT_EVENTS_CSV: "csv", catalog_pb2.CATALOG_FILE_FORMAT_PICKS_CSV: "picks-csv",
+           catalog_pb2.CATALOG_FILE_FORMAT_ALL_PICKS_CSV: "all-picks-csv"}
 
 
 def annotation_job(record: dict[str, Any]) -> catalog_pb2.AnnotationJob:

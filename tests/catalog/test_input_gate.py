@@ -4,6 +4,7 @@ and the catalog's summary and the job's final message count both."""
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import shutil
@@ -88,6 +89,10 @@ def test_station_magnitudes_are_never_made_from_zero_filled_components(network, 
     assert all(Z_ONLY not in sm.station for ev in result["catalog"] for sm in ev.station_magnitudes)
     assert result["refused_station_windows"] >= result["events"]  # N003 in every event
     assert all(Z_ONLY in line for line in result["refused_station_window_list"])
+    rows = list(csv.DictReader(io.StringIO(weed_store.get_bytes(f"catalogs/{catalog_id}/all_picks.csv").decode())))
+    assert len(rows) == result["picks"] > result["associated_picks"]  # every pick, the false ones too
+    assert sum(bool(r["event_id"]) for r in rows) == result["associated_picks"]
+    assert all(r["residual_s"] == "" for r in rows if not r["event_id"])
     stored = weed_store.get_json(f"catalogs/{catalog_id}/summary.json")
     assert stored["refused_station_windows"] == result["refused_station_windows"]
     assert "station windows refused for magnitudes or types (see summary.json)" in input_note(result,

@@ -65,10 +65,14 @@ def test_catalog_build_get_and_evaluate(cli, store, metadata, published, tmp_pat
     assert cli("catalog", "get", job_id, "-o", str(quakeml))[0] == 0
     catalog = obspy.read_events(str(quakeml))
     assert len(catalog) > 0 and all(e.origins and e.picks for e in catalog)
-    for fmt, head in (("csv", b"event_id,origin_time"), ("picks-csv", b"event_id,station")):
+    for fmt, head in (("csv", b"event_id,origin_time"), ("picks-csv", b"event_id,station"),
+                      ("all-picks-csv", b"event_id,station")):
         path = tmp_path / f"{fmt}.csv"
         assert cli("catalog", "get", job_id, "--format", fmt, "-o", str(path))[0] == 0
         assert path.read_bytes().startswith(head)
+    associated = (tmp_path / "picks-csv.csv").read_text().count("\n")
+    every = (tmp_path / "all-picks-csv.csv").read_text().count("\n")
+    assert every >= associated  # the raw picks of every station-day, associated or not
     code, out, err = cli("catalog", "evaluate", job_id, "--reference", net.catalog_path,
                          "--out", str(tmp_path / "eval"))
     assert code == 0, err

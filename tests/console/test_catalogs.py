@@ -89,7 +89,8 @@ def test_catalogs_page_lists_shows_and_evaluates(stack, store, gateway, catalog_
         assert latitude in first and longitude in first, (first, stored[0])
         assert page.get_attribute("[data-testid=catalog-map]", "data-points") == str(job.events)
         assert page.locator("[data-testid=catalog-map] circle.event").count() == job.events
-        for format_name, key in (("events_csv", "events.csv"), ("picks_csv", "picks.csv"), ("quakeml", "catalog.xml")):
+        for format_name, key in (("events_csv", "events.csv"), ("picks_csv", "picks.csv"),
+                                 ("all_picks_csv", "all_picks.csv"), ("quakeml", "catalog.xml")):
             with page.expect_download() as download:
                 page.click(f"[data-testid=download-{format_name}]")
             assert Path(download.value.path()).read_bytes() == store.get_bytes(f"catalogs/{job_id}/{key}"), key

@@ -8,7 +8,8 @@ import { act, el, errorSlot, fmt, saveBlob, stateBadge, stateName, table, when }
 
 const ACTIVE = new Set(["QUEUED", "RUNNING", "STOPPING"]);
 const FILES = [["QUAKEML", "QuakeML", "catalog.xml", "application/xml"],
-  ["EVENTS_CSV", "events CSV", "events.csv", "text/csv"], ["PICKS_CSV", "picks CSV", "picks.csv", "text/csv"]];
+  ["EVENTS_CSV", "events CSV", "events.csv", "text/csv"], ["PICKS_CSV", "picks CSV", "picks.csv", "text/csv"],
+  ["ALL_PICKS_CSV", "all picks CSV", "all_picks.csv", "text/csv"]];
 
 const days = (job) => `${Number(job.progress?.stationDaysDone || 0)} / ${Number(job.progress?.stationDaysTotal || 0)}`;
 
