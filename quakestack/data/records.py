@@ -20,6 +20,7 @@ import numpy as np
 from obspy import UTCDateTime
 
 NOISE_CATEGORY = "noise"
+NO_NOISE_REASON = "no pick-free stretch for a noise window"  # a Skipped reason: no noise could be cut
 
 
 class DataSourceError(ValueError):

@@ -42,6 +42,7 @@ from quakestack.data.jobs import PROGRESS_FIELDS, spec_parameters
 from quakestack.data.manifest import manifest_json, manifest_size, manifest_windows
 from quakestack.data.pipeline import DatasetPlan, build_manifest
 from quakestack.data.readers import minor_reasons
+from quakestack.data.records import NO_NOISE_REASON, NOISE_CATEGORY
 from quakestack.data.source_files import SourceFiles, fetch, source_spec
 from quakestack.errors import Conflict, NotFound, QuakestackError
 from quakestack.jobs import fanout
@@ -342,11 +343,15 @@ class DatasetRunner:
     def _publish(self, spec: DatasetSpec, plan: DatasetPlan, results: list[ShardResult]) -> None:
         self.report(phase="publishing", items_done=0, items_total=1, eta_s=0.0)
         written = sum(r.count for r in results)
+        skipped: Counter[str] = Counter(plan.skipped_counts)
+        for r in results:
+            skipped.update(r.skipped)
         if written == 0:
-            skipped: Counter[str] = Counter(plan.skipped_counts)
-            for r in results:
-                skipped.update(r.skipped)
             raise JobFailed(self._nothing_message(plan.n_listed, dict(skipped), plan.filtered))
+        if only_noise_left(plan, results):  # one outcome whenever the events are gone: FAILED, reasons counted
+            raise JobFailed(f"no event window to write: every event item was refused, and the {written} noise "
+                            "windows left are not published as the dataset; "
+                            + "; ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items())))
         store = self.ctx.store
         names = results[0].sha256
         wanted = {dataset_file_key(self.dataset, f"{sp.key}/{name}") for sp in plan.shards for name in names}
@@ -371,6 +376,17 @@ class DatasetRunner:
 
     def _cancelled_meanwhile(self) -> bool:
         return self.ctx.status()["state"] == JobState.CANCELLED.value
+
+
+def only_noise_left(plan: DatasetPlan, results: list[ShardResult]) -> bool:
+    """Events were asked for (listed, or refused while listing) and none was written: what is left is noise
+    the request did not want alone (a noise-only source, with nothing refused, is published as it is)."""
+    events_written = sum(n for r in results for category, n in r.category_counts.items() if category != NOISE_CATEGORY)
+    if events_written:
+        return False
+    events_listed = sum(1 for sp in plan.shards for item in sp.items if item.category != NOISE_CATEGORY)
+    refused_while_listing = sum(n for reason, n in plan.skipped_counts.items() if reason != NO_NOISE_REASON)
+    return bool(events_listed or refused_while_listing)
 
 
 class Rate:

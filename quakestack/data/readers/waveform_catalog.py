@@ -30,6 +30,7 @@ from obspy import Stream, UTCDateTime
 from quakestack.errors import InvalidArgument
 
 from ..records import (
+    NO_NOISE_REASON,
     NOISE_CATEGORY,
     DataSourceError,
     ItemRef,
@@ -234,7 +235,6 @@ def _matches(pick_seed: str, key: str) -> bool:
 
 
 AMPLITUDE_REASON = "amplitude pick, not a phase pick"
-NO_NOISE_REASON = "no pick-free stretch for a noise window"
 MAX_IDS_SHOWN = 8
 
 
