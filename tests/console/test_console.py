@@ -299,6 +299,10 @@ def test_annotate_an_uploaded_miniseed_file(stack: Stack, gateway: GatewayProces
         listed = page.locator("[data-testid=detections] tbody tr").count()
         status = page.inner_text("[data-testid=annotate-status]")
         assert f"{listed} detections" in status
+        station = page.locator("[data-testid=annotate-inputs] tbody tr").inner_text()  # the gate's verdict
+        assert station.split("\t")[:3] == [obspy.read(str(mseed))[0].id.rsplit(".", 1)[0], "used", "ZNE"], station
+        assert page.input_value("[data-testid=annotate-max-upsampling]") == "2.5"  # the defaults, shown
+        assert page.input_value("[data-testid=annotate-missing-components]") == "refuse"
         magnitudes = page.locator("[data-testid=detections] tbody tr td:nth-child(6)").all_inner_texts()
         assert len(magnitudes) == listed and all(float(m) == float(m) for m in magnitudes), magnitudes
         # the file's three components, read in the page, drawn with the detections on them

@@ -24,6 +24,11 @@ export async function annotatePage(page) {
     magnitudes.map((m) => el("option", { value: m.name }, `${m.name} v${m.version}`)));
   const threshold = el("input", { type: "number", min: "0", max: "1", step: "0.05", value: "0.5",
     "data-testid": "annotate-threshold" });
+  // the data-quality gate's settings, defaults shown (InputPolicy): what may be done to a station's data
+  const maxUpsampling = el("input", { type: "number", min: "1", step: "0.5", value: "2.5",
+    "data-testid": "annotate-max-upsampling", title: "refuse a station upsampled by more than this factor" });
+  const missing = el("select", { "data-testid": "annotate-missing-components" },
+    el("option", { value: "refuse" }, "refuse"), el("option", { value: "zeros" }, "zeros (channel-dropout models)"));
   const slot = errorSlot("annotate-error");
   const status = el("p", { class: "muted", "data-testid": "annotate-status" });
   const results = el("div", { "data-testid": "annotate-results" });
@@ -39,7 +44,8 @@ export async function annotatePage(page) {
     const uploaded = await api.upload(chosen);
     status.textContent = `annotating ${uploaded.objectKey} with ${model.value}…`;
     const answer = await api.post(`/v1/loaded-models/${encodeURIComponent(model.value)}:annotate-file`, {
-      file: { objectKey: uploaded.objectKey }, threshold: t, magnitudeModel: magnitude.value || undefined });
+      file: { objectKey: uploaded.objectKey }, threshold: t, magnitudeModel: magnitude.value || undefined,
+      inputPolicy: { maxUpsampling: Number(maxUpsampling.value), missingComponents: missing.value } });
     status.textContent = `${chosen.name}: ${(answer.detections || []).length} detections, `
       + `${(answer.picks || []).length} picks`;
     show(results, answer);
@@ -47,13 +53,19 @@ export async function annotatePage(page) {
   }));
   page.replaceChildren(el("section", {}, el("h2", {}, "Annotate a miniSEED file"),
     el("div", { class: "actions" }, file, el("label", {}, "model ", model), el("label", {}, "magnitude ", magnitude),
-      el("label", {}, "threshold ", threshold), run), slot, status, traces, results));
+      el("label", {}, "threshold ", threshold), el("label", {}, "max upsampling ", maxUpsampling),
+      el("label", {}, "missing components ", missing), run), slot, status, traces, results));
 }
 
 function show(container, answer) {
   const detections = [...(answer.detections || [])].sort((a, b) => Date.parse(a.startTime) - Date.parse(b.startTime));
   const picks = answer.picks || [];
+  const inputs = answer.inputs || [];
   container.replaceChildren(...[
+    el("h3", {}, "Input, per station"),
+    table(["station", "outcome", "components", "resampled from Hz", "gap-filled samples", "why refused"],
+      inputs.map((s) => [s.station, s.outcome, s.components || "", s.resampledFromHz ? Number(s.resampledFromHz) : "",
+        Number(s.gapFilledSamples || 0), s.refused || ""]), { "data-testid": "annotate-inputs" }),
     el("h3", {}, "Detections"),
     table(["station", "start", "end", "peak", "probability", "magnitude", "class"], detections.map((d) => [
       d.station, when(d.startTime), when(d.endTime), when(d.peakTime), d.probability ?? 0,
