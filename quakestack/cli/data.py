@@ -37,7 +37,16 @@ def stub(ctx: Ctx) -> data_pb2_grpc.DataServiceStub:
 
 
 # -- upload ------------------------------------------------------------------------------------
-def upload(ctx: Ctx, paths: Sequence[Path], filename: str | None = None) -> str:
+def upload_side_by_side(ctx: Ctx, paths: Sequence[Path]) -> str:
+    """Each file into one upload under its own name; returns the upload's prefix (`raw/<upload_id>/`)."""
+    upload_id = ""
+    for path in paths:
+        key = upload(ctx, [path], upload_id=upload_id)
+        upload_id = upload_id or key.split("/")[1]
+    return f"raw/{upload_id}/"
+
+
+def upload(ctx: Ctx, paths: Sequence[Path], filename: str | None = None, upload_id: str = "") -> str:
     """Stream local files (concatenated, in order) to DataService.UploadFile; returns the object key.
 
     Several miniSEED files concatenate into one valid miniSEED file, so a multi-station day becomes one
@@ -52,7 +61,7 @@ def upload(ctx: Ctx, paths: Sequence[Path], filename: str | None = None) -> str:
 
     def requests() -> Iterator[data_pb2.UploadFileRequest]:
         yield data_pb2.UploadFileRequest(header=data_pb2.UploadFileHeader(
-            filename=name, size_bytes=size, sha256=digest))
+            filename=name, size_bytes=size, sha256=digest, upload_id=upload_id))
         sent = 0
         for p in paths:
             with p.open("rb") as f:
@@ -184,7 +193,8 @@ def build_sources(ctx: Ctx, fmt: str, inputs: Sequence[str], *, catalog: str | N
         raise CliError(str(exc)) from None
     sources = []
     for group in groups:
-        wave_key = upload(ctx, group.files, group.filename)
+        wave_key = upload(ctx, group.files, group.filename) if group.filename or len(group.files) == 1 \
+            else upload_side_by_side(ctx, group.files)
         cat = common_pb2.Location(object_key=upload(ctx, [group.catalog])) if group.catalog else None
         sources.append(_source(fmt, common_pb2.Location(object_key=wave_key), cat, cat_fmt if cat else 0))
     return sources

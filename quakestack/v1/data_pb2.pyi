@@ -76,16 +76,18 @@ SAMPLE_DTYPE_FLOAT32: SampleDtype
 SAMPLE_DTYPE_FLOAT16: SampleDtype
 
 class UploadFileHeader(_message.Message):
-    __slots__ = ("filename", "size_bytes", "sha256", "archive_key")
+    __slots__ = ("filename", "size_bytes", "sha256", "archive_key", "upload_id")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     ARCHIVE_KEY_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     filename: str
     size_bytes: int
     sha256: str
     archive_key: str
-    def __init__(self, filename: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., archive_key: _Optional[str] = ...) -> None: ...
+    upload_id: str
+    def __init__(self, filename: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., archive_key: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class UploadFileRequest(_message.Message):
     __slots__ = ("header", "chunk")

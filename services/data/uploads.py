@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from quakestack import metrics
 from quakestack.auth import current_identity
 from quakestack.errors import AlreadyExists, InvalidArgument, NotFound
-from quakestack.layout import archive_key, upload_key, upload_prefix
+from quakestack.layout import archive_key, sha256_sidecar_key, upload_key, upload_prefix
 from quakestack.metadata.usage import UsageLedger
 from quakestack.quotas import storage_quota_guard
 from quakestack.storage import ObjectStore
@@ -60,14 +60,22 @@ def _check(header: data_pb2.UploadFileHeader, name: str, size: int, digest: str)
 
 def _store_raw(store: ObjectStore, header: data_pb2.UploadFileHeader,
                chunks: Iterator[bytes]) -> data_pb2.UploadFileResponse:
-    """`raw/<new upload id>/<filename>`, streamed (multipart; the digest as a sidecar)."""
-    upload_id = uuid.uuid4().hex
+    """`raw/<upload id>/<filename>` (a new upload, or beside an earlier upload's files), streamed (multipart;
+    the digest as a sidecar). A failed file leaves nothing of itself behind."""
+    joining = bool(header.upload_id)
+    upload_id = header.upload_id or uuid.uuid4().hex
     key = upload_key(upload_id, header.filename)
+    if joining and store.exists(key):
+        raise AlreadyExists(f"upload {upload_id} already holds a file named {header.filename!r}")
     try:
         size, digest = store.put_stream(key, chunks)
         _check(header, header.filename, size, digest)
     except BaseException:
-        store.delete_prefix(upload_prefix(upload_id))
+        if joining:
+            store.delete(key)
+            store.delete(sha256_sidecar_key(key))
+        else:
+            store.delete_prefix(upload_prefix(upload_id))
         raise
     return data_pb2.UploadFileResponse(upload_id=upload_id, object_key=key, size_bytes=size, sha256=digest)
 

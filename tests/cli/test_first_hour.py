@@ -200,6 +200,24 @@ def test_the_noise_margin_is_a_setting_and_no_noise_is_explained(qs, tmp_path: P
     _one_line_error(code, err, "INVALID_ARGUMENT", "window.noise_margin_s must be >= 0, got -1")
 
 
+def test_several_files_of_one_ingest_keep_their_own_names(qs, store, tmp_path: Path) -> None:
+    """Two files of one source were concatenated into one object, `2005-...-and-1-more.mseed`, in every skip
+    message and in the lineage; each is now uploaded under its own name beside the other."""
+    from quakestack.layout import manifest_key
+
+    catalog = tmp_path / "picks.csv"
+    catalog.write_text("seed_id,phase,time,event_id\n.CER..BHZ,P,2005-07-23T14:52:30Z,ev1\n"
+                       ".RJOB..Z,P,2005-08-31T02:34:00Z,ev2\nXX.NOPE..BHZ,P,2005-08-31T02:34:10Z,ev3\n")
+    code, out, err = qs("data", "ingest", "two-files", str(SEISAN_150HZ), str(GSE2_ONE_LETTER), "--catalog",
+                        str(catalog), "--components", "Z", "--window-s", "10", "--p-offset", "2", "--no-noise",
+                        "--split", "1,0,0", timeout=300)
+    assert code == 0, err
+    assert "published: 2 windows" in out and "-more" not in out + err, out + err
+    assert "the waveforms hold .CER..BHE, .CER..BHN, .CER..BHZ, .RJOB..Z" in err, err  # both files' streams
+    (source,) = store.get_json(manifest_key("two-files"))["source"]
+    assert sorted(source["files"]) == sorted([SEISAN_150HZ.name, GSE2_ONE_LETTER.name]), source
+
+
 def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, tmp_path: Path) -> None:
     """`NO.CER..BHZ` against a file whose ids are `.CER..BHZ`; IAML/A amplitude readings beside phase picks."""
     catalog = tmp_path / "picks.csv"

@@ -44,11 +44,13 @@ class Located:
 
 @dataclass
 class UploadGroup:
-    """Local files the CLI uploads as one source: ``files`` concatenated into one object, and a catalog."""
+    """Local files the CLI uploads as one source, and a catalog: ``files`` side by side under one upload
+    (each keeps its own name in messages and lineage; the source is the upload's folder), or, with
+    ``filename``, concatenated into one object of that name."""
 
     files: list[Path]
     catalog: Path | None = None
-    filename: str | None = None  # the object's file name (default: the first file's)
+    filename: str | None = None  # concatenate into one object of this name (default: one object per file)
 
 
 def expand_inputs(inputs: Sequence[str], suffixes: tuple[str, ...] | None = None) -> list[Path]:

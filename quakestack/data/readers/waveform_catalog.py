@@ -619,10 +619,8 @@ class WaveformCatalogReader(Reader):
                                   "a window must fit inside the data")
 
     def upload_groups(self, inputs: Sequence[str], catalog: str | None) -> list[UploadGroup]:
-        """Several miniSEED files concatenate into one valid miniSEED object: one source with its catalog."""
-        waves = self._waveform_inputs(inputs, catalog)
-        name = waves[0].name if len(waves) == 1 else f"{waves[0].stem}-and-{len(waves) - 1}-more.mseed"
-        return [UploadGroup(waves, Path(catalog) if catalog else None, name)]
+        """The waveform files side by side in one upload (one source with its catalog), each under its name."""
+        return [UploadGroup(self._waveform_inputs(inputs, catalog), Path(catalog) if catalog else None)]
 
 
 READER = WaveformCatalogReader()
