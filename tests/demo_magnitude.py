@@ -22,18 +22,7 @@ from quakestack.models.spec import resolve_params
 from quakestack.models.zoo import build_model, get_architecture
 from quakestack.training.data import SplitData, load_split
 from quakestack.training.jobs import JOB_HYPER_PARAMETERS
-from quakestack.training.loop import Batches, evaluate, run_training, seed_everything
-
-
-class _Epochs:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def target_epochs(self) -> int:
-        return self.n
-
-    def stop_requested(self) -> bool:
-        return False
+from quakestack.training.loop import Batches, FixedEpochs, evaluate, run_training, seed_everything
 
 
 def demo_dataset(root: Path) -> tuple[Path, dict]:
@@ -70,7 +59,7 @@ def train_and_test(root: Path) -> dict[str, float]:
 
     cpu = torch.device("cpu")
     run_training(model=model, spec=spec, arch_hparams=arch_hp, hp=hp, train=split("train"), val=split("val"),
-                 device=cpu, control=_Epochs(int(hp["epochs"])), emit=lambda _e: None, save_checkpoint=keep_best)
+                 device=cpu, control=FixedEpochs(int(hp["epochs"])), emit=lambda _e: None, save_checkpoint=keep_best)
     model.load_state_dict(best["weights"])
     _, metrics, _ = evaluate(model, spec, spec.loss_for(arch_hp), Batches(split("test"), cpu), 64, False)
     return {"rmse": float(metrics["rmse"]), "r2": float(metrics["r2"])}

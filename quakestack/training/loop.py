@@ -35,6 +35,19 @@ class Control(Protocol):
     def stop_requested(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class FixedEpochs:
+    """A Control for in-process runs (benchmarks, tests): this many epochs, never stopped."""
+
+    epochs: int
+
+    def target_epochs(self) -> int:
+        return self.epochs
+
+    def stop_requested(self) -> bool:
+        return False
+
+
 @dataclass
 class LoopResult:
     state: str  # "succeeded" or "stopped"

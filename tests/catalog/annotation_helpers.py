@@ -14,10 +14,10 @@ from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore, model_card
 from quakestack.models.zoo import build_model, get_architecture, resolve_training_hparams
 from quakestack.storage import ObjectStore
-from quakestack.training.loop import run_training, seed_everything
+from quakestack.training.loop import FixedEpochs, run_training, seed_everything
 from quakestack.v1 import catalog_pb2, common_pb2, trainer_pb2
 from tests.catalog.test_archive import _upload_tree
-from tests.catalog.test_pipeline import PICKER_HP, Epochs, _split
+from tests.catalog.test_pipeline import PICKER_HP, _split
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "STOPPED"}
 
@@ -58,7 +58,7 @@ def picker_weights(epochs: int = 0) -> tuple[bytes, dict]:
                      hp=resolve_training_hparams({"learning_rate": 2e-3, "batch_size": 16}),
                      train=_split(*picker_windows(1, 768, PICKER_HP["n_samples"])),
                      val=_split(*picker_windows(2, 128, PICKER_HP["n_samples"])), device=torch.device("cpu"),
-                     control=Epochs(epochs), emit=lambda _e: None, save_checkpoint=lambda *_: None)
+                     control=FixedEpochs(epochs), emit=lambda _e: None, save_checkpoint=lambda *_: None)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     card = model_card("phasenet", hp, dataset="synthetic-network", source={"job_id": "in-process", "epoch": epochs})

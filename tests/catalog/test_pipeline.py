@@ -25,22 +25,11 @@ from quakestack.inference.servables.factory import build_servable
 from quakestack.model_store import model_card
 from quakestack.models.zoo import build_model, get_architecture, resolve_training_hparams
 from quakestack.training.data import SplitData
-from quakestack.training.loop import run_training, seed_everything
+from quakestack.training.loop import FixedEpochs, run_training, seed_everything
 from tests.catalog.conftest import MIDNIGHT_EVENT
 from tests.catalog.test_archive import _upload_tree
 
 PICKER_HP = {"n_samples": 2000, "base_channels": 8, "depth": 4}
-
-
-class Epochs:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def target_epochs(self) -> int:
-        return self.n
-
-    def stop_requested(self) -> bool:
-        return False
 
 
 def _split(x, p, s) -> SplitData:
@@ -57,7 +46,7 @@ def trained_picker(epochs: int = 20):
                  hp=resolve_training_hparams({"learning_rate": 2e-3, "batch_size": 16}),
                  train=_split(*picker_windows(1, 768, PICKER_HP["n_samples"])),
                  val=_split(*picker_windows(2, 128, PICKER_HP["n_samples"])), device=torch.device("cpu"),
-                 control=Epochs(epochs), emit=events.append, save_checkpoint=lambda *_: None)
+                 control=FixedEpochs(epochs), emit=events.append, save_checkpoint=lambda *_: None)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     card = model_card("phasenet", hp, dataset="synthetic-network", source={"job_id": "in-process", "epoch": epochs})
@@ -81,7 +70,7 @@ def trained_magnitude_model(epochs: int = 25):
     events: list[dict] = []
     run_training(model=model, spec=spec, arch_hparams=hp,
                  hp=resolve_training_hparams({"learning_rate": 5e-3, "batch_size": 32}), train=split(3, 2048),
-                 val=split(4, 256), device=torch.device("cpu"), control=Epochs(epochs), emit=events.append,
+                 val=split(4, 256), device=torch.device("cpu"), control=FixedEpochs(epochs), emit=events.append,
                  save_checkpoint=lambda *_: None)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)

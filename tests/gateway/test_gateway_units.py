@@ -224,4 +224,4 @@ def test_openapi_schemas_follow_the_json_mapping() -> None:
             assert op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
     upload = doc["paths"]["/v1/uploads"]["post"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
-    assert {p["name"] for p in upload["parameters"]} == {"filename", "sizeBytes", "sha256"}
+    assert {p["name"] for p in upload["parameters"]} == {"filename", "sizeBytes", "sha256", "archiveKey", "uploadId"}

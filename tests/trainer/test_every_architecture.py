@@ -11,17 +11,9 @@ import torch
 
 from quakestack.models.zoo import ARCHITECTURES, build_model, get_architecture, resolve_training_hparams
 from quakestack.training.data import check_compatible, load_split
-from quakestack.training.loop import run_training
+from quakestack.training.loop import FixedEpochs, run_training
 from tests.datasets import _built
 from tests.models.test_zoo_architectures import TINY_HPARAMS
-
-
-class OneEpoch:
-    def target_epochs(self) -> int:
-        return 1
-
-    def stop_requested(self) -> bool:
-        return False
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -36,7 +28,7 @@ def test_one_epoch_with_finite_loss(name: str, tmp_path_factory) -> None:
     events, checkpoints = [], []
     result = run_training(model=model, spec=spec, arch_hparams=arch_hp,
                           hp=resolve_training_hparams({"batch_size": 16}), train=splits["train"], val=splits["val"],
-                          device=torch.device("cpu"), control=OneEpoch(), emit=events.append,
+                          device=torch.device("cpu"), control=FixedEpochs(1), emit=events.append,
                           save_checkpoint=lambda label, state: checkpoints.append(label))
     assert result.state == "succeeded" and result.epochs_done == 1
     assert checkpoints == ["epoch-0001"]
