@@ -17,6 +17,7 @@ from quakestack.cli.progress import ProgressBar, human_bytes
 from quakestack.data.spec import DEFAULT_NOISE_MARGIN_S
 from quakestack.digests import file_sha256
 from quakestack.errors import InvalidArgument
+from quakestack.inference.quality import DEFAULT_MAX_UPSAMPLING
 from quakestack.pagination import all_pages
 from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc
 
@@ -219,6 +220,7 @@ class IngestOptions:
     freqmax: float = 0.0
     components: str = "ZNE"
     gaps: str = "zeros"
+    max_upsampling: float = DEFAULT_MAX_UPSAMPLING
     normalization: str = "none"
     magnitude_types: tuple[str, ...] = ()
     min_magnitude: float | None = None
@@ -253,7 +255,8 @@ def dataset_request(name: str, sources: Sequence[data_pb2.DataSource],
                                    noise_margin_s=o.noise_margin_s),
         preprocessing=data_pb2.Preprocessing(detrend=o.detrend, taper_fraction=o.taper, freqmin_hz=o.freqmin,
                                              freqmax_hz=o.freqmax, component_order=o.components,
-                                             gap_policy=GAPS[o.gaps], normalization=NORMALIZATIONS[o.normalization]),
+                                             gap_policy=GAPS[o.gaps], normalization=NORMALIZATIONS[o.normalization],
+                                             max_upsampling=o.max_upsampling),
         filters=filters,
         split=data_pb2.SplitSpec(train=o.split[0], val=o.split[1], test=o.split[2],
                                  strategy=data_pb2.SPLIT_STRATEGY_BY_TIME if o.split_by == "time"
@@ -424,6 +427,7 @@ def options_from_args(args: argparse.Namespace) -> IngestOptions:
         noise_margin_s=args.noise_margin_s,
         detrend=args.detrend, taper=args.taper, freqmin=args.freqmin, freqmax=args.freqmax,
         components=args.components, gaps=args.gaps, normalization=args.normalization,
+        max_upsampling=args.max_upsampling,
         magnitude_types=tuple(t for t in (args.magnitude_types or "").split(",") if t),
         min_magnitude=args.min_magnitude, max_magnitude=args.max_magnitude, min_snr_db=args.min_snr,
         min_distance_km=args.min_distance, max_distance_km=args.max_distance, max_count=args.max_count,
@@ -487,6 +491,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                    help="samples a record lacks (gaps, NaN): zeros (default) fills them with zeros, interpolate "
                         "linearly, drop skips the record; filled windows are counted in the summary and each "
                         "window's count is its metadata's trace_gap_filled_samples")
+    g.add_argument("--max-upsampling", type=float, default=DEFAULT_MAX_UPSAMPLING,
+                   help="skip (and count) a record that would be upsampled by more than this factor to --rate "
+                        "(default %(default)g: 40 Hz to 100 Hz passes, 20 Hz does not)")
     g.add_argument("--normalization", choices=sorted(NORMALIZATIONS), default="none")
     g = p.add_argument_group("filters")
     g.add_argument("--magnitude-types", help="comma-separated, e.g. ml,md")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from obspy import Stream, Trace
 
+from quakestack.inference.quality import DEFAULT_MAX_UPSAMPLING
+
 from .records import Skipped, TraceRecord
 
 GAP_POLICIES = ("zeros", "interpolate", "drop")
@@ -36,6 +38,7 @@ class PreprocessSpec:
     resample: bool = False  # if False, a record at another rate than the window's is skipped
     component_order: str = "ZNE"  # "ZNE", "Z" (one component) or any order of available channels
     gap_policy: str = "zeros"  # "zeros" | "interpolate" | "drop" (gaps come as NaN from readers)
+    max_upsampling: float = DEFAULT_MAX_UPSAMPLING  # a record further below the window's rate is skipped
 
     def __post_init__(self) -> None:
         if self.gap_policy not in GAP_POLICIES:
@@ -44,6 +47,8 @@ class PreprocessSpec:
             raise ValueError("component_order must name at least one component")
         if self.freqmin is not None and self.freqmax is not None and self.freqmin >= self.freqmax:
             raise ValueError(f"freqmin ({self.freqmin}) must be below freqmax ({self.freqmax})")
+        if not self.max_upsampling >= 1.0:
+            raise ValueError(f"max_upsampling must be >= 1 (1: never upsample), got {self.max_upsampling:g}")
         if not 0.0 <= self.taper_fraction <= 0.5:
             raise ValueError(f"taper_fraction must be in [0, 0.5], got {self.taper_fraction}")
 
@@ -105,6 +110,10 @@ def preprocess(rec: TraceRecord, spec: PreprocessSpec, sampling_rate: float) -> 
     if rate <= 0:
         return Skipped(src, rec.trace_name, "unknown sampling rate")
     needs_resample = abs(rate - sampling_rate) > 1e-6 * sampling_rate
+    if sampling_rate / rate > spec.max_upsampling * (1 + 1e-6):  # interpolation is not a recording
+        return Skipped(src, rec.trace_name, "upsampling beyond the limit",
+                       f"{rate:g} Hz to {sampling_rate:g} Hz is {sampling_rate / rate:g}x (max_upsampling "
+                       f"{spec.max_upsampling:g})")
     if needs_resample and not spec.resample:
         return Skipped(
             src,

@@ -148,7 +148,7 @@ class WindowSpec(_message.Message):
     def __init__(self, length_s: _Optional[float] = ..., sampling_rate_hz: _Optional[float] = ..., p_offset_s: _Optional[float] = ..., p_offset_min_s: _Optional[float] = ..., p_offset_max_s: _Optional[float] = ..., include_noise: _Optional[bool] = ..., noise_windows_per_event: _Optional[int] = ..., location_clusters: _Optional[int] = ..., noise_margin_s: _Optional[float] = ...) -> None: ...
 
 class Preprocessing(_message.Message):
-    __slots__ = ("detrend", "taper_fraction", "freqmin_hz", "freqmax_hz", "component_order", "gap_policy", "normalization")
+    __slots__ = ("detrend", "taper_fraction", "freqmin_hz", "freqmax_hz", "component_order", "gap_policy", "normalization", "max_upsampling")
     DETREND_FIELD_NUMBER: _ClassVar[int]
     TAPER_FRACTION_FIELD_NUMBER: _ClassVar[int]
     FREQMIN_HZ_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,7 @@ class Preprocessing(_message.Message):
     COMPONENT_ORDER_FIELD_NUMBER: _ClassVar[int]
     GAP_POLICY_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_UPSAMPLING_FIELD_NUMBER: _ClassVar[int]
     detrend: bool
     taper_fraction: float
     freqmin_hz: float
@@ -163,7 +164,8 @@ class Preprocessing(_message.Message):
     component_order: str
     gap_policy: GapPolicy
     normalization: Normalization
-    def __init__(self, detrend: _Optional[bool] = ..., taper_fraction: _Optional[float] = ..., freqmin_hz: _Optional[float] = ..., freqmax_hz: _Optional[float] = ..., component_order: _Optional[str] = ..., gap_policy: _Optional[_Union[GapPolicy, str]] = ..., normalization: _Optional[_Union[Normalization, str]] = ...) -> None: ...
+    max_upsampling: float
+    def __init__(self, detrend: _Optional[bool] = ..., taper_fraction: _Optional[float] = ..., freqmin_hz: _Optional[float] = ..., freqmax_hz: _Optional[float] = ..., component_order: _Optional[str] = ..., gap_policy: _Optional[_Union[GapPolicy, str]] = ..., normalization: _Optional[_Union[Normalization, str]] = ..., max_upsampling: _Optional[float] = ...) -> None: ...
 
 class Filters(_message.Message):
     __slots__ = ("magnitude_types", "min_magnitude", "max_magnitude", "min_snr_db", "min_distance_km", "max_distance_km", "max_count")

@@ -15,6 +15,7 @@ from quakestack.data import FilterSpec, PreprocessSpec, SplitSpec, WindowSpec, r
 from quakestack.data.jobs import build_spec
 from quakestack.data.spec import DEFAULT_NOISE_MARGIN_S
 from quakestack.errors import InvalidArgument
+from quakestack.inference.quality import DEFAULT_MAX_UPSAMPLING
 from quakestack.jsonmap import enum_value_text
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.v1 import data_pb2
@@ -113,6 +114,7 @@ def _preprocess(p: data_pb2.Preprocessing) -> PreprocessSpec:
         resample=True,  # the contract: traces are resampled to the window's rate
         component_order=p.component_order or "ZNE",
         gap_policy=GAP_POLICIES.get(p.gap_policy, "zeros"),
+        max_upsampling=_finite(p.max_upsampling, "preprocessing.max_upsampling") or DEFAULT_MAX_UPSAMPLING,
     )
 
 

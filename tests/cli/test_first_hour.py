@@ -218,6 +218,19 @@ def test_several_files_of_one_ingest_keep_their_own_names(qs, store, tmp_path: P
     assert sorted(source["files"]) == sorted([SEISAN_150HZ.name, GSE2_ONE_LETTER.name]), source
 
 
+def test_ingest_refuses_upsampling_beyond_the_limit_and_the_limit_is_a_setting(qs, tmp_path: Path) -> None:
+    """ObsPy's 40 Hz NL.HGN record at --rate 200: 5x interpolation is not a 200 Hz recording."""
+    catalog = tmp_path / "picks.csv"
+    catalog.write_text("seed_id,phase,time,event_id\nNL.HGN.00.BHZ,P,2003-05-29T02:15:00Z,ev1\n")
+    args = [str(TEST_MSEED), "--catalog", str(catalog), "--components", "Z", "--window-s", "10", "--p-offset", "2",
+            "--no-noise", "--split", "1,0,0", "--rate", "200"]
+    code, _, err = qs("data", "ingest", "hgn-200", *args, timeout=300)
+    assert code == 1 and "upsampling beyond the limit: 1" in err, err
+    assert "40 Hz to 200 Hz is 5x (max_upsampling 2.5)" in err, err
+    code, out, err = qs("data", "ingest", "hgn-200-allowed", *args, "--max-upsampling", "5", timeout=300)
+    assert code == 0 and "published: 1 windows" in out, out + err
+
+
 def test_unmatched_picks_are_explained_and_amplitude_picks_told_apart(qs, api, tmp_path: Path) -> None:
     """`NO.CER..BHZ` against a file whose ids are `.CER..BHZ`; IAML/A amplitude readings beside phase picks."""
     catalog = tmp_path / "picks.csv"
