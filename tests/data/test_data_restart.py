@@ -208,6 +208,7 @@ def _race_create(addrs: list[str], request: D.CreateDatasetRequest) -> list[tupl
     return out
 
 
+@pytest.mark.slow  # ~20 s a backend: keeps the default run under 20 min
 def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path) -> None:
     replicas = [_data_service(with_free_ports(bucket_settings), tmp_path / f"r{i}") for i in range(2)]
     settings = bucket_settings

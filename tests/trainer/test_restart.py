@@ -217,6 +217,7 @@ def test_no_worker_left_after_the_stack_stops(bucket_settings, tmp_path) -> None
 
 
 # -- a restart is not a failure ---------------------------------------------------------------------------------
+@pytest.mark.slow  # ~20 s a backend: keeps the default run under 20 min
 def test_clean_stops_of_the_stack_spend_no_retry(bucket_settings, tmp_path) -> None:
     """Three clean stops of the stack while a job trains: each time the job is QUEUED at once (the stored state,
     not RUNNING with no worker), each start resumes it from its checkpoint, and it ends with no retry spent."""
