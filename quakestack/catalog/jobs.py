@@ -22,6 +22,7 @@ from quakestack.catalog.pipeline import ANNOTATING_TASKS
 from quakestack.config import Settings
 from quakestack.devices import check_gpus
 from quakestack.errors import FailedPrecondition, InvalidArgument
+from quakestack.inference.quality import InputPolicy
 from quakestack.jobs import fanout
 from quakestack.jobs.executor import Executor, check_reachable_by_workers, make_executor, worker_env
 from quakestack.jobs.scheduler import Scheduler, SchedulerConfig
@@ -109,9 +110,10 @@ def build_spec(store: ObjectStore, model_store: ModelStore, settings: Settings, 
                magnitude_model: tuple[str, str] = ("", ""), classifier: tuple[str, str] = ("", ""),
                parameters: dict[str, Any] | None = None, margin_s: float = 0.0, pick_threshold: float = 0.0,
                workers: int = 0, device: str = "", remove_response: bool = False, display_name: str = "",
-               gpu_count: int = 0) -> dict[str, Any]:
+               gpu_count: int = 0, input_policy: dict[str, Any] | None = None) -> dict[str, Any]:
     """The annotation spec, resolved and validated once: every bad input is refused here, before any work."""
     require_pyocto()
+    policy = InputPolicy.of(**(input_policy or {}))
     margin_s = DEFAULT_MARGIN_S if not margin_s else float(margin_s)
     threshold = DEFAULT_THRESHOLD if not pick_threshold else float(pick_threshold)
     if not 0.0 < threshold < 1.0:
@@ -144,6 +146,7 @@ def build_spec(store: ObjectStore, model_store: ModelStore, settings: Settings, 
     return {"archive": archive, "inventory": inventory, "selection": dataclasses.asdict(sel), "start": float(start),
             "end": float(end), "margin_s": margin_s, "pick_threshold": threshold, "workers": workers,
             "device": device, "remove_response": bool(remove_response), "display_name": display_name,
+            "input_policy": dataclasses.asdict(policy),
             "association_parameters": params, **models,
             "tasks": [dataclasses.asdict(t) for t in plan.tasks], "missing": list(plan.missing),
             "stations": {k: dataclasses.asdict(v) for k, v in plan.stations.items()}}

@@ -22,6 +22,7 @@ from quakestack.catalog.pipeline import build_catalog, run_station_day
 from quakestack.devices import resolve_device
 from quakestack.errors import FailedPrecondition, QuakestackError
 from quakestack.inference.annotate import AnnotateOptions
+from quakestack.inference.quality import InputPolicy
 from quakestack.inference.servables.base import Servable
 from quakestack.inference.servables.factory import build_servable
 from quakestack.jobs import fanout
@@ -132,10 +133,12 @@ def run_job(ctx: WorkerContext) -> int:
         inventory = open_inventory(ctx.store, ctx.settings, spec["inventory"]) if spec.get("remove_response") else None
         picker = load_model(models, spec["picker"], device)
         options = AnnotateOptions(threshold=float(spec["pick_threshold"]))
+        policy = InputPolicy(**spec.get("input_policy", {}))  # jobs of older builds: the defaults
 
         def pick(task: StationDayTask) -> dict[str, Any]:
             return with_retries(lambda: run_station_day(task, archive, picker, ctx.store, ctx.job_id, options,
-                                                        response_inventory=inventory), RETRY_STORAGE_S)
+                                                        response_inventory=inventory, policy=policy),
+                                RETRY_STORAGE_S)
 
         mine = fanout.share(plan.tasks, rank, count)
         if rank != 0:

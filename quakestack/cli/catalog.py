@@ -22,11 +22,12 @@ from quakestack.cli.common import (
     to_dict,
 )
 from quakestack.cli.data import upload
+from quakestack.cli.infer import policy_arguments
 from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar
 from quakestack.cli.train import parse_hp
 from quakestack.protoconv import struct_from_dict, timestamp_from_seconds
-from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, trainer_pb2
+from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, inference_pb2, trainer_pb2
 
 FORMATS = {"quakeml": catalog_pb2.CATALOG_FILE_FORMAT_QUAKEML, "csv": catalog_pb2.CATALOG_FILE_FORMAT_EVENTS_CSV,
            "picks-csv": catalog_pb2.CATALOG_FILE_FORMAT_PICKS_CSV,
@@ -94,7 +95,9 @@ def build(ctx: Ctx, args: argparse.Namespace) -> catalog_pb2.AnnotationJob:
         association_parameters=struct_from_dict(parse_hp(args.param)),
         margin_s=positive(args.margin, "--margin"), pick_threshold=positive(args.threshold, "--threshold"),
         workers=int(positive(args.workers, "--workers")), device=args.device,
-        remove_response=args.remove_response, display_name=args.display_name)
+        remove_response=args.remove_response, display_name=args.display_name,
+        input_policy=inference_pb2.InputPolicy(max_upsampling=args.max_upsampling,
+                                               missing_components=args.missing_components))
     job = stub(ctx).CreateAnnotationJob(request, timeout=120).job
     ctx.following = (f"annotation job {job.job_id}", f"quakestack catalog watch {job.job_id}")
     ctx.say(f"annotation job {job.job_id}: {job.progress.station_days_total} station-days, picker {job.picker}"
@@ -235,6 +238,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--param", nargs="*", metavar="KEY=VALUE",
                    help="association parameters (PyOcto), e.g. vp_km_s=6.2 min_picks=4; the defaults: "
                         + association_help())
+    policy_arguments(p)  # the data-quality gate before the picker, as `annotate` takes it
     p.add_argument("--margin", type=float, default=None, help="seconds read beyond each station-day (default 60)")
     p.add_argument("--threshold", type=float, default=None, help="pick probability threshold (default 0.3)")
     p.add_argument("--workers", type=int, default=None, help="station-day workers side by side (default 1)")

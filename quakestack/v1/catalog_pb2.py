@@ -26,10 +26,11 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from quakestack.v1 import common_pb2 as quakestack_dot_v1_dot_common__pb2
+from quakestack.v1 import inference_pb2 as quakestack_dot_v1_dot_inference__pb2
 from quakestack.v1 import trainer_pb2 as quakestack_dot_v1_dot_trainer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bquakestack/v1/catalog.proto\x12\rquakestack.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aquakestack/v1/common.proto\x1a\x1bquakestack/v1/trainer.proto\"\x85\x01\n\rArchiveSource\x12\x14\n\nsds_prefix\x18\x01 \x01(\tH\x00\x12\x18\n\x0esds_local_path\x18\x02 \x01(\tH\x00\x12:\n\x10miniseed_objects\x18\x03 \x01(\x0b\x32\x1e.quakestack.v1.MiniseedObjectsH\x00\x42\x08\n\x06source\"&\n\x0fMiniseedObjects\x12\x13\n\x0bobject_keys\x18\x01 \x03(\t\"V\n\x0fStreamSelection\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\"\xc3\x04\n\x1a\x43reateAnnotationJobRequest\x12-\n\x07\x61rchive\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.ArchiveSource\x12*\n\tinventory\x18\x02 \x01(\x0b\x32\x17.quakestack.v1.Location\x12\x31\n\tselection\x18\x03 \x01(\x0b\x32\x1e.quakestack.v1.StreamSelection\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06picker\x18\x06 \x01(\x0b\x32\x17.quakestack.v1.ModelRef\x12\x30\n\x0fmagnitude_model\x18\x07 \x01(\x0b\x32\x17.quakestack.v1.ModelRef\x12+\n\nclassifier\x18\x08 \x01(\x0b\x32\x17.quakestack.v1.ModelRef\x12\x37\n\x16\x61ssociation_parameters\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08margin_s\x18\n \x01(\x01\x12\x16\n\x0epick_threshold\x18\x0b \x01(\x01\x12\x0f\n\x07workers\x18\x0c \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\r \x01(\t\x12\x17\n\x0fremove_response\x18\x0e \x01(\x08\x12\x14\n\x0c\x64isplay_name\x18\x0f \x01(\t\"H\n\x1b\x43reateAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\"\x92\x01\n\x12\x41nnotationProgress\x12\x1a\n\x12station_days_total\x18\x01 \x01(\x03\x12\x19\n\x11station_days_done\x18\x02 \x01(\x03\x12\r\n\x05picks\x18\x03 \x01(\x03\x12\x18\n\x10\x64\x61ta_hours_per_s\x18\x04 \x01(\x01\x12\r\n\x05\x65ta_s\x18\x05 \x01(\x01\x12\r\n\x05stage\x18\x06 \x01(\t\"\x9e\x03\n\rAnnotationJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.quakestack.v1.JobState\x12\x33\n\x08progress\x18\x03 \x01(\x0b\x32!.quakestack.v1.AnnotationProgress\x12\x1c\n\x14missing_station_days\x18\x04 \x03(\t\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x03\x12\x18\n\x10\x61ssociated_picks\x18\x06 \x01(\x03\x12\x0e\n\x06picker\x18\x07 \x01(\t\x12\x17\n\x0fmagnitude_model\x18\x08 \x01(\t\x12\x12\n\nclassifier\x18\t \x01(\t\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61talog_keys\x18\x0e \x03(\t\")\n\x17GetAnnotationJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"E\n\x18GetAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\"\xe0\x01\n\x19ListAnnotationJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.quakestack.v1.JobState\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x31\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x1aListAnnotationJobsResponse\x12*\n\x04jobs\x18\x01 \x03(\x0b\x32\x1c.quakestack.v1.AnnotationJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x19WatchAnnotationJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x1aWatchAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\",\n\x1a\x43\x61ncelAnnotationJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"H\n\x1b\x43\x61ncelAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\"U\n\x11GetCatalogRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x30\n\x06\x66ormat\x18\x02 \x01(\x0e\x32 .quakestack.v1.CatalogFileFormat\"#\n\x12GetCatalogResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\x8d\x01\n\x16\x45valuateCatalogRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12*\n\treference\x18\x02 \x01(\x0b\x32\x17.quakestack.v1.Location\x12\x18\n\x10time_tolerance_s\x18\x03 \x01(\x01\x12\x1d\n\x15\x64istance_tolerance_km\x18\x04 \x01(\x01\"\xa7\x02\n\x17\x45valuateCatalogResponse\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12\x18\n\x10predicted_events\x18\x02 \x01(\x03\x12\x18\n\x10reference_events\x18\x03 \x01(\x03\x12\x0f\n\x07matched\x18\x04 \x01(\x03\x12\x11\n\tprecision\x18\x05 \x01(\x01\x12\x0e\n\x06recall\x18\x06 \x01(\x01\x12\"\n\x1amedian_origin_time_error_s\x18\x07 \x01(\x01\x12\"\n\x1amedian_epicentral_error_km\x18\x08 \x01(\x01\x12\x16\n\x0emagnitude_bias\x18\t \x01(\x01\x12\x16\n\x0emagnitude_rmse\x18\n \x01(\x01\x12\x15\n\rartifact_keys\x18\x0b \x03(\t\">\n\x1e\x44ownloadCatalogArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"0\n\x1f\x44ownloadCatalogArtifactResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c*\xc7\x01\n\x11\x43\x61talogFileFormat\x12#\n\x1f\x43\x41TALOG_FILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43\x41TALOG_FILE_FORMAT_QUAKEML\x10\x01\x12\"\n\x1e\x43\x41TALOG_FILE_FORMAT_EVENTS_CSV\x10\x02\x12!\n\x1d\x43\x41TALOG_FILE_FORMAT_PICKS_CSV\x10\x03\x12%\n!CATALOG_FILE_FORMAT_ALL_PICKS_CSV\x10\x04\x32\x9f\t\n\x0e\x43\x61talogService\x12\x8c\x01\n\x13\x43reateAnnotationJob\x12).quakestack.v1.CreateAnnotationJobRequest\x1a*.quakestack.v1.CreateAnnotationJobResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/annotation-jobs:\x01*\x12\x89\x01\n\x10GetAnnotationJob\x12&.quakestack.v1.GetAnnotationJobRequest\x1a\'.quakestack.v1.GetAnnotationJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/annotation-jobs/{job_id}\x12\x86\x01\n\x12ListAnnotationJobs\x12(.quakestack.v1.ListAnnotationJobsRequest\x1a).quakestack.v1.ListAnnotationJobsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/annotation-jobs\x12\x97\x01\n\x12WatchAnnotationJob\x12(.quakestack.v1.WatchAnnotationJobRequest\x1a).quakestack.v1.WatchAnnotationJobResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/annotation-jobs/{job_id}:watch0\x01\x12\x9c\x01\n\x13\x43\x61ncelAnnotationJob\x12).quakestack.v1.CancelAnnotationJobRequest\x1a*.quakestack.v1.CancelAnnotationJobResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/annotation-jobs/{job_id}:cancel:\x01*\x12r\n\nGetCatalog\x12 .quakestack.v1.GetCatalogRequest\x1a!.quakestack.v1.GetCatalogResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/catalogs/{job_id}0\x01\x12\x8b\x01\n\x0f\x45valuateCatalog\x12%.quakestack.v1.EvaluateCatalogRequest\x1a&.quakestack.v1.EvaluateCatalogResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/catalogs/{job_id}:evaluate:\x01*\x12\xad\x01\n\x17\x44ownloadCatalogArtifact\x12-.quakestack.v1.DownloadCatalogArtifactRequest\x1a..quakestack.v1.DownloadCatalogArtifactResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/catalogs/{job_id}/artifacts/{path=**}0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bquakestack/v1/catalog.proto\x12\rquakestack.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aquakestack/v1/common.proto\x1a\x1dquakestack/v1/inference.proto\x1a\x1bquakestack/v1/trainer.proto\"\x85\x01\n\rArchiveSource\x12\x14\n\nsds_prefix\x18\x01 \x01(\tH\x00\x12\x18\n\x0esds_local_path\x18\x02 \x01(\tH\x00\x12:\n\x10miniseed_objects\x18\x03 \x01(\x0b\x32\x1e.quakestack.v1.MiniseedObjectsH\x00\x42\x08\n\x06source\"&\n\x0fMiniseedObjects\x12\x13\n\x0bobject_keys\x18\x01 \x03(\t\"V\n\x0fStreamSelection\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\"\xf5\x04\n\x1a\x43reateAnnotationJobRequest\x12-\n\x07\x61rchive\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.ArchiveSource\x12*\n\tinventory\x18\x02 \x01(\x0b\x32\x17.quakestack.v1.Location\x12\x31\n\tselection\x18\x03 \x01(\x0b\x32\x1e.quakestack.v1.StreamSelection\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06picker\x18\x06 \x01(\x0b\x32\x17.quakestack.v1.ModelRef\x12\x30\n\x0fmagnitude_model\x18\x07 \x01(\x0b\x32\x17.quakestack.v1.ModelRef\x12+\n\nclassifier\x18\x08 \x01(\x0b\x32\x17.quakestack.v1.ModelRef\x12\x37\n\x16\x61ssociation_parameters\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08margin_s\x18\n \x01(\x01\x12\x16\n\x0epick_threshold\x18\x0b \x01(\x01\x12\x0f\n\x07workers\x18\x0c \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\r \x01(\t\x12\x17\n\x0fremove_response\x18\x0e \x01(\x08\x12\x14\n\x0c\x64isplay_name\x18\x0f \x01(\t\x12\x30\n\x0cinput_policy\x18\x10 \x01(\x0b\x32\x1a.quakestack.v1.InputPolicy\"H\n\x1b\x43reateAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\"\x92\x01\n\x12\x41nnotationProgress\x12\x1a\n\x12station_days_total\x18\x01 \x01(\x03\x12\x19\n\x11station_days_done\x18\x02 \x01(\x03\x12\r\n\x05picks\x18\x03 \x01(\x03\x12\x18\n\x10\x64\x61ta_hours_per_s\x18\x04 \x01(\x01\x12\r\n\x05\x65ta_s\x18\x05 \x01(\x01\x12\r\n\x05stage\x18\x06 \x01(\t\"\x9e\x03\n\rAnnotationJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.quakestack.v1.JobState\x12\x33\n\x08progress\x18\x03 \x01(\x0b\x32!.quakestack.v1.AnnotationProgress\x12\x1c\n\x14missing_station_days\x18\x04 \x03(\t\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x03\x12\x18\n\x10\x61ssociated_picks\x18\x06 \x01(\x03\x12\x0e\n\x06picker\x18\x07 \x01(\t\x12\x17\n\x0fmagnitude_model\x18\x08 \x01(\t\x12\x12\n\nclassifier\x18\t \x01(\t\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61talog_keys\x18\x0e \x03(\t\")\n\x17GetAnnotationJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"E\n\x18GetAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\"\xe0\x01\n\x19ListAnnotationJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.quakestack.v1.JobState\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x31\n\rcreated_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x1aListAnnotationJobsResponse\x12*\n\x04jobs\x18\x01 \x03(\x0b\x32\x1c.quakestack.v1.AnnotationJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x19WatchAnnotationJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x1aWatchAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\",\n\x1a\x43\x61ncelAnnotationJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"H\n\x1b\x43\x61ncelAnnotationJobResponse\x12)\n\x03job\x18\x01 \x01(\x0b\x32\x1c.quakestack.v1.AnnotationJob\"U\n\x11GetCatalogRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x30\n\x06\x66ormat\x18\x02 \x01(\x0e\x32 .quakestack.v1.CatalogFileFormat\"#\n\x12GetCatalogResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\x8d\x01\n\x16\x45valuateCatalogRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12*\n\treference\x18\x02 \x01(\x0b\x32\x17.quakestack.v1.Location\x12\x18\n\x10time_tolerance_s\x18\x03 \x01(\x01\x12\x1d\n\x15\x64istance_tolerance_km\x18\x04 \x01(\x01\"\xa7\x02\n\x17\x45valuateCatalogResponse\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12\x18\n\x10predicted_events\x18\x02 \x01(\x03\x12\x18\n\x10reference_events\x18\x03 \x01(\x03\x12\x0f\n\x07matched\x18\x04 \x01(\x03\x12\x11\n\tprecision\x18\x05 \x01(\x01\x12\x0e\n\x06recall\x18\x06 \x01(\x01\x12\"\n\x1amedian_origin_time_error_s\x18\x07 \x01(\x01\x12\"\n\x1amedian_epicentral_error_km\x18\x08 \x01(\x01\x12\x16\n\x0emagnitude_bias\x18\t \x01(\x01\x12\x16\n\x0emagnitude_rmse\x18\n \x01(\x01\x12\x15\n\rartifact_keys\x18\x0b \x03(\t\">\n\x1e\x44ownloadCatalogArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"0\n\x1f\x44ownloadCatalogArtifactResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c*\xc7\x01\n\x11\x43\x61talogFileFormat\x12#\n\x1f\x43\x41TALOG_FILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43\x41TALOG_FILE_FORMAT_QUAKEML\x10\x01\x12\"\n\x1e\x43\x41TALOG_FILE_FORMAT_EVENTS_CSV\x10\x02\x12!\n\x1d\x43\x41TALOG_FILE_FORMAT_PICKS_CSV\x10\x03\x12%\n!CATALOG_FILE_FORMAT_ALL_PICKS_CSV\x10\x04\x32\x9f\t\n\x0e\x43\x61talogService\x12\x8c\x01\n\x13\x43reateAnnotationJob\x12).quakestack.v1.CreateAnnotationJobRequest\x1a*.quakestack.v1.CreateAnnotationJobResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/annotation-jobs:\x01*\x12\x89\x01\n\x10GetAnnotationJob\x12&.quakestack.v1.GetAnnotationJobRequest\x1a\'.quakestack.v1.GetAnnotationJobResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/annotation-jobs/{job_id}\x12\x86\x01\n\x12ListAnnotationJobs\x12(.quakestack.v1.ListAnnotationJobsRequest\x1a).quakestack.v1.ListAnnotationJobsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/annotation-jobs\x12\x97\x01\n\x12WatchAnnotationJob\x12(.quakestack.v1.WatchAnnotationJobRequest\x1a).quakestack.v1.WatchAnnotationJobResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/annotation-jobs/{job_id}:watch0\x01\x12\x9c\x01\n\x13\x43\x61ncelAnnotationJob\x12).quakestack.v1.CancelAnnotationJobRequest\x1a*.quakestack.v1.CancelAnnotationJobResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/annotation-jobs/{job_id}:cancel:\x01*\x12r\n\nGetCatalog\x12 .quakestack.v1.GetCatalogRequest\x1a!.quakestack.v1.GetCatalogResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/catalogs/{job_id}0\x01\x12\x8b\x01\n\x0f\x45valuateCatalog\x12%.quakestack.v1.EvaluateCatalogRequest\x1a&.quakestack.v1.EvaluateCatalogResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/catalogs/{job_id}:evaluate:\x01*\x12\xad\x01\n\x17\x44ownloadCatalogArtifact\x12-.quakestack.v1.DownloadCatalogArtifactRequest\x1a..quakestack.v1.DownloadCatalogArtifactResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/catalogs/{job_id}/artifacts/{path=**}0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,50 +53,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CATALOGSERVICE'].methods_by_name['EvaluateCatalog']._serialized_options = b'\202\323\344\223\002#\"\036/v1/catalogs/{job_id}:evaluate:\001*'
   _globals['_CATALOGSERVICE'].methods_by_name['DownloadCatalogArtifact']._loaded_options = None
   _globals['_CATALOGSERVICE'].methods_by_name['DownloadCatalogArtifact']._serialized_options = b'\202\323\344\223\002+\022)/v1/catalogs/{job_id}/artifacts/{path=**}'
-  _globals['_CATALOGFILEFORMAT']._serialized_start=3041
-  _globals['_CATALOGFILEFORMAT']._serialized_end=3240
-  _globals['_ARCHIVESOURCE']._serialized_start=197
-  _globals['_ARCHIVESOURCE']._serialized_end=330
-  _globals['_MINISEEDOBJECTS']._serialized_start=332
-  _globals['_MINISEEDOBJECTS']._serialized_end=370
-  _globals['_STREAMSELECTION']._serialized_start=372
-  _globals['_STREAMSELECTION']._serialized_end=458
-  _globals['_CREATEANNOTATIONJOBREQUEST']._serialized_start=461
-  _globals['_CREATEANNOTATIONJOBREQUEST']._serialized_end=1040
-  _globals['_CREATEANNOTATIONJOBRESPONSE']._serialized_start=1042
-  _globals['_CREATEANNOTATIONJOBRESPONSE']._serialized_end=1114
-  _globals['_ANNOTATIONPROGRESS']._serialized_start=1117
-  _globals['_ANNOTATIONPROGRESS']._serialized_end=1263
-  _globals['_ANNOTATIONJOB']._serialized_start=1266
-  _globals['_ANNOTATIONJOB']._serialized_end=1680
-  _globals['_GETANNOTATIONJOBREQUEST']._serialized_start=1682
-  _globals['_GETANNOTATIONJOBREQUEST']._serialized_end=1723
-  _globals['_GETANNOTATIONJOBRESPONSE']._serialized_start=1725
-  _globals['_GETANNOTATIONJOBRESPONSE']._serialized_end=1794
-  _globals['_LISTANNOTATIONJOBSREQUEST']._serialized_start=1797
-  _globals['_LISTANNOTATIONJOBSREQUEST']._serialized_end=2021
-  _globals['_LISTANNOTATIONJOBSRESPONSE']._serialized_start=2023
-  _globals['_LISTANNOTATIONJOBSRESPONSE']._serialized_end=2120
-  _globals['_WATCHANNOTATIONJOBREQUEST']._serialized_start=2122
-  _globals['_WATCHANNOTATIONJOBREQUEST']._serialized_end=2165
-  _globals['_WATCHANNOTATIONJOBRESPONSE']._serialized_start=2167
-  _globals['_WATCHANNOTATIONJOBRESPONSE']._serialized_end=2238
-  _globals['_CANCELANNOTATIONJOBREQUEST']._serialized_start=2240
-  _globals['_CANCELANNOTATIONJOBREQUEST']._serialized_end=2284
-  _globals['_CANCELANNOTATIONJOBRESPONSE']._serialized_start=2286
-  _globals['_CANCELANNOTATIONJOBRESPONSE']._serialized_end=2358
-  _globals['_GETCATALOGREQUEST']._serialized_start=2360
-  _globals['_GETCATALOGREQUEST']._serialized_end=2445
-  _globals['_GETCATALOGRESPONSE']._serialized_start=2447
-  _globals['_GETCATALOGRESPONSE']._serialized_end=2482
-  _globals['_EVALUATECATALOGREQUEST']._serialized_start=2485
-  _globals['_EVALUATECATALOGREQUEST']._serialized_end=2626
-  _globals['_EVALUATECATALOGRESPONSE']._serialized_start=2629
-  _globals['_EVALUATECATALOGRESPONSE']._serialized_end=2924
-  _globals['_DOWNLOADCATALOGARTIFACTREQUEST']._serialized_start=2926
-  _globals['_DOWNLOADCATALOGARTIFACTREQUEST']._serialized_end=2988
-  _globals['_DOWNLOADCATALOGARTIFACTRESPONSE']._serialized_start=2990
-  _globals['_DOWNLOADCATALOGARTIFACTRESPONSE']._serialized_end=3038
-  _globals['_CATALOGSERVICE']._serialized_start=3243
-  _globals['_CATALOGSERVICE']._serialized_end=4426
+  _globals['_CATALOGFILEFORMAT']._serialized_start=3122
+  _globals['_CATALOGFILEFORMAT']._serialized_end=3321
+  _globals['_ARCHIVESOURCE']._serialized_start=228
+  _globals['_ARCHIVESOURCE']._serialized_end=361
+  _globals['_MINISEEDOBJECTS']._serialized_start=363
+  _globals['_MINISEEDOBJECTS']._serialized_end=401
+  _globals['_STREAMSELECTION']._serialized_start=403
+  _globals['_STREAMSELECTION']._serialized_end=489
+  _globals['_CREATEANNOTATIONJOBREQUEST']._serialized_start=492
+  _globals['_CREATEANNOTATIONJOBREQUEST']._serialized_end=1121
+  _globals['_CREATEANNOTATIONJOBRESPONSE']._serialized_start=1123
+  _globals['_CREATEANNOTATIONJOBRESPONSE']._serialized_end=1195
+  _globals['_ANNOTATIONPROGRESS']._serialized_start=1198
+  _globals['_ANNOTATIONPROGRESS']._serialized_end=1344
+  _globals['_ANNOTATIONJOB']._serialized_start=1347
+  _globals['_ANNOTATIONJOB']._serialized_end=1761
+  _globals['_GETANNOTATIONJOBREQUEST']._serialized_start=1763
+  _globals['_GETANNOTATIONJOBREQUEST']._serialized_end=1804
+  _globals['_GETANNOTATIONJOBRESPONSE']._serialized_start=1806
+  _globals['_GETANNOTATIONJOBRESPONSE']._serialized_end=1875
+  _globals['_LISTANNOTATIONJOBSREQUEST']._serialized_start=1878
+  _globals['_LISTANNOTATIONJOBSREQUEST']._serialized_end=2102
+  _globals['_LISTANNOTATIONJOBSRESPONSE']._serialized_start=2104
+  _globals['_LISTANNOTATIONJOBSRESPONSE']._serialized_end=2201
+  _globals['_WATCHANNOTATIONJOBREQUEST']._serialized_start=2203
+  _globals['_WATCHANNOTATIONJOBREQUEST']._serialized_end=2246
+  _globals['_WATCHANNOTATIONJOBRESPONSE']._serialized_start=2248
+  _globals['_WATCHANNOTATIONJOBRESPONSE']._serialized_end=2319
+  _globals['_CANCELANNOTATIONJOBREQUEST']._serialized_start=2321
+  _globals['_CANCELANNOTATIONJOBREQUEST']._serialized_end=2365
+  _globals['_CANCELANNOTATIONJOBRESPONSE']._serialized_start=2367
+  _globals['_CANCELANNOTATIONJOBRESPONSE']._serialized_end=2439
+  _globals['_GETCATALOGREQUEST']._serialized_start=2441
+  _globals['_GETCATALOGREQUEST']._serialized_end=2526
+  _globals['_GETCATALOGRESPONSE']._serialized_start=2528
+  _globals['_GETCATALOGRESPONSE']._serialized_end=2563
+  _globals['_EVALUATECATALOGREQUEST']._serialized_start=2566
+  _globals['_EVALUATECATALOGREQUEST']._serialized_end=2707
+  _globals['_EVALUATECATALOGRESPONSE']._serialized_start=2710
+  _globals['_EVALUATECATALOGRESPONSE']._serialized_end=3005
+  _globals['_DOWNLOADCATALOGARTIFACTREQUEST']._serialized_start=3007
+  _globals['_DOWNLOADCATALOGARTIFACTREQUEST']._serialized_end=3069
+  _globals['_DOWNLOADCATALOGARTIFACTRESPONSE']._serialized_start=3071
+  _globals['_DOWNLOADCATALOGARTIFACTRESPONSE']._serialized_end=3119
+  _globals['_CATALOGSERVICE']._serialized_start=3324
+  _globals['_CATALOGSERVICE']._serialized_end=4507
 # @@protoc_insertion_point(module_scope)

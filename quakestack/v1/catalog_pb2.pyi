@@ -4,6 +4,7 @@ from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from quakestack.v1 import common_pb2 as _common_pb2
+from quakestack.v1 import inference_pb2 as _inference_pb2
 from quakestack.v1 import trainer_pb2 as _trainer_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -56,7 +57,7 @@ class StreamSelection(_message.Message):
     def __init__(self, network: _Optional[str] = ..., station: _Optional[str] = ..., location: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class CreateAnnotationJobRequest(_message.Message):
-    __slots__ = ("archive", "inventory", "selection", "start_time", "end_time", "picker", "magnitude_model", "classifier", "association_parameters", "margin_s", "pick_threshold", "workers", "device", "remove_response", "display_name")
+    __slots__ = ("archive", "inventory", "selection", "start_time", "end_time", "picker", "magnitude_model", "classifier", "association_parameters", "margin_s", "pick_threshold", "workers", "device", "remove_response", "display_name", "input_policy")
     ARCHIVE_FIELD_NUMBER: _ClassVar[int]
     INVENTORY_FIELD_NUMBER: _ClassVar[int]
     SELECTION_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +73,7 @@ class CreateAnnotationJobRequest(_message.Message):
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     REMOVE_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    INPUT_POLICY_FIELD_NUMBER: _ClassVar[int]
     archive: ArchiveSource
     inventory: _common_pb2.Location
     selection: StreamSelection
@@ -87,7 +89,8 @@ class CreateAnnotationJobRequest(_message.Message):
     device: str
     remove_response: bool
     display_name: str
-    def __init__(self, archive: _Optional[_Union[ArchiveSource, _Mapping]] = ..., inventory: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., selection: _Optional[_Union[StreamSelection, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., picker: _Optional[_Union[_trainer_pb2.ModelRef, _Mapping]] = ..., magnitude_model: _Optional[_Union[_trainer_pb2.ModelRef, _Mapping]] = ..., classifier: _Optional[_Union[_trainer_pb2.ModelRef, _Mapping]] = ..., association_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., margin_s: _Optional[float] = ..., pick_threshold: _Optional[float] = ..., workers: _Optional[int] = ..., device: _Optional[str] = ..., remove_response: _Optional[bool] = ..., display_name: _Optional[str] = ...) -> None: ...
+    input_policy: _inference_pb2.InputPolicy
+    def __init__(self, archive: _Optional[_Union[ArchiveSource, _Mapping]] = ..., inventory: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., selection: _Optional[_Union[StreamSelection, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., picker: _Optional[_Union[_trainer_pb2.ModelRef, _Mapping]] = ..., magnitude_model: _Optional[_Union[_trainer_pb2.ModelRef, _Mapping]] = ..., classifier: _Optional[_Union[_trainer_pb2.ModelRef, _Mapping]] = ..., association_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., margin_s: _Optional[float] = ..., pick_threshold: _Optional[float] = ..., workers: _Optional[int] = ..., device: _Optional[str] = ..., remove_response: _Optional[bool] = ..., display_name: _Optional[str] = ..., input_policy: _Optional[_Union[_inference_pb2.InputPolicy, _Mapping]] = ...) -> None: ...
 
 class CreateAnnotationJobResponse(_message.Message):
     __slots__ = ("job",)

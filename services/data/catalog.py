@@ -62,7 +62,9 @@ def create_arguments(request: catalog_pb2.CreateAnnotationJobRequest) -> dict[st
         classifier=(request.classifier.name, request.classifier.version),
         parameters=dict_from_struct(request.association_parameters), margin_s=request.margin_s,
         pick_threshold=request.pick_threshold, workers=request.workers, device=request.device,
-        remove_response=request.remove_response, display_name=request.display_name)
+        remove_response=request.remove_response, display_name=request.display_name,
+        input_policy={"max_upsampling": request.input_policy.max_upsampling,
+                      "missing_components": request.input_policy.missing_components})
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):

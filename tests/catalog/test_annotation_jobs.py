@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from quakestack.jobs.executor import local_workers
-from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, trainer_pb2
+from quakestack.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, inference_pb2, trainer_pb2
 from tests.catalog.annotation_helpers import (
     annotation_request,
     catalog_rows,
@@ -96,6 +96,8 @@ BAD = {  # case: (request changes, status code, words in the message)
     "workers": (dict(workers=-2), grpc.StatusCode.INVALID_ARGUMENT, "workers must be in [1, 256]"),
     "margin": (dict(margin_s=1e6), grpc.StatusCode.INVALID_ARGUMENT, "margin_s must be in"),
     "device": (dict(device="gpu"), grpc.StatusCode.INVALID_ARGUMENT, "device must be auto, cpu, cuda or cuda:N"),
+    "input policy": (dict(input_policy=inference_pb2.InputPolicy(missing_components="guess")),
+                     grpc.StatusCode.INVALID_ARGUMENT, "input_policy.missing_components must be one of"),
     "absent gpu": (dict(device="cuda:7"), grpc.StatusCode.FAILED_PRECONDITION, "cuda:7"),
 }
 
