@@ -17,12 +17,18 @@ from quakestack.stack import with_free_ports
 from tests.conftest import REPO_ROOT
 
 
-def test_up_starts_and_stops_everything(tmp_path) -> None:
+def _start_up(tmp_path):
+    """`quakestack up` as a user starts it (its own session), on free ports and a fresh storage directory."""
     settings = with_free_ports(load_settings({})).replace(storage_dir=str(tmp_path / "s3"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
     env.update({k: v for k, v in settings_env(settings).items() if k != "QUAKESTACK_S3_ENDPOINT"})
     proc = subprocess.Popen([sys.executable, "-m", "quakestack.cli", "up"], env=env, cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return settings, proc
+
+
+def test_up_starts_and_stops_everything(tmp_path) -> None:
+    settings, proc = _start_up(tmp_path)
     lines = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -62,11 +68,7 @@ def test_a_sigkilled_up_leaves_no_process(tmp_path, dataset_root) -> None:
     from tests.datasets import publish_synthetic_dataset
     from tests.trainer.conftest import create_job, wait_for_job
 
-    settings = with_free_ports(load_settings({})).replace(storage_dir=str(tmp_path / "s3"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
-    env.update({k: v for k, v in settings_env(settings).items() if k != "QUAKESTACK_S3_ENDPOINT"})
-    proc = subprocess.Popen([sys.executable, "-m", "quakestack.cli", "up"], env=env, cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    settings, proc = _start_up(tmp_path)
     lines = []
     while not any("Ctrl-C stops everything" in line for line in lines):
         lines.append(proc.stdout.readline())

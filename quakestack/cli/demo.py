@@ -13,7 +13,6 @@ network's truth catalog.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from dataclasses import dataclass
@@ -259,12 +258,13 @@ def build_catalog(ctx: Ctx, workdir: Path, inputs: dict, sizes: Sizes, started: 
     cli_models.register(ctx, "demo-network-magnitude", magnitude_job.job_id, aliases=["production"])
 
     _step("building a catalog of the held-out days (CatalogService.CreateAnnotationJob)", started)
-    job = cli_catalog.build(ctx, argparse.Namespace(
-        sds_prefix=None, sds_path=held_out.sds_root, miniseed=None, inventory=held_out.inventory_path, network="",
-        station="", location="", channel="HH?", start=str(held_out.start), end=str(held_out.end),
-        picker="demo-picker:production", magnitude_model="demo-network-magnitude:production", classifier=None,
-        param=[], margin=None, threshold=None, workers=None, device="", remove_response=False,
-        display_name="demo catalog", no_wait=False))
+    from quakestack.cli.app import build_parser  # the command as a user types it: its defaults never drift
+
+    job = cli_catalog.build(ctx, build_parser().parse_args([
+        "catalog", "build", "--sds-path", held_out.sds_root, "--inventory", held_out.inventory_path,
+        "--channel", "HH?", "--start", str(held_out.start), "--end", str(held_out.end),
+        "--picker", "demo-picker@production", "--magnitude-model", "demo-network-magnitude@production",
+        "--display-name", "demo catalog"]))
     cli_catalog.get(ctx, job.job_id, "quakeml", str(workdir / "catalog.xml"))
 
     _step("the catalog against the network's truth (CatalogService.EvaluateCatalog)", started)
