@@ -13,6 +13,7 @@ network's truth catalog.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import time
 from dataclasses import dataclass
@@ -258,9 +259,9 @@ def build_catalog(ctx: Ctx, workdir: Path, inputs: dict, sizes: Sizes, started: 
     cli_models.register(ctx, "demo-network-magnitude", magnitude_job.job_id, aliases=["production"])
 
     _step("building a catalog of the held-out days (CatalogService.CreateAnnotationJob)", started)
-    from quakestack.cli.app import build_parser  # the command as a user types it: its defaults never drift
-
-    job = cli_catalog.build(ctx, build_parser().parse_args([
+    parser = argparse.ArgumentParser(prog="quakestack")  # the command as a user types it: its defaults never drift
+    cli_catalog.add_parser(parser.add_subparsers(dest="command"), argparse.ArgumentParser(add_help=False))
+    job = cli_catalog.build(ctx, parser.parse_args([
         "catalog", "build", "--sds-path", held_out.sds_root, "--inventory", held_out.inventory_path,
         "--channel", "HH?", "--start", str(held_out.start), "--end", str(held_out.end),
         "--picker", "demo-picker@production", "--magnitude-model", "demo-network-magnitude@production",
