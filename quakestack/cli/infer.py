@@ -46,11 +46,11 @@ def read_waveforms(paths: Sequence[str | Path]):
     return stream
 
 
-def gated(ctx: Ctx, stream, rate: float, components: str, n_samples: int, policy: InputPolicy):
+def gated(ctx: Ctx, stream, rate: float, components: str, policy: InputPolicy):
     """The stream through the data-quality gate that the services use (resampled within the policy's limit,
     gaps zero-filled and counted, over-upsampled stations refused), each change told to the user."""
     ledger = InputLedger(rate)
-    out = gate_stream(stream, rate, components, n_samples, policy, ledger)
+    out = gate_stream(stream, rate, components, policy, ledger)
     for line in ledger.notes():
         ctx.note(line)
     return out
@@ -88,7 +88,7 @@ def cut_windows(ctx: Ctx, stream, n_samples: int, rate: float, components: str, 
     """Per station (NET.STA.LOC), through the quality gate, components in the model's order, windows every
     ``stride_s`` and one more aligned to the record's end, so its last seconds are never dropped (as
     SeisBench's annotate does). Refused stations are told with why, never skipped without a word."""
-    stream = gated(ctx, stream, rate, components, n_samples, policy)
+    stream = gated(ctx, stream, rate, components, policy)
     ledger = InputLedger(rate)
     stride = max(1, int(round((stride_s or n_samples / rate) * rate)))
     xs, stations, starts = [], [], []
@@ -238,8 +238,7 @@ def annotate(ctx: Ctx, model: str, paths: Sequence[str | Path], *, magnitude_mod
         if spec is None:
             raise CliError(f"model {model!r} is not loaded (quakestack models load {model})")
         inputs = spec.input_spec
-        stream = gated(ctx, read_waveforms(paths), inputs.sampling_rate_hz, inputs.component_order, inputs.n_samples,
-                       policy)
+        stream = gated(ctx, read_waveforms(paths), inputs.sampling_rate_hz, inputs.component_order, policy)
         if not len(stream):
             raise CliError(f"nothing to annotate: no trace of {', '.join(str(p) for p in paths)} is one the model "
                            f"reads ({inputs.component_order}) at a rate it may use (see the notes above)")

@@ -263,8 +263,7 @@ class Annotator:
     def add_stream(self, stream) -> None:  # obspy.Stream
         """Whole traces (miniSEED bytes, files) through the quality gate: resampled to the model's rate
         within the policy's limit (ObsPy's Fourier resampling), gaps zero-filled and counted."""
-        gated = gate_stream(stream, self.spec.sampling_rate, self.spec.components, self.length, self.policy,
-                            self.ledger)
+        gated = gate_stream(stream, self.spec.sampling_rate, self.spec.components, self.policy, self.ledger)
         for tr in gated:
             self.add_samples(tr.id, tr.stats.starttime.timestamp, float(tr.stats.sampling_rate), tr.data)
 

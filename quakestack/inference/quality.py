@@ -143,7 +143,7 @@ def missing_refusal(found: str, components: str) -> str:
             "dropout)")
 
 
-def gate_stream(stream, rate: float, components: str, n_samples: int, policy: InputPolicy,
+def gate_stream(stream, rate: float, components: str, policy: InputPolicy,
                 ledger: InputLedger):  # obspy.Stream -> obspy.Stream
     """Whole traces on their way to a model: over-upsampled stations refused, the rest resampled to ``rate``
     and merged per channel, gaps and NaN filled with zeros and counted; what went where is in ``ledger``.
