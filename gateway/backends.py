@@ -27,6 +27,7 @@ SERVICE_BACKENDS: dict[str, str] = {
     "quakestack.v1.CatalogService": "data",
     "quakestack.v1.TrainerService": "trainer",
     "quakestack.v1.ModelRegistryService": "trainer",
+    "quakestack.v1.SweepService": "trainer",
     "quakestack.v1.InferenceService": "inference",
     "inference.GRPCInferenceService": "inference",  # the Open Inference Protocol, same process
 }

@@ -63,6 +63,10 @@ RPC_ROLES: dict[str, Role] = {
         "RegisterModel": W, "ListModels": R, "GetModel": R, "GetModelVersion": R, "DeleteModelVersion": A,
         "SetModelAlias": W, "DeleteModelAlias": A,
     }.items()},
+    **{f"quakestack.v1.SweepService/{m}": role for m, role in {
+        "CreateSweep": W, "GetSweep": R, "ListSweeps": R, "WatchSweep": R, "UpdateSweep": W, "StopSweep": W,
+        "CancelSweep": W, "CompareRuns": R,
+    }.items()},
     **{f"quakestack.v1.InferenceService/{m}": role for m, role in {
         "LoadModel": A, "UnloadModel": A, "ListLoadedModels": R, "Predict": R, "Annotate": R, "AnnotateFile": R,
         "SubmitFeedback": W, "ExportModel": R,  # an export reads a registered version, like a download

@@ -19,7 +19,7 @@ from tests.helpers import json_log_lines, sample_value, scrape, upload_requests,
 
 EXPECTED = {
     "data": {"quakestack.v1.DataService", "quakestack.v1.CatalogService"},
-    "trainer": {"quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService"},
+    "trainer": {"quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService", "quakestack.v1.SweepService"},
     "inference": {"quakestack.v1.InferenceService", "inference.GRPCInferenceService"},
 }
 

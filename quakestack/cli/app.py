@@ -16,6 +16,7 @@ from quakestack.cli import catalog as cli_catalog
 from quakestack.cli import data as cli_data
 from quakestack.cli import infer as cli_infer
 from quakestack.cli import models as cli_models
+from quakestack.cli import sweep as cli_sweep
 from quakestack.cli import train as cli_train
 from quakestack.cli.common import INTERRUPTED, Ctx, errors_to_exit
 from quakestack.config import ConfigError, Settings, load_settings, settings_table_markdown
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quakestack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = common_options()
-    for module in (cli_data, cli_train, cli_models, cli_infer, cli_catalog, cli_archive):
+    for module in (cli_data, cli_train, cli_sweep, cli_models, cli_infer, cli_catalog, cli_archive):
         module.add_parser(sub, common)
     up = sub.add_parser("up", help="start the embedded stack until Ctrl-C")
     up.add_argument("--storage-dir", help="embedded S3 data directory (default QUAKESTACK_STORAGE_DIR)")

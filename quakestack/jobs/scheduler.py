@@ -141,14 +141,8 @@ class Scheduler:
         return control
 
     def cancel(self, job_id: str) -> JobView:
-        """The worker ends the job CANCELLED within a heartbeat; a queued job (no worker yet) is ended here, and a
-        worker starting meanwhile sees the flag and leaves."""
-        view = self.get(job_id)
-        if view.terminal:
-            raise FailedPrecondition(f"{self.config.kind} job {job_id} is already {view.state.value}")
-        self.update_control(job_id, cancel=True)
-        if view.state is JobState.QUEUED:
-            self.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
+        request_cancel(self.jobs, job_id, self.config.kind)
+        self.wakeup.set()
         return self.get(job_id)
 
     def subscribe(self, job_id: str, is_active: Callable[[], bool] = lambda: True,
@@ -376,6 +370,17 @@ class Scheduler:
         self._free(sup)
         with self.lock:
             self.supervised.pop(sup.job_id, None)
+
+
+def request_cancel(jobs: JobStore, job_id: str, kind: str) -> None:
+    """The worker ends the job CANCELLED within a heartbeat; a queued job (no worker yet) is ended here, and a
+    worker starting meanwhile sees the flag and leaves."""
+    view = jobs.get(job_id, kind)
+    if view.terminal:
+        raise FailedPrecondition(f"{kind} job {job_id} is already {view.state.value}")
+    jobs.update_control(job_id, cancel=True)
+    if view.state is JobState.QUEUED:
+        jobs.append(job_id, {"type": "state", "state": JobState.CANCELLED.value, "message": "cancelled"})
 
 
 def died_with_its_machine(beat: dict[str, Any]) -> bool:

@@ -156,6 +156,7 @@ RUNNERS: dict[str, str] = {
     "training": "quakestack.training.worker:run_job",
     "dataset": "quakestack.data.worker:run_job",
     "annotation": "quakestack.catalog.worker:run_job",
+    "sweep": "quakestack.sweeps.controller:run_job",
 }
 
 

@@ -69,6 +69,30 @@ def build_spec(store: ObjectStore, catalog: DatasetCatalog, *, dataset: str, arc
             "class_names": list(spec.class_names)}
 
 
+def training_record(spec: dict[str, Any], job_id: str = "") -> JobRecord:
+    """A new training job's durable record (a sweep names its trials' ids; anyone else gets a fresh one)."""
+    return JobRecord(kind=KIND, version=SPEC_VERSION, job_id=job_id or new_job_id(), create_time=utc_now_iso(),
+                     spec=spec)
+
+
+def job_gpus(settings: Settings, gpu_count: int) -> int:
+    """The GPUs a job may ask for: this machine's, or a job pod's node's with the kubernetes executor."""
+    return settings.jobs_k8s_gpus_per_node if settings.jobs_executor == "kubernetes" else gpu_count
+
+
+def request_stop(jobs: JobStore, job_id: str) -> None:
+    """Ask a job to stop gracefully (finish the batch, write a checkpoint, end STOPPED); a queued one ends now."""
+    view = jobs.get(job_id, KIND)
+    if view.state in TERMINAL:
+        raise FailedPrecondition(f"job {job_id} is already {view.state.value}")
+    jobs.update_control(job_id, stop=True)
+    if view.state is JobState.QUEUED:
+        jobs.append(job_id, {"type": "state", "state": JobState.STOPPED.value, "message": "stopped before it started"})
+    elif view.state is JobState.RUNNING:
+        jobs.append(job_id, {"type": "state", "state": JobState.STOPPING.value,
+                             "message": "finishing the current batch and writing a checkpoint"})
+
+
 def job_record(view: JobView) -> dict[str, Any]:
     """The flat view servicers convert: spec, folded status and the target epoch count (never below the epochs
     done: a count lowered while an epoch ran ends after that epoch)."""
@@ -91,8 +115,7 @@ class TrainingJobs:
         self.catalog = DatasetCatalog(db)
         self.settings = settings
         self.gpu_count = gpu_count
-        # the GPUs a job may ask for: this machine's, or a job pod's node's with the kubernetes executor
-        self.job_gpus = settings.jobs_k8s_gpus_per_node if settings.jobs_executor == "kubernetes" else gpu_count
+        self.job_gpus = job_gpus(settings, gpu_count)
         capacity = gpu_count or settings.trainer_cpu_slots
         self.scheduler = Scheduler(
             JobStore(db), executor or make_executor(settings),
@@ -112,8 +135,7 @@ class TrainingJobs:
         owner = self.scheduler.caller_within_quota()
         spec = {**build_spec(self.store, self.catalog, gpu_count=self.job_gpus, **request), "owner": owner}
         self._check_local_nodes(spec)
-        record = JobRecord(kind=KIND, version=SPEC_VERSION, job_id=new_job_id(), create_time=utc_now_iso(), spec=spec)
-        return self.scheduler.create(record, {"epochs": spec["epochs"]})
+        return self.scheduler.create(training_record(spec), {"epochs": spec["epochs"]})
 
     def get(self, job_id: str) -> JobView:
         return self.scheduler.get(job_id)
@@ -133,16 +155,8 @@ class TrainingJobs:
         return self.get(job_id)
 
     def stop(self, job_id: str) -> JobView:
-        view = self.get(job_id)
-        if view.state in TERMINAL:
-            raise FailedPrecondition(f"job {job_id} is already {view.state.value}")
-        self.scheduler.update_control(job_id, stop=True)
-        if view.state is JobState.QUEUED:
-            self.scheduler.append(job_id, {"type": "state", "state": JobState.STOPPED.value,
-                                           "message": "stopped before it started"})
-        elif view.state is JobState.RUNNING:
-            self.scheduler.append(job_id, {"type": "state", "state": JobState.STOPPING.value,
-                                           "message": "finishing the current batch and writing a checkpoint"})
+        request_stop(self.scheduler.jobs, job_id)
+        self.scheduler.wakeup.set()
         return self.get(job_id)
 
     def cancel(self, job_id: str) -> JobView:

@@ -18,12 +18,11 @@ from quakestack.layout import (
     artifact_key,
     checkpoint_label,
     checkpoints_prefix,
-    epoch_checkpoint_key,
     evaluation_prefix,
     label_epoch,
 )
 from quakestack.metadata.database import Database
-from quakestack.model_store import ModelStore, is_number, model_card
+from quakestack.model_store import ModelStore, is_number
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.zoo import (
     get_architecture,
@@ -34,11 +33,13 @@ from quakestack.protoconv import dict_from_struct, timestamp_from_iso
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_name
-from quakestack.training.environment import card_reproducibility
+from quakestack.sweeps.jobs import SweepJobs
 from quakestack.training.evaluate import evaluate_weights
 from quakestack.training.jobs import JOB_HYPER_PARAMETERS, TrainingJobs, job_record
-from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
+from quakestack.training.register import epoch_of, epoch_weights, register_epoch
+from quakestack.v1 import sweep_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 from services.trainer import convert
+from services.trainer.sweeps import SweepServicer
 
 CHUNK = 1 << 20
 
@@ -52,20 +53,10 @@ class Jobs:
 
     def epoch_of(self, job_id: str, epoch: int) -> tuple[dict[str, Any], int, dict[str, Any]]:
         """The job's record, the epoch meant (0: the best, else the last) and that epoch's event: one read."""
-        view = self.manager.get(job_id)
-        record = job_record(view)
-        if not record.get("epochs_done"):
-            raise FailedPrecondition(f"job {job_id} has not finished an epoch yet: there are no trained weights")
-        chosen = epoch or int(record.get("best_epoch") or record["epochs_done"])
-        if not 1 <= chosen <= int(record["epochs_done"]):
-            raise NotFound(f"job {job_id} has no checkpoint for epoch {chosen} "
-                           f"(epochs 1-{record['epochs_done']})")
-        event = next((e for e in self.manager.epoch_events(job_id) if int(e["epoch"]) == chosen), {})
-        return record, chosen, event
+        return epoch_of(self.manager.scheduler.jobs, job_id, epoch)
 
     def weights(self, job_id: str, epoch: int) -> dict[str, torch.Tensor]:
-        state = load_state(self.store.get_bytes(epoch_checkpoint_key(job_id, epoch)))
-        return state["model"]
+        return epoch_weights(self.store, job_id, epoch)
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
@@ -198,19 +189,8 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
 
     def RegisterModel(self, request, context):
         validate_name(request.name, "model name")
-        record, epoch, event = self.jobs.epoch_of(request.source.job_id, request.source.epoch)
-        weights = state_to_bytes(self.jobs.weights(record["job_id"], epoch))
-        metrics = {**event.get("metrics", {}), "train_loss": event.get("train_loss"), "val_loss": event.get("val_loss")}
-        card = model_card(record["architecture"], record["hyper_parameters"], dataset=record["dataset"],
-                          source={"job_id": record["job_id"], "epoch": epoch},
-                          training_hyper_parameters=record["training_hyper_parameters"],
-                          normalization=record.get("normalization", "none"),
-                          dataset_manifest_sha256=record.get("dataset_manifest_sha256", ""),
-                          metrics={k: v for k, v in metrics.items() if v is not None},
-                          p_offset_s=record.get("p_offset_s"),
-                          reproducibility=card_reproducibility(record["training_hyper_parameters"].get("seed"),
-                                                               event.get("environment")))
-        saved = self.model_store.register(request.name, weights, card, request.aliases)
+        saved = register_epoch(self.model_store, self.jobs.manager.scheduler.jobs, request.name,
+                               request.source.job_id, request.source.epoch, list(request.aliases))
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
 
     def ListModels(self, request, context):
@@ -266,11 +246,16 @@ def register(server: GrpcServer, settings: Settings, store: ObjectStore, db: Dat
                TrainerServicer(settings, store, manager, jobs, model_store))
     server.add(trainer_pb2_grpc.add_ModelRegistryServiceServicer_to_server, RegistryServicer(model_store, jobs,
                                                                                             settings.inference_addr))
+    sweeps = SweepJobs(store, db, settings, gpu_count=gpu_count)
+    server.add(sweep_pb2_grpc.add_SweepServiceServicer_to_server, SweepServicer(sweeps))
+    server.on_shutdown(sweeps.shutdown)
     server.on_shutdown(manager.shutdown)
     manager.start()
+    sweeps.start()
 
 
 DEFINITION = ServiceDefinition(
     name="trainer", grpc_port_setting="trainer_grpc_port", metrics_port_setting="trainer_metrics_port",
-    health_names=("quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService"), register=register,
+    health_names=("quakestack.v1.TrainerService", "quakestack.v1.ModelRegistryService", "quakestack.v1.SweepService"),
+    register=register,
 )
