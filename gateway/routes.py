@@ -17,10 +17,10 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import FieldDescriptor, FileDescriptor, MethodDescriptor, ServiceDescriptor
 
 from quakestack.oip import open_inference_pb2
-from quakestack.v1 import catalog_pb2, data_pb2, inference_pb2, trainer_pb2
+from quakestack.v1 import catalog_pb2, data_pb2, inference_pb2, sweep_pb2, trainer_pb2
 
-FILES: tuple[FileDescriptor, ...] = (data_pb2.DESCRIPTOR, trainer_pb2.DESCRIPTOR, inference_pb2.DESCRIPTOR,
-                                     open_inference_pb2.DESCRIPTOR, catalog_pb2.DESCRIPTOR)
+FILES: tuple[FileDescriptor, ...] = (data_pb2.DESCRIPTOR, trainer_pb2.DESCRIPTOR, sweep_pb2.DESCRIPTOR,
+                                     inference_pb2.DESCRIPTOR, open_inference_pb2.DESCRIPTOR, catalog_pb2.DESCRIPTOR)
 VERBS = ("get", "put", "post", "delete", "patch")
 
 

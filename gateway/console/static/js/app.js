@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import { datasetsPage, datasetPage } from "./datasets.js";
 import { jobPage } from "./job.js";
 import { trainingPage } from "./training.js";
+import { comparePage, sweepPage, sweepsPage } from "./sweeps.js";
 import { modelsPage } from "./models.js";
 import { annotatePage } from "./annotate.js";
 import { catalogPage, catalogsPage } from "./catalogs.js";
@@ -14,6 +15,9 @@ const ROUTES = [
   [/^#\/datasets$/, datasetsPage, "datasets"],
   [/^#\/training\/jobs\/(.+)$/, jobPage, "training"],
   [/^#\/training$/, trainingPage, "training"],
+  [/^#\/sweeps\/(.+)$/, sweepPage, "sweeps"],
+  [/^#\/sweeps$/, sweepsPage, "sweeps"],
+  [/^#\/compare\/(.+)$/, comparePage, "sweeps"],
   [/^#\/models$/, modelsPage, "models"],
   [/^#\/annotate$/, annotatePage, "annotate"],
   [/^#\/catalogs\/(.+)$/, catalogPage, "catalogs"],
