@@ -58,6 +58,15 @@ if [ $dev = 1 ]; then
   # allow: it gets a virtualenv of its own, which the tests run as a separate client program.
   [ -x .venv-triton/bin/python ] || step "the tritonclient virtualenv .venv-triton" python3 -m venv .venv-triton
   step "tritonclient into .venv-triton" .venv-triton/bin/python -m pip install -q "tritonclient[grpc,http]>=2.50" numpy
+  # The serving peers of bench/serving_peers.py, each in its own virtualenv, torch==2.13.0 first and pinned as
+  # above. MLServer 1.7.1 takes uvloop<0.22: its inference workers call asyncio.get_event_loop(), which
+  # uvloop 0.22 refuses ("There is no current event loop"), so every worker died at start.
+  [ -x .venv-mlserver/bin/python ] || step "the MLServer virtualenv .venv-mlserver" python3 -m venv .venv-mlserver
+  step "torch==2.13.0 into .venv-mlserver" .venv-mlserver/bin/python -m pip install -q torch==2.13.0
+  step "MLServer 1.7.1 into .venv-mlserver" .venv-mlserver/bin/python -m pip install -q "mlserver==1.7.1" "uvloop<0.22"
+  [ -x .venv-pytriton/bin/python ] || step "the PyTriton virtualenv .venv-pytriton" python3 -m venv .venv-pytriton
+  step "torch==2.13.0 into .venv-pytriton" .venv-pytriton/bin/python -m pip install -q torch==2.13.0
+  step "PyTriton 0.7.0 into .venv-pytriton" .venv-pytriton/bin/python -m pip install -q "nvidia-pytriton==0.7.0"
   # promtool (Debian's prometheus), docker-compose and kubectl validate metrics and deployment files.
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)

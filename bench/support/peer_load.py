@@ -1,0 +1,99 @@
+"""The one client program of the serving-peers benchmark: tritonclient.grpc over the Open Inference Protocol.
+
+Run with ``.venv-triton``'s Python (tritonclient needs protobuf<7). Usage: peer_load.py TARGET MODEL WINDOWS.npy;
+then one JSON command per line on stdin, one JSON answer per line on stdout, so a client process imports
+tritonclient and opens its channel once for every run against one server:
+
+- ``{"op": "check", "out": PATH}``: every window once, one per request, in order; the ``magnitude``
+  outputs [N, 1] go to PATH (.npy) for the benchmark to compare with quakestack's Predict.
+- ``{"op": "run", "threads": K, "start_at": T, "seconds": S}``: K closed-loop clients, each sending one
+  window per request (cycling through the windows) from now until T + S; the time before T is the
+  warm-up. Answers ``count`` (requests completed in [T, T + S]), their ``latencies_ms`` and ``cpu_s``
+  (this process's CPU time over [T, T + S]).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import threading
+import time
+
+import numpy as np
+import tritonclient.grpc as triton
+
+
+def cpu_now() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Load:
+    """One tritonclient channel and one pre-encoded single-window input per window."""
+
+    def __init__(self, target: str, model: str, windows: np.ndarray):
+        self.client = triton.InferenceServerClient(url=target)
+        self.model = model
+        self.inputs = []
+        for x in windows:
+            tensor = triton.InferInput("waveforms", [1, *x.shape], "FP32")
+            tensor.set_data_from_numpy(np.ascontiguousarray(x[None], dtype=np.float32))
+            self.inputs.append(tensor)
+        self.outputs = [triton.InferRequestedOutput("magnitude")]
+
+    def infer(self, i: int) -> np.ndarray:
+        result = self.client.infer(self.model, [self.inputs[i % len(self.inputs)]], outputs=self.outputs,
+                                   client_timeout=60)
+        return result.as_numpy("magnitude")
+
+    def check(self, out: str) -> dict:
+        answers = [self.infer(i).reshape(-1) for i in range(len(self.inputs))]
+        np.save(out, np.stack(answers).astype(np.float32))
+        return {"n": len(answers)}
+
+    def run(self, threads: int, start_at: float, seconds: float) -> dict:
+        end = start_at + seconds
+        latencies: list[list[float]] = [[] for _ in range(threads)]
+        cpu: list[float] = []
+
+        def client(k: int) -> None:
+            i = k
+            while (started := time.time()) < end:
+                self.infer(i)
+                done = time.time()
+                if start_at <= done <= end:
+                    latencies[k].append((done - started) * 1e3)
+                i += 1
+
+        def meter() -> None:
+            time.sleep(max(0.0, start_at - time.time()))
+            cpu.append(cpu_now())
+            time.sleep(max(0.0, end - time.time()))
+            cpu.append(cpu_now())
+
+        pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+        pool.append(threading.Thread(target=meter))
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        merged = [v for per_thread in latencies for v in per_thread]
+        return {"count": len(merged), "latencies_ms": [round(v, 3) for v in merged], "cpu_s": cpu[1] - cpu[0]}
+
+
+def main() -> None:
+    target, model, windows = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
+    load = Load(target, model, windows)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "check":
+            answer = load.check(command["out"])
+        else:
+            answer = load.run(int(command["threads"]), float(command["start_at"]), float(command["seconds"]))
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()
