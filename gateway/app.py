@@ -45,7 +45,7 @@ from quakestack.auth import Authorizer, check_bind_policy
 from quakestack.config import ConfigError, Settings, load_settings
 from quakestack.errors import InvalidArgument
 from quakestack.jobs.lifeline import tie_to_stack
-from quakestack.layout import checkpoint_file_name
+from quakestack.layout import JOB_ARCHIVES, checkpoint_file_name
 from quakestack.logging import configure
 from quakestack.pagination import MAX_PAGE_SIZE
 from quakestack.protocomments import load_comments
@@ -259,7 +259,10 @@ class Gateway:
 
 
 def download_name(route: Route, params: dict[str, str]) -> str:
-    """The file name a download is saved as: the artifact's own, or `<job>-epoch-<n>.pt` for weights."""
+    """The file name a download is saved as: the artifact's own, `<job>-tensorboard.tar.gz` for a job's folder as
+    one archive, or `<job>-epoch-<n>.pt` for weights."""
+    if params.get("path") in JOB_ARCHIVES and re.fullmatch(r"[A-Za-z0-9._-]+", params.get("job_id", "")):
+        return f"{params['job_id']}-{params['path']}"
     if "path" in params:
         return params["path"].rsplit("/", 1)[-1] or "artifact"
     epoch = params.get("epoch", "")

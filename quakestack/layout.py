@@ -28,6 +28,11 @@ MANIFEST_FILE = "manifest.json"
 STOPPED = "stopped"
 _EPOCH_LABEL = re.compile(r"epoch-([0-9]{4,})")
 EVAL_DIR = "eval/"
+TENSORBOARD_DIR = "tensorboard/"
+# what DownloadArtifact builds on request instead of reading one object: every file of a job's folder, tar.gz
+TENSORBOARD_ARCHIVE = "tensorboard.tar.gz"
+EVAL_ARCHIVE = "eval.tar.gz"
+JOB_ARCHIVES = {TENSORBOARD_ARCHIVE: TENSORBOARD_DIR, EVAL_ARCHIVE: EVAL_DIR}
 
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9._\-=$@+,:]+$")
@@ -214,8 +219,23 @@ def artifact_key(job_id: str, path: str) -> str:
     """The key of an evaluation artifact named by its path inside the job (`eval/<id>/<file>`)."""
     path = validate_key(path)
     if not path.startswith(EVAL_DIR):
-        raise InvalidArgument(f"path must lie under {EVAL_DIR} (evaluation artifacts), got {path!r}")
+        raise InvalidArgument(f"path must lie under {EVAL_DIR} (evaluation artifacts) or be one of "
+                              f"{', '.join(JOB_ARCHIVES)} (a folder as one archive), got {path!r}")
     return job_key(job_id, path)
+
+
+# -- jobs/<job-id>/tensorboard/ -------------------------------------------------------------------
+def tensorboard_key(job_id: str) -> str:
+    """`jobs/<job-id>/tensorboard/events.out.tfevents.<job-id>`: the job's TensorBoard event file, rewritten whole
+    from its epoch events after each epoch (one fixed name: a retried or resumed worker replaces it, never adds)."""
+    return job_key(job_id, f"{TENSORBOARD_DIR}events.out.tfevents.{_id(job_id, 'job id')}")
+
+
+def job_archive_prefix(job_id: str, path: str) -> str | None:
+    """The folder of a job that DownloadArtifact sends as one tar.gz for `path` (`tensorboard.tar.gz`,
+    `eval.tar.gz`); None for any other path (one stored artifact)."""
+    folder = JOB_ARCHIVES.get(path)
+    return job_key(job_id, folder) if folder else None
 
 
 # -- models/<name>/... -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from quakestack.cli import archive as cli_archive
 from quakestack.cli import catalog as cli_catalog
 from quakestack.cli import data as cli_data
+from quakestack.cli import experiments as cli_experiments
 from quakestack.cli import infer as cli_infer
 from quakestack.cli import models as cli_models
 from quakestack.cli import sweep as cli_sweep
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quakestack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = common_options()
-    for module in (cli_data, cli_train, cli_sweep, cli_models, cli_infer, cli_catalog, cli_archive):
+    for module in (cli_data, cli_train, cli_sweep, cli_models, cli_infer, cli_catalog, cli_archive, cli_experiments):
         module.add_parser(sub, common)
     up = sub.add_parser("up", help="start the embedded stack until Ctrl-C")
     up.add_argument("--storage-dir", help="embedded S3 data directory (default QUAKESTACK_STORAGE_DIR)")

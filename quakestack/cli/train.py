@@ -25,7 +25,7 @@ from quakestack.cli.common import (
 )
 from quakestack.cli.listing import add_job_filters, job_list_request, list_pages
 from quakestack.cli.progress import ProgressBar
-from quakestack.layout import checkpoint_file_name
+from quakestack.layout import TENSORBOARD_ARCHIVE, checkpoint_file_name
 from quakestack.protoconv import struct_from_dict
 from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -275,6 +275,40 @@ def download_artifacts(ctx: Ctx, keys: list[str], out_dir: Path) -> list[Path]:
     return paths
 
 
+def tensorboard(ctx: Ctx, job_ids: list[str], out_dir: Path) -> list[Path]:
+    """Each job's TensorBoard event files (DownloadArtifact `tensorboard.tar.gz`) extracted into out_dir/<job-id>/,
+    one run per job, so that `tensorboard --logdir out_dir` shows and compares them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for job_id in job_ids:
+        chunks = stub(ctx).DownloadArtifact(trainer_pb2.DownloadArtifactRequest(job_id=job_id,
+                                                                               path=TENSORBOARD_ARCHIVE), timeout=600)
+        files = extract_tar_gz(b"".join(c.chunk for c in chunks), out_dir)
+        written += files
+        ctx.say(f"job {job_id}: {len(files)} event file(s) in {out_dir / job_id}")
+    ctx.emit({"logdir": str(out_dir), "files": [str(f) for f in written]})
+    ctx.say(f"tensorboard --logdir {out_dir}")
+    return written
+
+
+def extract_tar_gz(data: bytes, out_dir: Path) -> list[Path]:
+    """Extract a downloaded archive's regular files under out_dir, refusing any member that would land outside it."""
+    import io
+    import tarfile
+
+    root, written = out_dir.resolve(), []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            target = (root / member.name).resolve()
+            if not member.isfile() or root not in target.parents:
+                raise CliError(f"the archive holds {member.name!r}, which is not a file inside {out_dir}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            target.write_bytes(source.read() if source else b"")
+            written.append(target)
+    return written
+
+
 def evaluate(ctx: Ctx, *, job_id: str = "", epoch: int = 0, model: str = "", version: str = "", dataset: str = "",
              split: str = "test", out_dir: Path | None = None) -> tuple[trainer_pb2.EvaluateModelResponse, list[Path]]:
     """EvaluateModel on a job's checkpoint or a registered model; prints metrics, optionally downloads plots."""
@@ -362,6 +396,15 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--out", "-o", help="file or folder to write (default: JOB-epoch-NNNN.pt / the artifact's name)")
     p.set_defaults(func=lambda ctx, a: download(ctx, a.job_id, epoch=a.epoch, artifact=a.artifact,
                                                 out=Path(a.out) if a.out else None) and 0)
+    p = tsub.add_parser("tensorboard", parents=[common], help="download jobs' TensorBoard event files for "
+                        "`tensorboard --logdir DIR`",
+                        description="Extracts each job's event files (scalars per epoch: losses, the task's metrics, "
+                        "learning rate, samples/s; its hyper-parameters for the HParams dashboard) into DIR/<job-id>/; "
+                        "several jobs in one DIR are compared side by side. The files are rebuilt from the job's "
+                        "stored epochs, each epoch once, however often its worker was retried or resumed.")
+    p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    p.add_argument("--out", "-o", required=True, help="the log directory to extract into (created if missing)")
+    p.set_defaults(func=lambda ctx, a: tensorboard(ctx, a.job_ids, Path(a.out)) and 0)
     p = tsub.add_parser("eval", parents=[common], help="evaluate a checkpoint or registered model")
     p.add_argument("job_id", nargs="?", help="job whose checkpoint to evaluate")
     p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch (default: best)")

@@ -5,8 +5,10 @@ by the local executor, a Kubernetes Job, or torchrun (then this process is one r
 the dataset manifest's sha256 recorded at creation, resumes from the newest checkpoint in storage
 (never from what a service believes), writes each epoch's checkpoint with its event inside and then
 the event itself, so an epoch whose event was lost in a crash is re-reported from its checkpoint and
-every epoch appears exactly once. With `ddp_processes`/`num_gpus` > 1 (and no torchrun), the ranks
-are spawned from here and rank 0 reports.
+every epoch appears exactly once. After each epoch, and with the job's end, rank 0 renders the job's
+TensorBoard event file anew from those stored epoch events (quakestack.tracking), so it never counts an epoch
+twice either. With `ddp_processes`/`num_gpus` > 1 (and no torchrun), the ranks are spawned from here and
+rank 0 reports.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from quakestack.metadata.jobs import JobStore
 from quakestack.models.checkpoint import load_state, state_to_bytes
 from quakestack.models.zoo import get_architecture
 from quakestack.storage import ObjectStore
+from quakestack.tracking.artifacts import publish_event_file
 from quakestack.training.data import check_compatible, fetch_split, load_split
 from quakestack.training.loop import run_training
 
@@ -103,6 +106,18 @@ def resume_point(store: ObjectStore, job_id: str) -> tuple[str | None, dict[str,
     return best
 
 
+def publish_tensorboard(ctx: WorkerContext, end_state: JobState | None = None,
+                        retry_s: float = RETRY_STORAGE_S) -> None:
+    """Store the job's TensorBoard event file rendered from its stored epoch events (and its end, if given).
+    It is a view of the event log, so a failure to write it is logged and never fails the training."""
+    try:
+        epochs = ctx.events(("epoch",))
+        with_retries(lambda: publish_event_file(ctx.store, ctx.job_id, ctx.spec, ctx.record.create_time, epochs,
+                                                end_state.value if end_state else None), retry_s)
+    except Exception as exc:  # noqa: BLE001 - the event log stays the record; the next epoch or end writes it again
+        get_logger(job_id=ctx.job_id).warning("tensorboard event file not written", error=str(exc))
+
+
 class Reporter:
     """Rank 0's reports: the checkpoint to object storage first, then the epoch's event (each epoch once)."""
 
@@ -118,6 +133,8 @@ class Reporter:
             self.logged_epochs = int(event["epoch"])
             event = {**event, "environment": self.environment}  # what this epoch's numbers depend on
         self.ctx.emit(event)
+        if event.get("type") == "epoch":
+            publish_tensorboard(self.ctx)
 
     def save_checkpoint(self, label: str, state: dict[str, Any]) -> None:
         if "event" in state:
@@ -168,6 +185,7 @@ def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
         resume=resume, elapsed_before_s=elapsed_before_s, rank=rank, world=world)
     if rank == 0:
         state = JobState.STOPPED if result.state == "stopped" else JobState.SUCCEEDED
+        publish_tensorboard(ctx, state)  # before the end is reported: a worker killed in between runs again
         ctx.state(state, result.message, epochs_done=result.epochs_done)
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -222,6 +240,7 @@ def run_job(ctx: WorkerContext) -> int:
     except Exception as exc:  # noqa: BLE001 - any failure ends the job FAILED with its reason
         log.error("training failed", error=str(exc), traceback=traceback.format_exc())
         if rank == 0:
+            publish_tensorboard(ctx, JobState.FAILED, retry_s=0.0)  # one try: the failure may be storage's
             ctx.state(JobState.FAILED, _reason(exc))
         return 1
     return 0

@@ -19,6 +19,7 @@ from quakestack.layout import (
     checkpoint_label,
     checkpoints_prefix,
     evaluation_prefix,
+    job_archive_prefix,
     label_epoch,
 )
 from quakestack.metadata.database import Database
@@ -34,6 +35,7 @@ from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.server import GrpcServer
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.sweeps.jobs import SweepJobs
+from quakestack.tracking.artifacts import job_archive
 from quakestack.training.evaluate import evaluate_weights
 from quakestack.training.jobs import JOB_HYPER_PARAMETERS, TrainingJobs, job_record
 from quakestack.training.register import epoch_of, epoch_weights, register_epoch
@@ -140,7 +142,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             yield trainer_pb2.DownloadCheckpointResponse(chunk=data[start:start + CHUNK])
 
     def DownloadArtifact(self, request, context):
-        self.manager.get(request.job_id)
+        view = self.manager.get(request.job_id)
+        if job_archive_prefix(request.job_id, request.path) is not None:  # tensorboard.tar.gz, eval.tar.gz
+            data = job_archive(self.store, request.job_id, request.path, spec=view.record.spec,
+                               create_time=view.record.create_time, epochs=self.manager.epoch_events(request.job_id),
+                               state=view.state.value)
+            for start in range(0, len(data), CHUNK):
+                yield trainer_pb2.DownloadArtifactResponse(chunk=data[start:start + CHUNK])
+            return
         for chunk in self.store.iter_chunks(artifact_key(request.job_id, request.path), CHUNK):
             yield trainer_pb2.DownloadArtifactResponse(chunk=chunk)
 

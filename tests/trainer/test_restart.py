@@ -21,6 +21,7 @@ import pytest
 
 from quakestack.client import channel, health_status
 from quakestack.jobs.executor import WORKER_MODULE, local_workers
+from quakestack.layout import tensorboard_key
 from quakestack.metadata.database import Database
 from quakestack.metadata.jobs import JobStore
 from quakestack.stack import Stack, with_free_ports
@@ -29,6 +30,7 @@ from quakestack.v1 import trainer_pb2, trainer_pb2_grpc
 from tests.conftest import REPO_ROOT
 from tests.datasets import publish_synthetic_dataset
 from tests.trainer.conftest import create_job, epochs_of, finished, progress, state_name, stored_events, wait_for_job
+from tests.trainer.tensorboard_reader import read_run
 
 FAST_RUNTIME = dict(jobs_lease_ttl_s=3.0, jobs_lost_after_s=6.0, jobs_heartbeat_s=0.5, health_interval_s=0.5)
 
@@ -117,7 +119,7 @@ def test_sigkill_of_the_service_reattaches_to_the_running_worker(own_trainer) ->
     assert not local_workers(settings.s3_endpoint, settings.s3_bucket), "the worker is reaped when its job ends"
 
 
-def test_sigkill_of_the_worker_is_rescheduled_from_its_checkpoint(own_trainer) -> None:
+def test_sigkill_of_the_worker_is_rescheduled_from_its_checkpoint(own_trainer, tmp_path) -> None:
     settings = own_trainer.settings
     with channel(settings.trainer_addr) as ch:
         stub = trainer_pb2_grpc.TrainerServiceStub(ch)
@@ -134,6 +136,12 @@ def test_sigkill_of_the_worker_is_rescheduled_from_its_checkpoint(own_trainer) -
     resumed = [m for m in messages if m.startswith("worker started")][-1]
     assert "from epoch-000" in resumed, resumed  # not from the start
     assert sorted(_attempts(settings, job.job_id)) == [1, 2]
+    run_dir = tmp_path / "tensorboard" / job.job_id  # the job's TensorBoard file, read by TensorBoard's reader
+    run_dir.mkdir(parents=True)
+    (run_dir / "events.out.tfevents.job").write_bytes(ObjectStore.from_settings(settings).get_bytes(
+        tensorboard_key(job.job_id)))
+    assert [step for step, _ in read_run(run_dir)["scalars"]["train_loss"]] == [1, 2, 3, 4, 5], \
+        "the event file holds each epoch once across the retry"
 
 
 def test_queued_jobs_survive_a_sigkill_and_run(own_trainer) -> None:
