@@ -167,7 +167,7 @@ class Controller:
                               gpu_count=self.gpu_count)
         except (InvalidArgument, FailedPrecondition, NotFound) as exc:
             trial.set_user_attr(MESSAGE_ATTR, f"not started: {exc}")
-            self.study.tell(trial, state=TrialState.FAIL)
+            studies.tell(self.study, trial, state=TrialState.FAIL)
             return None
         spec = {**spec, "owner": self.spec.get("owner", ""), "sweep": {"sweep_id": self.sweep_id,
                                                                         "trial": trial.number}}
@@ -207,17 +207,17 @@ class Controller:
     def tell(self, trial: optuna.Trial, frozen: FrozenTrial, view: JobView, events: list[dict[str, Any]]) -> None:
         values = [v for v in (objective_value(e, self.metric) for e in events) if v is not None]
         if view.state is JobState.SUCCEEDED and values:
-            self.study.tell(trial, max(values) if self._maximise else min(values))
+            studies.tell(self.study, trial, max(values) if self._maximise else min(values))
         elif view.state is JobState.STOPPED:
             if PRUNE_ATTR not in frozen.user_attrs:
                 trial.set_user_attr(MESSAGE_ATTR, "stopped by hand")
-            self.study.tell(trial, state=TrialState.PRUNED)
+            studies.tell(self.study, trial, state=TrialState.PRUNED)
         else:
             why = view.status.get("error") or view.state.value.lower()
             if view.state is JobState.SUCCEEDED:
                 why = f"no finite {self.metric} in any epoch"
             trial.set_user_attr(MESSAGE_ATTR, f"{view.state.value.lower()}: {why}"[:500])
-            self.study.tell(trial, state=TrialState.FAIL)
+            studies.tell(self.study, trial, state=TrialState.FAIL)
 
     def cancel_running(self, trials: list[FrozenTrial]) -> None:
         for trial in trials:

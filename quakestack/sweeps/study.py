@@ -93,3 +93,14 @@ def load_study(storage: RDBStorage, spec: dict[str, Any], sweep_id: str, number:
 def create_study(storage: RDBStorage, spec: dict[str, Any], sweep_id: str) -> optuna.Study:
     return optuna.create_study(study_name=sweep_id, storage=storage, direction=direction(spec),
                                load_if_exists=True)
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
+         state: optuna.trial.TrialState | None = None) -> None:
+    """`study.tell`, once. The grid sampler asks the study to stop when its grid is used up, which only an
+    optimize loop can take; the trial is stored either way, and the controller ends the sweep by its own count."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise

@@ -12,7 +12,7 @@ from tests.console.browser import console_page, screenshot
 from tests.console.test_console import CHART_COLOURS, COLOURED_PIXELS, browser, dataset  # noqa: F401 - fixtures
 from tests.gateway.helpers import http
 
-TRIALS = 3
+TRIALS = 2
 
 
 def rest(stack: Stack, method: str, path: str, body: dict | None = None) -> dict:
@@ -25,7 +25,7 @@ def rest(stack: Stack, method: str, path: str, body: dict | None = None) -> dict
 def test_a_sweep_and_its_comparison_in_the_console(stack: Stack, dataset: str, browser) -> None:  # noqa: F811
     sweep = rest(stack, "POST", "/v1/sweeps", {
         "dataset": dataset, "architecture": "convnetquake_ingv", "device": "cpu", "displayName": "console sweep",
-        "hyperParameters": {"n_samples": 3000, "batch_size": 32, "epochs": 3},
+        "hyperParameters": {"n_samples": 3000, "batch_size": 32, "epochs": 2},
         "searchSpace": [{"name": "learning_rate", "type": "SEARCH_PARAMETER_TYPE_FLOAT", "low": 0.001,
                          "high": 0.03, "log": True}],
         "objective": {"metric": "val_loss"}, "sampler": "SWEEP_SAMPLER_RANDOM", "pruner": "SWEEP_PRUNER_NONE",
@@ -36,7 +36,7 @@ def test_a_sweep_and_its_comparison_in_the_console(stack: Stack, dataset: str, b
         time.sleep(1.0)
         sweep = rest(stack, "GET", f"/v1/sweeps/{sweep_id}")["sweep"]
     assert sweep["state"] == "JOB_STATE_SUCCEEDED", sweep
-    assert len(sweep["trials"]) == TRIALS and all(len(t["intermediateValues"]) == 3 for t in sweep["trials"])
+    assert len(sweep["trials"]) == TRIALS and all(len(t["intermediateValues"]) == 2 for t in sweep["trials"])
     listed = rest(stack, "GET", "/v1/sweeps?pageSize=5")["sweeps"]
     assert sweep_id in [s["sweepId"] for s in listed] and not listed[0].get("trials")
     with console_page(browser, stack.endpoints().gateway) as (page, _log):
