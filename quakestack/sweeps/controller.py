@@ -46,7 +46,7 @@ from quakestack.training.jobs import build_spec, job_gpus, request_stop, trainin
 from quakestack.training.register import register_epoch
 
 __all__ = ["run_job", "objective_value"]
-PASS_S = 0.5  # how often the controller looks at its trials (one read of the study, one per running trial)
+PASS_S = 0.25  # how often the controller looks at its trials (one read of the study, one per running trial)
 STORAGE_ERRORS = (Unavailable, optuna.exceptions.StorageInternalError, sa.exc.OperationalError,
                   sa.exc.InterfaceError)
 
@@ -167,6 +167,13 @@ class Controller:
                               gpu_count=self.gpu_count)
         except (InvalidArgument, FailedPrecondition, NotFound) as exc:
             trial.set_user_attr(MESSAGE_ATTR, f"not started: {exc}")
+            studies.tell(self.study, trial, state=TrialState.FAIL)
+            return None
+        expected = self.spec.get("dataset_manifest_sha256")
+        if expected and spec["dataset_manifest_sha256"] != expected:  # trials must be comparable
+            now = spec["dataset_manifest_sha256"]
+            trial.set_user_attr(MESSAGE_ATTR, f"not started: dataset {self.spec['dataset']!r} was replaced after the "
+                                f"sweep began (manifest {expected[:12]} then, {now[:12]} now)")
             studies.tell(self.study, trial, state=TrialState.FAIL)
             return None
         spec = {**spec, "owner": self.spec.get("owner", ""), "sweep": {"sweep_id": self.sweep_id,

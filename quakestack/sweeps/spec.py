@@ -73,7 +73,8 @@ def build_sweep_spec(store: ObjectStore, catalog: DatasetCatalog, *, dataset: st
     control = check_limits({"max_trials": max_trials, "parallel_trials": limits.get("parallel_trials") or 1,
                             "max_failures": limits.get("max_failures") or 3,
                             "time_budget_s": float(limits.get("time_budget_s") or 0.0)})
-    return {"dataset": base["dataset"], "architecture": arch.name, "hyper_parameters": dict(hyper_parameters),
+    return {"dataset": base["dataset"], "dataset_manifest_sha256": base["dataset_manifest_sha256"],
+            "architecture": arch.name, "hyper_parameters": dict(hyper_parameters),
             "resolved_hyper_parameters": {**base["hyper_parameters"], **base["training_hyper_parameters"]},
             "search_space": [p.to_dict() for p in space.parameters],
             "objective": {"metric": metric, "direction": objective.get("direction") or "minimize",
