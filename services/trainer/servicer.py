@@ -248,7 +248,7 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
 def register(server: GrpcServer, settings: Settings, store: ObjectStore, db: Database) -> None:
     gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     manager = TrainingJobs(store, db, settings, gpu_count=gpu_count)
-    metrics.register_job_counts(manager.scheduler.jobs.counts, ("training",))
+    metrics.register_job_counts(manager.scheduler.jobs.counts, ("training", "sweep"))
     model_store = ModelStore(store, db)
     jobs = Jobs(store, manager)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
