@@ -208,3 +208,32 @@ def test_a_sweep_exports_as_a_parent_run_with_its_trials_nested(tracked, trainer
     assert parents[0]["params"] == {"sampler": "tpe", "pruner": "median", "max_trials": "2"}
     assert [(m["step"], m["value"]) for m in parents[0]["metrics"]["objective"]] == [(0, 0.5)]
     assert parents[0]["tags"]["objective.metric"] == "rmse" and parents[0]["status"] == "FINISHED"
+
+
+@pytest.mark.slow  # a real sweep of two 2-epoch trials, ~50 s
+def test_a_real_sweep_exports_with_its_trials_nested(trainer_channel, magnitude_dataset, stack, mlflow_server,
+                                                      tmp_path) -> None:
+    from quakestack.v1 import sweep_pb2, sweep_pb2_grpc
+    from tests.trainer.sweep_helpers import ended, sweep_request, wait_sweep
+
+    sweeps = sweep_pb2_grpc.SweepServiceStub(trainer_channel)
+    created = sweeps.CreateSweep(sweep_request(magnitude_dataset, epochs=2, sampler=sweep_pb2.SWEEP_SAMPLER_RANDOM,
+                                               pruner=sweep_pb2.SWEEP_PRUNER_NONE, parallel_trials=1, max_trials=2,
+                                               seed=5, display_name="export test"),
+                                 timeout=60).sweep
+    sweep = wait_sweep(sweeps, created.sweep_id, ended, timeout_s=300)
+    assert state_name(sweep.state) == "SUCCEEDED", sweep.error
+    report = export_mlflow(Ctx(stack.settings, quiet=True), mlflow_server, experiment="real-sweep",
+                           sweep_ids=[sweep.sweep_id], artifacts=False)
+    assert report["sweep_runs"].keys() == {sweep.sweep_id} and len(report["job_runs"]) == 2
+    held = _read_mlflow(mlflow_server, "real-sweep", tmp_path)
+    (parent,) = [r for r in held["runs"] if r["tags"].get("quakestack.sweep_id") == sweep.sweep_id]
+    trials = {t.job_id: t for t in sweep.trials}
+    children = [r for r in held["runs"] if r["tags"].get("quakestack.job_id") in trials]
+    assert len(children) == 2 and {r["tags"]["mlflow.parentRunId"] for r in children} == {parent["run_id"]}
+    for run in children:
+        trial = trials[run["tags"]["quakestack.job_id"]]
+        assert run["tags"]["quakestack.trial_number"] == str(trial.number)
+        assert float(run["params"]["learning_rate"]) == pytest.approx(trial.parameters["learning_rate"])
+    assert parent["params"]["objective"] == "val_loss" and parent["params"]["sampler"] == "random"
+    assert sorted(m["step"] for m in parent["metrics"]["objective"]) == sorted(t.number for t in sweep.trials)
