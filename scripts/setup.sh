@@ -67,6 +67,10 @@ if [ $dev = 1 ]; then
   [ -x .venv-pytriton/bin/python ] || step "the PyTriton virtualenv .venv-pytriton" python3 -m venv .venv-pytriton
   step "torch==2.13.0 into .venv-pytriton" .venv-pytriton/bin/python -m pip install -q torch==2.13.0
   step "PyTriton 0.7.0 into .venv-pytriton" .venv-pytriton/bin/python -m pip install -q "nvidia-pytriton==0.7.0"
+  # a real MLflow tracking server and MlflowClient for the export tests (`experiments export-mlflow` itself speaks
+  # MLflow's REST API, so the mlflow package and its pins stay out of the project's environment)
+  [ -x .venv-mlflow/bin/python ] || step "the MLflow virtualenv .venv-mlflow" python3 -m venv .venv-mlflow
+  step "mlflow into .venv-mlflow" .venv-mlflow/bin/python -m pip install -q "mlflow>=3.0,<4"
   # promtool (Debian's prometheus), docker-compose and kubectl validate metrics and deployment files.
   missing=()
   command -v promtool >/dev/null || missing+=(prometheus)
