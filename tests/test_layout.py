@@ -30,6 +30,7 @@ EXAMPLES = {
     "checkpoint_key": layout.checkpoint_key("train-1a2b", "epoch-0003"),
     "epoch_checkpoint_key": layout.epoch_checkpoint_key("train-1a2b", 3),
     "evaluation_prefix": layout.evaluation_prefix("train-1a2b", "e1"),
+    "tensorboard_key": layout.tensorboard_key("train-1a2b"),
     "content_weights_key": layout.content_weights_key("mag", "0" * 64),
     "card_key": layout.card_key("mag", 2),
     "aliases_key": layout.aliases_key("mag"),

@@ -186,7 +186,9 @@ class TrainerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DownloadArtifact(self, request, context):
-        """Streams one stored evaluation artifact of a job (a PNG plot, metrics.json) in chunks.
+        """Streams one stored evaluation artifact of a job (a PNG plot, metrics.json) in chunks, or one of the job's
+        folders as a tar.gz: `tensorboard.tar.gz` (its TensorBoard event files, for `tensorboard --logdir`) or
+        `eval.tar.gz` (every evaluation's plots and metrics).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
