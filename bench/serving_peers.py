@@ -25,7 +25,7 @@ The last line is one JSON object: ``ratio_vs_best_python_peer`` and ``ratio_vs_t
 windows/s at 32 clients / the peer's; null with a reason when a peer could not run) and
 ``p99_ratio_vs_best_python_peer`` (quakestack's p99 at 8 clients / the lowest MLServer p99 there).
 
-    python bench/serving_peers.py [--quick] [--torch-threads N]
+    python bench/serving_peers.py [--quick] [--torch-threads N] [--profile DIR [--only-quakestack]]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.batching import Profiler  # noqa: E402
 from bench.support.peers import (  # noqa: E402
     MLSERVER_PYTHON,
     PYTRITON_PYTHON,
@@ -112,21 +113,25 @@ def predict(target: str, x: np.ndarray) -> np.ndarray:
 
 
 def measure(name: str, target: str, pid: int, windows: Path, reference: np.ndarray, plan: Plan,
-            workdir: Path, extra: dict | None = None) -> dict:
-    """One server: the output check, then a closed-loop run per concurrency."""
+            workdir: Path, extra: dict | None = None, profile: str | None = None) -> dict:
+    """One server: the output check, then a closed-loop run per concurrency (``profile``: py-spy and perf
+    record the server during the run at the highest concurrency)."""
     with client_pool(target, MODEL, windows) as pool:
         answers = pool.check(workdir / f"{name}-answers.npy")
         diff = float(np.max(np.abs(answers - reference)))
         rows = []
         for clients in plan.concurrency:
-            result = pool.run(clients, plan.seconds, plan.warmup_s, pid)
+            profiler = Profiler(profile if clients == max(plan.concurrency) else None, pid, plan.seconds)
+            result = pool.run(clients, plan.seconds, plan.warmup_s, pid, on_start=profiler.start)
+            profiler.finish()
             result.extra = dict(extra or {})
             rows.append(result.summary())
             print(f"[serving_peers] {name:12s} {json.dumps(rows[-1])}", flush=True)
     return {"server": name, "max_abs_diff": diff, "outputs_equal": diff <= TOLERANCE, "rows": rows}
 
 
-def run_quakestack(plan: Plan, workdir: Path, windows: Path, x: np.ndarray) -> tuple[dict, np.ndarray, Path]:
+def run_quakestack(plan: Plan, workdir: Path, windows: Path, x: np.ndarray,
+                   profile: str | None = None) -> tuple[dict, np.ndarray, Path]:
     """The service of a fresh bench stack; also writes the registered version where the peers load it."""
     weights, card = model_weights_and_card()
     with running_stack(inference_log_sample_rate=0.0, inference_torch_threads=plan.batching.torch_threads) as stack:
@@ -140,7 +145,8 @@ def run_quakestack(plan: Plan, workdir: Path, windows: Path, x: np.ndarray) -> t
                 name=MODEL, max_batch_size=plan.batching.max_batch_size,
                 max_queue_delay_us=plan.batching.max_queue_delay_us), timeout=60)
         reference = predict(target, x)
-        result = measure("quakestack", target, stack.processes["inference"].pid, windows, reference, plan, workdir)
+        result = measure("quakestack", target, stack.processes["inference"].pid, windows, reference, plan, workdir,
+                         profile=profile)
     return result, reference, folder
 
 
@@ -211,19 +217,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (< 90 s in all)")
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch intra-op threads of every server process (0: half the CPUs, quakestack's default)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy (and perf, where present) record quakestack's server during its 32-client run")
+    parser.add_argument("--only-quakestack", action="store_true", help="no peers (with --profile: the profile alone)")
     args = parser.parse_args()
     if not TRITON_PYTHON.exists():
         sys.exit("no .venv-triton with tritonclient (the one client program): run scripts/setup.sh --dev")
     threads = args.torch_threads or max(1, (os.cpu_count() or 2) // 2)
-    plan = Plan(seconds=2.0 if args.quick else 15.0, warmup_s=0.5 if args.quick else 3.0, concurrency=(1, 8, 32),
+    plan = Plan(seconds=1.5 if args.quick else 15.0, warmup_s=0.5 if args.quick else 3.0, concurrency=(1, 8, 32),
                 mlserver_workers=(0, 2) if args.quick else (0, 1, 2), batching=Batching(torch_threads=threads))
     started, load = time.monotonic(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="quakestack-peers-") as tmp:
         workdir = Path(tmp)
         windows = workdir / "windows.npy"
         x = bench_windows(windows)
-        ours, reference, folder = run_quakestack(plan, workdir, windows, x)
-        results = run_peers(plan, workdir, windows, reference, folder)
+        ours, reference, folder = run_quakestack(plan, workdir, windows, x, args.profile)
+        results = [] if args.only_quakestack else run_peers(plan, workdir, windows, reference, folder)
     table = comparison(ours, results, plan.concurrency)
     top = str(max(plan.concurrency))
     python_peer, triton = table[top]["vs_best_python_peer"], table[top]["vs_triton"]

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,14 +234,16 @@ class ClientPool:
         self._answer(self.procs[0])
         return np.load(out).reshape(-1)
 
-    def run(self, clients: int, seconds: float, warmup_s: float, server_pid: int | None = None) -> RunResult:
-        """``clients`` closed-loop clients: warm-up, then ``seconds`` measured (server CPU over the same window)."""
+    def run(self, clients: int, seconds: float, warmup_s: float, server_pid: int | None = None,
+            on_start: Callable[[], None] | None = None) -> RunResult:
+        """``clients`` closed-loop clients: warm-up, then ``seconds`` measured (server CPU over the same window;
+        ``on_start`` is called when the window opens, e.g. to start a profiler)."""
         start_at = time.time() + warmup_s
         busy = [(proc, n) for proc, n in zip(self.procs, _split(clients, len(self.procs)), strict=True) if n]
         for proc, n in busy:
             self._send(proc, {"op": "run", "threads": n, "start_at": start_at, "seconds": seconds})
         server_cpu: list[float] = []
-        meter = threading.Thread(target=_meter, args=(server_pid, start_at, seconds, server_cpu))
+        meter = threading.Thread(target=_meter, args=(server_pid, start_at, seconds, server_cpu, on_start))
         meter.start()
         answers = [self._answer(proc) for proc, _ in busy]
         meter.join()
@@ -261,12 +263,15 @@ class ClientPool:
                 proc.wait()
 
 
-def _meter(pid: int | None, start_at: float, seconds: float, out: list[float]) -> None:
+def _meter(pid: int | None, start_at: float, seconds: float, out: list[float],
+           on_start: Callable[[], None] | None) -> None:
     """The server's CPU time (process tree) at the start and at the end of the measured window."""
     if pid is None:
         return
     time.sleep(max(0.0, start_at - time.time()))
     out.append(tree_cpu_seconds(pid))
+    if on_start is not None:
+        on_start()
     time.sleep(max(0.0, start_at + seconds - time.time()))
     out.append(tree_cpu_seconds(pid))
 
