@@ -143,3 +143,5 @@ def test_the_gateway_saves_a_checkpoint_under_the_name_the_cli_uses() -> None:
 
     assert download_name(None, {"job_id": "train-1a2b", "epoch": "3"}) == layout.checkpoint_file_name("train-1a2b", 3)
     assert download_name(None, {"job_id": "train-1a2b", "path": "eval/e1/residuals.png"}) == "residuals.png"
+    assert download_name(None, {"job_id": "train-1a2b", "path": "tensorboard.tar.gz"}) == \
+        "train-1a2b-tensorboard.tar.gz"

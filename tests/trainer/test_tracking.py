@@ -86,6 +86,14 @@ def test_a_jobs_tensorboard_files_read_back_with_every_epoch_and_its_hyper_param
     mux.Reload()
     assert list(mux.Runs()) == [job_id]
 
+    stored = store.get_bytes(tensorboard_key(job_id))  # a job of an earlier version, with no event file stored:
+    store.delete(tensorboard_key(job_id))              # the archive renders one from its events
+    try:
+        tensorboard(Ctx(stack.settings, quiet=True), [job_id], tmp_path / "rendered")
+        assert read_run(tmp_path / "rendered" / job_id) == run
+    finally:
+        store.put_bytes(tensorboard_key(job_id), stored)
+
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
