@@ -32,13 +32,12 @@ from google.protobuf import struct_pb2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support.stack import running_stack  # noqa: E402
+from bench.support.stead import ingest_stead  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.data.synthetic import write_stead  # noqa: E402
 from quakestack.protoconv import seconds_from_iso  # noqa: E402
 from quakestack.v1 import (  # noqa: E402
     common_pb2,
-    data_pb2,
-    data_pb2_grpc,
     sweep_pb2,
     sweep_pb2_grpc,
     trainer_pb2,
@@ -46,19 +45,6 @@ from quakestack.v1 import (  # noqa: E402
 )
 
 GOALS = {"time_saved": 0.40, "objective_loss": 0.02, "overhead_s_per_trial": 1.0}
-
-
-def ingest(addr: str, source: Path) -> None:
-    with channel(addr) as ch:
-        stub = data_pb2_grpc.DataServiceStub(ch)
-        request = data_pb2.CreateDatasetRequest(name="bench-sweep", seed=1, shard_size=512, sources=[
-            data_pb2.DataSource(format=data_pb2.SOURCE_FORMAT_STEAD,
-                                waveforms=common_pb2.Location(local_path=str(source)))])
-        job = stub.CreateDataset(request, timeout=30).job
-        for event in stub.WatchDatasetJob(data_pb2.WatchDatasetJobRequest(job_id=job.job_id), timeout=600):
-            last = event.job
-        if last.state != common_pb2.JOB_STATE_SUCCEEDED:
-            raise SystemExit(f"ingestion failed: {last.error}")
 
 
 def request(trials: int, epochs: int, pruned: bool) -> sweep_pb2.CreateSweepRequest:
@@ -125,7 +111,7 @@ def main() -> None:
         write_stead(str(source), n_events=n_events, n_noise=n_events // 15, seed=1)
         with running_stack(("data", "trainer"), trainer_cpu_slots=2, health_interval_s=0.5, log_level="warning",
                            data_allowed_dirs=(source,)) as stack:
-            ingest(stack.settings.data_addr, source)
+            ingest_stead(stack.settings.data_addr, source, "bench-sweep")
             pruned = run_sweep(stack.settings.trainer_addr, trials, epochs, pruned=True)
             full = run_sweep(stack.settings.trainer_addr, trials, epochs, pruned=False)
     a, b = summary(pruned), summary(full)

@@ -28,6 +28,7 @@ from google.protobuf import struct_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.stead import ingest_stead  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.config import load_settings  # noqa: E402
 from quakestack.data.manifest import load_manifest  # noqa: E402
@@ -39,23 +40,10 @@ from quakestack.models.zoo import build_model, get_architecture  # noqa: E402
 from quakestack.stack import Stack, with_free_ports  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.training.data import fetch_split, load_split  # noqa: E402
-from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc  # noqa: E402
+from quakestack.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc  # noqa: E402
 
 ARCH, HP = "convnetquake_ingv", {"n_samples": 3000}
 BATCH, LR = 32, 1e-3
-
-
-def ingest(addr: str, source: Path) -> None:
-    with channel(addr) as ch:
-        stub = data_pb2_grpc.DataServiceStub(ch)
-        request = data_pb2.CreateDatasetRequest(name="bench-train", seed=1, shard_size=512, sources=[
-            data_pb2.DataSource(format=data_pb2.SOURCE_FORMAT_STEAD,
-                                waveforms=common_pb2.Location(local_path=str(source)))])
-        job = stub.CreateDataset(request, timeout=30).job
-        for event in stub.WatchDatasetJob(data_pb2.WatchDatasetJobRequest(job_id=job.job_id), timeout=600):
-            last = event.job
-        if last.state != common_pb2.JOB_STATE_SUCCEEDED:
-            raise SystemExit(f"ingestion failed: {last.error}")
 
 
 class ServiceJob:
@@ -153,7 +141,7 @@ def main() -> None:
     stack.start(names=("data", "trainer"))  # what the benchmark talks to (inference and gateway idle)
     ratios, service_rates, bare_rates = [], [], []
     try:
-        ingest(stack.settings.data_addr, source)
+        ingest_stead(stack.settings.data_addr, source, "bench-train")
         job = ServiceJob(stack.settings.trainer_addr, args.device, args.amp)
         catalog = DatasetCatalog(Database.from_settings(stack.settings))
         bare = BareLoop(ObjectStore.from_settings(stack.settings), catalog, root / "bare-cache", args.device, args.amp)

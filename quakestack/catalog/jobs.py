@@ -211,13 +211,7 @@ class AnnotationJobs:
         return self.scheduler.cancel(job_id)
 
     def watch(self, job_id: str, is_active=lambda: True) -> Iterator[JobView]:
-        """The job as it is now, then again after every change, until it ends."""
-        view = self.get(job_id)
-        yield view
-        if view.terminal:
-            return
-        for _ in self.scheduler.subscribe(job_id, is_active, after=int(view.status["last_sequence"])):
-            yield self.get(job_id)
+        return self.scheduler.watch(job_id, is_active)
 
     def succeeded(self, job_id: str) -> JobView:
         view = self.get(job_id)

@@ -168,6 +168,15 @@ class Scheduler:
             with self.jobs.changed:
                 self.jobs.changed.wait(WATCH_POLL_S)
 
+    def watch(self, job_id: str, is_active: Callable[[], bool] = lambda: True) -> Iterator[JobView]:
+        """The job as it is now, then again after every change, until it ends (Watch RPCs of whole jobs)."""
+        view = self.get(job_id)
+        yield view
+        if view.terminal:
+            return
+        for _ in self.subscribe(job_id, is_active, after=int(view.status["last_sequence"])):
+            yield self.get(job_id)
+
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self.stopping.is_set():

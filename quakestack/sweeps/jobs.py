@@ -121,13 +121,7 @@ class SweepJobs:
         return view
 
     def watch(self, sweep_id: str, is_active=lambda: True) -> Iterator[JobView]:
-        """The sweep as it is now, then again after every change, until it ends."""
-        view = self.get(sweep_id)
-        yield view
-        if view.terminal:
-            return
-        for _ in self.scheduler.subscribe(sweep_id, is_active, after=int(view.status["last_sequence"])):
-            yield self.get(sweep_id)
+        return self.scheduler.watch(sweep_id, is_active)
 
     def compare(self, sweep_id: str, job_ids: list[str], metric: str = "") -> dict[str, Any]:
         """A sweep's started trials and/or the given jobs, ranked by the metric (default: the sweep's objective)."""
