@@ -118,8 +118,34 @@ def pick_cross_entropy_loss(outputs: dict[str, Tensor], targets: dict[str, Tenso
     return -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
 
 
+EQT_LOSS_WEIGHTS = (0.05, 0.40, 0.55)  # detection, P, S: SeisBench's EQTransformer training (pick-benchmark)
+EQT_DETECTION_FACTOR = 1.4  # detection lasts from P to S + 1.4 (S - P), SeisBench's DetectionLabeller
+
+
+def detection_targets(p_sample: Tensor, s_sample: Tensor, length: int,
+                      factor: float = EQT_DETECTION_FACTOR) -> Tensor:
+    """EQTransformer's detection label [B, L]: 1 from P to S + factor * (S - P), 0 elsewhere and for noise."""
+    t = torch.arange(length, device=p_sample.device, dtype=torch.float32)[None, :]
+    p, s = p_sample.float().reshape(-1, 1), s_sample.float().reshape(-1, 1)
+    present = torch.isfinite(p) & torch.isfinite(s)
+    p, s = torch.nan_to_num(p, nan=0.0), torch.nan_to_num(s, nan=0.0)
+    inside = (t >= p) & (t <= s + factor * (s - p))
+    return (inside & present).float()
+
+
+def eqt_bce_loss(outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
+    """EQTransformer: weighted binary cross-entropy of the detection, P and S traces (SeisBench's weights)."""
+    logits = outputs["eqt_logits"].float()
+    p, s = targets["p_sample"].to(logits.device), targets["s_sample"].to(logits.device)
+    picks = pick_targets(p, s, logits.shape[-1])
+    target = torch.stack([detection_targets(p, s, logits.shape[-1]), picks[:, 0], picks[:, 1]], dim=1)
+    per_trace = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(0, 2))
+    return sum(w * per_trace[i] for i, w in enumerate(EQT_LOSS_WEIGHTS))  # type: ignore[return-value]
+
+
 LOSSES: dict[str, LossFn] = {
     "pick_cross_entropy": pick_cross_entropy_loss,
+    "eqt_bce": eqt_bce_loss,
     "mse": mse_loss,
     "gaussian_nll": gaussian_nll_loss,
     "creime_trace_mse": creime_trace_loss,

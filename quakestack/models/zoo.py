@@ -1,6 +1,7 @@
 """The model zoo: the architectures the platform knows, and the training hyper-parameters common to every job.
 
-Adding an architecture: write one module exposing ``ARCHITECTURE`` and add it to ``_MODULES``.
+Adding an architecture: write one module exposing ``ARCHITECTURE`` and add it to ``_MODULES`` (a module with
+several, as ``seisbench_pickers``, exposes ``ARCHITECTURES``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from quakestack.models import (
     maginfonet,
     magnet,
     phasenet,
+    seisbench_pickers,
 )
 from quakestack.models.spec import ArchitectureSpec, HyperParameter, InputSpec, resolve_params
 
 _MODULES = (magnet, eqgraphnet, maginfonet, creime, convnetquake_ingv, convnetquake, event_classifier,
             phasenet)
-ARCHITECTURES: dict[str, ArchitectureSpec] = {m.ARCHITECTURE.name: m.ARCHITECTURE for m in _MODULES}
+_SPECS: tuple[ArchitectureSpec, ...] = (*(m.ARCHITECTURE for m in _MODULES), *seisbench_pickers.ARCHITECTURES)
+ARCHITECTURES: dict[str, ArchitectureSpec] = {spec.name: spec for spec in _SPECS}
 
 
 def list_architectures() -> list[ArchitectureSpec]:

@@ -20,6 +20,7 @@ from quakestack.metadata.datasets import DatasetCatalog
 from quakestack.models.spec import Task
 from quakestack.models.zoo import build_model, get_architecture
 from quakestack.storage import ObjectStore
+from quakestack.training.benchmark_tasks import benchmark_plots, benchmark_tasks
 from quakestack.training.data import check_compatible, fetch_split, load_split
 from quakestack.training.loop import Batches, evaluate
 
@@ -52,8 +53,13 @@ def evaluate_weights(store: ObjectStore, catalog: DatasetCatalog, cache_dir: Pat
                                        batch_size, amp=False)
     result = Evaluation(metrics=metrics, windows=len(data), manifest_sha256=manifest_sha, predictions=predictions,
                         targets=data.targets)
-    result.plots = plots(spec.task, predictions, data.targets, list(spec.class_names), title=f"{architecture} "
-                         f"on {dataset}/{split}")
+    title = f"{architecture} on {dataset}/{split}"
+    result.plots = plots(spec.task, predictions, data.targets, list(spec.class_names), title=title)
+    if spec.task is Task.PICKING and len(data):  # the benchmark tasks (Münchmeyer et al. 2022), every picker alike
+        args = (predictions["sequence"], data.targets["p_sample"], data.targets["s_sample"],
+                input_spec.sampling_rate)
+        result.metrics.update(benchmark_tasks(*args))
+        result.plots.update(benchmark_plots(*args, title=title))
     return result
 
 

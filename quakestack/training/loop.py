@@ -25,6 +25,7 @@ from quakestack.models.metrics import MetricAccumulator
 from quakestack.models.spec import ArchitectureSpec
 from quakestack.training.augment import apply, build_augmentations
 from quakestack.training.data import SplitData
+from quakestack.training.finetune import optimizer_parameters
 
 
 class Control(Protocol):
@@ -64,12 +65,14 @@ def seed_everything(seed: int) -> None:
 
 
 def build_optimizer(model: nn.Module, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The job's optimizer; fine-tuning options (freeze, pretrained_lr_factor) come as the model's groups."""
     lr, wd = float(hp["learning_rate"]), float(hp["weight_decay"])
+    params = optimizer_parameters(model, hp)
     if hp["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=float(hp["momentum"]), weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, momentum=float(hp["momentum"]), weight_decay=wd)
     if hp["optimizer"] == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, hp: Mapping[str, Any], epochs: int) -> Any:

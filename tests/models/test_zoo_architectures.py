@@ -24,6 +24,8 @@ TINY_HPARAMS: dict[str, dict] = {
     "convnetquake": {"channels": 8, "n_clusters": 3},
     "event_classifier": {"n_samples": 3000, "width": 0.05, "fc_units": 16},
     "phasenet": {"n_samples": 1000, "base_channels": 4, "depth": 3},
+    "seisbench_phasenet": {},  # SeisBench's PhaseNet has one size: 3001 samples
+    "seisbench_eqtransformer": {"in_samples": 3000, "lstm_blocks": 1},
 }
 
 
@@ -42,6 +44,8 @@ EXPECTED = {
     "convnetquake",
     "event_classifier",
     "phasenet",
+    "seisbench_phasenet",
+    "seisbench_eqtransformer",
 }
 
 
@@ -58,8 +62,8 @@ def _check_shapes(name: str, outputs: dict[str, torch.Tensor], batch: int, hpara
             assert value.shape == (batch, len(spec.class_names))
         elif key == "cluster_logits":
             assert value.shape == (batch, hparams["n_clusters"])
-        elif key in ("pick_logits", "sequence"):
-            assert value.shape == (batch, 3, hparams["n_samples"])
+        elif key in ("pick_logits", "sequence", "eqt_logits"):
+            assert value.shape == (batch, 3, spec.input_spec_for(hparams).n_samples)
         elif key == "magnitude_trace":
             assert value.shape == (batch, hparams["n_samples"])
 
@@ -79,7 +83,7 @@ def test_defaults_build_and_give_declared_outputs(name: str) -> None:
     spec = get_architecture(name)
     model, hparams, input_spec = build_model(name)
     assert hparams == spec.default_hparams()
-    assert input_spec.n_samples == hparams.get("n_samples", spec.input_spec.n_samples)
+    assert input_spec.n_samples == hparams.get("n_samples", hparams.get("in_samples", spec.input_spec.n_samples))
     assert input_spec.components == "ZNE" and input_spec.sampling_rate == 100.0
     model.eval()
     x, extras, _ = random_batch(spec, input_spec, batch_size=2)

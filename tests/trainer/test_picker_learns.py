@@ -33,7 +33,11 @@ def test_picker_learns_through_the_service_and_serves_picks(trainer, registry, s
     evaluation = trainer.EvaluateModel(trainer_pb2.EvaluateModelRequest(
         checkpoint=trainer_pb2.CheckpointRef(job_id=job.job_id), split="test"), timeout=120)
     assert metric(evaluation.metrics, "p_recall") >= 0.7
-    assert [k.rsplit("/", 1)[-1] for k in evaluation.artifact_keys] == ["pick_residuals.png"]
+    assert [k.rsplit("/", 1)[-1] for k in evaluation.artifact_keys] == ["detection_roc.png", "onset_residuals.png",
+                                                                        "pick_residuals.png"]
+    # the benchmark tasks of Münchmeyer et al. (2022), as for every picker
+    assert metric(evaluation.metrics, "detection_auc") >= 0.9 and metric(evaluation.metrics, "phase_mcc") >= 0.5
+    assert metric(evaluation.metrics, "p_onset_mae_s") <= 0.5
 
     version = registry.RegisterModel(trainer_pb2.RegisterModelRequest(
         name="picker-test", source=trainer_pb2.CheckpointRef(job_id=job.job_id))).model_version
