@@ -61,7 +61,7 @@ RPC_ROLES: dict[str, Role] = {
     }.items()},
     **{f"quakestack.v1.ModelRegistryService/{m}": role for m, role in {
         "RegisterModel": W, "ListModels": R, "GetModel": R, "GetModelVersion": R, "DeleteModelVersion": A,
-        "SetModelAlias": W, "DeleteModelAlias": A,
+        "SetModelAlias": W, "DeleteModelAlias": A, "ImportModel": W,
     }.items()},
     **{f"quakestack.v1.SweepService/{m}": role for m, role in {
         "CreateSweep": W, "GetSweep": R, "ListSweeps": R, "WatchSweep": R, "UpdateSweep": W, "StopSweep": W,

@@ -25,11 +25,14 @@ from quakestack.storage import ObjectStore
 
 
 @cache
-def _built(root: str, n_events: int, n_noise: int, seed: int, length_s: float) -> str:
-    out = Path(root) / f"stead-{n_events}-{n_noise}-{seed}-{length_s}"
+def _built(root: str, n_events: int, n_noise: int, seed: int, length_s: float, vs_km_s: float | None = None,
+           noise_scale: float = 1.0) -> str:
+    network = "" if vs_km_s is None and noise_scale == 1.0 else f"-vs{vs_km_s}-noise{noise_scale}"
+    out = Path(root) / f"stead-{n_events}-{n_noise}-{seed}-{length_s}{network}"
     if (out / "dataset" / "manifest.json").exists():
         return str(out / "dataset")
-    pairs = write_stead(str(out / "raw"), n_events=n_events, n_noise=n_noise, seed=seed)
+    other = {"noise_scale": noise_scale, **({"vs_km_s": vs_km_s} if vs_km_s is not None else {})}
+    pairs = write_stead(str(out / "raw"), n_events=n_events, n_noise=n_noise, seed=seed, **other)
     spec = DatasetSpec(name="synthetic", sources=[SourceSpec("stead", [h for h, _ in pairs], [c for _, c in pairs])],
                        window=WindowSpec(length_s=length_s), split=SplitSpec(0.7, 0.15, 0.15), shard_size=256,
                        seed=seed)
@@ -38,10 +41,11 @@ def _built(root: str, n_events: int, n_noise: int, seed: int, length_s: float) -
 
 
 def publish_synthetic_dataset(store: ObjectStore, db: Database, name: str, root: Path, *, n_events: int = 300,
-                              n_noise: int = 30, seed: int = 1, length_s: float = 60.0) -> dict:
+                              n_noise: int = 30, seed: int = 1, length_s: float = 60.0,
+                              vs_km_s: float | None = None, noise_scale: float = 1.0) -> dict:
     """Build (cached per session) and publish under datasets/<name>/ (replacing a dataset of that name, as a
-    delete and a new ingestion would); returns the manifest."""
-    directory = Path(_built(str(root), n_events, n_noise, seed, length_s))
+    delete and a new ingestion would); returns the manifest. ``vs_km_s``/``noise_scale``: another network."""
+    directory = Path(_built(str(root), n_events, n_noise, seed, length_s, vs_km_s, noise_scale))
     manifest = json.loads((directory / "manifest.json").read_text())
     for shard in manifest["shards"]:
         for info in shard["files"].values():

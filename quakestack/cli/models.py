@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from quakestack.cli.common import MODEL_REF_HELP, Ctx, metrics_dict, split_model_ref, table, to_dict
@@ -120,11 +121,68 @@ def export(ctx: Ctx, ref: str, fmt: str, repo: str, max_batch_size: int = 0) -> 
     return reply
 
 
+IMPORT_CHUNK = 1 << 20
+
+
+def import_requests(name: str, seisbench_class: str, config_json: str, weights: bytes, sha256: str = "",
+                    aliases: list[str] | None = None) -> Iterator[trainer_pb2.ImportModelRequest]:
+    """ImportModel's stream: the header, then the weights in 1 MiB chunks."""
+    yield trainer_pb2.ImportModelRequest(header=trainer_pb2.ImportModelHeader(
+        name=name, seisbench_class=seisbench_class, config_json=config_json, sha256=sha256, aliases=aliases or []))
+    for start in range(0, len(weights), IMPORT_CHUNK):
+        yield trainer_pb2.ImportModelRequest(chunk=weights[start:start + IMPORT_CHUNK])
+
+
+def import_seisbench(ctx: Ctx, name: str, config_path: Path, weights_path: Path, seisbench_class: str,
+                     aliases: list[str] | None = None) -> trainer_pb2.ModelVersion:
+    """Import SeisBench's `save` output (NAME.json + NAME.pt) as a new version of `name` (its sha256 checked)."""
+    weights = weights_path.read_bytes()
+    digest = hashlib.sha256(weights).hexdigest()
+    version = registry(ctx).ImportModel(import_requests(name, seisbench_class, config_path.read_text(), weights,
+                                                        digest, aliases), timeout=600).model_version
+    ctx.emit(to_dict(version))
+    ctx.say(f"imported {version.name} version {version.version}: {version.architecture}, "
+            f"{version.input_spec.n_samples} samples at {version.input_spec.sampling_rate_hz:g} Hz, "
+            f"weights sha256 {digest[:16]}")
+    return version
+
+
+def export_seisbench(ctx: Ctx, ref: str, out_dir: Path) -> list[Path]:
+    """A seisbench:<Class> version as SeisBench's own files: `sbm.<Class>.load(out_dir / name)` opens it."""
+    name, version = split_model_ref(ref)
+    reply = inference(ctx).ExportModel(inference_pb2.ExportModelRequest(name=name, version=version,
+                                                                        format="seisbench"), timeout=600)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in reply.files:
+        target = out_dir / Path(f.path).name
+        if hashlib.sha256(f.content).hexdigest() != f.sha256:
+            raise SystemExit(f"refusing exported file {f.path!r}: corrupted")
+        target.write_bytes(f.content)
+        written.append(target)
+    ctx.emit({"name": reply.name, "version": reply.version, "format": "seisbench", "files": [str(p) for p in written]})
+    ctx.say(f"exported {reply.name} version {reply.version} for SeisBench: "
+            f"seisbench.models.{{Class}}.load({str(out_dir / reply.name)!r})\n  " + "\n  ".join(map(str, written)))
+    return written
+
+
 def loaded_model(ctx: Ctx, name: str) -> inference_pb2.LoadedModel | None:
     for m in all_pages(inference(ctx).ListLoadedModels, inference_pb2.ListLoadedModelsRequest(), "models", timeout=30):
         if m.name == name:
             return m
     return None
+
+
+def cmd_export(ctx: Ctx, a: argparse.Namespace) -> int:
+    if a.format == "seisbench":
+        if not a.out:
+            raise SystemExit("--format seisbench needs --out DIR")
+        export_seisbench(ctx, a.name, Path(a.out))
+        return 0
+    if not a.triton_repo:
+        raise SystemExit("--format onnx needs --triton-repo DIR")
+    export(ctx, a.name, a.format, a.triton_repo, a.max_batch_size)
+    return 0
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -159,10 +217,26 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = msub.add_parser("export", parents=[common],
                         help="export a version as a Triton/KServe model-repository entry (ONNX)")
     p.add_argument("name", help=MODEL_REF_HELP)
-    p.add_argument("--format", default="onnx", choices=["onnx"])
-    p.add_argument("--triton-repo", required=True, help="model repository directory to write into")
+    p.add_argument("--format", default="onnx", choices=["onnx", "seisbench"],
+                   help="onnx: a Triton/KServe entry; seisbench: a seisbench:<Class> version as SeisBench's save "
+                   "writes it (NAME.json + NAME.pt), to open with seisbench.models.<Class>.load(DIR/NAME)")
+    p.add_argument("--triton-repo", help="model repository directory to write into (onnx)")
+    p.add_argument("--out", "-o", help="directory to write NAME.json and NAME.pt into (seisbench)")
     p.add_argument("--max-batch-size", type=int, default=0, help="config.pbtxt max_batch_size (default 32)")
-    p.set_defaults(func=lambda ctx, a: export(ctx, a.name, a.format, a.triton_repo, a.max_batch_size))
+    p.set_defaults(func=cmd_export)
+    p = msub.add_parser("import", parents=[common], help="import a SeisBench model (its save output) as a version",
+                        description="Uploads NAME.json and NAME.pt as SeisBench's save (or from_pretrained's cache) "
+                        "writes them; SeisBench's JSON does not name its class, so --class does. Checked: the class "
+                        "is supported, its model_args build it, the weights load with weights_only and fit it. The "
+                        "version (seisbench:<Class>) serves through Annotate and starts fine-tuning: quakestack "
+                        "train start --initial-model NAME@VERSION --dataset D.")
+    p.add_argument("name", help="model name (created on first registration)")
+    p.add_argument("config", type=Path, help="the model's JSON (model_args, docstring, seisbench_requirement)")
+    p.add_argument("weights", type=Path, help="the model's .pt state_dict")
+    p.add_argument("--class", dest="seisbench_class", required=True, help="SeisBench class: PhaseNet, EQTransformer")
+    p.add_argument("--alias", action="append", default=[], help="alias for the new version (repeatable)")
+    p.set_defaults(func=lambda ctx, a: import_seisbench(ctx, a.name, a.config, a.weights, a.seisbench_class,
+                                                        a.alias) and 0)
     p = msub.add_parser("unload", parents=[common], help="unload a model")
     p.add_argument("name")
     p.set_defaults(func=lambda ctx, a: unload(ctx, a.name))

@@ -58,14 +58,18 @@ def get_job(ctx: Ctx, job_id: str) -> trainer_pb2.TrainingJob:
 
 
 def start(ctx: Ctx, dataset: str, architecture: str, hyper_parameters: dict[str, Any], *, device: str = "",
-          display_name: str = "", wait: bool = True) -> trainer_pb2.TrainingJob:
-    """CreateTrainingJob; then, unless wait=False, watch it to its end (live epoch table)."""
+          display_name: str = "", wait: bool = True, initial_model: str = "") -> trainer_pb2.TrainingJob:
+    """CreateTrainingJob (fine-tuning `initial_model`, NAME@VERSION, when given); then, unless wait=False, watch
+    it to its end (live epoch table)."""
     hp = struct_from_dict(hyper_parameters)
-    job = stub(ctx).CreateTrainingJob(trainer_pb2.CreateTrainingJobRequest(
-        dataset=dataset, architecture=architecture, hyper_parameters=hp, device=device,
-        display_name=display_name), timeout=60).job
+    request = trainer_pb2.CreateTrainingJobRequest(dataset=dataset, architecture=architecture, hyper_parameters=hp,
+                                                   device=device, display_name=display_name)
+    if initial_model:
+        name, version = split_model_ref(initial_model)
+        request.initial_model.CopyFrom(trainer_pb2.ModelRef(name=name, version=version))
+    job = stub(ctx).CreateTrainingJob(request, timeout=60).job
     ctx.following = (f"training job {job.job_id}", f"quakestack train watch {job.job_id}")
-    ctx.say(f"training job {job.job_id}: {architecture} on {dataset!r}, {job.epochs} epochs, "
+    ctx.say(f"training job {job.job_id}: {job.architecture} on {dataset!r}, {job.epochs} epochs, "
             f"{state_name(job.state)}")
     if not wait:
         ctx.emit(to_dict(job))
@@ -343,12 +347,45 @@ def cmd_start(ctx: Ctx, a: argparse.Namespace) -> int:
     hp = parse_hp(a.hp)
     if a.epochs is not None:  # given: always sent, so that 0 is refused by the server, never replaced
         hp["epochs"] = a.epochs
-    start(ctx, a.dataset, a.arch, hp, device=a.device, display_name=a.display_name, wait=not a.no_wait)
+    if not a.arch and not a.initial_model:
+        raise CliError("give --arch, or --initial-model to fine-tune a registered version")
+    start(ctx, a.dataset, a.arch or "", hp, device=a.device, display_name=a.display_name, wait=not a.no_wait,
+          initial_model=a.initial_model)
     return 0
 
 
+def compare(ctx: Ctx, refs: list[str], dataset: str, split: str = "test") -> list[dict[str, Any]]:
+    """EvaluateModel for several registered models on one dataset, and one table of the benchmark tasks
+    (Münchmeyer et al. 2022) for pickers, of the main metrics otherwise."""
+    rows = []
+    for ref in refs:
+        name, version = split_model_ref(ref)
+        response = stub(ctx).EvaluateModel(trainer_pb2.EvaluateModelRequest(
+            registered_model=trainer_pb2.ModelRef(name=name, version=version), dataset=dataset, split=split),
+            timeout=600)
+        rows.append({"model": ref, "windows": response.windows, "evaluation_id": response.evaluation_id,
+                     **{m.name: m.value for m in response.metrics if not m.values}})
+    ctx.emit(rows)
+    columns = [c for c in COMPARE_COLUMNS if any(c in r for r in rows)] or sorted(
+        {k for r in rows for k in r} - {"model", "windows", "evaluation_id"})[:8]
+    ctx.say(f"{dataset or 'each model on its own dataset'} / {split}")
+    ctx.say(table([(r["model"], r["windows"], *(fmt(r.get(c, float("nan")), 3) for c in columns)) for r in rows],
+                  ("model", "windows", *columns)))
+    return rows
+
+
+COMPARE_COLUMNS = ("detection_auc", "detection_mcc", "phase_mcc", "onset_mae_s", "p_onset_mae_s", "s_onset_mae_s",
+                   "p_onset_within_0_1s", "s_onset_within_0_1s")
+
+
 def cmd_eval(ctx: Ctx, a: argparse.Namespace) -> int:
-    model, version = split_model_ref(a.model or "")
+    models = a.model or []
+    if len(models) > 1:
+        if a.job_id:
+            raise CliError("give a job id or --model, not both")
+        compare(ctx, models, a.dataset, a.split)
+        return 0
+    model, version = split_model_ref(models[0] if models else "")
     evaluate(ctx, job_id=a.job_id or "", epoch=a.epoch, model=model, version=version, dataset=a.dataset,
              split=a.split, out_dir=Path(a.out) if a.out else None)
     return 0
@@ -359,13 +396,17 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     tsub = train.add_subparsers(dest="train_command", required=True)
     p = tsub.add_parser("start", parents=[common], help="start a training job and watch it")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--arch", required=True, help="architecture (see ListArchitectures)")
+    p.add_argument("--arch", default="", help="architecture (see ListArchitectures)")
     p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="hyper-parameters, e.g. learning_rate=0.01")
     p.add_argument("--epochs", type=int, default=None, help="shortcut for --hp epochs=N (default: the "
                    "architecture's)")
     p.add_argument("--device", default="", help="auto (default), cpu or cuda:N")
     p.add_argument("--display-name", default="")
     p.add_argument("--no-wait", action="store_true", help="return once the job is queued")
+    p.add_argument("--initial-model", default="", metavar="NAME@VERSION",
+                   help="fine-tune this registered version (e.g. an imported SeisBench PhaseNet): its weights start "
+                   "the job and its model_args are the job's; --arch may then be omitted. Fine-tuning "
+                   "hyper-parameters: freeze=none|encoder, pretrained_lr_factor=F (the head keeps learning_rate)")
     p.set_defaults(func=cmd_start)
     p = tsub.add_parser("ls", parents=[common], help="list training jobs, newest first")
     add_job_filters(p, dataset=True, architecture=True)
@@ -408,7 +449,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = tsub.add_parser("eval", parents=[common], help="evaluate a checkpoint or registered model")
     p.add_argument("job_id", nargs="?", help="job whose checkpoint to evaluate")
     p.add_argument("--epoch", type=int, default=0, help="checkpoint epoch (default: best)")
-    p.add_argument("--model", help=f"a registered model instead of a job: {MODEL_REF_HELP}")
+    p.add_argument("--model", action="append", help=f"a registered model instead of a job: {MODEL_REF_HELP}; "
+                   "repeat it to compare several on one --dataset in one table (for pickers: the benchmark tasks "
+                   "of Münchmeyer et al. 2022 — detection AUC/MCC, phase MCC, onset residuals in seconds)")
     p.add_argument("--dataset", default="", help="default: the training dataset")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--out", help="download the PNG plots into this folder")

@@ -288,11 +288,14 @@ def _synthetic_stations(rng: np.random.Generator, n: int) -> list[tuple[str, str
     return out
 
 
-def write_stead(out_dir: str, n_events: int, n_noise: int, seed: int, chunks: int = 1) -> list[tuple[str, str]]:
+def write_stead(out_dir: str, n_events: int, n_noise: int, seed: int, chunks: int = 1, *,
+                vp_km_s: float = VP_KM_S, vs_km_s: float = VS_KM_S,
+                noise_scale: float = 1.0) -> list[tuple[str, str]]:
     """Write ``n_events`` earthquake and ``n_noise`` noise traces in true STEAD format.
 
     Returns the (hdf5_path, csv_path) pairs, ``chunk<k>.hdf5`` / ``chunk<k>.csv``; traces are dealt
-    to the chunks round-robin. Magnitude types: mostly ml, some md, mb, mw.
+    to the chunks round-robin. Magnitude types: mostly ml, some md, mb, mw. Another network (other
+    velocities, noisier stations) is the same call with ``vp_km_s``/``vs_km_s``/``noise_scale`` changed.
     """
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -312,7 +315,7 @@ def write_stead(out_dir: str, n_events: int, n_noise: int, seed: int, chunks: in
             "receiver_longitude": f"{slon:.4f}",
             "receiver_elevation_m": f"{elev:.1f}",
         }
-        noise_level = station_noise_level(f"{net}.{sta}")
+        noise_level = station_noise_level(f"{net}.{sta}") * noise_scale
         if is_noise:
             start = t0 + float(rng.uniform(0, 3.0e7))
             name = f"{sta}.{net}_{start.strftime('%Y%m%d%H%M%S')}_NO"
@@ -341,7 +344,7 @@ def write_stead(out_dir: str, n_events: int, n_noise: int, seed: int, chunks: in
         ml = float(np.round(rng.uniform(0.5, 4.5), 1))
         mtype = str(rng.choice(["ml", "md", "mb", "mw"], p=[0.7, 0.15, 0.1, 0.05]))
         origin = t0 + float(np.round(rng.uniform(0, 3.0e7), 2))
-        tp, ts = r / VP_KM_S, r / VS_KM_S
+        tp, ts = r / vp_km_s, r / vs_km_s
         p_sample = float(int(rng.integers(300, 1500)))
         s_sample = float(round(p_sample + (ts - tp) * STEAD_RATE))
         start = origin + tp - p_sample / STEAD_RATE

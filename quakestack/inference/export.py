@@ -25,7 +25,7 @@ from quakestack.inference.oip import TensorSpec, input_tensors, output_tensors
 from quakestack.inference.servables.base import NOISE_CLASS, ServingSpec
 from quakestack.inference.servables.zoo import ZooServable
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "seisbench")
 OPSET = 18
 MAX_EXPORT_BATCH = 4096
 TRITON_TYPES = {"FP32": "TYPE_FP32", "INT32": "TYPE_INT32", "INT64": "TYPE_INT64", "FP64": "TYPE_FP64"}
@@ -143,6 +143,31 @@ def triton_config(name: str, version: int, spec: ServingSpec, *, max_batch_size:
     return "\n".join(lines) + "\n"
 
 
+def seisbench_export(card: dict[str, Any], weights: bytes) -> ExportedModel:
+    """A ``seisbench:<Class>`` version as the two files SeisBench's ``save`` writes (``<name>.json`` and
+    ``<name>.pt``): ``sbm.<Class>.load(dir / name)`` opens it in plain SeisBench."""
+    import tempfile
+    from pathlib import Path
+
+    from quakestack.inference.servables.seisbench import build_seisbench
+    from quakestack.models.checkpoint import load_state
+
+    if not str(card.get("architecture", "")).startswith("seisbench:"):
+        raise FailedPrecondition(f"{card.get('architecture')!r} is not a SeisBench model; only seisbench:<Class> "
+                                 "versions export with format seisbench")
+    model = build_seisbench(card["architecture"], card.get("hyper_parameters"))
+    model.load_state_dict(load_state(weights))
+    name, version = str(card["name"]), int(card["version"])
+    source = card.get("source") or {}
+    docstring = (card.get("provenance") or {}).get("docstring") or (
+        f"quakestack {name} v{version}" + (f" from job {source['job_id']} epoch {source.get('epoch')}"
+                                           if source.get("job_id") else ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / name, weights_docstring=docstring)
+        files = {path.name: path.read_bytes() for path in sorted(Path(tmp).iterdir())}
+    return ExportedModel(name, version, files)
+
+
 def export_model(card: dict[str, Any], weights: bytes, *, fmt: str = "onnx", max_batch_size: int = 32,
                  max_queue_delay_us: int = 2000) -> ExportedModel:
     """A registered version (card + state_dict) as a Triton model-repository entry."""
@@ -152,9 +177,11 @@ def export_model(card: dict[str, Any], weights: bytes, *, fmt: str = "onnx", max
         raise InvalidArgument(f"max_batch_size must be in 1..{MAX_EXPORT_BATCH}, got {max_batch_size}")
     if max_queue_delay_us < 0:
         raise InvalidArgument(f"max_queue_delay_us must not be negative, got {max_queue_delay_us}")
+    if fmt == "seisbench":
+        return seisbench_export(card, weights)
     if str(card.get("architecture", "")).startswith("seisbench:"):
-        raise FailedPrecondition("SeisBench pickers are served through Annotate and are not exported; "
-                                 "export them with SeisBench itself")
+        raise FailedPrecondition("SeisBench pickers are served through Annotate and are not exported as ONNX; "
+                                 "export them with format seisbench (SeisBench's own save)")
     servable = ZooServable(card, weights, torch.device("cpu"))
     name, version = str(card["name"]), int(card["version"])
     config = triton_config(name, version, servable.spec, max_batch_size=max_batch_size,

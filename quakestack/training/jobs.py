@@ -27,25 +27,38 @@ from quakestack.protoconv import utc_now_iso
 from quakestack.storage import ObjectStore, validate_name
 from quakestack.training.augment import AUGMENTATION_HYPER_PARAMETERS
 from quakestack.training.data import check_compatible
+from quakestack.training.finetune import (
+    FINETUNE_HYPER_PARAMETERS,
+    check_dataset_fits,
+    check_options,
+    initial_record,
+    starting_point,
+)
 from quakestack.training.legacy import legacy_training_job
 
 KIND = "training"
 SPEC_VERSION = 1
-JOB_HYPER_PARAMETERS = TRAINING_HYPER_PARAMETERS + AUGMENTATION_HYPER_PARAMETERS
+JOB_HYPER_PARAMETERS = TRAINING_HYPER_PARAMETERS + AUGMENTATION_HYPER_PARAMETERS + FINETUNE_HYPER_PARAMETERS
 
 
 def build_spec(store: ObjectStore, catalog: DatasetCatalog, *, dataset: str, architecture: str,
-               values: dict[str, Any], device: str, display_name: str, gpu_count: int) -> dict[str, Any]:
-    """The training spec, resolved and validated once: the worker takes it as-is."""
+               values: dict[str, Any], device: str, display_name: str, gpu_count: int,
+               initial: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The training spec, resolved and validated once: the worker takes it as-is. ``initial`` is a starting
+    version (its reference and card) to fine-tune: its architecture and model_args become the job's."""
     if not dataset:
         raise InvalidArgument("dataset is required")
     validate_name(dataset, "dataset name")
+    job_names = {h.name for h in JOB_HYPER_PARAMETERS}
+    if initial is not None:
+        architecture, arch_values = starting_point(initial[1], initial[0], architecture,
+                                                   {k: v for k, v in values.items() if k not in job_names})
+        values = {**arch_values, **{k: v for k, v in values.items() if k in job_names}}
     try:
         spec = get_architecture(architecture)
     except KeyError as exc:
         raise InvalidArgument(str(exc.args[0])) from None
     arch_names = {h.name for h in spec.hyper_parameters}
-    job_names = {h.name for h in JOB_HYPER_PARAMETERS}
     unknown = sorted(set(values) - arch_names - job_names)
     if unknown:
         raise InvalidArgument(f"unknown hyper-parameter(s) {', '.join(unknown)} for {spec.name}; valid: "
@@ -59,10 +72,14 @@ def build_spec(store: ObjectStore, catalog: DatasetCatalog, *, dataset: str, arc
     device = check_gpus(device, gpu_count)
     if device != "cpu" and train_hp["num_gpus"] > gpu_count:
         raise FailedPrecondition(f"num_gpus={train_hp['num_gpus']} but this trainer has {gpu_count} GPU(s)")
+    check_options(spec, train_hp)
     manifest, manifest_sha = load_manifest(store, catalog, dataset)
     input_spec = spec.input_spec_for(arch_hp)
+    if initial is not None:
+        check_dataset_fits(initial[0], dataset, input_spec, manifest)
     check_compatible(spec, input_spec, manifest)
-    return {"dataset": dataset, "dataset_manifest_sha256": manifest_sha, "architecture": spec.name,
+    extra = {"initial_model": initial_record(initial[0].split("@")[0], initial[1])} if initial is not None else {}
+    return {**extra, "dataset": dataset, "dataset_manifest_sha256": manifest_sha, "architecture": spec.name,
             "task": spec.task.value, "hyper_parameters": arch_hp, "training_hyper_parameters": train_hp,
             "device": device, "epochs": int(train_hp["epochs"]), "display_name": display_name,
             "normalization": manifest.get("normalization", "none"), "input_spec": input_spec.to_dict(),

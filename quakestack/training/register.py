@@ -11,6 +11,7 @@ from quakestack.layout import epoch_checkpoint_key
 from quakestack.metadata.jobs import JobStore
 from quakestack.model_store import ModelStore, model_card
 from quakestack.models.checkpoint import load_state, state_to_bytes
+from quakestack.models.seisbench_pickers import serving_card
 from quakestack.storage import ObjectStore
 from quakestack.training.environment import card_reproducibility
 from quakestack.training.jobs import KIND, job_record
@@ -47,4 +48,7 @@ def register_epoch(model_store: ModelStore, jobs: JobStore, name: str, job_id: s
                       p_offset_s=record.get("p_offset_s"),
                       reproducibility=card_reproducibility(record["training_hyper_parameters"].get("seed"),
                                                            event.get("environment")))
-    return model_store.register(name, weights, {**card, **(extra_card or {})}, list(aliases))
+    if record.get("initial_model"):
+        card["initial_model"] = {k: record["initial_model"][k] for k in ("name", "version", "weights_sha256")}
+    # a SeisBench architecture's version is a seisbench:<Class> card: it serves and exports as SeisBench's
+    return model_store.register(name, weights, serving_card({**card, **(extra_card or {})}), list(aliases))

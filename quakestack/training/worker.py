@@ -41,6 +41,7 @@ from quakestack.models.zoo import get_architecture
 from quakestack.storage import ObjectStore
 from quakestack.tracking.artifacts import publish_event_file
 from quakestack.training.data import check_compatible, fetch_split, load_split
+from quakestack.training.finetune import initial_weights
 from quakestack.training.loop import run_training
 
 __all__ = ["run_job"]
@@ -178,6 +179,8 @@ def _rank_main(rank: int, world: int, record: JobRecord, attempt: int,
     seed_everything(int(spec["training_hyper_parameters"]["seed"]))  # weight init is part of the run's seed
     model, _, _ = build_model(spec["architecture"], arch_hp)
     resume = load_state(store.get_bytes(checkpoint_key(ctx.job_id, resume_label))) if resume_label else None
+    if resume is None and (initial := initial_weights(store, spec)) is not None:
+        model.load_state_dict(initial)  # fine-tuning starts from the version's weights; a resume from its checkpoint
     reporter = Reporter(ctx, logged_epochs, run_environment(device, world))
     result = run_training(
         model=model, spec=arch, arch_hparams=arch_hp, hp=spec["training_hyper_parameters"], train=train, val=val,

@@ -97,18 +97,20 @@ class ListArchitecturesResponse(_message.Message):
     def __init__(self, architectures: _Optional[_Iterable[_Union[Architecture, _Mapping]]] = ..., training_hyper_parameters: _Optional[_Iterable[_Union[HyperParameterSpec, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingJobRequest(_message.Message):
-    __slots__ = ("dataset", "architecture", "hyper_parameters", "device", "display_name")
+    __slots__ = ("dataset", "architecture", "hyper_parameters", "device", "display_name", "initial_model")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     HYPER_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_MODEL_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     architecture: str
     hyper_parameters: _struct_pb2.Struct
     device: str
     display_name: str
-    def __init__(self, dataset: _Optional[str] = ..., architecture: _Optional[str] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., device: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
+    initial_model: ModelRef
+    def __init__(self, dataset: _Optional[str] = ..., architecture: _Optional[str] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., device: _Optional[str] = ..., display_name: _Optional[str] = ..., initial_model: _Optional[_Union[ModelRef, _Mapping]] = ...) -> None: ...
 
 class CreateTrainingJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -395,7 +397,7 @@ class EvaluateModelResponse(_message.Message):
     def __init__(self, metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., windows: _Optional[int] = ..., artifact_keys: _Optional[_Iterable[str]] = ..., evaluation_id: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "version", "architecture", "task", "hyper_parameters", "input_spec", "dataset", "dataset_manifest_sha256", "source", "metrics", "aliases", "weights_key", "weights_sha256", "create_time", "normalization", "class_names", "reproducibility")
+    __slots__ = ("name", "version", "architecture", "task", "hyper_parameters", "input_spec", "dataset", "dataset_manifest_sha256", "source", "metrics", "aliases", "weights_key", "weights_sha256", "create_time", "normalization", "class_names", "reproducibility", "provenance")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
@@ -413,6 +415,7 @@ class ModelVersion(_message.Message):
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     REPRODUCIBILITY_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     architecture: str
@@ -430,7 +433,8 @@ class ModelVersion(_message.Message):
     normalization: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
     reproducibility: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.Task, str]] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_spec: _Optional[_Union[InputSpec, _Mapping]] = ..., dataset: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., source: _Optional[_Union[CheckpointRef, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., weights_key: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., normalization: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., reproducibility: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    provenance: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.Task, str]] = ..., hyper_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_spec: _Optional[_Union[InputSpec, _Mapping]] = ..., dataset: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., source: _Optional[_Union[CheckpointRef, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., weights_key: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., normalization: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., reproducibility: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., provenance: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("name", "versions", "aliases")
@@ -550,3 +554,31 @@ class DeleteModelAliasResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     model: Model
     def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
+
+class ImportModelHeader(_message.Message):
+    __slots__ = ("name", "seisbench_class", "config_json", "sha256", "aliases")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SEISBENCH_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    seisbench_class: str
+    config_json: str
+    sha256: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., seisbench_class: _Optional[str] = ..., config_json: _Optional[str] = ..., sha256: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImportModelRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: ImportModelHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[ImportModelHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class ImportModelResponse(_message.Message):
+    __slots__ = ("model_version",)
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model_version: ModelVersion
+    def __init__(self, model_version: _Optional[_Union[ModelVersion, _Mapping]] = ...) -> None: ...

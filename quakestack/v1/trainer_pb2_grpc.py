@@ -679,6 +679,11 @@ class ModelRegistryServiceStub:
                 request_serializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasRequest.SerializeToString,
                 response_deserializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasResponse.FromString,
                 _registered_method=True)
+        self.ImportModel = channel.stream_unary(
+                '/quakestack.v1.ModelRegistryService/ImportModel',
+                request_serializer=quakestack_dot_v1_dot_trainer__pb2.ImportModelRequest.SerializeToString,
+                response_deserializer=quakestack_dot_v1_dot_trainer__pb2.ImportModelResponse.FromString,
+                _registered_method=True)
 
 
 class ModelRegistryServiceServicer:
@@ -734,6 +739,15 @@ class ModelRegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportModel(self, request_iterator, context):
+        """Imports a SeisBench model (its JSON as `save` writes it, in the header, then its `.pt` weights in
+        chunks) as a new version `seisbench:<Class>`: checked (class supported, model_args accepted, weights
+        loadable with weights_only and of that architecture, sha256), served and fine-tunable like any version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelRegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -771,6 +785,11 @@ def add_ModelRegistryServiceServicer_to_server(servicer, server):
                     servicer.DeleteModelAlias,
                     request_deserializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasRequest.FromString,
                     response_serializer=quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasResponse.SerializeToString,
+            ),
+            'ImportModel': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportModel,
+                    request_deserializer=quakestack_dot_v1_dot_trainer__pb2.ImportModelRequest.FromString,
+                    response_serializer=quakestack_dot_v1_dot_trainer__pb2.ImportModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -963,6 +982,33 @@ class ModelRegistryService:
             '/quakestack.v1.ModelRegistryService/DeleteModelAlias',
             quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasRequest.SerializeToString,
             quakestack_dot_v1_dot_trainer__pb2.DeleteModelAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportModel(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/quakestack.v1.ModelRegistryService/ImportModel',
+            quakestack_dot_v1_dot_trainer__pb2.ImportModelRequest.SerializeToString,
+            quakestack_dot_v1_dot_trainer__pb2.ImportModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -126,7 +126,16 @@ def model_version(card: Mapping[str, Any]) -> trainer_pb2.ModelVersion:
         metrics=metric_list(card.get("metrics", {}), card.get("class_names")), aliases=card.get("aliases", []),
         weights_key=card["weights_key"], weights_sha256=card["weights_sha256"],
         create_time=timestamp_from_iso(card.get("create_time")), normalization=card.get("normalization", "none"),
-        class_names=card.get("class_names", []), reproducibility=struct_from_dict(card.get("reproducibility", {})))
+        class_names=card.get("class_names", []), reproducibility=struct_from_dict(card.get("reproducibility", {})),
+        provenance=struct_from_dict(provenance(card)))
+
+
+def provenance(card: Mapping[str, Any]) -> dict[str, Any]:
+    """An import's record and a fine-tuned version's starting version, as one Struct."""
+    out = dict(card.get("provenance") or {})
+    if card.get("initial_model"):
+        out["initial_model"] = card["initial_model"]
+    return out
 
 
 def model(name: str, cards: list[dict[str, Any]], aliases: Mapping[str, int]) -> trainer_pb2.Model:

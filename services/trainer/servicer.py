@@ -21,10 +21,13 @@ from quakestack.layout import (
     evaluation_prefix,
     job_archive_prefix,
     label_epoch,
+    version_prefix,
 )
 from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore, is_number
 from quakestack.models.checkpoint import load_state, state_to_bytes
+from quakestack.models.seisbench_import import import_card
+from quakestack.models.seisbench_pickers import zoo_architecture
 from quakestack.models.zoo import (
     get_architecture,
     list_architectures,
@@ -44,6 +47,7 @@ from services.trainer import convert
 from services.trainer.sweeps import SweepServicer
 
 CHUNK = 1 << 20
+MAX_IMPORT_BYTES = 1 << 30  # a SeisBench weights file is a few MB; anything near this is not one
 
 
 class Jobs:
@@ -82,9 +86,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             next_page_token=token)
 
     def CreateTrainingJob(self, request, context):
+        initial = None
+        if request.HasField("initial_model"):  # fine-tuning: the version's architecture, model_args and weights
+            ref = request.initial_model
+            card = self.model_store.get(ref.name, ref.version)
+            initial = (f"{ref.name}@{card['version']}", card)
         view = self.manager.create(dataset=request.dataset, architecture=request.architecture,
                                    values=dict_from_struct(request.hyper_parameters), device=request.device,
-                                   display_name=request.display_name)
+                                   display_name=request.display_name, initial=initial)
         return trainer_pb2.CreateTrainingJobResponse(job=self._job(view))
 
     def GetTrainingJob(self, request, context):
@@ -161,7 +170,11 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             weights, job_id = self.jobs.weights(record["job_id"], epoch), record["job_id"]
         elif which == "registered_model":
             card = self.model_store.get(request.registered_model.name, request.registered_model.version)
-            architecture, hp, dataset = card["architecture"], card.get("hyper_parameters", {}), card.get("dataset", "")
+            try:  # a seisbench:<Class> card is evaluated as its zoo architecture (same state_dict)
+                architecture, hp = zoo_architecture(card)
+            except (KeyError, ValueError) as exc:
+                raise InvalidArgument(f"{card['architecture']} cannot be evaluated here: {exc.args[0]}") from None
+            dataset = card.get("dataset", "")
             weights = load_state(self.model_store.weights(card))
             job_id = (card.get("source") or {}).get("job_id", "")
         else:
@@ -176,7 +189,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                                   architecture=architecture, hyper_parameters=hp, weights=weights, dataset=dataset,
                                   split=split)
         evaluation_id = uuid.uuid4().hex[:12]
-        prefix = evaluation_prefix(job_id, evaluation_id)
+        if job_id:
+            prefix = evaluation_prefix(job_id, evaluation_id)
+        else:  # an imported version has no job: its evaluations live beside its version
+            prefix = f"{version_prefix(card['name'], int(card['version']))}eval/{evaluation_id}/"
         keys = []
         for name, png in sorted(result.plots.items()):
             self.store.put_bytes(prefix + name, png, content_type="image/png")
@@ -201,6 +217,28 @@ class RegistryServicer(trainer_pb2_grpc.ModelRegistryServiceServicer):
         saved = register_epoch(self.model_store, self.jobs.manager.scheduler.jobs, request.name,
                                request.source.job_id, request.source.epoch, list(request.aliases))
         return trainer_pb2.RegisterModelResponse(model_version=convert.model_version(saved))
+
+    def ImportModel(self, request_iterator, context):
+        header, chunks, size = None, [], 0
+        for message in request_iterator:
+            if message.WhichOneof("part") == "header":
+                if header is not None:
+                    raise InvalidArgument("the import's header comes once, in the first message")
+                header = message.header
+                validate_name(header.name, "model name")
+            elif header is None:
+                raise InvalidArgument("the first message of an import is its header")
+            else:
+                size += len(message.chunk)
+                if size > MAX_IMPORT_BYTES:
+                    raise InvalidArgument(f"the weights file is larger than {MAX_IMPORT_BYTES >> 20} MiB")
+                chunks.append(message.chunk)
+        if header is None:
+            raise InvalidArgument("an import needs a header (name, seisbench_class, config_json) and the weights")
+        data = b"".join(chunks)
+        card = import_card(header.seisbench_class, header.config_json, data, header.sha256)
+        saved = self.model_store.register(header.name, data, card, list(header.aliases))
+        return trainer_pb2.ImportModelResponse(model_version=convert.model_version(saved))
 
     def ListModels(self, request, context):
         # A page of names by keyset (a model is read only when on the page); a model whose last version is
