@@ -1,6 +1,6 @@
 """Sweeps: what early stopping saves, what it costs, and what the controller adds per trial.
 
-The same sweep twice on one fresh stack (data + trainer, two CPU slots): 16 trials of 8 epochs (--quick: 6 of 3) of
+The same sweep twice on one fresh stack (data + trainer, two CPU slots): 16 trials of 12 epochs (--quick: 6 of 3) of
 ConvNetQuake-INGV magnitude models on a synthetic STEAD set ingested through the data service, searching the
 learning rate (log scale) and the weight decay, two trials at once, the random sampler with one seed, so
 both runs try exactly the same 16 settings (each trial's sampler seed derives from the sweep's seed and the
@@ -105,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="6 trials of 3 epochs on 300 events (about 100 s)")
     args = parser.parse_args()
-    trials, epochs, n_events = (6, 3, 300) if args.quick else (16, 8, 1500)
+    trials, epochs, n_events = (6, 3, 300) if args.quick else (16, 12, 1500)
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         source = Path(tmp) / "stead"
         write_stead(str(source), n_events=n_events, n_noise=n_events // 15, seed=1)
