@@ -60,7 +60,9 @@ def _infer_sequence(channel, name: str, x: np.ndarray) -> np.ndarray:
     return np.frombuffer(reply.raw_output_contents[index], dtype="<f4").reshape(shape)
 
 
-@pytest.mark.parametrize("architecture", sorted(TINY_HPARAMS))
+# SeisBench architectures register as seisbench:<Class> versions, which export with SeisBench's save
+# (tests/trainer/test_seisbench_finetune.py), not as ONNX
+@pytest.mark.parametrize("architecture", sorted(a for a in TINY_HPARAMS if not a.startswith("seisbench_")))
 def test_exported_model_answers_like_predict(architecture, stack, registry, inference, inference_channel, tmp_path,
                                             capsys) -> None:
     name = f"exp-{architecture.replace('_', '-')}"

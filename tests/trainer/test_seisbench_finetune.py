@@ -11,6 +11,7 @@ does, and an annotation job picks with it.
 from __future__ import annotations
 
 import io
+import json
 
 import obspy
 import pytest
@@ -18,6 +19,7 @@ import seisbench.models as sbm
 from obspy import UTCDateTime
 
 from bench.support.seisbench_loop import fit, plain_phasenet, write_split
+from quakestack.cli.app import main
 from quakestack.data.network import write_network
 from quakestack.data.synthetic import write_continuous
 from quakestack.metadata.datasets import DatasetCatalog
@@ -58,7 +60,7 @@ def benchmark(trainer, name: str, dataset: str) -> dict[str, float]:
 @pytest.mark.slow
 def test_fine_tuned_seisbench_phasenet_beats_its_start_and_scratch(trainer, registry, store, metadata, stack,
                                                                    dataset_root, inference_channel, data_channel,
-                                                                   tmp_path) -> None:
+                                                                   tmp_path, capsys) -> None:
     publish_synthetic_dataset(store, metadata, "net-a", dataset_root, **NETWORK_A)
     publish_synthetic_dataset(store, metadata, "net-b", dataset_root, **NETWORK_B)
     catalog = DatasetCatalog(metadata)
@@ -71,19 +73,21 @@ def test_fine_tuned_seisbench_phasenet_beats_its_start_and_scratch(trainer, regi
     assert fine.architecture == "seisbench:PhaseNet" and dict(fine.provenance)["initial_model"]["name"] == \
         "pretrained-pn"
     train(trainer, registry, "scratch-pn", "net-b")
-    scores = {name: benchmark(trainer, name, "net-b") for name in ("pretrained-pn", "finetuned-pn", "scratch-pn")}
-    tuned, start, scratch = scores["finetuned-pn"], scores["pretrained-pn"], scores["scratch-pn"]
+    benchmark(trainer, "finetuned-pn", "net-b")
+    settings = stack.settings
+    capsys.readouterr()  # the CLI's comparison table of the three, as JSON rows
+    assert main(["train", "eval", "--model", "pretrained-pn", "--model", "finetuned-pn@1", "--model", "scratch-pn",
+                 "--dataset", "net-b", "--json", "--trainer", settings.trainer_addr]) == 0
+    scores = {row["model"]: row for row in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
+    tuned, start, scratch = scores["finetuned-pn@1"], scores["pretrained-pn"], scores["scratch-pn"]
     assert tuned["onset_mae_s"] < start["onset_mae_s"] and tuned["onset_mae_s"] < scratch["onset_mae_s"], scores
     assert tuned["detection_mcc"] >= start["detection_mcc"] and tuned["detection_mcc"] > scratch["detection_mcc"], \
         scores
 
     # exported with SeisBench's own save, it opens in plain SeisBench and picks as the inference service does
     inference = inference_pb2_grpc.InferenceServiceStub(inference_channel)
-    exported = inference.ExportModel(inference_pb2.ExportModelRequest(name="finetuned-pn", format="seisbench"),
-                                     timeout=120)
-    for f in exported.files:
-        (tmp_path / "export").mkdir(exist_ok=True)
-        (tmp_path / "export" / f.path).write_bytes(f.content)
+    assert main(["models", "export", "finetuned-pn@1", "--format", "seisbench", "-o", str(tmp_path / "export"),
+                 "--inference", settings.inference_addr]) == 0
     reopened = sbm.PhaseNet.load(tmp_path / "export" / "finetuned-pn").eval()
     inference.LoadModel(inference_pb2.LoadModelRequest(name="finetuned-pn", max_batch_size=64), timeout=60)
     paths, _, _ = write_continuous(str(tmp_path / "cont"), seed=11, duration_s=300, n_events=2,

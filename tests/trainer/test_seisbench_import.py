@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import seisbench.models as sbm
 import torch
 
 from quakestack.v1 import trainer_pb2
 from tests.datasets import publish_synthetic_dataset
+from tests.gateway.helpers import http
 from tests.trainer.conftest import hyper
 from tests.trainer.seisbench_helpers import import_model, invalid, saved
 
@@ -79,3 +81,15 @@ def test_fine_tuning_refuses_what_the_model_cannot_take(trainer, registry, store
     job = create("syn-31s", "pn-100hz", freeze="encoder", pretrained_lr_factor=0.1)
     assert job.architecture == "seisbench_phasenet"
     trainer.CancelTrainingJob(trainer_pb2.CancelTrainingJobRequest(job_id=job.job_id), timeout=30)
+
+
+def test_rest_import_streams_the_weights_as_the_body(stack, tmp_path) -> None:
+    """POST /v1/models:import: the header in the query, the .pt as an octet-stream body; a refusal is a 400."""
+    config, weights = saved(sbm.PhaseNet(), tmp_path, "rest")
+    url = stack.endpoints().gateway + "/v1/models:import?" + urlencode(
+        {"name": "rest-pn", "seisbench_class": "PhaseNet", "config_json": config})
+    reply = http("POST", url, weights, {"content-type": "application/octet-stream"})
+    assert reply.status == 200, reply.body
+    assert reply.json()["modelVersion"]["architecture"] == "seisbench:PhaseNet"
+    bad = http("POST", url.replace("PhaseNet", "GPD"), weights, {"content-type": "application/octet-stream"})
+    assert bad.status == 400 and "not supported" in bad.body.decode(), bad.body
