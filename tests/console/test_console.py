@@ -219,6 +219,10 @@ def test_train_from_the_form_watch_stop_resume_finish(stack: Stack, gateway: Gat
         page.click("[data-testid=set-alias-console-mag]")
         page.wait_for_selector("[data-testid=model-console-mag] >> text=staging → 1")
         screenshot(page, "models")
+        page.check("[data-testid=compare-console-mag-1]")  # evaluate versions side by side on a dataset split
+        page.click("[data-testid=compare-run]")
+        page.wait_for_selector("[data-testid=compare-table] >> text=console-mag@1", timeout=60_000)
+        assert "rmse" in page.inner_text("[data-testid=compare-table]")
 
 
 def test_read_only_token_sees_no_write_buttons_and_the_api_refuses(stack: Stack, gateway: GatewayProcess,

@@ -1,6 +1,8 @@
-// Models: registered models with versions, metrics and aliases (set and move); what is resident where.
+// Models: registered models with versions, metrics and aliases (set and move); a comparison of versions on a
+// dataset (model_eval.js); what is resident where.
 
 import * as api from "./api.js";
+import { evaluationSection } from "./model_eval.js";
 import { act, adminButton, el, errorSlot, fmt, session, table, when, writeButton } from "./ui.js";
 
 const task = (t) => String(t || "").replace("TASK_", "").toLowerCase();
@@ -22,7 +24,7 @@ export async function modelsPage(page) {
       }), { "data-testid": "loaded-table" }) : el("p", { class: "muted" }, "No model is loaded."));
   page.replaceChildren(el("section", {}, el("h2", {}, "Registered models"),
     models.length ? null : el("p", { class: "muted" }, "No registered model yet: register one from a training job.")),
-  ...models.map((m) => modelSection(m, reload)), resident);
+  ...models.map((m) => modelSection(m, reload)), ...[evaluationSection(models)].filter(Boolean), resident);
 }
 
 function modelSection(model, reload) {
