@@ -16,6 +16,7 @@ import json
 import obspy
 import pytest
 import seisbench.models as sbm
+import torch
 from obspy import UTCDateTime
 
 from bench.support.seisbench_loop import fit, plain_phasenet, write_split
@@ -36,7 +37,8 @@ FINE_TUNE_HP = dict(epochs=4, learning_rate=0.005, batch_size=32, weight_decay=0
 
 
 def train(trainer, registry, name: str, dataset: str, initial: str = "", **hp) -> trainer_pb2.ModelVersion:
-    request = trainer_pb2.CreateTrainingJobRequest(dataset=dataset, hyper_parameters=hyper(**FINE_TUNE_HP, **hp),
+    hp = {**FINE_TUNE_HP, **hp}
+    request = trainer_pb2.CreateTrainingJobRequest(dataset=dataset, hyper_parameters=hyper(**hp),
                                                    architecture="" if initial else "seisbench_phasenet")
     if initial:
         request.initial_model.CopyFrom(trainer_pb2.ModelRef(name=initial))
@@ -45,7 +47,7 @@ def train(trainer, registry, name: str, dataset: str, initial: str = "", **hp) -
     states = [state_name(e.state_change.state) for e in events if e.WhichOneof("event") == "state_change"]
     assert states[-1] == "SUCCEEDED", states
     return registry.RegisterModel(trainer_pb2.RegisterModelRequest(
-        name=name, source=trainer_pb2.CheckpointRef(job_id=job.job_id, epoch=FINE_TUNE_HP["epochs"])),
+        name=name, source=trainer_pb2.CheckpointRef(job_id=job.job_id, epoch=hp["epochs"])),
         timeout=60).model_version
 
 
@@ -114,3 +116,24 @@ def test_fine_tuned_seisbench_phasenet_beats_its_start_and_scratch(trainer, regi
     done = wait_job(stub, job.job_id, lambda j: annotation_state(j) == "SUCCEEDED", timeout_s=300)
     _, stored_picks = catalog_rows(store, done.job_id)
     assert stored_picks, "the annotation job's catalog holds the fine-tuned picker's picks"
+
+
+@pytest.mark.slow
+def test_eqtransformer_fine_tunes_with_a_frozen_encoder(trainer, registry, store, metadata, stack, dataset_root,
+                                                         tmp_path) -> None:
+    """An imported EQTransformer fine-tunes through the trainer with freeze=encoder: the encoder's weights (and its
+    BatchNorm statistics) come out as they went in, the head has learnt, and the version is seisbench:EQTransformer
+    again, exported with save and reopened by plain SeisBench."""
+    publish_synthetic_dataset(store, metadata, "net-eqt", dataset_root, n_events=40, n_noise=6, seed=8, length_s=31.0)
+    torch.manual_seed(0)
+    start = sbm.EQTransformer(in_samples=3000, lstm_blocks=1)
+    import_model(registry, "eqt-start", "EQTransformer", *saved(start, tmp_path, "eqt"))
+    version = train(trainer, registry, "eqt-tuned", "net-eqt", initial="eqt-start", epochs=1, freeze="encoder")
+    assert version.architecture == "seisbench:EQTransformer" and version.hyper_parameters["in_samples"] == 3000
+    assert main(["models", "export", "eqt-tuned", "--format", "seisbench", "-o", str(tmp_path / "out"),
+                 "--inference", stack.settings.inference_addr]) == 0
+    tuned = sbm.EQTransformer.load(tmp_path / "out" / "eqt-tuned").state_dict()
+    before = start.state_dict()
+    encoder = [k for k in before if k.split(".")[0] in ("encoder", "res_cnn_stack", "bi_lstm_stack")]
+    assert encoder and all(torch.equal(before[k], tuned[k]) for k in encoder)
+    assert not torch.equal(before["conv_d.weight"], tuned["conv_d.weight"])
