@@ -26,6 +26,7 @@ JOB_TAG = "quakestack.job_id"
 SWEEP_TAG = "quakestack.sweep_id"
 VERSION_TAG = "quakestack.version"
 PARENT_TAG = "mlflow.parentRunId"
+REGISTERED_TAG = "quakestack.registered_version"  # the run standing for a version no job here produced
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 # a job's state -> an MLflow run status (a job that may still run stays RUNNING)
 RUN_STATUS = {"SUCCEEDED": "FINISHED", "FAILED": "FAILED", "CANCELLED": "KILLED", "STOPPED": "KILLED"}
@@ -118,7 +119,7 @@ class MlflowExporter:
             self._runs = {}
             for run in self.client.search_runs(self.experiment_id, ""):
                 tags = {t["key"]: t.get("value", "") for t in run.get("data", {}).get("tags", [])}
-                for key in (JOB_TAG, SWEEP_TAG):
+                for key in (JOB_TAG, SWEEP_TAG, REGISTERED_TAG):
                     if tags.get(key):
                         self._runs.setdefault((key, tags[key]), run)
         return self._runs.get((tag, value))
@@ -234,33 +235,42 @@ class MlflowExporter:
 
     def _create_version(self, version: Version) -> str:
         """An MLflow model version of a quakestack version, its source the job's run (weights and card uploaded
-        under `registered/<name>/<version>/` there); a version whose job is gone points at quakestack's registry."""
-        run_id, source = "", f"models:/quakestack/{version.name}/{version.version}"
+        under `registered/<name>/<version>/` there); a version no job here produced gets a run of its own."""
+        run_id, run = "", None
         try:
-            run_id = self.export_job(version.job_id)
+            run_id = self.export_job(version.job_id) if version.job_id else ""
+            run = self._find_run(JOB_TAG, version.job_id) if run_id else None
         except LookupError:
-            self.note(f"model {version.name} version {version.version}: its job {version.job_id} is gone; "
-                      "exported without a source run")
-        if run_id:
-            folder = f"registered/{version.name}/{version.version}"
-            run = self._find_run(JOB_TAG, version.job_id) or {}
-            self.upload(run, f"{folder}/model_card.json", json.dumps(version.card, indent=1, sort_keys=True).encode())
-            weights = self.source.weights(version)
-            if weights is not None:
-                self.upload(run, f"{folder}/weights.pt", weights)
-            source = f"runs:/{run_id}/{folder}"
+            self.note(f"model {version.name} version {version.version}: its job {version.job_id} is gone")
+        if run is None:  # imported, or its job is gone: a run of its own holds it (MLflow 3 wants a run source)
+            run = self._registered_run(version)
+            run_id = run["info"]["run_id"]
+        folder = f"registered/{version.name}/{version.version}"
+        self.upload(run, f"{folder}/model_card.json", json.dumps(version.card, indent=1, sort_keys=True).encode())
+        weights = self.source.weights(version)
+        if weights is not None:
+            self.upload(run, f"{folder}/weights.pt", weights)
+        source = f"runs:/{run_id}/{folder}"
         tags = {VERSION_TAG: str(version.version), JOB_TAG: version.job_id, "quakestack.epoch": str(version.epoch),
                 "architecture": version.architecture, "dataset": version.dataset,
                 **{f"metric.{k}": repr(v) for k, v in sorted(version.metrics.items())}}
         payload: dict[str, Any] = {"name": version.name, "source": source,
                                    "tags": [{"key": k, "value": v} for k, v in tags.items()],
                                    "description": f"quakestack {version.name} version {version.version}: job "
-                                                  f"{version.job_id}, epoch {version.epoch}"}
-        if run_id:
-            payload["run_id"] = run_id
+                                                  f"{version.job_id}, epoch {version.epoch}", "run_id": run_id}
         created = self.client.call("POST", "model-versions/create", payload)["model_version"]
         self.report.versions_created += 1
         return str(created["version"])
+
+    def _registered_run(self, version: Version) -> dict[str, Any]:
+        """A finished run standing for a version no training job here produced (imported, or its job deleted)."""
+        key = f"{version.name}/{version.version}"
+        run, created = self._run(REGISTERED_TAG, key, f"{version.name} v{version.version}", 0)
+        if created:
+            self.client.call("POST", "runs/update", {"run_id": run["info"]["run_id"], "status": "FINISHED",
+                                                     "end_time": 0})
+            self.report.runs_created += 1
+        return run
 
     # -- sweeps ---------------------------------------------------------------------------------
     def export_sweep(self, sweep_id: str) -> str:

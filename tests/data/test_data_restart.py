@@ -240,6 +240,7 @@ def test_two_replicas_on_one_bucket_run_every_job_once(bucket_settings, tmp_path
             replica.stop()
 
 
+@pytest.mark.slow  # ~20 s on each backend: the slow set keeps the default run under 20 minutes
 def test_cancel_of_a_running_job_keeps_its_shards_and_writes_no_manifest(own_data, tmp_path) -> None:
     settings = own_data.settings
     store, job_id, tree, _ = _rendering(own_data, tmp_path, "cancelled", n_events=200, seed=6, shards=2)

@@ -25,7 +25,16 @@ from quakestack.config import load_settings
 from quakestack.metadata.database import Database
 from quakestack.stack import Stack, with_free_ports
 from quakestack.storage import ObjectStore
-from quakestack.v1 import catalog_pb2_grpc, common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from quakestack.v1 import (
+    catalog_pb2_grpc,
+    common_pb2,
+    data_pb2,
+    data_pb2_grpc,
+    sweep_pb2,
+    sweep_pb2_grpc,
+    trainer_pb2,
+    trainer_pb2_grpc,
+)
 from tests.catalog.annotation_helpers import cancelled_job, small_archive
 from tests.datasets import publish_synthetic_dataset
 from tests.gateway.helpers import http
@@ -80,11 +89,19 @@ def real_ids(own_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict
         watch = data.GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=dataset_job), timeout=10).job
         assert wait_for(lambda: data.GetDatasetJob(data_pb2.GetDatasetJobRequest(job_id=dataset_job),
                                                    timeout=10).job.state == common_pb2.JOB_STATE_FAILED, 60), watch
+        sweeps = sweep_pb2_grpc.SweepServiceStub(trainer_ch)  # a sweep cancelled before it ran: its watch ends
+        sweep_id = sweeps.CreateSweep(sweep_pb2.CreateSweepRequest(
+            dataset="st-data", architecture="convnetquake_ingv", hyper_parameters=hp, search_space=[
+                sweep_pb2.SearchParameter(name="learning_rate", type=sweep_pb2.SEARCH_PARAMETER_TYPE_FLOAT,
+                                          low=1e-3, high=1e-2, log=True)],
+            objective=sweep_pb2.Objective(metric="val_loss")), timeout=30).sweep.sweep_id
+        sweeps.CancelSweep(sweep_pb2.CancelSweepRequest(sweep_id=sweep_id), timeout=30)
         archive = small_archive(store, metadata, tmp_path_factory.mktemp("st-network"), "archives/st", "st-picker")
         annotation_job = cancelled_job(catalog_pb2_grpc.CatalogServiceStub(data_ch), archive, "st-picker")
     artifact = next(k for k in evaluation.artifact_keys if k.endswith(".png"))
     return {"dataset_job": dataset_job, "job_id": job_id, "epoch": 1,
-            "artifact": artifact.split(f"jobs/{job_id}/", 1)[1], "annotation_job": annotation_job}
+            "artifact": artifact.split(f"jobs/{job_id}/", 1)[1], "annotation_job": annotation_job,
+            "sweep": sweep_id}
 
 
 def streaming_operations(ids: dict[str, Any]) -> str:
@@ -95,6 +112,7 @@ def streaming_operations(ids: dict[str, Any]) -> str:
         "/v1/training-jobs/{job_id}/artifacts/{path}": {"job_id": ids["job_id"], "path": ids["artifact"]},
         "/v1/dataset-jobs/{job_id}:watch": {"job_id": ids["dataset_job"]},
         "/v1/annotation-jobs/{job_id}:watch": {"job_id": ids["annotation_job"]},
+        "/v1/sweeps/{sweep_id}:watch": {"sweep_id": ids["sweep"]},
         "/v1/catalogs/{job_id}": {"job_id": ids["annotation_job"]},
         "/v1/catalogs/{job_id}/artifacts/{path}": {"job_id": ids["annotation_job"], "path": "eval/none/x.png"},
     }

@@ -51,8 +51,9 @@ def test_every_annotated_rpc_reaches_its_backend(stack: Stack, route: Route) -> 
     """Generated from the descriptors: a new annotated RPC is tested without touching this file."""
     before = _started(stack, route)
     url, body, headers = _url(stack, route), None, {"x-request-id": f"gen-{route.method.name}"}
-    if route.kind is Kind.UPLOAD:
-        url += "?filename=gen-test.bin"
+    if route.kind is Kind.UPLOAD:  # the header's first text field (UploadFile's filename, ImportModel's name)
+        first = next(f for f in route.upload.header_field.message_type.fields if f.type == f.TYPE_STRING)
+        url += f"?{first.json_name}=gen-test.bin"
         body, headers["Content-Type"] = b"generated test payload", "application/octet-stream"
     elif route.body:
         body, headers["Content-Type"] = b"{}", "application/json"

@@ -21,8 +21,9 @@ from tests.inference.helpers import TINY_MAGNITUDE, predict_request, register
 MODEL, TOLERANCE = "peers-mag", 1e-4
 BATCHING = peers.Batching(max_batch_size=4, max_queue_delay_us=2000, torch_threads=1)
 
-pytestmark = pytest.mark.skipif(not peers.TRITON_PYTHON.exists(),
-                                reason="no .venv-triton with tritonclient: run scripts/setup.sh --dev")
+pytestmark = [pytest.mark.slow,  # starts MLServer and PyTriton (~25 s): the slow set, beside bench/serving_peers.py
+              pytest.mark.skipif(not peers.TRITON_PYTHON.exists(),
+                                 reason="no .venv-triton with tritonclient: run scripts/setup.sh --dev")]
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ EPOCHS = 6
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow  # ~20 s on each backend: the slow set keeps the default run under 20 minutes
 def test_postgres_restart_while_a_training_and_an_annotation_job_run(stack, dataset_root, tmp_path,
                                                                      postgres_server) -> None:
     settings = with_free_ports(stack.settings).replace(s3_bucket="pg-restart", **FAST_RUNTIME,

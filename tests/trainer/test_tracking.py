@@ -193,6 +193,26 @@ class OneSweep(GrpcSource):
         return self.record
 
 
+def test_a_version_no_job_produced_exports_with_a_run_of_its_own(stack, store, metadata, mlflow_server,
+                                                                 tmp_path) -> None:
+    """An imported version has no training job; MLflow 3 takes no source but a run's, so one stands for it."""
+    from quakestack.model_store import ModelStore
+
+    card = {"architecture": "seisbench:PhaseNet", "task": "picking", "hyper_parameters": {}, "metrics": {},
+            "input_spec": {"n_samples": 3001, "components": "ZNE", "sampling_rate": 100.0, "extra_inputs": []},
+            "class_names": [], "normalization": "none"}
+    ModelStore(store, metadata).register("jobless-model", b"not read by the export test", card)
+    for _ in range(2):
+        export_mlflow(Ctx(stack.settings, quiet=True), mlflow_server, experiment="jobless",
+                      model_names=["jobless-model"], artifacts=False)
+    held = _read_mlflow(mlflow_server, "jobless", tmp_path)
+    stand_ins = [r for r in held["runs"] if r["tags"].get("quakestack.registered_version") == "jobless-model/1"]
+    versions = [v for m in held["models"] if m["name"] == "jobless-model" for v in m["versions"]]
+    assert len(stand_ins) == 1 and len(versions) == 1
+    assert versions[0]["run_id"] == stand_ins[0]["run_id"]
+    assert versions[0]["source"] == f"runs:/{stand_ins[0]['run_id']}/registered/jobless-model/1"
+
+
 def test_a_sweep_exports_as_a_parent_run_with_its_trials_nested(tracked, trainer_channel, mlflow_server,
                                                                  tmp_path) -> None:
     job_id = tracked["job_id"]
