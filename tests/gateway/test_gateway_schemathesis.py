@@ -92,8 +92,8 @@ def real_ids(own_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict
         sweeps = sweep_pb2_grpc.SweepServiceStub(trainer_ch)  # a sweep cancelled before it ran: its watch ends
         sweep_id = sweeps.CreateSweep(sweep_pb2.CreateSweepRequest(
             dataset="st-data", architecture="convnetquake_ingv", hyper_parameters=hp, search_space=[
-                sweep_pb2.SearchParameter(name="learning_rate", type=sweep_pb2.SEARCH_PARAMETER_TYPE_FLOAT,
-                                          low=1e-3, high=1e-2, log=True)],
+                sweep_pb2.SearchParameter(name="weight_decay", type=sweep_pb2.SEARCH_PARAMETER_TYPE_FLOAT,
+                                          low=1e-6, high=1e-3, log=True)],
             objective=sweep_pb2.Objective(metric="val_loss")), timeout=30).sweep.sweep_id
         sweeps.CancelSweep(sweep_pb2.CancelSweepRequest(sweep_id=sweep_id), timeout=30)
         archive = small_archive(store, metadata, tmp_path_factory.mktemp("st-network"), "archives/st", "st-picker")
