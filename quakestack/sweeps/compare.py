@@ -8,8 +8,7 @@ from typing import Any
 
 from quakestack.errors import InvalidArgument, NotFound
 from quakestack.metadata.jobs import JobStore
-from quakestack.sweeps.controller import objective_value
-from quakestack.sweeps.spec import objective_metrics
+from quakestack.sweeps.spec import objective_metrics, objective_value
 from quakestack.training.jobs import KIND as TRAINING
 from quakestack.training.jobs import job_record
 

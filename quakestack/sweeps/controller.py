@@ -19,7 +19,6 @@ A pruned trial is stopped through its job's control, as `StopTrainingJob` does.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import traceback
 from typing import Any
@@ -39,26 +38,16 @@ from quakestack.metadata.jobs import JobView
 from quakestack.model_store import ModelStore
 from quakestack.protoconv import seconds_from_iso
 from quakestack.sweeps import study as studies
-from quakestack.sweeps.spec import space_of
+from quakestack.sweeps.spec import objective_value, space_of
 from quakestack.sweeps.trials import JOB_ATTR, MESSAGE_ATTR, PRUNE_ATTR, best_trial, summary, trial_job_id
 from quakestack.training.jobs import KIND as TRAINING
 from quakestack.training.jobs import build_spec, job_gpus, request_stop, training_record
 from quakestack.training.register import register_epoch
 
-__all__ = ["run_job", "objective_value"]
+__all__ = ["run_job"]
 PASS_S = 0.25  # how often the controller looks at its trials (one read of the study, one per running trial)
 STORAGE_ERRORS = (Unavailable, optuna.exceptions.StorageInternalError, sa.exc.OperationalError,
                   sa.exc.InterfaceError)
-
-
-def objective_value(event: dict[str, Any], metric: str) -> float | None:
-    """The objective in one epoch event; None when the epoch lacks it or it is not a finite number."""
-    raw = event.get(metric) if metric in ("val_loss", "train_loss") else (event.get("metrics") or {}).get(metric)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 class Controller:
@@ -194,16 +183,17 @@ class Controller:
             if self._queue_job(trial) is None:
                 return
             view = self.jobs.get(job_id, TRAINING)
-        events = self.jobs.all_events(job_id, ("epoch",)) if int(view.status["epochs_done"]) else []
-        reported = max(frozen.intermediate_values, default=0)
+        done, reported = int(view.status["epochs_done"]), max(frozen.intermediate_values, default=0)
+        if done <= reported and not view.terminal:
+            return  # no new epoch: no read of its events, no pruner call (this runs every pass)
+        events = self.jobs.all_events(job_id, ("epoch",)) if done else []
         for event in events:
             value = objective_value(event, self.metric)
             if int(event["epoch"]) > reported and value is not None:
                 trial.report(value, int(event["epoch"]))
         if view.terminal:
             self.tell(trial, frozen, view, events)
-        elif (events and PRUNE_ATTR not in frozen.user_attrs and view.state is JobState.RUNNING
-              and trial.should_prune()):
+        elif PRUNE_ATTR not in frozen.user_attrs and view.state is JobState.RUNNING and trial.should_prune():
             epoch = int(events[-1]["epoch"])
             trial.set_user_attr(PRUNE_ATTR, epoch)
             trial.set_user_attr(MESSAGE_ATTR, f"pruned after epoch {epoch}")

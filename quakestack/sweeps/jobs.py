@@ -131,8 +131,9 @@ class SweepJobs:
             objective = self.get(sweep_id).record.spec["objective"]
             if not metric or metric == objective["metric"]:
                 metric, direction = objective["metric"], objective["direction"]
-            trials = {t["job_id"]: t for t in self.trials(sweep_id) if t["state"] != "waiting"}
-            trials = {j: t for j, t in trials.items() if self.scheduler.jobs.find(j) is not None}
+            started = {t["job_id"]: t for t in self.trials(sweep_id) if t["state"] != "waiting"}
+            existing = self.scheduler.jobs.many(started)  # one query (a trial asked for may lack its job a moment)
+            trials = {j: t for j, t in started.items() if j in existing}
         return compare_runs(self.scheduler.jobs, [*trials, *job_ids], metric=metric, direction=direction,
                             trials=trials)
 

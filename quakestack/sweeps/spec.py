@@ -30,6 +30,16 @@ def objective_metrics(architecture: str) -> list[str]:
     return [*LOSSES, *(m for m in spec.metrics if m != "confusion_matrix")]
 
 
+def objective_value(event: dict[str, Any], metric: str) -> float | None:
+    """The objective in one epoch event; None when the epoch lacks it or it is not a finite number."""
+    raw = event.get(metric) if metric in ("val_loss", "train_loss") else (event.get("metrics") or {}).get(metric)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def build_sweep_spec(store: ObjectStore, catalog: DatasetCatalog, *, dataset: str, architecture: str,
                      hyper_parameters: dict[str, Any], search_space: list[dict[str, Any]],
                      objective: dict[str, Any], sampler: str, pruner: str, limits: dict[str, Any],

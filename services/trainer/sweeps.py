@@ -21,6 +21,10 @@ DIRECTIONS = {sweep_pb2.OBJECTIVE_DIRECTION_UNSPECIFIED: "minimize", sweep_pb2.O
               sweep_pb2.OBJECTIVE_DIRECTION_MAXIMIZE: "maximize"}
 TYPES = {sweep_pb2.SEARCH_PARAMETER_TYPE_FLOAT: "float", sweep_pb2.SEARCH_PARAMETER_TYPE_INT: "int",
          sweep_pb2.SEARCH_PARAMETER_TYPE_CATEGORICAL: "categorical"}
+SAMPLER_ENUMS = {v: k for k, v in SAMPLERS.items() if k}
+PRUNER_ENUMS = {v: k for k, v in PRUNERS.items() if k}
+DIRECTION_ENUMS = {v: k for k, v in DIRECTIONS.items() if k}
+TYPE_ENUMS = {v: k for k, v in TYPES.items()}
 TRIAL_STATES = {"running": sweep_pb2.TRIAL_STATE_RUNNING, "complete": sweep_pb2.TRIAL_STATE_COMPLETE,
                 "pruned": sweep_pb2.TRIAL_STATE_PRUNED, "failed": sweep_pb2.TRIAL_STATE_FAIL,
                 "waiting": sweep_pb2.TRIAL_STATE_WAITING}
@@ -49,8 +53,7 @@ def search_parameter_in(p: sweep_pb2.SearchParameter) -> dict[str, Any]:
 
 
 def search_parameter_out(p: Mapping[str, Any]) -> sweep_pb2.SearchParameter:
-    types = {v: k for k, v in TYPES.items()}
-    out = sweep_pb2.SearchParameter(name=p["name"], type=types[p["type"]], low=p["low"], high=p["high"],
+    out = sweep_pb2.SearchParameter(name=p["name"], type=TYPE_ENUMS[p["type"]], low=p["low"], high=p["high"],
                                     log=p["log"], step=p["step"], choices=[_value(c) for c in p["choices"]])
     if p.get("condition"):
         out.condition.parameter = p["condition"]["parameter"]
@@ -73,8 +76,8 @@ def trial_out(t: Mapping[str, Any] | None) -> sweep_pb2.SweepTrial | None:
 
 
 def sweep_out(r: Mapping[str, Any]) -> sweep_pb2.Sweep:
-    directions = {v: k for k, v in DIRECTIONS.items() if k}
-    objective = sweep_pb2.Objective(metric=r["objective"]["metric"], direction=directions[r["objective"]["direction"]])
+    objective = sweep_pb2.Objective(metric=r["objective"]["metric"],
+                                    direction=DIRECTION_ENUMS[r["objective"]["direction"]])
     if r["objective"].get("target") is not None:
         objective.target = float(r["objective"]["target"])
     limits, counts = r["limits"], r.get("trial_counts") or {}
@@ -82,8 +85,7 @@ def sweep_out(r: Mapping[str, Any]) -> sweep_pb2.Sweep:
         sweep_id=r["sweep_id"], display_name=r.get("display_name", ""), dataset=r["dataset"],
         architecture=r["architecture"], hyper_parameters=struct_from_dict(r.get("resolved_hyper_parameters", {})),
         search_space=[search_parameter_out(p) for p in r["search_space"]], objective=objective,
-        sampler={v: k for k, v in SAMPLERS.items() if k}[r["sampler"]],
-        pruner={v: k for k, v in PRUNERS.items() if k}[r["pruner"]],
+        sampler=SAMPLER_ENUMS[r["sampler"]], pruner=PRUNER_ENUMS[r["pruner"]],
         parallel_trials=int(limits["parallel_trials"]), max_trials=int(limits["max_trials"]),
         max_failures=int(limits["max_failures"]), time_budget_s=float(limits["time_budget_s"]),
         state=convert.state(r["state"]), error=r.get("error", ""),
@@ -156,7 +158,7 @@ class SweepServicer(sweep_pb2_grpc.SweepServiceServicer):
         result = self.sweeps.compare(request.sweep_id, list(request.job_ids), request.metric)
         return sweep_pb2.CompareRunsResponse(
             runs=[compared_run_out(r) for r in result["runs"]], metric=result["metric"],
-            direction={v: k for k, v in DIRECTIONS.items() if k}[result["direction"]],
+            direction=DIRECTION_ENUMS[result["direction"]],
             varying_parameters=result["varying_parameters"])
 
 
