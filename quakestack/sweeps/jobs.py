@@ -48,7 +48,8 @@ class SweepJobs:
         self.scheduler = Scheduler(
             JobStore(db), executor or make_executor(settings),
             SchedulerConfig(kind=KIND, capacity=SLOTS, lease_ttl_s=settings.jobs_lease_ttl_s,
-                            lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries),
+                            lost_after_s=settings.jobs_lost_after_s, max_retries=settings.jobs_max_retries,
+                            tick_s=min(2.0, settings.jobs_lease_ttl_s / 6)),  # few, light jobs: an idle trainer
             worker_env=lambda view, slots: worker_env(settings))
 
     def start(self) -> None:
