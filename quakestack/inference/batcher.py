@@ -137,16 +137,20 @@ class DynamicBatcher:
     def _take_batch(self) -> list[tuple[_Request, int, int]] | None:
         """Wait for work, let the batch fill up to the delay, take up to max_batch_size windows."""
         with self._cond:
-            while not self._queue:
-                if self._closing:
-                    return None
-                self._cond.wait(0.5)
-            close_at = self._queue[0].enqueued + self.max_queue_delay_s
-            while self._pending < self.max_batch_size and not self._closing:
-                remaining = close_at - time.monotonic()
-                if remaining <= 0:
+            while True:
+                while not self._queue:
+                    if self._closing:
+                        return None
+                    self._cond.wait(0.5)
+                # the delay runs from the present head: a head dropped while waiting (its deadline) must not
+                # close the next request's batch early
+                while self._queue and self._pending < self.max_batch_size and not self._closing:
+                    remaining = self._queue[0].enqueued + self.max_queue_delay_s - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._queue or self._closing:
                     break
-                self._cond.wait(remaining)
             now = time.monotonic()
             batch: list[tuple[_Request, int, int]] = []
             room = self.max_batch_size

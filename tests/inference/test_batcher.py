@@ -103,3 +103,23 @@ def test_dropped_and_failed_requests_leave_the_count_of_queued_windows_right(rec
         batcher.close()
     assert recorder.sizes == [1, 4, 4]
     assert not batcher.busy
+
+
+def test_the_delay_runs_from_the_present_head_after_the_first_was_dropped(recorder) -> None:
+    """A request queued after a dropped one waits its own full delay: the executor must not keep the
+    dropped request's closing time (a batch would close early, for a lone request within its deadline)."""
+    import time
+
+    batcher = DynamicBatcher("m", recorder, max_batch_size=32, max_queue_delay_s=0.6)
+    try:
+        dropped = batcher.submit(windows(1))
+        time.sleep(0.1)
+        batcher.cancel(dropped)  # its caller's deadline passed while it waited
+        time.sleep(0.3)
+        started = time.monotonic()
+        out = batcher.submit(windows(1, 5)).result(timeout=WAIT_S)
+        waited = time.monotonic() - started
+    finally:
+        batcher.close()
+    assert float(out["magnitude"][0]) == 5.0 and recorder.sizes == [1]
+    assert waited >= 0.55, f"the batch closed {waited:.3f} s after its request, not after its own 0.6 s delay"
