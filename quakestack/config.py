@@ -191,6 +191,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Processes that run models (inference service, job workers) keep freed heap blocks for reuse "
             "(glibc: 32 MiB mmap threshold, no trimming) instead of faulting in fresh pages for every batch; "
             "they keep their peak heap."),
+    Setting("inference_processes", "1", _positive_int,
+            "Processes serving the inference service's one port (SO_REUSEPORT), each with its own GIL: the first "
+            "answers every RPC; each other holds its own copy of the resident models, answers Predict and "
+            "ModelInfer and forwards the rest to the first. More than 1 raises CPU throughput "
+            "(bench/serving_peers.py) and costs the models' memory once more per process."),
     Setting("inference_torch_threads", "0", _non_negative_int,
             "torch intra-op threads of the inference service on CPU (0: half the CPUs, at least 1): the "
             "other cores are left to the gRPC threads."),

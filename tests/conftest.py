@@ -30,8 +30,10 @@ def fresh_settings(state_dir: Path, **changes) -> Settings:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("stack")
-    running = Stack(fresh_settings(state_dir, health_interval_s=0.5, data_allowed_dirs=(state_dir / "allowed",)),
-                    state_dir=state_dir)
+    # QUAKESTACK_TEST_INFERENCE_PROCESSES=2 runs the whole suite against a two-process inference service
+    processes = int(os.environ.get("QUAKESTACK_TEST_INFERENCE_PROCESSES", "1"))
+    running = Stack(fresh_settings(state_dir, health_interval_s=0.5, data_allowed_dirs=(state_dir / "allowed",),
+                                   inference_processes=processes), state_dir=state_dir)
     running.start()
     yield running
     running.stop()
@@ -70,8 +72,38 @@ def trainer_channel(stack: Stack) -> Iterator[grpc.Channel]:
 
 @pytest.fixture(scope="session")
 def inference_channel(stack: Stack) -> Iterator[grpc.Channel]:
-    with channel(stack.settings.inference_addr) as ch:
+    if stack.settings.inference_processes == 1:
+        with channel(stack.settings.inference_addr) as ch:
+            yield ch
+        return
+    with data_plane_channel(stack) as ch:  # every test's data-plane call through a data-plane process
         yield ch
+
+
+def data_plane_channel(stack: Stack, tries: int = 40) -> grpc.Channel:
+    """A connection of its own that the kernel gave to one of the service's data-plane processes (not the
+    primary): probed with a Predict of an absent model, which only the process that answers counts."""
+    from quakestack.client import transport_options
+    from quakestack.inference.processes import METRICS_METHOD
+    from quakestack.v1 import inference_pb2, inference_pb2_grpc
+    from tests.data_plane import ask, wait_serving
+    from tests.helpers import sample_value
+
+    def probes_counted() -> float:
+        return sum(sample_value(ask(process, METRICS_METHOD).decode(), "grpc_server_handled_total",
+                                grpc_method="Predict", grpc_code="NotFound") for process in wait_serving(stack))
+
+    options = [*transport_options(stack.settings.max_message_mb << 20), ("grpc.use_local_subchannel_pool", 1)]
+    for _ in range(tries):
+        ch = grpc.insecure_channel(stack.settings.inference_addr, options=options)
+        before = probes_counted()
+        with contextlib.suppress(grpc.RpcError):
+            inference_pb2_grpc.InferenceServiceStub(ch).Predict(
+                inference_pb2.PredictRequest(model="probe-of-the-data-plane"), timeout=10)
+        if probes_counted() > before:
+            return ch
+        ch.close()
+    raise AssertionError(f"no connection reached a data-plane process in {tries} tries")
 
 
 STACK_MARKERS = ("quakestack.jobs.worker", "services.data", "services.trainer", "services.inference", "gateway",

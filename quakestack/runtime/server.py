@@ -18,7 +18,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 
 from quakestack import metrics
 from quakestack.audit import AuditTrail
@@ -118,6 +118,9 @@ class GrpcServer:
         self._metrics_server = None
         self._stopped = threading.Event()
         self._shutdown_hooks: list[Callable[[], None]] = []
+        self._started_hooks: list[Callable[[], None]] = []
+        self._stopping_hooks: list[Callable[[float], None]] = []
+        self.metrics_registry: Any = REGISTRY  # /metrics; a service of several processes merges theirs
         self._dependency_hooks: list[Callable[[bool], None]] = []
         checks: dict[str, Callable[[], None]] = {}
         if store is not None:
@@ -130,6 +133,20 @@ class GrpcServer:
 
     def add(self, add_to_server: Callable[[Any, grpc.Server], None], servicer: Any) -> None:
         add_to_server(servicer, self.server)
+
+    def add_local_port(self, path: str) -> None:
+        """Also listen on a Unix socket (local credentials) for this service's own other processes."""
+        credentials = grpc.local_server_credentials(grpc.LocalConnectionType.UDS)
+        if self.server.add_secure_port(f"unix:{path}", credentials) == 0:
+            raise OSError(f"cannot bind unix:{path}")
+
+    def on_started(self, hook: Callable[[], None]) -> None:
+        """Run hook once the server accepts calls."""
+        self._started_hooks.append(hook)
+
+    def on_stopping(self, hook: Callable[[float], None]) -> None:
+        """Run hook(grace_s) as the stop begins, beside the drain (other processes of this service)."""
+        self._stopping_hooks.append(hook)
 
     def on_shutdown(self, hook: Callable[[], None]) -> None:
         """Run hook after the RPCs drained (stop worker pools, flush state)."""
@@ -187,10 +204,13 @@ class GrpcServer:
             reflection.enable_server_reflection(names, self.server)
         for name in ["", *self.health_names]:
             self.health.set(name, NOT_SERVING)
-        server, _thread = start_http_server(self.metrics_port, addr=self.settings.bind_host)
+        server, _thread = start_http_server(self.metrics_port, addr=self.settings.bind_host,
+                                            registry=self.metrics_registry)
         self._metrics_server = server
         self.metrics_port = server.server_port
         self.server.start()
+        for hook in self._started_hooks:
+            hook()
         self.watcher.probe()
         self.watcher.start()
         log.info("serving", grpc_port=self.port, metrics_port=self.metrics_port, health_names=self.health_names,
@@ -208,7 +228,13 @@ class GrpcServer:
         self.health.enter_graceful_shutdown()
         self._stopped.set()
         self.watcher.stop()
-        self.server.stop(grace_s).wait()
+        stopped = self.server.stop(grace_s)
+        for stopping in self._stopping_hooks:
+            try:
+                stopping(grace_s)
+            except Exception:  # noqa: BLE001 - one failing hook must not keep the drain from finishing
+                log.exception("stopping hook failed")
+        stopped.wait()
         for hook in self._shutdown_hooks:
             try:
                 hook()

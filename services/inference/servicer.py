@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 import structlog
 import torch
+from prometheus_client import REGISTRY
 
 from quakestack.config import Settings
 from quakestack.errors import InvalidArgument
@@ -28,6 +29,7 @@ from quakestack.inference.manager import (
     Resident,
     wait_result,
 )
+from quakestack.inference.processes import DataPlaneProcesses
 from quakestack.inference.quality import InputPolicy
 from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore
@@ -38,6 +40,7 @@ from quakestack.protoconv import seconds_from_timestamp, timestamp_from_seconds
 from quakestack.runtime.app import ServiceDefinition
 from quakestack.runtime.interceptor import REQUEST_ID_KEY, current_request_id
 from quakestack.runtime.memory import keep_freed_memory
+from quakestack.runtime.merged_metrics import MergedRegistry
 from quakestack.runtime.server import NOT_SERVING, SERVING, GrpcServer
 from quakestack.storage import ObjectStore
 from quakestack.v1 import common_pb2, inference_pb2, inference_pb2_grpc, trainer_pb2
@@ -63,17 +66,20 @@ def _timeout(context: grpc.ServicerContext) -> float | None:
     return None if remaining is None or remaining > 1e8 else max(0.0, remaining)
 
 
-def loaded_model_pb(resident: Resident) -> inference_pb2.LoadedModel:
+def loaded_model_pb(resident: Resident, elsewhere: dict[str, float] | None = None) -> inference_pb2.LoadedModel:
+    """``elsewhere``: what the service's other processes served of this version (batches, windows, last use)."""
     spec = resident.servable.spec
+    other = elsewhere or {"batches": 0, "windows": 0, "last_used": 0.0}
     return inference_pb2.LoadedModel(
         name=resident.name, version=resident.version, device=resident.device, task=TASKS.get(spec.task, 0),
         input_spec=trainer_pb2.InputSpec(n_samples=spec.n_samples, component_order=spec.components,
                                          sampling_rate_hz=spec.sampling_rate, extra_inputs=list(spec.extra_inputs)),
-        memory_bytes=resident.memory_bytes, batches_served=resident.batcher.stats.batches,
-        windows_served=resident.batcher.stats.windows, max_batch_size=resident.options.max_batch_size,
+        memory_bytes=resident.memory_bytes, batches_served=resident.batcher.stats.batches + int(other["batches"]),
+        windows_served=resident.batcher.stats.windows + int(other["windows"]),
+        max_batch_size=resident.options.max_batch_size,
         max_queue_delay_us=resident.options.max_queue_delay_us, instances=resident.options.instances,
         load_time=timestamp_from_seconds(resident.load_time),
-        last_used_time=timestamp_from_seconds(resident.batcher.last_used),
+        last_used_time=timestamp_from_seconds(max(resident.batcher.last_used, other["last_used"])),
         class_names=list(spec.class_names))
 
 
@@ -119,7 +125,9 @@ def pick_pb(p: PickResult) -> inference_pb2.Pick:
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
-    def __init__(self, settings: Settings, store: ObjectStore, manager: ModelManager, inference_log: InferenceLog):
+    def __init__(self, settings: Settings, store: ObjectStore, manager: ModelManager, inference_log: InferenceLog,
+                 processes: DataPlaneProcesses | None = None):
+        self.processes = processes  # the service's other processes (inference_processes > 1)
         self.settings = settings
         self.store = store
         self.manager = manager
@@ -142,8 +150,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def ListLoadedModels(self, request, context):
         page = page_request("ListLoadedModels", request.page_size, request.page_token)
         residents, token = paginate(self.manager.list(), page, lambda r: (r.name,))
-        return inference_pb2.ListLoadedModelsResponse(models=[loaded_model_pb(r) for r in residents],
-                                                      next_page_token=token)
+        elsewhere = self.processes.served() if self.processes is not None and residents else {}
+        return inference_pb2.ListLoadedModelsResponse(
+            models=[loaded_model_pb(r, elsewhere.get((r.name, r.version))) for r in residents],
+            next_page_token=token)
 
     # -- predict ------------------------------------------------------------------------------
     def Predict(self, request, context):
@@ -284,19 +294,44 @@ def _annotate_response(detections, picks) -> inference_pb2.AnnotateResponse | No
                                           picks=[pick_pb(p) for p in picks])
 
 
+def torch_threads(settings: Settings) -> int:
+    """The model's intra-op threads and the gRPC threads share the CPUs; measured on 2 cores
+    (bench/RESULTS.md), one torch thread serves more windows than two. Several processes share them out."""
+    if settings.inference_torch_threads:
+        return settings.inference_torch_threads
+    return max(1, (os.cpu_count() or 2) // 2 // settings.inference_processes)
+
+
+def resident_record(resident: Resident) -> dict:
+    """What a data-plane process needs to hold the same model (quakestack.inference.processes)."""
+    o = resident.options
+    return {"name": resident.name, "version": resident.version, "device": resident.device,
+            "max_batch_size": o.max_batch_size, "max_queue_delay_us": o.max_queue_delay_us,
+            "instances": o.instances, "max_queue_size": o.max_queue_size}
+
+
 def register(server: GrpcServer, settings: Settings, store: ObjectStore, db: Database) -> None:
+    processes = None
+    if settings.inference_processes > 1:
+        processes = DataPlaneProcesses(settings.inference_processes, settings.max_message_mb * 1024 * 1024)
+        server.add_local_port(str(processes.primary_socket))
+        server.on_started(lambda: processes.start(server.port))
+        server.on_stopping(processes.stop)
+        server.metrics_registry = MergedRegistry(REGISTRY, processes.metrics_texts,
+                                                 ("grpc_server_", "quakestack_inference_"))
+
     def on_ready(model: str, ready: bool) -> None:
         server.health.set(health_name(model), SERVING if ready else NOT_SERVING)
+        if processes is not None:
+            processes.publish([resident_record(r) for r in manager.list()])
 
-    # The model's intra-op threads and the gRPC threads share the CPUs; measured on 2 cores
-    # (bench/RESULTS.md), one torch thread serves more windows than two.
-    torch.set_num_threads(settings.inference_torch_threads or max(1, (os.cpu_count() or 2) // 2))
+    torch.set_num_threads(torch_threads(settings))
     if settings.keep_freed_memory:
         keep_freed_memory()
     manager = ModelManager(ModelStore(store, db), memory_budget_bytes=settings.inference_memory_budget_mb << 20,
                            default_device=settings.device, on_ready=on_ready)
     inference_log = InferenceLog(store, settings.inference_log_sample_rate)
-    servicer = InferenceServicer(settings, store, manager, inference_log)
+    servicer = InferenceServicer(settings, store, manager, inference_log, processes)
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server, servicer)
     server.add(open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,
                OpenInferenceServicer(servicer, lambda: server.watcher.healthy is True))
