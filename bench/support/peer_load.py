@@ -23,6 +23,10 @@ import time
 import numpy as np
 import tritonclient.grpc as triton
 
+# tritonclient's own message limits (channel_args replace its defaults), and a connection per channel
+CHANNEL_ARGS = [("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1),
+                ("grpc.use_local_subchannel_pool", 1)]
+
 
 def cpu_now() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -30,10 +34,13 @@ def cpu_now() -> float:
 
 
 class Load:
-    """One tritonclient channel and one pre-encoded single-window input per window."""
+    """One tritonclient channel (its own connection) per concurrent client, and one pre-encoded single-window
+    input per window: K clients are K connections, as K independent callers would be, so a server that
+    spreads connections over processes (SO_REUSEPORT) sees them as it would in production."""
 
     def __init__(self, target: str, model: str, windows: np.ndarray):
-        self.client = triton.InferenceServerClient(url=target)
+        self.target = target
+        self.clients: dict[int, triton.InferenceServerClient] = {}
         self.model = model
         self.inputs = []
         for x in windows:
@@ -42,9 +49,16 @@ class Load:
             self.inputs.append(tensor)
         self.outputs = [triton.InferRequestedOutput("magnitude")]
 
-    def infer(self, i: int) -> np.ndarray:
-        result = self.client.infer(self.model, [self.inputs[i % len(self.inputs)]], outputs=self.outputs,
-                                   client_timeout=60)
+    def client(self, k: int) -> triton.InferenceServerClient:
+        """Client k's channel, opened once for every run (a local subchannel pool: a connection of its own)."""
+        if k not in self.clients:
+            self.clients[k] = triton.InferenceServerClient(url=self.target,
+                                                           channel_args=CHANNEL_ARGS)
+        return self.clients[k]
+
+    def infer(self, i: int, k: int = 0) -> np.ndarray:
+        result = self.client(k).infer(self.model, [self.inputs[i % len(self.inputs)]], outputs=self.outputs,
+                                      client_timeout=60)
         return result.as_numpy("magnitude")
 
     def check(self, out: str) -> dict:
@@ -59,8 +73,9 @@ class Load:
 
         def client(k: int) -> None:
             i = k
+            self.client(k)  # connected before the clock: opening a channel is not a request
             while (started := time.time()) < end:
-                self.infer(i)
+                self.infer(i, k)
                 done = time.time()
                 if start_at <= done <= end:
                     latencies[k].append((done - started) * 1e3)
