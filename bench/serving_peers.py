@@ -8,7 +8,7 @@ closed loop measured for a fixed time after a warm-up. Each server runs alone on
 batching (max batch size 32, 2 ms delay: quakestack's defaults) and the same torch intra-op threads per process:
 
 - quakestack: the inference service of a fresh bench stack, its OIP ModelInfer, with ``inference_processes``
-  1 and 2 (``--processes``); the better of them is quakestack at each concurrency;
+  1, 2 and 4 (``--quick``: 1 and 4; ``--processes``); the best of them is quakestack at each concurrency;
 - MLServer 1.7.1 (``.venv-mlserver``): bench/support/mlserver_runtime.py's ``MLModel`` with adaptive
   batching, ``parallel_workers`` 0, 1 and 2 (``--quick``: 0 and 2); the best of them is the Python peer at
   each concurrency;
@@ -26,7 +26,8 @@ The last line is one JSON object: ``ratio_vs_best_python_peer`` and ``ratio_vs_t
 windows/s at 32 clients / the peer's; null with a reason when a peer could not run) and
 ``p99_ratio_vs_best_python_peer`` (quakestack's p99 at 8 clients / the lowest MLServer p99 there).
 
-    python bench/serving_peers.py [--quick] [--processes 1,2] [--torch-threads N] [--profile DIR [--only-quakestack]]
+    python bench/serving_peers.py [--quick] [--processes 1,2,4] [--connections own|shared] [--mlserver-workers 0,1,2]
+                                  [--torch-threads N] [--profile DIR [--only-quakestack]]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,7 @@ class Plan:
     concurrency: tuple[int, ...]
     mlserver_workers: tuple[int, ...]
     batching: Batching
+    connections: str = "own"
 
 
 def model_weights_and_card() -> tuple[bytes, dict]:
@@ -117,7 +119,7 @@ def measure(name: str, target: str, pid: int, windows: Path, reference: np.ndarr
             workdir: Path, extra: dict | None = None, profile: str | None = None) -> dict:
     """One server: the output check, then a closed-loop run per concurrency (``profile``: py-spy and perf
     record the server during the run at the highest concurrency)."""
-    with client_pool(target, MODEL, windows) as pool:
+    with client_pool(target, MODEL, windows, plan.connections) as pool:
         answers = pool.check(workdir / f"{name}-answers.npy")
         diff = float(np.max(np.abs(answers - reference)))
         rows = []
@@ -226,21 +228,30 @@ def main() -> None:
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy (and perf, where present) record quakestack's server during its 32-client run")
     parser.add_argument("--only-quakestack", action="store_true", help="no peers (with --profile: the profile alone)")
-    parser.add_argument("--processes", default="1,2",
-                        help="quakestack's inference_processes settings to measure (comma-separated; default 1,2)")
+    parser.add_argument("--connections", choices=("own", "shared"), default="own",
+                        help="a connection per client (default), or one per client process (4 in all)")
+    parser.add_argument("--mlserver-workers", default=None,
+                        help="MLServer parallel_workers settings (comma-separated; empty: no MLServer)")
+    parser.add_argument("--processes", default=None,
+                        help="quakestack's inference_processes settings to measure (comma-separated; default 1,2,4, "
+                             "--quick 1,4)")
     args = parser.parse_args()
     if not TRITON_PYTHON.exists():
         sys.exit("no .venv-triton with tritonclient (the one client program): run scripts/setup.sh --dev")
     threads = args.torch_threads or max(1, (os.cpu_count() or 2) // 2)
     plan = Plan(seconds=1.5 if args.quick else 15.0, warmup_s=0.5 if args.quick else 3.0, concurrency=(1, 8, 32),
-                mlserver_workers=(0, 2) if args.quick else (0, 1, 2), batching=Batching(torch_threads=threads))
+                mlserver_workers=(0, 2) if args.quick else (0, 1, 2), batching=Batching(torch_threads=threads),
+                connections=args.connections)
+    if args.mlserver_workers is not None:
+        plan = replace(plan, mlserver_workers=tuple(int(w) for w in args.mlserver_workers.split(",") if w))
     started, load = time.monotonic(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="quakestack-peers-") as tmp:
         workdir = Path(tmp)
         windows = workdir / "windows.npy"
         x = bench_windows(windows)
         ours = []
-        for processes in sorted({int(p) for p in args.processes.split(",")}):
+        settings = args.processes or ("1,4" if args.quick else "1,2,4")
+        for processes in sorted({int(p) for p in settings.split(",")}):
             result, reference, folder = run_quakestack(plan, workdir, windows, x, processes, args.profile)
             ours.append(result)
         results = [] if args.only_quakestack else run_peers(plan, workdir, windows, reference, folder)
@@ -249,7 +260,8 @@ def main() -> None:
     python_peer, triton = table[top]["vs_best_python_peer"], table[top]["vs_triton"]
     print(json.dumps({
         "bench": "serving_peers", "model": ARCH, "normalization": "std", "windows": N_WINDOWS,
-        "seconds": plan.seconds, "warmup_s": plan.warmup_s, "max_batch_size": plan.batching.max_batch_size,
+        "seconds": plan.seconds, "warmup_s": plan.warmup_s, "connections": plan.connections,
+        "max_batch_size": plan.batching.max_batch_size,
         "max_queue_delay_us": plan.batching.max_queue_delay_us, "torch_threads": threads, "cpus": os.cpu_count(),
         "load_average_at_start": round(load, 2), "wall_s": round(time.monotonic() - started, 1),
         "servers": [*ours, *results], "by_clients": table,

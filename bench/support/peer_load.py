@@ -1,8 +1,9 @@
 """The one client program of the serving-peers benchmark: tritonclient.grpc over the Open Inference Protocol.
 
-Run with ``.venv-triton``'s Python (tritonclient needs protobuf<7). Usage: peer_load.py TARGET MODEL WINDOWS.npy;
-then one JSON command per line on stdin, one JSON answer per line on stdout, so a client process imports
-tritonclient and opens its channel once for every run against one server:
+Run with ``.venv-triton``'s Python (tritonclient needs protobuf<7).
+Usage: peer_load.py TARGET MODEL WINDOWS.npy [own|shared] (a connection per client, or one for all of
+this process's clients); then one JSON command per line on stdin, one JSON answer per line on stdout, so
+a client process imports tritonclient and opens its channels once for every run against one server:
 
 - ``{"op": "check", "out": PATH}``: every window once, one per request, in order; the ``magnitude``
   outputs [N, 1] go to PATH (.npy) for the benchmark to compare with quakestack's Predict.
@@ -38,8 +39,9 @@ class Load:
     input per window: K clients are K connections, as K independent callers would be, so a server that
     spreads connections over processes (SO_REUSEPORT) sees them as it would in production."""
 
-    def __init__(self, target: str, model: str, windows: np.ndarray):
+    def __init__(self, target: str, model: str, windows: np.ndarray, shared: bool = False):
         self.target = target
+        self.shared = shared  # --connections shared: one channel (one connection) for the process's clients
         self.clients: dict[int, triton.InferenceServerClient] = {}
         self.model = model
         self.inputs = []
@@ -51,9 +53,10 @@ class Load:
 
     def client(self, k: int) -> triton.InferenceServerClient:
         """Client k's channel, opened once for every run (a local subchannel pool: a connection of its own)."""
+        k = 0 if self.shared else k
         if k not in self.clients:
             self.clients[k] = triton.InferenceServerClient(url=self.target,
-                                                           channel_args=CHANNEL_ARGS)
+                                                           channel_args=None if self.shared else CHANNEL_ARGS)
         return self.clients[k]
 
     def infer(self, i: int, k: int = 0) -> np.ndarray:
@@ -99,7 +102,7 @@ class Load:
 
 def main() -> None:
     target, model, windows = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
-    load = Load(target, model, windows)
+    load = Load(target, model, windows, shared=sys.argv[4:5] == ["shared"])
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         command = json.loads(line)

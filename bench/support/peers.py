@@ -210,8 +210,11 @@ def _split(clients: int, processes: int) -> list[int]:
 class ClientPool:
     """CLIENT_PROCESSES tritonclient processes (peer_load.py, .venv-triton) against one server."""
 
-    def __init__(self, target: str, model: str, windows: Path, processes: int = CLIENT_PROCESSES):
-        self.procs = [subprocess.Popen([str(TRITON_PYTHON), str(PEER_LOAD), target, model, str(windows)],
+    def __init__(self, target: str, model: str, windows: Path, processes: int = CLIENT_PROCESSES,
+                 connections: str = "own"):
+        """``connections``: "own" (a connection per client) or "shared" (one per client process)."""
+        self.procs = [subprocess.Popen([str(TRITON_PYTHON), str(PEER_LOAD), target, model, str(windows),
+                                        connections],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                       for _ in range(processes)]
         for proc in self.procs:
@@ -277,8 +280,8 @@ def _meter(pid: int | None, start_at: float, seconds: float, out: list[float],
 
 
 @contextlib.contextmanager
-def client_pool(target: str, model: str, windows: Path) -> Iterator[ClientPool]:
-    pool = ClientPool(target, model, windows)
+def client_pool(target: str, model: str, windows: Path, connections: str = "own") -> Iterator[ClientPool]:
+    pool = ClientPool(target, model, windows, connections=connections)
     try:
         yield pool
     finally:

@@ -16,6 +16,7 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from quakestack.data.preprocess import normalize
 from quakestack.inference.processes import SERVED_METHOD
@@ -171,6 +172,22 @@ def test_errors_deadlines_and_tokens_are_the_same_on_every_connection(two, conne
     assert delta("grpc_server_handled_total", grpc_method="Predict", grpc_code="InvalidArgument") \
         == 2 * CONNECTIONS
     assert delta("grpc_server_handled_total", grpc_method="Predict", grpc_code="Unauthenticated") == CONNECTIONS
+
+
+def test_a_cancelled_forwarded_stream_ends_in_the_primary(two, connections) -> None:
+    """Health/Watch streams are forwarded by a data-plane process: the caller's cancel reaches the primary,
+    which ends the call (each counted once there), so no forwarded call outlives its caller."""
+    def ended() -> float:
+        text = _metrics(two)
+        return sum(sample_value(text, "grpc_server_handled_total", grpc_method="Watch", grpc_code=code)
+                   for code in ("OK", "Cancelled"))
+
+    before = ended()
+    for ch in connections:
+        watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""), timeout=60)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+    assert wait_for(lambda: ended() - before == CONNECTIONS, 10.0)
 
 
 def test_a_killed_data_plane_process_is_replaced(two, connections) -> None:
