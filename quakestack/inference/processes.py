@@ -108,6 +108,7 @@ class DataPlaneProcesses:
         self._procs: dict[int, subprocess.Popen] = {}
         self._channels: dict[int, grpc.Channel] = {}
         self._stopping = threading.Event()
+        self._lives_lock = threading.Lock()
         self._monitor: threading.Thread | None = None
         self.port = 0
 
@@ -125,33 +126,45 @@ class DataPlaneProcesses:
 
     def _spawn(self, index: int) -> None:
         argv = [*self.argv_prefix, str(self.run_dir), str(index), str(self.port)]
-        self._procs[index] = subprocess.Popen(argv, preexec_fn=die_with_parent)  # noqa: PLW1509 - prctl only
+        with self._lives_lock:  # never a start after stop() sent its signals
+            if self._stopping.is_set():
+                return
+            try:
+                self._procs[index] = subprocess.Popen(argv, preexec_fn=die_with_parent)  # noqa: PLW1509 - prctl only
+            except OSError as exc:  # tried again on the next pass: the primary serves alone meanwhile
+                log.error("data-plane process not started", index=index, error=str(exc))
+                return
         log.info("data-plane process started", index=index, pid=self._procs[index].pid)
 
     def _watch(self) -> None:
         for index in range(1, self.count):
             self._spawn(index)
         while not self._stopping.wait(0.5):
-            for index, proc in list(self._procs.items()):
-                if proc.poll() is not None and not self._stopping.is_set():
+            for index in range(1, self.count):
+                proc = self._procs.get(index)
+                if proc is None and not self._stopping.wait(RESTART_DELAY_S):
+                    self._spawn(index)
+                elif proc is not None and proc.poll() is not None and not self._stopping.is_set():
                     log.error("data-plane process died; restarting it", index=index, pid=proc.pid,
                               returncode=proc.returncode)
                     self._channels.pop(index, None)
                     if not self._stopping.wait(RESTART_DELAY_S):
                         self._spawn(index)
         # stop() waits for the processes; this thread must outlive them (their parent-death signal)
-        for proc in self._procs.values():
+        for proc in list(self._procs.values()):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=3600)
 
     def stop(self, grace_s: float) -> None:
         """SIGTERM every data-plane process (each drains within the grace period), then SIGKILL what is left."""
-        self._stopping.set()
-        for proc in self._procs.values():
+        with self._lives_lock:
+            self._stopping.set()
+            procs = list(self._procs.values())
+        for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
         end = time.monotonic() + grace_s + 5.0
-        for proc in self._procs.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, end - time.monotonic()))
             except subprocess.TimeoutExpired:
