@@ -24,7 +24,6 @@ from prometheus_client import REGISTRY, generate_latest
 from quakestack.audit import AuditTrail
 from quakestack.auth import Authorizer
 from quakestack.config import load_settings
-from quakestack.errors import QuakestackError
 from quakestack.inference.feedback import InferenceLog
 from quakestack.inference.manager import LoadOptions, ModelManager
 from quakestack.inference.processes import (
@@ -92,7 +91,7 @@ class Mirror(threading.Thread):
                 continue
             try:
                 self.sync()
-            except (QuakestackError, OSError, ValueError, KeyError) as exc:  # storage away: forward meanwhile
+            except Exception as exc:  # noqa: BLE001 - storage away, a load failing here: forward meanwhile, retry
                 log.warning("resident models not mirrored yet; forwarding", error=str(exc))
                 self._stop.wait(1.0)
 
