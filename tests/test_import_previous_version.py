@@ -77,10 +77,13 @@ def previous_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "tree"
 
 
-def _old_env(settings) -> dict[str, str]:
-    """The previous version's settings table has no database: its variables would stop it at start."""
+def _old_env(settings, tree: Path) -> dict[str, str]:
+    """Only the variables the previous version's settings table knows: any other (the database, settings added
+    since) would stop it at start as an unknown setting."""
+    known = (tree / "quakestack" / "config.py").read_text()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAKESTACK_")}
-    env.update({k: v for k, v in settings_env(settings).items() if not k.startswith("QUAKESTACK_DATABASE")})
+    env.update({k: v for k, v in settings_env(settings).items()
+                if f'Setting("{k.removeprefix("QUAKESTACK_").lower()}"' in known})
     return {**env, "PYTHONUNBUFFERED": "1"}
 
 
@@ -96,8 +99,8 @@ class OldStack:
         for name in ("data", "trainer"):
             with (self.log_dir / f"old-{name}.log").open("ab") as log:
                 self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=self.tree,
-                                                    env=_old_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
-                                                    start_new_session=True)
+                                                    env=_old_env(self.settings, self.tree), stdout=log,
+                                                    stderr=subprocess.STDOUT, start_new_session=True)
         for name in ("data", "trainer"):
             deadline = time.monotonic() + 90
             while not _serving(getattr(self.settings, f"{name}_addr")):
@@ -152,7 +155,7 @@ def test_a_bucket_of_the_previous_version_is_imported_and_carried_on(upgrade, tm
     weights, card = picker_weights(0)
     (tmp_path / "picker.pt").write_bytes(weights)
     subprocess.run([sys.executable, "-c", REGISTER_PICKER, "prev-picker", json.dumps(card),
-                    str(tmp_path / "picker.pt")], cwd=old.tree, env=_old_env(settings), check=True)
+                    str(tmp_path / "picker.pt")], cwd=old.tree, env=_old_env(settings, old.tree), check=True)
     old.start()
     with channel(settings.data_addr) as dch, channel(settings.trainer_addr) as tch:
         data = data_pb2_grpc.DataServiceStub(dch)

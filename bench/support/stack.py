@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from quakestack.config import load_settings
+from quakestack.metadata.database import Database
 from quakestack.stack import Stack, with_free_ports
 
 
@@ -22,6 +23,12 @@ def running_stack(names: tuple[str, ...] = ("inference",), **changes) -> Iterato
         stack = Stack(settings, state_dir=state)
         try:
             stack.start(90.0, names=names)
+            if not names:  # no service brought the metadata schema up: the benchmark's own processes need it
+                database = Database.from_settings(settings)
+                try:
+                    database.upgrade()
+                finally:
+                    database.close()
             yield stack
         finally:
             stack.stop()
