@@ -30,8 +30,8 @@ def fresh_settings(state_dir: Path, **changes) -> Settings:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("stack")
-    # QUAKESTACK_TEST_INFERENCE_PROCESSES=2 runs the whole suite against a two-process inference service
-    processes = int(os.environ.get("QUAKESTACK_TEST_INFERENCE_PROCESSES", "1"))
+    # TESTS_INFERENCE_PROCESSES=2 runs the whole suite against a two-process inference service
+    processes = int(os.environ.get("TESTS_INFERENCE_PROCESSES", "1"))
     running = Stack(fresh_settings(state_dir, health_interval_s=0.5, data_allowed_dirs=(state_dir / "allowed",),
                                    inference_processes=processes), state_dir=state_dir)
     running.start()
