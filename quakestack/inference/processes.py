@@ -38,10 +38,25 @@ from quakestack.jobs.fanout import die_with_parent
 
 log = structlog.get_logger()
 RESIDENT_FILE, GENERATION_FILE, PRIMARY_SOCKET = "resident.json", "generation", "primary.sock"
+RUN_DIR_PREFIX = "quakestack-inference-"
 SERVED_METHOD = "/quakestack.internal.DataPlane/Served"
 METRICS_METHOD = "/quakestack.internal.DataPlane/Metrics"
 _U64 = struct.Struct("<Q")
 RESTART_DELAY_S = 1.0
+
+
+def remove_stale_run_dirs(tmp: Path) -> None:
+    """Run directories of primaries that were killed (a stopped one removes its own): named by their pid."""
+    for path in tmp.glob(f"{RUN_DIR_PREFIX}*"):
+        try:
+            pid = int(path.name[len(RUN_DIR_PREFIX):].split("-")[0])
+            if path.stat().st_uid != os.getuid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, OSError):  # not one of ours, or a live process of another user
+            continue
 
 
 def worker_socket(run_dir: Path, index: int) -> Path:
@@ -100,7 +115,8 @@ class DataPlaneProcesses:
     def __init__(self, count: int, max_bytes: int, argv_prefix: Iterable[str] | None = None):
         self.count = count
         self.max_bytes = max_bytes
-        self.run_dir = Path(tempfile.mkdtemp(prefix="quakestack-inference-"))  # 0700
+        remove_stale_run_dirs(Path(tempfile.gettempdir()))
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-"))  # 0700
         self.generation = Generation(self.run_dir / GENERATION_FILE, create=True)
         write_resident(self.run_dir, [])
         self.argv_prefix = list(argv_prefix or [sys.executable, "-m", "services.inference.worker"])

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -211,8 +211,14 @@ def test_sigterm_stops_every_process_and_sigkill_leaves_none(two) -> None:
     primary = two.start_process("inference")
     two.wait_healthy(60, ("inference",))
     workers = wait_serving(two)
+    run_dir = Path(workers[0].cmdline()[-3])
     os.kill(primary.pid, signal.SIGKILL)
     primary.wait(timeout=10)
     assert wait_for(lambda: not any(psutil.pid_exists(p.pid) and p.status() != psutil.STATUS_ZOMBIE
                                     for p in workers), 10.0)
-    time.sleep(0.2)
+    # the killed primary could not remove its run directory; the next one to start removes it
+    assert run_dir.is_dir()
+    two.start_process("inference")
+    two.wait_healthy(60, ("inference",))
+    assert not run_dir.exists()
+    wait_serving(two)
