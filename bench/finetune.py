@@ -38,6 +38,7 @@ from google.protobuf import struct_pb2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support.seisbench_loop import fit, plain_phasenet, write_split  # noqa: E402
+from bench.support.stead import ingest_stead  # noqa: E402
 from quakestack.cli.models import import_requests  # noqa: E402
 from quakestack.client import channel  # noqa: E402
 from quakestack.config import load_settings  # noqa: E402
@@ -47,26 +48,17 @@ from quakestack.metadata.datasets import DatasetCatalog  # noqa: E402
 from quakestack.stack import Stack, with_free_ports  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.training.benchmark_tasks import as_row  # noqa: E402
-from quakestack.v1 import common_pb2, data_pb2, data_pb2_grpc, trainer_pb2, trainer_pb2_grpc  # noqa: E402
+from quakestack.v1 import common_pb2, data_pb2, trainer_pb2, trainer_pb2_grpc  # noqa: E402
 
 WINDOW_S = 31.0
 NETWORK_B = {"vs_km_s": 3.0, "noise_scale": 3.0}
 
 
 def ingest(addr: str, source: Path, name: str) -> None:
-    """CreateDataset over a STEAD folder (31 s windows, 70/15/15 split), watched to its end."""
-    with channel(addr) as ch:
-        stub = data_pb2_grpc.DataServiceStub(ch)
-        request = data_pb2.CreateDatasetRequest(
-            name=name, seed=1, shard_size=512, window=data_pb2.WindowSpec(length_s=WINDOW_S, include_noise=True),
-            split=data_pb2.SplitSpec(train=0.7, val=0.15, test=0.15),
-            sources=[data_pb2.DataSource(format=data_pb2.SOURCE_FORMAT_STEAD,
-                                         waveforms=common_pb2.Location(local_path=str(source)))])
-        job = stub.CreateDataset(request, timeout=30).job
-        for event in stub.WatchDatasetJob(data_pb2.WatchDatasetJobRequest(job_id=job.job_id), timeout=900):
-            last = event.job
-        if last.state != common_pb2.JOB_STATE_SUCCEEDED:
-            raise SystemExit(f"ingestion of {name} failed: {last.error}")
+    """A STEAD folder as 31 s windows with noise, split 70/15/15."""
+    ingest_stead(addr, source, name, timeout_s=900,
+                 window=data_pb2.WindowSpec(length_s=WINDOW_S, include_noise=True),
+                 split=data_pb2.SplitSpec(train=0.7, val=0.15, test=0.15))
 
 
 def import_saved(registry: trainer_pb2_grpc.ModelRegistryServiceStub, name: str, model, directory: Path) -> None:

@@ -29,10 +29,8 @@ from quakestack.inference.manager import LoadOptions, ModelManager  # noqa: E402
 from quakestack.logging import configure  # noqa: E402
 from quakestack.metadata.database import Database  # noqa: E402
 from quakestack.model_store import ModelStore  # noqa: E402
-from quakestack.runtime.access import AccessInterceptor  # noqa: E402
-from quakestack.runtime.interceptor import DATA_PLANE_RPCS, ObservabilityInterceptor  # noqa: E402
 from quakestack.runtime.memory import keep_freed_memory  # noqa: E402
-from quakestack.runtime.server import grpc_options  # noqa: E402
+from quakestack.runtime.server import grpc_options, runtime_interceptors  # noqa: E402
 from quakestack.storage import ObjectStore  # noqa: E402
 from quakestack.v1 import inference_pb2_grpc  # noqa: E402
 from services.inference.servicer import InferenceServicer, predict_response  # noqa: E402
@@ -71,9 +69,8 @@ def main() -> None:
         return
     interceptors = []
     if kind == "interceptors":
-        interceptors = [ObservabilityInterceptor(DATA_PLANE_RPCS),
-                        AccessInterceptor(Authorizer.from_settings(settings),
-                                          AuditTrail("inference", store, settings.audit_flush_s))]
+        interceptors = runtime_interceptors(settings, Authorizer.from_settings(settings),
+                                            AuditTrail("inference", store, settings.audit_flush_s))
     server = grpc.server(futures.ThreadPoolExecutor(POOL_THREADS), interceptors=interceptors,
                          options=grpc_options(settings))
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
@@ -112,14 +111,13 @@ def read_resident(run_dir: Path) -> list[dict]:
 class DataPlaneProcesses:
     """In the primary: the run directory, the data-plane processes' lives, and their counts."""
 
-    def __init__(self, count: int, max_bytes: int, argv_prefix: Iterable[str] | None = None):
+    def __init__(self, count: int, max_bytes: int):
         self.count = count
         self.max_bytes = max_bytes
         remove_stale_run_dirs(Path(tempfile.gettempdir()))
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-"))  # 0700
         self.generation = Generation(self.run_dir / GENERATION_FILE, create=True)
         write_resident(self.run_dir, [])
-        self.argv_prefix = list(argv_prefix or [sys.executable, "-m", "services.inference.worker"])
         self._publish_lock = threading.Lock()
         self._procs: dict[int, subprocess.Popen] = {}
         self._channels: dict[int, grpc.Channel] = {}
@@ -141,7 +139,7 @@ class DataPlaneProcesses:
         self._monitor.start()
 
     def _spawn(self, index: int) -> None:
-        argv = [*self.argv_prefix, str(self.run_dir), str(index), str(self.port)]
+        argv = [sys.executable, "-m", "services.inference.worker", str(self.run_dir), str(index), str(self.port)]
         with self._lives_lock:  # never a start after stop() sent its signals
             if self._stopping.is_set():
                 return

@@ -48,6 +48,32 @@ def grpc_options(settings: Settings) -> list[tuple[str, Any]]:
     ]
 
 
+def runtime_interceptors(settings: Settings, authorizer: Authorizer,
+                         audit: AuditTrail) -> list[grpc.ServerInterceptor]:
+    """Metrics, request ids and error mapping outside; tokens, rates and the audit inside (outermost first)."""
+    quiet = frozenset() if settings.log_data_plane_calls else DATA_PLANE_RPCS
+    return [ObservabilityInterceptor(quiet), AccessInterceptor(authorizer, audit)]
+
+
+def bind_port(server: grpc.Server, settings: Settings, port: int) -> int:
+    """The service's port on bind_host, with TLS (and client certificates) when the settings configure it."""
+    credentials = server_credentials(settings)
+    address = f"{settings.bind_host}:{port}"
+    bound = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
+    if bound == 0:
+        raise OSError(f"cannot bind {address}")
+    return bound
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGTERM or SIGINT (main thread only)."""
+    requested = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: requested.set())
+    while not requested.wait(0.5):
+        pass
+
+
 class DependencyWatcher(threading.Thread):
     """Probes dependencies (object storage) and flips health; logs each transition once."""
 
@@ -98,22 +124,13 @@ class GrpcServer:
         self.database = database
         self.authorizer = Authorizer.from_settings(settings)
         self.audit = AuditTrail(service, store, settings.audit_flush_s)
-        access = AccessInterceptor(self.authorizer, self.audit)
-        quiet = frozenset() if settings.log_data_plane_calls else DATA_PLANE_RPCS
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service),
-                                  interceptors=[ObservabilityInterceptor(quiet), access],
+                                  interceptors=runtime_interceptors(settings, self.authorizer, self.audit),
                                   options=grpc_options(settings),
                                   maximum_concurrent_rpcs=None)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        credentials = server_credentials(settings)
-        address = f"{settings.bind_host}:{port}"
-        if credentials is None:
-            self.port = self.server.add_insecure_port(address)
-        else:
-            self.port = self.server.add_secure_port(address, credentials)
-        if self.port == 0:
-            raise OSError(f"cannot bind {settings.bind_host}:{port}")
+        self.port = bind_port(self.server, settings, port)
         self.metrics_port = metrics_port
         self._metrics_server = None
         self._stopped = threading.Event()
@@ -249,9 +266,5 @@ class GrpcServer:
 
     def serve_forever(self) -> None:
         """Block until SIGTERM or SIGINT, then stop gracefully."""
-        requested = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: requested.set())
-        while not requested.wait(0.5):
-            pass
+        wait_for_stop_signal()
         self.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 from concurrent import futures
@@ -29,6 +28,7 @@ from quakestack.inference.manager import LoadOptions, ModelManager
 from quakestack.inference.processes import (
     GENERATION_FILE,
     METRICS_METHOD,
+    PRIMARY_SOCKET,
     SERVED_METHOD,
     Generation,
     local_channel,
@@ -39,13 +39,10 @@ from quakestack.logging import configure
 from quakestack.metadata.database import Database
 from quakestack.model_store import ModelStore
 from quakestack.oip import open_inference_pb2 as oip
-from quakestack.runtime.access import AccessInterceptor
 from quakestack.runtime.forward import Forwarder, LocalOnly
-from quakestack.runtime.interceptor import DATA_PLANE_RPCS, ObservabilityInterceptor
 from quakestack.runtime.memory import keep_freed_memory
-from quakestack.runtime.server import grpc_options
+from quakestack.runtime.server import bind_port, grpc_options, runtime_interceptors, wait_for_stop_signal
 from quakestack.storage import ObjectStore
-from quakestack.tls import server_credentials
 from quakestack.v1 import inference_pb2
 from services.inference.oip_servicer import OpenInferenceServicer
 from services.inference.servicer import InferenceServicer, torch_threads
@@ -151,7 +148,7 @@ def main() -> None:
     servicer = InferenceServicer(settings, store, manager, inference_log)
     open_inference = OpenInferenceServicer(servicer, lambda: True)
     max_bytes = settings.max_message_mb * 1024 * 1024
-    forwarder = Forwarder(local_channel(run_dir / "primary.sock", max_bytes))
+    forwarder = Forwarder(local_channel(run_dir / PRIMARY_SOCKET, max_bytes))
     mirror = Mirror(manager, run_dir)
     local = {
         PREDICT: grpc.unary_unary_rpc_method_handler(
@@ -162,29 +159,23 @@ def main() -> None:
             response_serializer=oip.ModelInferResponse.SerializeToString),
     }
     audit = AuditTrail("inference", store, settings.audit_flush_s)
-    quiet = frozenset() if settings.log_data_plane_calls else DATA_PLANE_RPCS
-    interceptors = [ObservabilityInterceptor(quiet), AccessInterceptor(Authorizer.from_settings(settings), audit)]
+    interceptors = runtime_interceptors(settings, Authorizer.from_settings(settings), audit)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="data-plane"),
                          handlers=[Router(local, forwarder, mirror)],
                          interceptors=[LocalOnly(interceptors, forwarder)], options=grpc_options(settings))
-    address = f"{settings.bind_host}:{port}"
-    credentials = server_credentials(settings)
-    bound = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
+    try:
+        bind_port(server, settings, port)
+    except OSError as exc:
+        log.error("cannot bind the service's port", error=str(exc))
+        sys.exit(1)
     private = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Private(manager)])
     private.add_secure_port(f"unix:{worker_socket(run_dir, index)}",
                             grpc.local_server_credentials(grpc.LocalConnectionType.UDS))
-    if bound == 0:
-        log.error("cannot bind the service's port", address=address)
-        sys.exit(1)
-    requested = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: requested.set())
     mirror.start()
     server.start()
     private.start()  # after the public server: answering here means serving there (tests wait on it)
     log.info("data-plane process serving", port=port, index=index)
-    while not requested.wait(0.5):
-        pass
+    wait_for_stop_signal()
     server.stop(settings.grace_s).wait()
     mirror.stop()
     private.stop(None)
